@@ -1,0 +1,54 @@
+/* messages.h - the fixed-size messages that cross the audio-thread rings.
+ *
+ * Every message is a small plain struct copied by value through a struct
+ * ring (ring.h).  Nothing in them is owned by the audio thread except a
+ * sample buffer handed over by CTL_LOAD; the audio thread gives buffers back
+ * through the return ring (a ring of `struct sample_buffer *`).
+ *
+ * `reply` is an opaque token owned by the control side (who asked, where to
+ * answer).  The audio thread never dereferences it: it copies it from the
+ * request into the matching event, which is how a /pong finds its way back
+ * to the sender after a round trip through the audio thread.
+ */
+#ifndef LOOPERD_MESSAGES_H
+#define LOOPERD_MESSAGES_H
+
+#include <stdint.h>
+
+#include "sample.h"
+
+struct reply_ctx; /* defined by the control side; opaque here */
+
+enum ctl_type {
+    CTL_PING = 1, /* answer with EV_PONG */
+    CTL_STOP,     /* fade out every voice, answer with EV_STOPPED */
+    CTL_LOAD,     /* publish `buf` into slot `id` unless `seq` is stale */
+    CTL_PLAY,     /* start a one-shot voice of slot `id` at `velocity` */
+};
+
+struct ctl_msg {
+    uint32_t type;               /* enum ctl_type */
+    uint32_t id;                 /* slot */
+    float velocity;              /* linear gain, already clamped to [0, 1] */
+    uint32_t reserved;
+    uint64_t seq;                /* CTL_LOAD: request order, newer wins */
+    struct sample_buffer *buf;   /* CTL_LOAD: ownership moves to the audio side */
+    struct reply_ctx *reply;     /* echoed in the event; may be NULL */
+};
+
+enum ev_type {
+    EV_PONG = 1,    /* reply to CTL_PING */
+    EV_STOPPED,     /* reply to CTL_STOP */
+    EV_LOADED,      /* a CTL_LOAD is now playable: id, frames, channels */
+    EV_LOAD_STALE,  /* a CTL_LOAD lost to a newer load of the same slot */
+};
+
+struct event {
+    uint32_t type; /* enum ev_type */
+    uint32_t id;
+    uint32_t frames;
+    uint32_t channels;
+    struct reply_ctx *reply;
+};
+
+#endif

@@ -1,0 +1,116 @@
+/* audio.c - see audio.h. */
+#include "audio.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* libjack reports a missing server in four lines of its own; we say it once,
+ * clearly, and keep its words for --verbose. */
+static void jack_quiet(const char *msg) { log_debug("jack: %s", msg); }
+
+int audio_process(jack_nframes_t nframes, void *arg)
+{
+    struct audio *a = arg;
+    float *l = jack_port_get_buffer(a->out[0], nframes);
+    float *r = jack_port_get_buffer(a->out[1], nframes);
+    engine_process(a->engine, l, r, nframes);
+    return 0;
+}
+
+static void on_shutdown(void *arg)
+{
+    (void)arg;
+    kill(getpid(), SIGUSR1);
+}
+
+int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
+{
+    jack_status_t status = 0;
+
+    memset(a, 0, sizeof(*a));
+    jack_set_error_function(jack_quiet);
+    jack_set_info_function(jack_quiet);
+    a->client = jack_client_open(name, JackNoStartServer | JackUseExactName, &status);
+    if (!a->client) {
+        const char *server = getenv("JACK_DEFAULT_SERVER");
+        if (status & JackNameNotUnique)
+            snprintf(err, errlen, "a JACK client named '%s' already exists (use --name)", name);
+        else if (status & (JackServerFailed | JackServerError))
+            snprintf(err, errlen,
+                     "no JACK server is running (server '%s'); start jackd first, e.g. "
+                     "'jackd -d dummy' or 'jackd -d alsa'",
+                     server ? server : "default");
+        else
+            snprintf(err, errlen, "cannot open a JACK client (status 0x%x)", (unsigned)status);
+        return -ENOTCONN;
+    }
+    return 0;
+}
+
+uint32_t audio_rate(const struct audio *a) { return jack_get_sample_rate(a->client); }
+uint32_t audio_period(const struct audio *a) { return jack_get_buffer_size(a->client); }
+const char *audio_client_name(const struct audio *a) { return jack_get_client_name(a->client); }
+
+static void connect_outputs(struct audio *a)
+{
+    const char **ports = jack_get_ports(a->client, NULL, JACK_DEFAULT_AUDIO_TYPE,
+                                        JackPortIsPhysical | JackPortIsInput);
+    if (!ports || !ports[0]) {
+        log_warn("no physical playback ports to connect to");
+        jack_free(ports);
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *dst = ports[1] ? ports[i] : ports[0];
+        int r = jack_connect(a->client, jack_port_name(a->out[i]), dst);
+        if (r != 0 && r != EEXIST)
+            log_warn("cannot connect %s to %s", jack_port_name(a->out[i]), dst);
+    }
+    jack_free(ports);
+}
+
+int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen)
+{
+    a->engine = e;
+    a->out[0] = jack_port_register(a->client, "out_1", JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
+    a->out[1] = jack_port_register(a->client, "out_2", JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
+    if (!a->out[0] || !a->out[1]) {
+        snprintf(err, errlen, "cannot register JACK output ports");
+        return -EIO;
+    }
+    jack_set_process_callback(a->client, audio_process, a);
+    jack_on_shutdown(a->client, on_shutdown, a);
+    return 0;
+}
+
+int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size_t errlen)
+{
+    int r = audio_prepare(a, e, err, errlen);
+    if (r < 0)
+        return r;
+    if (jack_activate(a->client) != 0) {
+        snprintf(err, errlen, "cannot activate the JACK client");
+        return -EIO;
+    }
+    a->active = true;
+    if (connect)
+        connect_outputs(a);
+    return 0;
+}
+
+void audio_close(struct audio *a)
+{
+    if (!a->client)
+        return;
+    if (a->active)
+        jack_deactivate(a->client);
+    jack_client_close(a->client);
+    a->client = NULL;
+    a->active = false;
+}

@@ -1,0 +1,44 @@
+/* audio.h - the JACK client: two output ports and the process callback.
+ *
+ * This is the only module that talks to JACK.  The process callback fetches
+ * the two port buffers and calls engine_process(); everything real-time
+ * lives in engine.c.  When the server goes away JACK calls our shutdown
+ * handler on one of its own threads; we only raise SIGUSR1 there and let the
+ * main thread decide.
+ */
+#ifndef LOOPERD_AUDIO_H
+#define LOOPERD_AUDIO_H
+
+#include <jack/jack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+struct audio {
+    jack_client_t *client;
+    jack_port_t *out[2];
+    struct engine *engine;
+    bool active;
+};
+
+/* Connects to the running JACK server (never starts one) as client `name`.
+ * Returns 0 or a negative errno with a one-line reason in err. */
+int audio_open(struct audio *a, const char *name, char *err, size_t errlen);
+uint32_t audio_rate(const struct audio *a);
+uint32_t audio_period(const struct audio *a);
+const char *audio_client_name(const struct audio *a);
+
+/* Registers out_1/out_2 and installs audio_process() as the process
+ * callback, without activating. */
+int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen);
+/* audio_prepare(), then activates, and unless !connect connects the outputs
+ * to the first two physical playback ports (a failure to connect only warns). */
+int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size_t errlen);
+void audio_close(struct audio *a);
+
+/* The JACK process callback (exported for the real-time safety test). */
+int audio_process(jack_nframes_t nframes, void *arg);
+
+#endif

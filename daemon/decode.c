@@ -1,0 +1,572 @@
+/* decode.c - audio file to sample buffer (see decode.h).
+ *
+ * Pipeline: open + fstat -> libsndfile (float, interleaved, 64k-frame blocks)
+ * -> either a plain deinterleave (same rate) or libsoxr (other rate) -> the
+ * planar sample buffer the audio thread will play.  Everything runs on the
+ * loader thread; nothing here is real-time.
+ *
+ * Opening safely.  The path comes from the network, so it may name anything.
+ * It is opened O_NONBLOCK (a FIFO without a writer, or a device waiting for
+ * carrier, would otherwise block the loader forever) and O_NOCTTY (the daemon
+ * has no controlling terminal and must not acquire one by opening a tty),
+ * then fstat()ed: only regular files go on.  Checking the open descriptor,
+ * not the path, leaves no window for the path to be swapped in between.
+ * O_NONBLOCK is then cleared (it means nothing for a regular file, but
+ * libsndfile should see an ordinary descriptor) and the descriptor is handed
+ * to sf_open_fd(), which owns it from then on: libsndfile closes it on
+ * failure as well as in sf_close().
+ *
+ * Exact pass-through.  SFC_SET_NORM_FLOAT is on, so integer PCM arrives as
+ * x / 2^(bits-1): for 16-bit that is x / 32768.0f, exact because the scale is
+ * a power of two.  At the engine rate those floats are stored unchanged, so
+ * a sample plays back bit for bit as libsndfile decoded it.  The one
+ * exception: a float or double file may hold NaN or Inf, which would poison
+ * the whole mix bus (and smear across a resampler's filter); those samples,
+ * and only those, are replaced by 0.
+ *
+ * Length.  libsndfile's frame count is used as the size of the buffer, so the
+ * common case (WAV, AIFF, FLAC, Ogg: exact counts) allocates once, exactly,
+ * and decodes straight into it.  libsndfile never returns more frames than
+ * it reported (sf_readf_float stops at sf_info.frames), so the count is an
+ * upper bound; it may be an overestimate (a truncated FLAC, an MP3 without a
+ * Xing header whose length mpg123 estimated), in which case the buffer is
+ * shrunk to what was actually decoded.  A format that cannot tell its length
+ * reports SF_COUNT_MAX; then the buffer grows geometrically as data comes in.
+ * Either way `max_bytes` is enforced on the size the output will have, before
+ * allocating when the length is known and as soon as it is exceeded when it
+ * is not, so a lying header cannot make the loader allocate past the cap.
+ *
+ * Resampling.  libsoxr, fed the interleaved blocks as they are decoded and
+ * writing its output in split (planar) form straight into the final buffer,
+ * so the converted audio is never copied.  The output length is
+ * round(frames * rate / in_rate) exactly: soxr's own flush may land a frame
+ * short or long, so the tail is trimmed (the output window simply ends there)
+ * or zero-padded.  Quality is SOXR_HQ: 20-bit precision (about -125 dB of
+ * aliasing and imaging, below the noise floor of any 16-bit source and of
+ * the analogue chain after the DAC) with a flat passband (rolloff <= 0.01 dB);
+ * it is the cheapest setting without audible artefacts.  SOXR_VHQ (28-bit)
+ * costs noticeably more CPU and memory for differences nobody can hear, and
+ * SOXR_MQ/LQ (16-bit, wider transition band) let aliasing through and droop
+ * the top octave audibly.  soxr runs single-threaded (the default runtime
+ * spec) so it never competes with the audio thread for cores.
+ */
+#include "decode.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sndfile.h>
+#include <soxr.h>
+
+#define DECODE_BLOCK 65536 /* frames per sf_readf_float call */
+
+/* Longest libsndfile message worth quoting in a reason. */
+#define DECODE_LIBMSG_MAX 80
+
+struct decoder {
+    SNDFILE *sf;
+    soxr_t soxr;              /* NULL when the rates match */
+    uint32_t channels;
+    uint32_t in_rate;
+    uint32_t rate;
+    bool known;               /* sf_info.frames is a real count */
+    bool sanitize;            /* float/double source: may hold NaN/Inf */
+    uint64_t in_frames;       /* reported input length (when known) */
+    uint64_t out_frames;      /* output length for in_frames (when known) */
+    uint64_t in_done;         /* input frames decoded so far */
+    uint64_t max_frames;      /* output frames allowed by max_bytes / uint32 */
+    size_t max_bytes;
+    struct sample_buffer *buf;
+    uint32_t filled;          /* output frames written into buf */
+    float *scratch;           /* DECODE_BLOCK interleaved input frames */
+    char *err;
+    size_t errlen;
+};
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int fail(struct decoder *d, int e, const char *fmt, ...)
+{
+    if (d->err && d->errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(d->err, d->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return e;
+}
+
+static int fail_nomem(struct decoder *d)
+{
+    return fail(d, -ENOMEM, "out of memory");
+}
+
+/* Copies a libsndfile message without its trailing full stop or newline, or
+ * an empty string when it is too long to be useful in a one-line reason. */
+static void libmsg(char *dst, size_t n, const char *msg)
+{
+    dst[0] = '\0';
+    if (!msg)
+        return;
+    size_t len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == '.' || msg[len - 1] == '\n' || msg[len - 1] == ' '))
+        len--;
+    if (len == 0 || len > DECODE_LIBMSG_MAX || len >= n)
+        return;
+    memcpy(dst, msg, len);
+    dst[len] = '\0';
+}
+
+/* Output frames for `in` input frames: round(in * rate / in_rate), half up,
+ * in exact integer arithmetic.  UINT64_MAX when it does not fit. */
+static uint64_t out_len(const struct decoder *d, uint64_t in)
+{
+    if (d->in_rate == d->rate)
+        return in;
+    if (in > (UINT64_MAX - d->in_rate) / d->rate)
+        return UINT64_MAX;
+    return (in * d->rate + d->in_rate / 2) / d->in_rate;
+}
+
+static double mib(uint64_t bytes)
+{
+    return (double)bytes / (1024.0 * 1024.0);
+}
+
+/* The reason for a result longer than max_frames.  `at_least`: the length is
+ * a lower bound (still decoding a file of unknown length). */
+static int fail_too_large(struct decoder *d, uint64_t frames, bool at_least)
+{
+    if (frames > UINT32_MAX)
+        return fail(d, -E2BIG, "file too long (%s%" PRIu64 " frames; at most %" PRIu32 ")",
+                    at_least ? "more than " : "", frames, UINT32_MAX);
+    uint64_t bytes = frames * d->channels * sizeof(float);
+    /* Round the size up and the limit down, so the two never print equal. */
+    return fail(d, -E2BIG, "file too large (%s%.1f MiB decoded; limit %.1f MiB)",
+                at_least ? "more than " : "", ceil(mib(bytes) * 10.0) / 10.0,
+                floor(mib(d->max_bytes) * 10.0) / 10.0);
+}
+
+/* ---- output buffer ------------------------------------------------------ */
+
+static void release(struct decoder *d)
+{
+    if (d->soxr)
+        soxr_delete(d->soxr);
+    if (d->sf)
+        sf_close(d->sf); /* closes the descriptor too */
+    free(d->scratch);
+    sample_buffer_free(d->buf);
+}
+
+/* Moves the first `frames` frames of each channel of `d->buf` into a new
+ * buffer of `cap` frames. */
+static int rebuffer(struct decoder *d, uint32_t cap, uint32_t frames)
+{
+    struct sample_buffer *nb = sample_buffer_new(cap, d->channels, d->rate);
+    if (!nb)
+        return -ENOMEM;
+    if (d->buf) {
+        for (uint32_t c = 0; c < d->channels; c++)
+            memcpy(sample_buffer_channel(nb, c), sample_buffer_channel(d->buf, c),
+                   (size_t)frames * sizeof(float));
+        sample_buffer_free(d->buf);
+    }
+    d->buf = nb;
+    return 0;
+}
+
+/* Makes room for at least `want` output frames (clamped to max_frames; the
+ * caller checks the limit itself).  Only files of unknown length grow, by
+ * half again each time so the copies stay amortised O(n). */
+static int reserve(struct decoder *d, uint64_t want)
+{
+    if (want > d->max_frames)
+        want = d->max_frames;
+    uint32_t cap = d->buf ? d->buf->frames : 0;
+    if (want <= cap)
+        return 0;
+    uint64_t grown = (uint64_t)cap + cap / 2;
+    if (grown < want)
+        grown = want;
+    if (grown > d->max_frames)
+        grown = d->max_frames;
+    return rebuffer(d, (uint32_t)grown, d->filled) < 0 ? fail_nomem(d) : 0;
+}
+
+/* Gives the buffer exactly `frames` frames: zero-pads up to it, or drops the
+ * tail.  A small excess is dropped in place (channel 1 moves down; `bytes`
+ * still describes the allocation, so accounting stays true); a large one,
+ * e.g. a truncated file whose header promised much more, is given back by
+ * copying into a right-sized buffer. */
+static int finish(struct decoder *d, uint32_t frames)
+{
+    int r = reserve(d, frames);
+    if (r < 0)
+        return r;
+    struct sample_buffer *b = d->buf;
+    if (d->filled < frames) {
+        for (uint32_t c = 0; c < d->channels; c++)
+            memset(sample_buffer_channel(b, c) + d->filled, 0,
+                   (size_t)(frames - d->filled) * sizeof(float));
+    }
+    d->filled = frames;
+    if (frames == b->frames)
+        return 0;
+    uint32_t excess = b->frames - frames;
+    if (excess > b->frames / 8 && rebuffer(d, frames, frames) == 0)
+        return 0;
+    /* In place (also the fallback if the smaller allocation failed). */
+    if (d->channels == 2)
+        memmove(b->data + frames, b->data + b->frames, (size_t)frames * sizeof(float));
+    b->frames = frames;
+    b->ch[0] = b->data;
+    b->ch[1] = d->channels == 2 ? b->data + frames : b->data;
+    return 0;
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+static void sanitize(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            x[i] = 0.0f;
+}
+
+/* Reads up to `want` frames into `dst`.  Returns the count (0 at the end) or
+ * a negative errno if libsndfile reports an error. */
+static int64_t read_block(struct decoder *d, float *dst, uint64_t want)
+{
+    sf_count_t got = sf_readf_float(d->sf, dst, (sf_count_t)want);
+    int e = sf_error(d->sf);
+    if (e != SF_ERR_NO_ERROR) {
+        char msg[DECODE_LIBMSG_MAX + 1];
+        libmsg(msg, sizeof(msg), sf_error_number(e));
+        if (e == SF_ERR_SYSTEM)
+            return fail(d, -EIO, msg[0] ? "read error (%s)" : "read error%s", msg);
+        return fail(d, -EINVAL, msg[0] ? "corrupt audio data (%s)" : "corrupt audio data%s", msg);
+    }
+    if (got <= 0)
+        return 0;
+    if (d->sanitize)
+        sanitize(dst, (size_t)got * d->channels);
+    d->in_done += (uint64_t)got;
+    /* Unknown length: fail as soon as the result is certain to be too big. */
+    if (!d->known && out_len(d, d->in_done) > d->max_frames)
+        return fail_too_large(d, out_len(d, d->in_done), true);
+    return got;
+}
+
+/* The output has reached max_frames while the length is unknown: read on
+ * to the end, which either shows the file fits after all or fails (in
+ * read_block) as soon as it cannot. */
+static int drain(struct decoder *d)
+{
+    int64_t got;
+    while ((got = read_block(d, d->scratch, DECODE_BLOCK)) > 0)
+        ;
+    return (int)got;
+}
+
+/* Same rate: the decoded floats go into the buffer unchanged. */
+static int decode_direct(struct decoder *d)
+{
+    for (;;) {
+        int r;
+        if (!d->known && (r = reserve(d, (uint64_t)d->filled + DECODE_BLOCK)) < 0)
+            return r;
+        uint64_t room = d->buf->frames - d->filled;
+        if (room == 0)
+            return d->known ? 0 : drain(d); /* known: all the frames reported */
+        uint64_t want = room < DECODE_BLOCK ? room : DECODE_BLOCK;
+        if (d->channels == 1) {
+            /* Mono: libsndfile writes straight into the buffer. */
+            int64_t got = read_block(d, sample_buffer_channel(d->buf, 0) + d->filled, want);
+            if (got <= 0)
+                return (int)got;
+            d->filled += (uint32_t)got;
+        } else {
+            int64_t got = read_block(d, d->scratch, want);
+            if (got <= 0)
+                return (int)got;
+            float *l = sample_buffer_channel(d->buf, 0) + d->filled;
+            float *rr = sample_buffer_channel(d->buf, 1) + d->filled;
+            const float *in = d->scratch;
+            for (int64_t i = 0; i < got; i++) {
+                l[i] = in[2 * i];
+                rr[i] = in[2 * i + 1];
+            }
+            d->filled += (uint32_t)got;
+        }
+    }
+}
+
+/* Runs soxr once into the free part of the buffer.  `in` NULL flushes. */
+static int soxr_step(struct decoder *d, const float *in, size_t ilen, size_t *idone, size_t *odone)
+{
+    float *outs[SAMPLE_MAX_CHANNELS];
+    for (uint32_t c = 0; c < d->channels; c++)
+        outs[c] = sample_buffer_channel(d->buf, c) + d->filled;
+    size_t olen = d->buf->frames - d->filled;
+    soxr_error_t e = soxr_process(d->soxr, in, ilen, idone, outs, olen, odone);
+    if (e)
+        return fail(d, -EIO, "sample-rate conversion failed (%s)", e);
+    d->filled += (uint32_t)*odone;
+    return 0;
+}
+
+/* Room to ask for ahead of soxr output: what `n` input frames can produce,
+ * plus slack for the filter's history. */
+static uint64_t soxr_room(const struct decoder *d, uint64_t n)
+{
+    return (uint64_t)d->filled + out_len(d, n) + 1024;
+}
+
+/* Other rate: decoded blocks go through soxr, whose split output lands in
+ * the buffer directly.  Stops early once a known-length output is full. */
+static int decode_resampled(struct decoder *d)
+{
+    int r;
+    for (;;) {
+        int64_t got = read_block(d, d->scratch, DECODE_BLOCK);
+        if (got < 0)
+            return (int)got;
+        if (got == 0)
+            break;
+        const float *in = d->scratch;
+        size_t left = (size_t)got;
+        while (left > 0) {
+            if (!d->known && (r = reserve(d, soxr_room(d, left))) < 0)
+                return r;
+            if (d->filled == d->buf->frames)
+                return d->known ? 0 : drain(d); /* known: output complete */
+            size_t idone = 0, odone = 0;
+            if ((r = soxr_step(d, in, left, &idone, &odone)) < 0)
+                return r;
+            if (idone == 0 && odone == 0)
+                return fail(d, -EIO, "sample-rate conversion stalled");
+            in += idone * d->channels;
+            left -= idone;
+        }
+    }
+    /* End of input: drain what soxr still holds. */
+    for (;;) {
+        if (!d->known && (r = reserve(d, soxr_room(d, 0))) < 0)
+            return r;
+        if (d->filled == d->buf->frames)
+            return 0;
+        size_t odone = 0;
+        if ((r = soxr_step(d, NULL, 0, NULL, &odone)) < 0)
+            return r;
+        if (odone == 0)
+            return 0;
+    }
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+static int open_fail(struct decoder *d, int e)
+{
+    switch (e) {
+    case ENOENT:
+        return fail(d, -ENOENT, "no such file");
+    case ENOTDIR:
+        return fail(d, -ENOTDIR, "no such file (a path component is not a directory)");
+    case EACCES:
+    case EPERM:
+        return fail(d, -EACCES, "permission denied");
+    case ENAMETOOLONG:
+        return fail(d, -ENAMETOOLONG, "path too long");
+    case ELOOP:
+        return fail(d, -ELOOP, "too many levels of symbolic links");
+    case ENXIO:  /* a socket, or a device without a driver */
+    case ENODEV:
+        return fail(d, -EINVAL, "not a regular file");
+    case ENOMEM:
+        return fail_nomem(d);
+    default: {
+        char buf[128];
+        return fail(d, -e, "cannot open (%s)", strerror_r(e, buf, sizeof(buf)));
+    }
+    }
+}
+
+/* Opens `path` as a regular file and hands it to libsndfile. */
+static int open_audio(struct decoder *d, const char *path, SF_INFO *info)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return open_fail(d, errno);
+
+    struct stat st;
+    int r = 0;
+    if (fstat(fd, &st) < 0) {
+        char buf[128];
+        int e = errno;
+        r = fail(d, -e, "cannot stat (%s)", strerror_r(e, buf, sizeof(buf)));
+    } else if (S_ISDIR(st.st_mode)) {
+        r = fail(d, -EISDIR, "is a directory");
+    } else if (!S_ISREG(st.st_mode)) {
+        r = fail(d, -EINVAL, "not a regular file");
+    } else {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+            char buf[128];
+            int e = errno;
+            r = fail(d, -e, "cannot open (%s)", strerror_r(e, buf, sizeof(buf)));
+        }
+    }
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    /* The whole file is read front to back once: ask for big read-ahead. */
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+    memset(info, 0, sizeof(*info)); /* format 0: let libsndfile detect it */
+    d->sf = sf_open_fd(fd, SFM_READ, info, SF_TRUE); /* owns fd, even on failure */
+    if (!d->sf) {
+        char msg[DECODE_LIBMSG_MAX + 1];
+        libmsg(msg, sizeof(msg), sf_strerror(NULL));
+        if (msg[0])
+            return fail(d, -EINVAL, "not an audio file or unsupported format (%s)", msg);
+        return fail(d, -EINVAL, "not an audio file or unsupported format");
+    }
+    return 0;
+}
+
+/* Validates the stream and sets up the length, limit and converter. */
+static int prepare(struct decoder *d, const SF_INFO *info)
+{
+    if (info->channels < 1)
+        return fail(d, -EINVAL, "not an audio file or unsupported format (no channels)");
+    if (info->channels > SAMPLE_MAX_CHANNELS)
+        return fail(d, -E2BIG, "too many channels (%d; at most %d)", info->channels,
+                    SAMPLE_MAX_CHANNELS);
+    if (info->samplerate <= 0)
+        return fail(d, -EINVAL, "invalid sample rate (%d Hz)", info->samplerate);
+    if (info->frames <= 0)
+        return fail(d, -ENODATA, "no audio frames");
+
+    d->channels = (uint32_t)info->channels;
+    d->in_rate = (uint32_t)info->samplerate;
+    int sub = info->format & SF_FORMAT_SUBMASK;
+    d->sanitize = sub == SF_FORMAT_FLOAT || sub == SF_FORMAT_DOUBLE;
+
+    d->max_frames = UINT32_MAX;
+    if (d->max_bytes > 0) {
+        uint64_t f = d->max_bytes / (d->channels * sizeof(float));
+        if (f < d->max_frames)
+            d->max_frames = f;
+    }
+
+    /* Integer PCM as x / 2^(bits-1) (the default, made explicit). */
+    sf_command(d->sf, SFC_SET_NORM_FLOAT, NULL, SF_TRUE);
+
+    d->known = info->frames != SF_COUNT_MAX;
+    uint64_t first; /* initial capacity */
+    if (d->known) {
+        d->in_frames = (uint64_t)info->frames;
+        d->out_frames = out_len(d, d->in_frames);
+        if (d->out_frames == 0)
+            d->out_frames = 1; /* one input frame, downsampled a lot */
+        if (d->out_frames > d->max_frames)
+            return fail_too_large(d, d->out_frames, false);
+        first = d->out_frames;
+    } else {
+        first = out_len(d, DECODE_BLOCK) + 1024;
+        if (first > d->max_frames)
+            first = d->max_frames;
+        if (first == 0)
+            return fail_too_large(d, 1, true);
+    }
+    if (rebuffer(d, (uint32_t)first, 0) < 0)
+        return fail_nomem(d);
+
+    /* Mono at the engine rate decodes in place; everything else needs one
+     * block of interleaved frames. */
+    if (d->channels > 1 || d->in_rate != d->rate || !d->known) {
+        d->scratch = malloc((size_t)DECODE_BLOCK * d->channels * sizeof(float));
+        if (!d->scratch)
+            return fail_nomem(d);
+    }
+
+    if (d->in_rate != d->rate) {
+        soxr_error_t e = NULL;
+        soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_S);
+        soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
+        d->soxr = soxr_create(d->in_rate, d->rate, d->channels, &e, &io, &q, NULL);
+        if (!d->soxr || e) {
+            if (d->soxr) {
+                soxr_delete(d->soxr);
+                d->soxr = NULL;
+            }
+            return fail(d, -EINVAL, "cannot convert %" PRIu32 " Hz to %" PRIu32 " Hz (%s)",
+                        d->in_rate, d->rate, e ? e : "soxr_create failed");
+        }
+    }
+    return 0;
+}
+
+int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample_buffer **out,
+                char *err, size_t errlen)
+{
+    struct decoder d = {.rate = rate, .max_bytes = max_bytes, .err = err, .errlen = errlen};
+    SF_INFO info;
+    int r;
+
+    if (err && errlen > 0)
+        err[0] = '\0';
+    if (out)
+        *out = NULL;
+    if (!path || !out)
+        return fail(&d, -EINVAL, "no path");
+    if (rate == 0)
+        return fail(&d, -EINVAL, "invalid engine rate");
+
+    if ((r = open_audio(&d, path, &info)) < 0 || (r = prepare(&d, &info)) < 0)
+        goto out;
+
+    r = d.soxr ? decode_resampled(&d) : decode_direct(&d);
+    if (r < 0)
+        goto out;
+
+    /* The output length: what the file reported, unless it ran out early. */
+    if (d.in_done == 0) {
+        r = d.known ? fail(&d, -EINVAL, "corrupt or truncated audio data")
+                    : fail(&d, -ENODATA, "no audio frames");
+        goto out;
+    }
+    uint64_t frames;
+    if (d.known && (d.in_done >= d.in_frames || d.filled == d.buf->frames))
+        frames = d.out_frames; /* complete (or output full before EOF) */
+    else
+        frames = out_len(&d, d.in_done);
+    if (frames == 0)
+        frames = 1;
+    if (frames > d.max_frames) {
+        r = fail_too_large(&d, frames, false);
+        goto out;
+    }
+    if ((r = finish(&d, (uint32_t)frames)) < 0)
+        goto out;
+
+    sample_buffer_prefault(d.buf);
+    *out = d.buf;
+    d.buf = NULL;
+    r = 0;
+out:
+    release(&d);
+    return r;
+}

@@ -1,0 +1,29 @@
+/* decode.h - turn an audio file into a sample buffer at the engine rate.
+ *
+ * Runs on the loader thread only (it does file I/O and allocates).  libsndfile
+ * reads every format it knows (WAV, AIFF, FLAC, Ogg Vorbis, Opus, MP3, ...);
+ * a file already at the engine rate is copied through bit-exact, any other
+ * rate is converted with libsoxr.
+ *
+ * The path is opened with O_NONBLOCK and checked to be a regular file before
+ * anything reads it, so a FIFO or a device can never block the loader.
+ */
+#ifndef LOOPERD_DECODE_H
+#define LOOPERD_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sample.h"
+
+/* Decodes `path` into a new buffer at `rate`.  `max_bytes` caps the size of
+ * the decoded buffer (0: no cap).  On success returns 0 and stores the buffer
+ * in *out (prefaulted, ready to publish).  On failure returns a negative
+ * errno (-ENOENT, -EACCES, -EISDIR, -EINVAL for not audio/corrupt, -E2BIG for
+ * too many channels or too large, -ENODATA for zero frames, -ENOMEM, -EIO)
+ * and writes a short human-readable reason, without a trailing newline and
+ * suitable for an OSC /fail reply, into err[errlen]. */
+int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample_buffer **out,
+                char *err, size_t errlen);
+
+#endif

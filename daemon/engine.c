@@ -1,0 +1,354 @@
+/* engine.c - slots, voices and the mixer; everything the audio thread runs.
+ *
+ * engine_process() is the whole real-time path.  It is written so that its
+ * running time is bounded by the pool sizes fixed at start-up:
+ *  - at most one ring capacity of messages is applied per period, so a
+ *    producer that keeps pushing cannot keep the audio thread in the loop;
+ *  - applying a message is O(1) except for the release check, which scans the
+ *    voice pool once (O(voices));
+ *  - mixing is O(voices x frames), with no per-voice work for free voices.
+ *
+ * Releasing buffers: a voice points straight at the immutable buffer it
+ * started on, so reloading a slot never disturbs voices that sound; the old
+ * buffer stays alive until neither its slot nor any voice refers to it, and
+ * only then goes to the trash ring.  This check runs exactly when a reference
+ * disappears (slot replaced, voice ended or stolen).
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
+/* Denormals make every arithmetic operation on a decaying tail dozens of
+ * times slower; flush them to zero (FTZ) and treat denormal inputs as zero
+ * (DAZ).  Set at every period: it costs a few cycles and stays correct even
+ * if the host runs the callback on a different thread. */
+static inline void denormals_off(void)
+{
+#if defined(__SSE__) || defined(__x86_64__)
+    _mm_setcsr(_mm_getcsr() | 0x8040);
+#elif defined(__aarch64__)
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (1u << 24)));
+#endif
+}
+
+int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t rate)
+{
+    int r;
+
+    if (nslots < 1 || nslots > ENGINE_MAX_SLOTS || nvoices < 1 || nvoices > ENGINE_MAX_VOICES ||
+        rate == 0)
+        return -EINVAL;
+    memset(e, 0, sizeof(*e));
+    e->rate = rate;
+    e->nslots = nslots;
+    e->nvoices = nvoices;
+    e->fade_frames = (uint32_t)lround(rate * ENGINE_FADE_SECONDS);
+    if (e->fade_frames < 1)
+        e->fade_frames = 1;
+    /* Live buffers: one current per slot, one retired per voice at most (a
+     * retired buffer lives only while a voice plays it), the load ring's
+     * contents and the one the loader is building. */
+    e->max_live = nslots + nvoices + ENGINE_LOAD_RING + 1;
+
+    e->slots = calloc(nslots, sizeof(*e->slots));
+    e->voices = calloc(nvoices, sizeof(*e->voices));
+    if (!e->slots || !e->voices) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    if ((r = ring_init(&e->cmd, ENGINE_CMD_RING, sizeof(struct ctl_msg))) < 0 ||
+        (r = ring_init(&e->load, ENGINE_LOAD_RING, sizeof(struct ctl_msg))) < 0 ||
+        (r = ring_init(&e->events, ENGINE_EVENT_RING, sizeof(struct event))) < 0 ||
+        (r = ring_init(&e->trash, ring_pow2(e->max_live), sizeof(struct sample_buffer *))) < 0)
+        goto fail;
+    if (sem_init(&e->wake, 0, 0) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    return 0;
+fail:
+    ring_destroy(&e->cmd);
+    ring_destroy(&e->load);
+    ring_destroy(&e->events);
+    ring_destroy(&e->trash);
+    free(e->slots);
+    free(e->voices);
+    e->slots = NULL;
+    e->voices = NULL;
+    return r;
+}
+
+static bool held_by_slot(const struct engine *e, const struct sample_buffer *b)
+{
+    for (uint32_t i = 0; i < e->nslots; i++)
+        if (e->slots[i].buf == b)
+            return true;
+    return false;
+}
+
+void engine_destroy(struct engine *e)
+{
+    struct ctl_msg m;
+    struct sample_buffer *b;
+
+    if (!e->slots)
+        return;
+    /* Retired buffers are referenced only by voices: free each once. */
+    for (uint32_t i = 0; i < e->nvoices; i++) {
+        const struct sample_buffer *vb = e->voices[i].buf;
+        if (!vb || held_by_slot(e, vb))
+            continue;
+        bool seen = false;
+        for (uint32_t j = 0; j < i && !seen; j++)
+            seen = e->voices[j].buf == vb;
+        if (!seen)
+            sample_buffer_free((struct sample_buffer *)vb);
+    }
+    for (uint32_t i = 0; i < e->nslots; i++)
+        sample_buffer_free(e->slots[i].buf);
+    while (ring_pop(&e->load, &m))
+        sample_buffer_free(m.buf);
+    while (ring_pop(&e->trash, &b))
+        sample_buffer_free(b);
+    sem_destroy(&e->wake);
+    ring_destroy(&e->cmd);
+    ring_destroy(&e->load);
+    ring_destroy(&e->events);
+    ring_destroy(&e->trash);
+    free(e->slots);
+    free(e->voices);
+    e->slots = NULL;
+    e->voices = NULL;
+}
+
+bool engine_buffer_reserve(struct engine *e)
+{
+    uint32_t n = atomic_load_explicit(&e->live_buffers, memory_order_relaxed);
+    do {
+        if (n >= e->max_live)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&e->live_buffers, &n, n + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
+void engine_buffer_unreserve(struct engine *e)
+{
+    atomic_fetch_sub_explicit(&e->live_buffers, 1, memory_order_relaxed);
+}
+
+/* ---- audio thread from here on ---------------------------------------- */
+
+static bool push_event(struct engine *e, uint32_t type, uint32_t id, const struct sample_buffer *b,
+                       struct reply_ctx *reply)
+{
+    struct event ev = {
+        .type = type,
+        .id = id,
+        .frames = b ? b->frames : 0,
+        .channels = b ? b->channels : 0,
+        .reply = reply,
+    };
+    if (!ring_push(&e->events, &ev)) {
+        /* Cannot happen while the control side keeps its bound on requests
+         * in flight; counted so a test would see it. */
+        atomic_fetch_add_explicit(&e->stats.lost_events, 1, memory_order_relaxed);
+        return false;
+    }
+    e->notify = true;
+    return true;
+}
+
+static void discard(struct engine *e, struct sample_buffer *b)
+{
+    if (!ring_push(&e->trash, &b)) {
+        /* Impossible by the live-buffer bound (engine.h).  Leaking is the
+         * only real-time-safe answer if it ever happened. */
+        atomic_fetch_add_explicit(&e->stats.lost_events, 1, memory_order_relaxed);
+        return;
+    }
+    e->notify = true;
+}
+
+/* Sends `b` back for freeing unless its slot or a voice still uses it. */
+static void release_if_unused(struct engine *e, const struct sample_buffer *b, uint32_t slot)
+{
+    if (e->slots[slot].buf == b)
+        return;
+    for (uint32_t i = 0; i < e->nvoices; i++)
+        if (e->voices[i].buf == b)
+            return;
+    discard(e, (struct sample_buffer *)b);
+}
+
+static void voice_end(struct engine *e, struct voice *v)
+{
+    const struct sample_buffer *b = v->buf;
+    v->buf = NULL;
+    release_if_unused(e, b, v->slot);
+}
+
+/* A free voice, or else the oldest one (ended now, its buffer released). */
+static struct voice *voice_alloc(struct engine *e)
+{
+    struct voice *oldest = &e->voices[0];
+    for (uint32_t i = 0; i < e->nvoices; i++) {
+        struct voice *v = &e->voices[i];
+        if (!v->buf)
+            return v;
+        if (v->started < oldest->started)
+            oldest = v;
+    }
+    voice_end(e, oldest);
+    return oldest;
+}
+
+static void voice_fade_out(struct engine *e, struct voice *v)
+{
+    if (v->fade_step > 0)
+        return; /* already fading: keep the shorter remaining ramp */
+    v->fade_step = v->gain / (float)e->fade_frames;
+    if (!(v->fade_step > 0))
+        voice_end(e, v); /* silent voice: nothing to fade */
+}
+
+static void apply(struct engine *e, struct ctl_msg *m)
+{
+    switch (m->type) {
+    case CTL_PING:
+        push_event(e, EV_PONG, 0, NULL, m->reply);
+        break;
+    case CTL_STOP:
+        for (uint32_t i = 0; i < e->nvoices; i++)
+            if (e->voices[i].buf)
+                voice_fade_out(e, &e->voices[i]);
+        push_event(e, EV_STOPPED, 0, NULL, m->reply);
+        break;
+    case CTL_LOAD: {
+        if (m->id >= e->nslots) {
+            discard(e, m->buf);
+            break;
+        }
+        struct slot *s = &e->slots[m->id];
+        if (m->seq < s->seq) {
+            discard(e, m->buf);
+            push_event(e, EV_LOAD_STALE, m->id, NULL, m->reply);
+            break;
+        }
+        struct sample_buffer *old = s->buf;
+        s->buf = m->buf;
+        s->seq = m->seq;
+        if (old)
+            release_if_unused(e, old, m->id);
+        else
+            e->slots_loaded++;
+        push_event(e, EV_LOADED, m->id, m->buf, m->reply);
+        break;
+    }
+    case CTL_PLAY: {
+        if (m->id >= e->nslots || !e->slots[m->id].buf)
+            break; /* empty slot: ignored by design */
+        struct voice *v = voice_alloc(e);
+        *v = (struct voice){
+            .buf = e->slots[m->id].buf,
+            .pos = 0,
+            .slot = m->id,
+            .gain = m->velocity,
+            .fade_step = 0,
+            .started = ++e->started_counter,
+        };
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* The inner loops.  restrict lets the compiler vectorise: the outputs never
+ * alias the (read-only) sample data; a and b may alias each other (mono),
+ * which restrict allows because neither is written. */
+static void mix_const(float *restrict l, float *restrict r, const float *restrict a,
+                      const float *restrict b, float g, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        l[i] += g * a[i];
+        r[i] += g * b[i];
+    }
+}
+
+static void mix_ramp(float *restrict l, float *restrict r, const float *restrict a,
+                     const float *restrict b, float g, float step, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        float gi = fmaxf(g - step * (float)(i + 1), 0.0f);
+        l[i] += gi * a[i];
+        r[i] += gi * b[i];
+    }
+}
+
+void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes)
+{
+    struct ctl_msg m;
+
+    denormals_off();
+
+    for (uint32_t k = ring_capacity(&e->load); k > 0 && ring_pop(&e->load, &m); k--)
+        apply(e, &m);
+    for (uint32_t k = ring_capacity(&e->cmd); k > 0 && ring_pop(&e->cmd, &m); k--)
+        apply(e, &m);
+
+    memset(out_l, 0, nframes * sizeof(float));
+    memset(out_r, 0, nframes * sizeof(float));
+
+    uint32_t active = 0;
+    for (uint32_t i = 0; i < e->nvoices; i++) {
+        struct voice *v = &e->voices[i];
+        if (!v->buf)
+            continue;
+        const struct sample_buffer *b = v->buf;
+        uint32_t n = b->frames - v->pos;
+        if (n > nframes)
+            n = nframes;
+        const float *a = b->ch[0] + v->pos;
+        const float *c = b->ch[1] + v->pos;
+        bool faded = false;
+        if (v->fade_step > 0) {
+            /* Frames until the ramp reaches zero; the ramp's last frame is
+             * exactly the one where gain - step * k <= 0. */
+            float left = ceilf(v->gain / v->fade_step);
+            if (left < (float)n) {
+                n = (uint32_t)left;
+                faded = true;
+            }
+            mix_ramp(out_l, out_r, a, c, v->gain, v->fade_step, n);
+            v->gain -= v->fade_step * (float)n;
+            if (v->gain <= 0)
+                faded = true;
+        } else {
+            mix_const(out_l, out_r, a, c, v->gain, n);
+        }
+        v->pos += n;
+        if (faded || v->pos >= b->frames)
+            voice_end(e, v);
+        else
+            active++;
+    }
+
+    if (e->notify) {
+        e->notify = false;
+        sem_post(&e->wake);
+    }
+
+    atomic_store_explicit(&e->stats.voices_active, active, memory_order_relaxed);
+    atomic_store_explicit(&e->stats.slots_loaded, e->slots_loaded, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->stats.periods, 1, memory_order_relaxed);
+}

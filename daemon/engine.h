@@ -1,0 +1,114 @@
+/* engine.h - the audio engine: sample slots, voices and the mixer.
+ *
+ * The engine is everything the JACK process callback touches, and nothing
+ * else.  It is a plain data structure plus one function, engine_process(),
+ * which drains the control rings and renders N frames into two float
+ * buffers; the JACK glue (audio.c) only fetches port buffers and calls it, so
+ * the mixer is tested and benchmarked without a JACK server.
+ *
+ * Ownership and threads:
+ *  - engine_init()/engine_destroy() run on the main thread while no audio
+ *    thread runs.  All memory (slots, voices, rings) is allocated there; the
+ *    sizes are fixed for the life of the process.
+ *  - `cmd` ring:    OSC thread -> audio   (ping, stop, play)
+ *    `load` ring:   loader     -> audio   (load, carries a sample buffer)
+ *    `events` ring: audio -> reply thread (pong, loaded, ...)
+ *    `trash` ring:  audio -> reply thread (sample buffers to free)
+ *    Each ring has exactly one producer and one consumer.
+ *  - `wake` is posted by the audio thread after it pushed to `events` or
+ *    `trash`, so the reply thread sleeps on it instead of polling.
+ *
+ * Why the trash ring can never be full: every live sample buffer is counted
+ * in `live_buffers` from allocation (engine_buffer_reserve) to free
+ * (engine_buffer_unreserve), and the loader refuses a load when the count
+ * would exceed `max_live`.  A buffer in the trash ring is live, so the ring
+ * never holds more than max_live entries, and its capacity is >= max_live.
+ */
+#ifndef LOOPERD_ENGINE_H
+#define LOOPERD_ENGINE_H
+
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "messages.h"
+#include "ring.h"
+#include "sample.h"
+
+#define ENGINE_DEFAULT_SLOTS 32
+#define ENGINE_DEFAULT_VOICES 32
+#define ENGINE_MAX_SLOTS 1024
+#define ENGINE_MAX_VOICES 256
+#define ENGINE_CMD_RING 1024 /* OSC requests waiting for the next period */
+#define ENGINE_LOAD_RING 16  /* decoded buffers waiting for the next period */
+/* Events in flight are bounded by the control side (see protocol.c). */
+#define ENGINE_EVENT_RING 1024
+/* Length of the fade applied by /stop, in seconds: long enough not to click,
+ * short enough to feel instant. */
+#define ENGINE_FADE_SECONDS 0.005
+
+struct slot {
+    struct sample_buffer *buf; /* current buffer or NULL; owned by the engine */
+    uint64_t seq;              /* seq of the load that filled it */
+};
+
+struct voice {
+    const struct sample_buffer *buf; /* NULL when the voice is free */
+    uint32_t pos;                    /* next frame to play */
+    uint32_t slot;
+    float gain;
+    float fade_step;    /* > 0 while fading out: subtracted from gain per frame */
+    uint64_t started;   /* start order, for stealing the oldest */
+};
+
+struct engine_stats {
+    _Atomic uint32_t voices_active; /* after the last period */
+    _Atomic uint32_t slots_loaded;
+    _Atomic uint64_t periods;
+    _Atomic uint64_t lost_events; /* must stay 0: see the proof above */
+};
+
+struct engine {
+    uint32_t rate;
+    uint32_t nslots;
+    uint32_t nvoices;
+    uint32_t fade_frames;
+    struct slot *slots;
+    struct voice *voices;
+    uint64_t started_counter;
+    uint32_t slots_loaded;
+    bool notify; /* audio thread pushed to events or trash this period */
+
+    struct ring cmd;
+    struct ring load;
+    struct ring events;
+    struct ring trash;
+    sem_t wake;
+
+    uint32_t max_live;
+    _Atomic uint32_t live_buffers;
+    struct engine_stats stats;
+};
+
+/* Allocates everything.  nslots in 1..ENGINE_MAX_SLOTS, nvoices in
+ * 1..ENGINE_MAX_VOICES, rate > 0.  Returns 0 or a negative errno. */
+int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t rate);
+
+/* Frees every buffer still held (slots, rings) and the engine's memory.  Only
+ * when no thread uses the engine any more. */
+void engine_destroy(struct engine *e);
+
+/* The real-time entry point: applies waiting control messages, then
+ * overwrites `out_l` and `out_r` with `nframes` mixed frames.  Bounded time,
+ * no allocation, no locks, no system calls other than sem_post. */
+void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes);
+
+/* Counts a new live buffer against max_live before it is allocated; returns
+ * false when the budget is used up (the caller reports "busy").  Any thread
+ * but the audio thread. */
+bool engine_buffer_reserve(struct engine *e);
+/* Returns a buffer's place in the budget after sample_buffer_free(). */
+void engine_buffer_unreserve(struct engine *e);
+
+#endif

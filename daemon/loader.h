@@ -1,0 +1,51 @@
+/* loader.h - the loader thread: decode and convert files off the OSC and
+ * audio threads, then publish the buffer to the audio thread.
+ *
+ * Requests wait in a small bounded FIFO (a full queue is answered "busy",
+ * never waited on by the OSC thread).  One worker decodes them in order, so
+ * a long file delays later loads but never /ping or /play.  The worker
+ * answers failures itself; success is answered by the reply thread once the
+ * audio thread has installed the buffer, i.e. when it is really playable.
+ */
+#ifndef LOOPERD_LOADER_H
+#define LOOPERD_LOADER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "protocol.h"
+
+#define LOADER_QUEUE 64
+
+struct load_job {
+    uint32_t id;
+    uint64_t seq;
+    char *path;
+    struct reply_ctx *reply;
+};
+
+struct loader {
+    struct engine *engine;
+    struct protocol *proto;
+    size_t max_bytes;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct load_job queue[LOADER_QUEUE];
+    uint32_t head, count;
+    bool stop;
+    bool started;
+};
+
+int loader_start(struct loader *l, struct engine *e, struct protocol *p, size_t max_bytes);
+/* Queues a load; on success the job owns `reply`.  -EBUSY when the queue is
+ * full, -ENOMEM.  Any thread. */
+int loader_submit(struct loader *l, uint32_t id, const char *path, uint64_t seq,
+                  struct reply_ctx *reply);
+/* Finishes the current job, drops the rest, joins the thread. */
+void loader_stop(struct loader *l);
+
+#endif

@@ -1,0 +1,219 @@
+/* osc.c - see osc.h for why we own the socket. */
+#include "osc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* A burst of triggers from a sequencer must not be lost in the kernel while
+ * the OSC thread is busy: ask for a receive buffer well above the default. */
+#define OSC_RCVBUF (4 * 1024 * 1024)
+
+int osc_open(struct osc_server *s, const char *listen_addr, const char *port, char *err,
+             size_t errlen)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC,
+        .ai_socktype = SOCK_DGRAM,
+        .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
+    };
+    struct addrinfo *ai = NULL;
+    int r;
+
+    memset(s, 0, sizeof(*s));
+    s->fd = s->stop_fd = -1;
+    r = getaddrinfo(listen_addr, port, &hints, &ai);
+    if (r != 0) {
+        snprintf(err, errlen, "cannot listen on %s port %s: %s", listen_addr, port,
+                 gai_strerror(r));
+        return -EINVAL;
+    }
+    s->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s->fd < 0) {
+        r = -errno;
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        goto fail;
+    }
+    if (ai->ai_family == AF_INET6) {
+        int one = 1;
+        (void)setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    int rcv = OSC_RCVBUF;
+    if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
+        (void)setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    if (bind(s->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        r = -errno;
+        snprintf(err, errlen, "cannot listen on %s port %s: %s", listen_addr, port,
+                 strerror(errno));
+        goto fail;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    if (getsockname(s->fd, (struct sockaddr *)&bound, &blen) == 0) {
+        char host[INET6_ADDRSTRLEN] = "?", serv[16] = "?";
+        getnameinfo((struct sockaddr *)&bound, blen, host, sizeof(host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+        snprintf(s->addr_text, sizeof(s->addr_text), "%s%s%s:%s",
+                 bound.ss_family == AF_INET6 ? "[" : "", host,
+                 bound.ss_family == AF_INET6 ? "]" : "", serv);
+        s->port = (uint16_t)atoi(serv);
+    }
+    s->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (s->stop_fd < 0) {
+        r = -errno;
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    freeaddrinfo(ai);
+    return 0;
+fail:
+    freeaddrinfo(ai);
+    osc_close(s);
+    return r;
+}
+
+void osc_close(struct osc_server *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->stop_fd >= 0)
+        close(s->stop_fd);
+    s->fd = s->stop_fd = -1;
+}
+
+void osc_stop(struct osc_server *s)
+{
+    uint64_t one = 1;
+    ssize_t n = write(s->stop_fd, &one, sizeof(one));
+    (void)n;
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int dispatch(unsigned char *data, size_t len, lo_timetag tt, int depth,
+                    const struct osc_peer *from, osc_handler fn, void *user)
+{
+    if (len < 4 || len % 4 != 0)
+        return -EBADMSG;
+    if (data[0] == '/') {
+        /* lo_message_deserialise validates the whole message (path, type
+         * tags, argument sizes) before we look at any of it. */
+        int result = 0;
+        lo_message m = lo_message_deserialise(data, len, &result);
+        if (!m)
+            return -EBADMSG;
+        fn(user, (const char *)data, m, tt, from);
+        lo_message_free(m);
+        return 1;
+    }
+    if (len < 16 || memcmp(data, "#bundle", 8) != 0 || depth >= OSC_MAX_BUNDLE_DEPTH)
+        return -EBADMSG;
+    lo_timetag inner = {.sec = rd32(data + 8), .frac = rd32(data + 12)};
+    int count = 0;
+    size_t off = 16;
+    while (off < len) {
+        if (len - off < 4)
+            return -EBADMSG;
+        uint32_t n = rd32(data + off);
+        off += 4;
+        if (n > len - off)
+            return -EBADMSG;
+        int r = dispatch(data + off, n, inner, depth + 1, from, fn, user);
+        if (r < 0)
+            return r;
+        count += r;
+        off += n;
+    }
+    return count;
+}
+
+int osc_dispatch_packet(const void *data, size_t len, const struct osc_peer *from, osc_handler fn,
+                        void *user)
+{
+    /* liblo's deserialiser takes a non-const pointer; give it a private,
+     * aligned copy so the caller's bytes are never touched. */
+    uint32_t copy[OSC_MAX_PACKET / 4];
+    if (len > sizeof(copy))
+        return -EBADMSG;
+    memcpy(copy, data, len);
+    return dispatch((unsigned char *)copy, len, LO_TT_IMMEDIATE, 0, from, fn, user);
+}
+
+void osc_run(struct osc_server *s, osc_handler fn, void *user)
+{
+    unsigned char buf[OSC_MAX_PACKET + 1];
+    struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = s->stop_fd, .events = POLLIN}};
+
+    for (;;) {
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("poll: %s", strerror(errno));
+            return;
+        }
+        if (pfd[1].revents)
+            return;
+        if (!(pfd[0].revents & POLLIN))
+            continue;
+        /* Drain everything queued before polling again. */
+        for (;;) {
+            struct osc_peer from = {.len = sizeof(from.addr)};
+            ssize_t n = recvfrom(s->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
+                                 (struct sockaddr *)&from.addr, &from.len);
+            if (n < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                    log_warn("recvfrom: %s", strerror(errno));
+                break;
+            }
+            if ((size_t)n > OSC_MAX_PACKET) {
+                atomic_fetch_add(&s->dropped_packets, 1);
+                log_warn("dropped an oversized packet (%zd bytes; at most %d)", n,
+                         OSC_MAX_PACKET);
+                continue;
+            }
+            if (osc_dispatch_packet(buf, (size_t)n, &from, fn, user) < 0) {
+                atomic_fetch_add(&s->dropped_packets, 1);
+                log_warn("dropped a malformed packet (%zd bytes)", n);
+            }
+        }
+    }
+}
+
+int osc_send_(struct osc_server *s, const struct osc_peer *to, const char *path,
+              const char *types, ...)
+{
+    unsigned char buf[1024];
+    size_t size = sizeof(buf);
+    va_list ap;
+    int r = 0;
+
+    lo_message m = lo_message_new();
+    if (!m)
+        return -ENOMEM;
+    va_start(ap, types);
+    if (lo_message_add_varargs(m, types, ap) < 0)
+        r = -EINVAL;
+    va_end(ap);
+    if (r == 0 && lo_message_length(m, path) > sizeof(buf))
+        r = -EMSGSIZE;
+    if (r == 0 && !lo_message_serialise(m, path, buf, &size))
+        r = -EINVAL;
+    lo_message_free(m);
+    if (r < 0)
+        return r;
+    if (sendto(s->fd, buf, size, 0, (const struct sockaddr *)&to->addr, to->len) < 0)
+        return -errno;
+    return 0;
+}

@@ -1,0 +1,72 @@
+/* osc.h - the OSC/UDP socket: receive, unpack bundles, send replies.
+ *
+ * We own the socket instead of letting liblo open it, because liblo 0.31
+ * always binds every interface and we listen on loopback unless told
+ * otherwise.  liblo still does the OSC work: lo_message_deserialise() checks
+ * and unpacks each message and lo_message_serialise() builds the replies.
+ * Bundles are unpacked here (they are a trivial container), which keeps the
+ * timetag of each message in our hands and never queues anything: liblo's
+ * own queue dispatched future bundles early and with the wrong sender.
+ *
+ * Threads: osc_run() is the OSC thread's loop.  osc_send() may be called
+ * from any thread (it is one sendto() on the shared socket).
+ */
+#ifndef LOOPERD_OSC_H
+#define LOOPERD_OSC_H
+
+#include <lo/lo.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Largest datagram we accept; anything larger is dropped and counted. */
+#define OSC_MAX_PACKET 8192
+/* Nesting limit for bundles inside bundles. */
+#define OSC_MAX_BUNDLE_DEPTH 8
+
+struct osc_peer {
+    struct sockaddr_storage addr;
+    socklen_t len;
+};
+
+/* Called once per message found in a packet.  `tt` is the enclosing bundle's
+ * timetag, or LO_TT_IMMEDIATE for a bare message. */
+typedef void (*osc_handler)(void *user, const char *path, lo_message msg, lo_timetag tt,
+                            const struct osc_peer *from);
+
+struct osc_server {
+    int fd;
+    int stop_fd; /* eventfd that wakes osc_run() for shutdown */
+    uint16_t port;
+    char addr_text[64];
+    _Atomic uint64_t dropped_packets; /* oversized or malformed */
+};
+
+/* Binds `listen_addr` (numeric IPv4 or IPv6) port `port` ("0": any free
+ * port).  Returns 0 or a negative errno, with a reason in err. */
+int osc_open(struct osc_server *s, const char *listen_addr, const char *port, char *err,
+             size_t errlen);
+void osc_close(struct osc_server *s);
+
+/* Receives and dispatches until osc_stop(). */
+void osc_run(struct osc_server *s, osc_handler fn, void *user);
+void osc_stop(struct osc_server *s);
+
+/* Unpacks one datagram (message or bundle) and calls fn for each message.
+ * Returns the number of messages dispatched, or -EBADMSG when the packet (or
+ * part of it) is malformed; messages before the bad part are still handled.
+ * Pure: no socket involved, so fuzzers call it directly. */
+int osc_dispatch_packet(const void *data, size_t len, const struct osc_peer *from, osc_handler fn,
+                        void *user);
+
+/* Sends one message to `to` from the server's socket:
+ * osc_send(s, to, "/done", "si", "/load", 3).  The macro appends liblo's
+ * end-of-arguments marker.  Returns 0 or a negative errno. */
+#define osc_send(s, to, path, ...) osc_send_((s), (to), (path), __VA_ARGS__, LO_ARGS_END)
+int osc_send_(struct osc_server *s, const struct osc_peer *to, const char *path,
+              const char *types, ...);
+
+#endif

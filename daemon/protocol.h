@@ -1,0 +1,52 @@
+/* protocol.h - the OSC requests: validate, answer errors, hand work on.
+ *
+ * protocol_handle() runs on the OSC thread for every message received.  It
+ * never does slow work itself: a /load goes to the loader's queue, /play,
+ * /ping and /stop go to the audio thread's command ring.  Replies that can
+ * only be given later (/pong after the audio thread saw the ping, /done
+ * /load once the sample is playable) carry a reply_ctx, a copy of the
+ * sender's address, through the rings; whoever sends the reply frees it.
+ *
+ * Every live reply_ctx is counted, and the count is capped below the event
+ * ring's capacity minus what the load ring can add: this is what makes a
+ * full event ring impossible (engine.h), so the audio thread never has to
+ * drop an answer.
+ */
+#ifndef LOOPERD_PROTOCOL_H
+#define LOOPERD_PROTOCOL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "osc.h"
+
+struct loader;
+
+struct reply_ctx {
+    struct osc_peer peer;
+};
+
+struct protocol {
+    struct engine *engine;
+    struct osc_server *osc;
+    struct loader *loader;
+    uint64_t load_seq; /* OSC thread only */
+    uint32_t max_replies;
+    _Atomic uint32_t replies_in_flight;
+    _Atomic uint64_t refused; /* requests answered "busy" */
+};
+
+void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
+                   struct loader *loader);
+
+/* An osc_handler: `user` is the struct protocol. */
+void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt,
+                     const struct osc_peer *from);
+
+/* NULL when too many replies are already in flight (the caller answers
+ * "busy" right away instead). */
+struct reply_ctx *reply_ctx_new(struct protocol *p, const struct osc_peer *peer);
+void reply_ctx_free(struct protocol *p, struct reply_ctx *r);
+
+#endif

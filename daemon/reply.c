@@ -1,0 +1,82 @@
+/* reply.c - see reply.h. */
+#include "reply.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+
+static void answer(struct replier *r, const struct event *ev)
+{
+    struct osc_server *osc = r->proto->osc;
+    const struct osc_peer *to = ev->reply ? &ev->reply->peer : NULL;
+
+    if (to) {
+        switch (ev->type) {
+        case EV_PONG:
+            osc_send(osc, to, "/pong", "");
+            break;
+        case EV_STOPPED:
+            osc_send(osc, to, "/done", "s", "/stop");
+            break;
+        case EV_LOADED:
+            osc_send(osc, to, "/done", "siii", "/load", (int32_t)ev->id, (int32_t)ev->frames,
+                     (int32_t)ev->channels);
+            break;
+        case EV_LOAD_STALE:
+            osc_send(osc, to, "/fail", "ssi", "/load", "superseded by a newer load of this slot",
+                     (int32_t)ev->id);
+            break;
+        default:
+            break;
+        }
+    }
+    reply_ctx_free(r->proto, ev->reply);
+}
+
+void replier_drain(struct replier *r)
+{
+    struct event ev;
+    struct sample_buffer *b;
+
+    while (ring_pop(&r->engine->events, &ev))
+        answer(r, &ev);
+    while (ring_pop(&r->engine->trash, &b)) {
+        sample_buffer_free(b);
+        engine_buffer_unreserve(r->engine);
+    }
+}
+
+static void *replier_main(void *arg)
+{
+    struct replier *r = arg;
+    for (;;) {
+        while (sem_wait(&r->engine->wake) < 0 && errno == EINTR)
+            ;
+        replier_drain(r);
+        if (atomic_load(&r->stop))
+            return NULL;
+    }
+}
+
+int replier_start(struct replier *r, struct engine *e, struct protocol *p)
+{
+    memset(r, 0, sizeof(*r));
+    r->engine = e;
+    r->proto = p;
+    int err = pthread_create(&r->thread, NULL, replier_main, r);
+    if (err != 0)
+        return -err;
+    r->started = true;
+    return 0;
+}
+
+void replier_stop(struct replier *r)
+{
+    if (!r->started)
+        return;
+    atomic_store(&r->stop, true);
+    sem_post(&r->engine->wake);
+    pthread_join(r->thread, NULL);
+    r->started = false;
+}

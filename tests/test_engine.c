@@ -1,0 +1,340 @@
+/* test_engine.c - the mixer and the slot/voice bookkeeping, driven exactly as
+ * the audio thread drives it (messages in, engine_process, events out), with
+ * no JACK server. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define RATE 48000
+#define PERIOD 64
+
+struct fixture {
+    struct engine e;
+    float l[4096], r[4096];
+    uint64_t seq;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (!f || engine_init(&f->e, ENGINE_DEFAULT_SLOTS, ENGINE_DEFAULT_VOICES, RATE) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    engine_destroy(&f->e);
+    free(f);
+    return 0;
+}
+
+/* A buffer whose samples are all distinct, so any misplaced frame shows. */
+static struct sample_buffer *make_buf(uint32_t frames, uint32_t channels, float base)
+{
+    struct sample_buffer *b = sample_buffer_new(frames, channels, RATE);
+    assert_non_null(b);
+    for (uint32_t c = 0; c < channels; c++) {
+        float *d = sample_buffer_channel(b, c);
+        for (uint32_t i = 0; i < frames; i++)
+            d[i] = base + (c ? -1.0f : 1.0f) * (float)(i + 1) / 65536.0f;
+    }
+    return b;
+}
+
+static void load(struct fixture *f, uint32_t id, struct sample_buffer *b, uint64_t seq)
+{
+    struct ctl_msg m = {.type = CTL_LOAD, .id = id, .buf = b, .seq = seq};
+    assert_true(ring_push(&f->e.load, &m));
+}
+
+static void send(struct fixture *f, uint32_t type, uint32_t id, float vel, void *reply)
+{
+    struct ctl_msg m = {.type = type, .id = id, .velocity = vel, .reply = reply};
+    assert_true(ring_push(&f->e.cmd, &m));
+}
+
+static void run(struct fixture *f, uint32_t n) { engine_process(&f->e, f->l, f->r, n); }
+
+static int count_events(struct fixture *f, uint32_t type)
+{
+    struct event ev;
+    int n = 0;
+    while (ring_pop(&f->e.events, &ev))
+        n += ev.type == type;
+    return n;
+}
+
+static int count_trash(struct fixture *f, const struct sample_buffer *want)
+{
+    struct sample_buffer *b;
+    int n = 0;
+    while (ring_pop(&f->e.trash, &b)) {
+        if (b == want)
+            n++;
+        sample_buffer_free(b);
+    }
+    return n;
+}
+
+static void test_one_voice_is_sample_times_velocity(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(1000, 2, 0.25f);
+    load(f, 3, b, 1);
+    send(f, CTL_PLAY, 3, 0.5f, NULL);
+    for (uint32_t done = 0; done < 1000; done += PERIOD) {
+        run(f, PERIOD);
+        for (uint32_t i = 0; i < PERIOD && done + i < 1000; i++) {
+            assert_true(f->l[i] == b->ch[0][done + i] * 0.5f);
+            assert_true(f->r[i] == b->ch[1][done + i] * 0.5f);
+        }
+    }
+    assert_int_equal(count_events(f, EV_LOADED), 1);
+}
+
+static void test_mono_plays_on_both_outputs(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(100, 1, 0.0f);
+    load(f, 0, b, 1);
+    send(f, CTL_PLAY, 0, 1.0f, NULL);
+    run(f, 100);
+    for (uint32_t i = 0; i < 100; i++) {
+        assert_true(f->l[i] == b->ch[0][i]);
+        assert_true(f->r[i] == b->ch[0][i]);
+    }
+}
+
+static void test_two_voices_sum(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *a = make_buf(500, 2, 0.1f);
+    struct sample_buffer *b = make_buf(300, 1, -0.2f);
+    load(f, 0, a, 1);
+    load(f, 1, b, 2);
+    send(f, CTL_PLAY, 0, 0.75f, NULL);
+    send(f, CTL_PLAY, 1, 0.25f, NULL);
+    run(f, 400);
+    for (uint32_t i = 0; i < 400; i++) {
+        float el = 0.0f + a->ch[0][i] * 0.75f;
+        float er = 0.0f + a->ch[1][i] * 0.75f;
+        if (i < 300) {
+            el += b->ch[0][i] * 0.25f;
+            er += b->ch[0][i] * 0.25f;
+        }
+        assert_true(f->l[i] == el);
+        assert_true(f->r[i] == er);
+    }
+}
+
+static void test_voice_ends_at_sample_end(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(100, 2, 0.5f);
+    load(f, 0, b, 1);
+    send(f, CTL_PLAY, 0, 1.0f, NULL);
+    run(f, 256);
+    assert_true(f->l[99] == b->ch[0][99]);
+    for (uint32_t i = 100; i < 256; i++) {
+        assert_true(f->l[i] == 0.0f);
+        assert_true(f->r[i] == 0.0f);
+    }
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
+    run(f, 256);
+    for (uint32_t i = 0; i < 256; i++)
+        assert_true(f->l[i] == 0.0f);
+    /* The slot still holds the buffer: it must not have been given back. */
+    assert_int_equal(count_trash(f, b), 0);
+    assert_ptr_equal(f->e.slots[0].buf, b);
+}
+
+static void test_play_empty_slot_is_ignored(void **state)
+{
+    struct fixture *f = *state;
+    send(f, CTL_PLAY, 7, 1.0f, NULL);
+    run(f, PERIOD);
+    for (uint32_t i = 0; i < PERIOD; i++)
+        assert_true(f->l[i] == 0.0f && f->r[i] == 0.0f);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
+}
+
+static void test_polyphony_same_slot_adds_voices(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(1000, 1, 0.0f);
+    load(f, 0, b, 1);
+    send(f, CTL_PLAY, 0, 0.5f, NULL);
+    run(f, 10);
+    send(f, CTL_PLAY, 0, 0.5f, NULL);
+    run(f, 10);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 2);
+    for (uint32_t i = 0; i < 10; i++)
+        assert_true(f->l[i] == 0.0f + b->ch[0][10 + i] * 0.5f + b->ch[0][i] * 0.5f);
+}
+
+static void test_33rd_voice_steals_the_oldest(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *longb = make_buf(48000, 1, 0.0f);
+    struct sample_buffer *other = make_buf(48000, 1, 0.5f);
+    load(f, 0, longb, 1);
+    load(f, 1, other, 2);
+    for (int i = 0; i < ENGINE_DEFAULT_VOICES; i++) {
+        send(f, CTL_PLAY, 0, 1.0f / 64, NULL);
+        run(f, 1); /* distinct start times: voice i started at frame i */
+    }
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), ENGINE_DEFAULT_VOICES);
+    uint64_t oldest = UINT64_MAX;
+    for (uint32_t i = 0; i < f->e.nvoices; i++)
+        if (f->e.voices[i].started < oldest)
+            oldest = f->e.voices[i].started;
+    send(f, CTL_PLAY, 1, 1.0f, NULL);
+    run(f, 1);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), ENGINE_DEFAULT_VOICES);
+    int on_other = 0;
+    for (uint32_t i = 0; i < f->e.nvoices; i++) {
+        assert_true(f->e.voices[i].started != oldest); /* the oldest is gone */
+        on_other += f->e.voices[i].buf == other;
+    }
+    assert_int_equal(on_other, 1); /* and the new one started, on time */
+    /* The frame just rendered is exactly the 31 remaining old voices plus
+     * the new voice's first frame, summed in voice order as the mixer does. */
+    float expect = 0.0f;
+    int on_old = 0;
+    for (uint32_t i = 0; i < f->e.nvoices; i++) {
+        const struct voice *v = &f->e.voices[i];
+        expect += v->gain * v->buf->ch[0][v->pos - 1];
+        on_old += v->buf == longb;
+        if (v->buf == other)
+            assert_int_equal(v->pos, 1);
+    }
+    assert_int_equal(on_old, ENGINE_DEFAULT_VOICES - 1);
+    assert_true(f->l[0] == expect);
+}
+
+static void test_reload_while_playing(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *old = make_buf(1000, 1, 0.1f);
+    struct sample_buffer *neu = make_buf(1000, 1, -0.3f);
+    load(f, 0, old, 1);
+    send(f, CTL_PLAY, 0, 1.0f, NULL);
+    run(f, 100);
+    load(f, 0, neu, 2);
+    send(f, CTL_PLAY, 0, 1.0f, NULL);
+    run(f, 100);
+    /* The first voice goes on on the old buffer, the second plays the new. */
+    for (uint32_t i = 0; i < 100; i++)
+        assert_true(f->l[i] == 0.0f + old->ch[0][100 + i] + neu->ch[0][i]);
+    assert_int_equal(count_trash(f, old), 0); /* still playing: kept */
+    run(f, 800);                              /* the old voice ends here */
+    assert_int_equal(count_trash(f, old), 1); /* then given back, once */
+    run(f, 1000);
+    assert_int_equal(count_trash(f, NULL), 0);
+    assert_ptr_equal(f->e.slots[0].buf, neu);
+}
+
+static void test_reload_idle_slot_frees_old_at_once(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *old = make_buf(10, 1, 0.1f);
+    load(f, 0, old, 1);
+    run(f, 1);
+    load(f, 0, make_buf(10, 1, 0.2f), 2);
+    run(f, 1);
+    assert_int_equal(count_trash(f, old), 1);
+}
+
+static void test_stale_load_never_overwrites_newer(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *newer = make_buf(10, 1, 0.1f);
+    struct sample_buffer *stale = make_buf(10, 1, 0.2f);
+    load(f, 4, newer, 7);
+    load(f, 4, stale, 5); /* requested earlier, finished later */
+    run(f, 1);
+    assert_ptr_equal(f->e.slots[4].buf, newer);
+    assert_int_equal(count_trash(f, stale), 1);
+    struct event ev;
+    assert_true(ring_pop(&f->e.events, &ev));
+    assert_int_equal(ev.type, EV_LOADED);
+    assert_true(ring_pop(&f->e.events, &ev));
+    assert_int_equal(ev.type, EV_LOAD_STALE);
+    assert_int_equal(ev.id, 4);
+}
+
+static void test_ping_round_trip_echoes_reply_and_wakes(void **state)
+{
+    struct fixture *f = *state;
+    int token;
+    send(f, CTL_PING, 0, 0, (struct reply_ctx *)&token);
+    assert_int_equal(sem_trywait(&f->e.wake), -1);
+    run(f, PERIOD);
+    assert_int_equal(sem_trywait(&f->e.wake), 0);
+    struct event ev;
+    assert_true(ring_pop(&f->e.events, &ev));
+    assert_int_equal(ev.type, EV_PONG);
+    assert_ptr_equal(ev.reply, &token);
+}
+
+static void test_stop_fades_out_every_voice(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(48000, 1, 0.0f);
+    float *d = sample_buffer_channel(b, 0);
+    for (uint32_t i = 0; i < 48000; i++)
+        d[i] = 1.0f; /* full scale DC: the ramp itself is what we see */
+    load(f, 0, b, 1);
+    send(f, CTL_PLAY, 0, 1.0f, NULL);
+    send(f, CTL_PLAY, 0, 1.0f, NULL);
+    run(f, 100);
+    assert_true(f->l[99] == 2.0f);
+    send(f, CTL_STOP, 0, 0, NULL);
+    run(f, 1024);
+    uint32_t fade = f->e.fade_frames;
+    float max_step = 0, prev = 2.0f;
+    for (uint32_t i = 0; i < 1024; i++) {
+        float step = fabsf(f->l[i] - prev);
+        if (step > max_step)
+            max_step = step;
+        prev = f->l[i];
+        if (i >= fade)
+            assert_true(f->l[i] == 0.0f);
+    }
+    /* Two voices ramp from 1 to 0 over `fade` frames: no jump above that. */
+    assert_true(max_step <= 2.0f / (float)fade * 1.001f);
+    assert_true(f->l[fade / 2] > 0.5f && f->l[fade / 2] < 1.5f);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
+    assert_int_equal(count_events(f, EV_STOPPED), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_one_voice_is_sample_times_velocity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mono_plays_on_both_outputs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_voices_sum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_voice_ends_at_sample_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_play_empty_slot_is_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_polyphony_same_slot_adds_voices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_33rd_voice_steals_the_oldest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_while_playing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_idle_slot_frees_old_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_load_never_overwrites_newer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping_round_trip_echoes_reply_and_wakes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stop_fades_out_every_voice, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
