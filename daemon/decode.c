@@ -7,8 +7,8 @@
  *
  * Opening safely.  The path comes from the network, so it may name anything.
  * It is opened O_NONBLOCK (a FIFO without a writer, or a device waiting for
- * carrier, would otherwise block the loader forever) and O_NOCTTY (the daemon
- * has no controlling terminal and must not acquire one by opening a tty),
+ * carrier, would otherwise block the loader forever) and O_NOCTTY (a daemon
+ * must never acquire a controlling terminal by opening a tty),
  * then fstat()ed: only regular files go on.  Checking the open descriptor,
  * not the path, leaves no window for the path to be swapped in between.
  * O_NONBLOCK is then cleared (it means nothing for a regular file, but
@@ -28,9 +28,13 @@
  * common case (WAV, AIFF, FLAC, Ogg: exact counts) allocates once, exactly,
  * and decodes straight into it.  libsndfile never returns more frames than
  * it reported (sf_readf_float stops at sf_info.frames), so the count is an
- * upper bound; it may be an overestimate (a truncated FLAC, an MP3 without a
- * Xing header whose length mpg123 estimated), in which case the buffer is
- * shrunk to what was actually decoded.  A format that cannot tell its length
+ * upper bound.  It may be an overestimate (an MP3 without a Xing header,
+ * whose length mpg123 estimated), in which case the buffer is shrunk to what
+ * was actually decoded.  A truncated WAV or AIFF needs nothing special:
+ * libsndfile clamps the length to the data present when it opens the file.
+ * A decoder error, though, refuses the whole file as corrupt (a FLAC cut
+ * short reports lost sync): a sample that silently ends early or glitches
+ * is worse than a clear /fail.  A format that cannot tell its length
  * reports SF_COUNT_MAX; then the buffer grows geometrically as data comes in.
  * Either way `max_bytes` is enforced on the size the output will have, before
  * allocating when the length is known and as soon as it is exceeded when it
@@ -41,14 +45,15 @@
  * so the converted audio is never copied.  The output length is
  * round(frames * rate / in_rate) exactly: soxr's own flush may land a frame
  * short or long, so the tail is trimmed (the output window simply ends there)
- * or zero-padded.  Quality is SOXR_HQ: 20-bit precision (about -125 dB of
- * aliasing and imaging, below the noise floor of any 16-bit source and of
- * the analogue chain after the DAC) with a flat passband (rolloff <= 0.01 dB);
- * it is the cheapest setting without audible artefacts.  SOXR_VHQ (28-bit)
- * costs noticeably more CPU and memory for differences nobody can hear, and
- * SOXR_MQ/LQ (16-bit, wider transition band) let aliasing through and droop
- * the top octave audibly.  soxr runs single-threaded (the default runtime
- * spec) so it never competes with the audio thread for cores.
+ * or zero-padded.  Quality is SOXR_HQ: 20-bit precision (aliasing and
+ * imaging about 125 dB down, below the noise floor of any 16-bit source and
+ * of the analogue chain after the DAC) with a flat passband (rolloff
+ * <= 0.01 dB); it is the cheapest setting without audible artefacts.
+ * SOXR_VHQ (28-bit) costs noticeably more CPU and filter memory for a
+ * difference nobody can hear; SOXR_MQ and SOXR_LQ (16-bit, wider transition
+ * band starting lower) let audible aliasing through and roll off the top of
+ * the audio band.  soxr runs single-threaded (the default runtime spec), so
+ * it never competes with the audio thread for cores.
  */
 #include "decode.h"
 
@@ -74,20 +79,20 @@
 
 struct decoder {
     SNDFILE *sf;
-    soxr_t soxr;              /* NULL when the rates match */
+    soxr_t soxr; /* NULL when the rates match */
     uint32_t channels;
     uint32_t in_rate;
     uint32_t rate;
-    bool known;               /* sf_info.frames is a real count */
-    bool sanitize;            /* float/double source: may hold NaN/Inf */
-    uint64_t in_frames;       /* reported input length (when known) */
-    uint64_t out_frames;      /* output length for in_frames (when known) */
-    uint64_t in_done;         /* input frames decoded so far */
-    uint64_t max_frames;      /* output frames allowed by max_bytes / uint32 */
+    bool known; /* sf_info.frames is a real count */
+    bool sanitize; /* float/double source: may hold NaN/Inf */
+    uint64_t in_frames; /* reported input length (when known) */
+    uint64_t out_frames; /* output length for in_frames (when known) */
+    uint64_t in_done; /* input frames decoded so far */
+    uint64_t max_frames; /* output frames allowed by max_bytes / uint32 */
     size_t max_bytes;
     struct sample_buffer *buf;
-    uint32_t filled;          /* output frames written into buf */
-    float *scratch;           /* DECODE_BLOCK interleaved input frames */
+    uint32_t filled; /* output frames written into buf */
+    float *scratch; /* DECODE_BLOCK interleaved input frames */
     char *err;
     size_t errlen;
 };
@@ -118,6 +123,8 @@ static void libmsg(char *dst, size_t n, const char *msg)
     dst[0] = '\0';
     if (!msg)
         return;
+    if (strncmp(msg, "Error : ", 8) == 0)
+        msg += 8;
     size_t len = strlen(msg);
     while (len > 0 && (msg[len - 1] == '.' || msg[len - 1] == '\n' || msg[len - 1] == ' '))
         len--;
@@ -253,9 +260,11 @@ static int64_t read_block(struct decoder *d, float *dst, uint64_t want)
     if (e != SF_ERR_NO_ERROR) {
         char msg[DECODE_LIBMSG_MAX + 1];
         libmsg(msg, sizeof(msg), sf_error_number(e));
-        if (e == SF_ERR_SYSTEM)
-            return fail(d, -EIO, msg[0] ? "read error (%s)" : "read error%s", msg);
-        return fail(d, -EINVAL, msg[0] ? "corrupt audio data (%s)" : "corrupt audio data%s", msg);
+        int code = e == SF_ERR_SYSTEM ? -EIO : -EINVAL;
+        const char *what = e == SF_ERR_SYSTEM ? "read error" : "corrupt audio data";
+        if (msg[0])
+            return fail(d, code, "%s (%s)", what, msg);
+        return fail(d, code, "%s", what);
     }
     if (got <= 0)
         return 0;
@@ -531,7 +540,7 @@ int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample
     if (out)
         *out = NULL;
     if (!path || !out)
-        return fail(&d, -EINVAL, "no path");
+        return fail(&d, -EINVAL, "invalid arguments");
     if (rate == 0)
         return fail(&d, -EINVAL, "invalid engine rate");
 

@@ -1,0 +1,858 @@
+/* test_decode.c - decode_file(): exact PCM pass-through, sample-rate
+ * conversion, formats, and every refusal.
+ *
+ * Fixtures are written at run time with libsndfile into a private mkdtemp()
+ * directory, removed again by the group teardown.
+ *
+ * sf_open_fd() is interposed (defined here, forwarding to libsndfile's via
+ * dlsym(RTLD_NEXT)) so a test can make a file report an unknown length
+ * (SF_COUNT_MAX), which no regular file does on its own; that drives the
+ * decoder's grow-as-you-go path with real data.
+ */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sndfile.h>
+
+#include "decode.h"
+#include "sample.h"
+
+#define PI 3.14159265358979323846
+
+static char tmpdir[] = "/tmp/test_decode.XXXXXX";
+static char errbuf[256];
+
+/* ---- sf_open_fd interposition ------------------------------------------- */
+
+static bool fake_unknown_length;
+static sf_count_t fake_extra_frames; /* added to the reported length */
+
+SNDFILE *sf_open_fd(int fd, int mode, SF_INFO *info, int close_desc)
+{
+    static SNDFILE *(*real)(int, int, SF_INFO *, int);
+    if (!real) {
+        void *sym = dlsym(RTLD_NEXT, "sf_open_fd");
+        if (!sym)
+            abort();
+        memcpy(&real, &sym, sizeof(sym));
+    }
+    SNDFILE *sf = real(fd, mode, info, close_desc);
+    if (sf && fake_unknown_length)
+        info->frames = SF_COUNT_MAX;
+    else if (sf)
+        info->frames += fake_extra_frames;
+    return sf;
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static const char *fixture(const char *name)
+{
+    static char paths[4][512];
+    static int next;
+    char *p = paths[next++ % 4];
+    snprintf(p, sizeof(paths[0]), "%s/%s", tmpdir, name);
+    return p;
+}
+
+static void write_short(const char *path, int format, int channels, int rate, const short *data,
+                        sf_count_t frames)
+{
+    SF_INFO info = {.samplerate = rate, .channels = channels, .format = format};
+    SNDFILE *sf = sf_open(path, SFM_WRITE, &info);
+    if (!sf)
+        fail_msg("sf_open(%s): %s", path, sf_strerror(NULL));
+    if (frames > 0)
+        assert_int_equal(sf_writef_short(sf, data, frames), frames);
+    assert_int_equal(sf_close(sf), 0);
+}
+
+static void write_float(const char *path, int format, int channels, int rate, const float *data,
+                        sf_count_t frames)
+{
+    SF_INFO info = {.samplerate = rate, .channels = channels, .format = format};
+    SNDFILE *sf = sf_open(path, SFM_WRITE, &info);
+    if (!sf)
+        fail_msg("sf_open(%s): %s", path, sf_strerror(NULL));
+    if (frames > 0)
+        assert_int_equal(sf_writef_float(sf, data, frames), frames);
+    assert_int_equal(sf_close(sf), 0);
+}
+
+/* Interleaved sines: channel c has frequency freq[c] and amplitude amp[c]. */
+static float *make_sines(int channels, int rate, sf_count_t frames, const double *freq,
+                         const double *amp)
+{
+    float *x = malloc((size_t)frames * (size_t)channels * sizeof(float));
+    assert_non_null(x);
+    for (sf_count_t i = 0; i < frames; i++)
+        for (int c = 0; c < channels; c++)
+            x[i * channels + c] = (float)(amp[c] * sin(2.0 * PI * freq[c] * (double)i / rate));
+    return x;
+}
+
+static struct sample_buffer *decode_ok(const char *path, uint32_t rate, size_t max_bytes)
+{
+    struct sample_buffer *b = (struct sample_buffer *)(uintptr_t)1; /* must be overwritten */
+    errbuf[0] = 'x';
+    errbuf[1] = '\0';
+    int r = decode_file(path, rate, max_bytes, &b, errbuf, sizeof(errbuf));
+    if (r != 0)
+        fail_msg("decode_file(%s) = %d (%s)", path, r, errbuf);
+    assert_non_null(b);
+    assert_string_equal(errbuf, "");
+    assert_int_equal(b->rate, rate);
+    assert_true(b->frames > 0);
+    assert_ptr_equal(b->ch[0], b->data);
+    if (b->channels == 2)
+        assert_ptr_equal(b->ch[1], b->data + b->frames);
+    else
+        assert_ptr_equal(b->ch[1], b->ch[0]);
+    assert_true(b->bytes >= sizeof(*b) + (size_t)b->frames * b->channels * sizeof(float));
+    return b;
+}
+
+/* Expects failure with `want`, a non-empty reason and no buffer. */
+static void decode_fails(const char *path, uint32_t rate, size_t max_bytes, int want)
+{
+    struct sample_buffer *b = (struct sample_buffer *)(uintptr_t)1;
+    errbuf[0] = '\0';
+    int r = decode_file(path, rate, max_bytes, &b, errbuf, sizeof(errbuf));
+    if (r != want)
+        fail_msg("decode_file(%s) = %d (%s), want %d", path, r, errbuf, want);
+    assert_null(b);
+    assert_true(strlen(errbuf) > 0);
+    assert_null(strchr(errbuf, '\n'));
+}
+
+/* Frequency from upward zero crossings (linearly interpolated) over the
+ * middle 80% of x[0..n). */
+static double measure_freq(const float *x, uint32_t n, uint32_t rate)
+{
+    uint32_t lo = n / 10, hi = n - n / 10;
+    double first = -1, last = -1;
+    int crossings = 0;
+    for (uint32_t i = lo + 1; i < hi; i++) {
+        if (x[i - 1] < 0.0f && x[i] >= 0.0f) {
+            double t = (double)(i - 1) + (double)x[i - 1] / ((double)x[i - 1] - (double)x[i]);
+            if (first < 0)
+                first = t;
+            last = t;
+            crossings++;
+        }
+    }
+    assert_true(crossings > 2);
+    return (double)(crossings - 1) * rate / (last - first);
+}
+
+static void check_amplitude(const float *x, uint32_t n, double amp)
+{
+    uint32_t lo = n / 10, hi = n - n / 10;
+    double peak = 0, sq = 0;
+    for (uint32_t i = lo; i < hi; i++) {
+        peak = fmax(peak, fabs(x[i]));
+        sq += (double)x[i] * x[i];
+    }
+    double rms_amp = sqrt(sq / (hi - lo)) * sqrt(2.0);
+    if (fabs(peak - amp) > 0.01 * amp || fabs(rms_amp - amp) > 0.01 * amp)
+        fail_msg("amplitude: peak %f, rms*sqrt2 %f, want %f", peak, rms_amp, amp);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    if (remove(path) < 0)
+        perror(path);
+    return 0;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int test_teardown(void **state)
+{
+    (void)state;
+    fake_unknown_length = false;
+    fake_extra_frames = 0;
+    return 0;
+}
+
+/* ---- exact pass-through ------------------------------------------------- */
+
+static void test_pcm16_mono_exact(void **state)
+{
+    (void)state;
+    /* Extremes and neighbours of zero, then every 16-bit value. */
+    const short head[] = {-32768, 32767, 0, 1, -1, -32767, 32766, 2, -2};
+    size_t nhead = sizeof(head) / sizeof(head[0]);
+    size_t n = nhead + 65536;
+    short *x = malloc(n * sizeof(short));
+    assert_non_null(x);
+    memcpy(x, head, sizeof(head));
+    for (size_t i = 0; i < 65536; i++)
+        x[nhead + i] = (short)((long)i - 32768);
+    const char *path = fixture("mono16.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 48000, x, (sf_count_t)n);
+
+    struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->frames, n);
+    assert_int_equal(b->channels, 1);
+    assert_ptr_equal(b->ch[0], b->ch[1]);
+    for (size_t i = 0; i < n; i++) {
+        float want = (float)x[i] / 32768.0f;
+        if (!(b->ch[0][i] == want))
+            fail_msg("frame %zu: %.9g, want %.9g", i, b->ch[0][i], want);
+    }
+    assert_true(b->ch[0][0] == -1.0f);
+    assert_true(b->ch[0][1] == 32767.0f / 32768.0f);
+    assert_true(b->ch[0][2] == 0.0f);
+    sample_buffer_free(b);
+    free(x);
+}
+
+/* Stereo, several decode blocks long, distinct patterns per channel. */
+static void test_pcm16_stereo_exact(void **state)
+{
+    (void)state;
+    const size_t n = 150001;
+    short *x = malloc(n * 2 * sizeof(short));
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++) {
+        x[2 * i] = (short)((long)((i * 7919u) % 65536u) - 32768);
+        x[2 * i + 1] = (short)((long)((i * 104729u + 13u) % 65536u) - 32768);
+    }
+    x[0] = -32768, x[1] = 32767, x[2] = 1, x[3] = -1, x[4] = 0, x[5] = 0;
+    const char *path = fixture("stereo16.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2, 44100, x, (sf_count_t)n);
+
+    struct sample_buffer *b = decode_ok(path, 44100, 0);
+    assert_int_equal(b->frames, n);
+    assert_int_equal(b->channels, 2);
+    for (size_t i = 0; i < n; i++) {
+        if (!(b->ch[0][i] == (float)x[2 * i] / 32768.0f &&
+              b->ch[1][i] == (float)x[2 * i + 1] / 32768.0f))
+            fail_msg("frame %zu: %.9g %.9g", i, b->ch[0][i], b->ch[1][i]);
+    }
+    sample_buffer_free(b);
+    free(x);
+}
+
+/* A float file holding NaN/Inf: those become 0, everything else is exact. */
+static void test_float_nonfinite(void **state)
+{
+    (void)state;
+    const float x[] = {0.25f, NAN, INFINITY, -INFINITY, -0.5f, 1.5f, -3.0f, 1e-30f};
+    const float want[] = {0.25f, 0.0f, 0.0f, 0.0f, -0.5f, 1.5f, -3.0f, 1e-30f};
+    const char *path = fixture("nonfinite.wav");
+    write_float(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1, 48000, x, 8);
+    struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->frames, 8);
+    for (int i = 0; i < 8; i++)
+        assert_true(b->ch[0][i] == want[i]);
+    sample_buffer_free(b);
+}
+
+/* ---- sample-rate conversion -------------------------------------------- */
+
+static void test_resample_sine(void **state)
+{
+    (void)state;
+    const double f[] = {1000.0}, a[] = {0.5};
+    float *x = make_sines(1, 44100, 44100, f, a);
+    const char *path = fixture("sine44k.wav");
+    write_float(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1, 44100, x, 44100);
+    free(x);
+
+    struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->channels, 1);
+    assert_int_equal(b->frames, 48000);
+    double freq = measure_freq(b->ch[0], b->frames, 48000);
+    if (fabs(freq - 1000.0) > 1.0)
+        fail_msg("pitch %f Hz", freq);
+    check_amplitude(b->ch[0], b->frames, 0.5);
+    sample_buffer_free(b);
+}
+
+/* Stereo conversion keeps the channels apart (soxr writes planar output). */
+static void test_resample_stereo(void **state)
+{
+    (void)state;
+    const double f[] = {1000.0, 440.0}, a[] = {0.5, 0.25};
+    float *x = make_sines(2, 44100, 88200, f, a);
+    const char *path = fixture("sine44k-stereo.flac");
+    write_float(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_24, 2, 44100, x, 88200);
+    free(x);
+
+    struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->channels, 2);
+    assert_int_equal(b->frames, 96000);
+    for (int c = 0; c < 2; c++) {
+        double freq = measure_freq(b->ch[c], b->frames, 48000);
+        if (fabs(freq - f[c]) > 1.0)
+            fail_msg("channel %d: pitch %f Hz, want %f", c, freq, f[c]);
+        check_amplitude(b->ch[c], b->frames, a[c]);
+    }
+    sample_buffer_free(b);
+}
+
+static void test_resample_down_and_lengths(void **state)
+{
+    (void)state;
+    const double f[] = {1000.0}, a[] = {0.5};
+    float *x = make_sines(1, 96000, 96000, f, a);
+    const char *path = fixture("sine96k.wav");
+    write_float(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1, 96000, x, 96000);
+    free(x);
+    struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->frames, 48000);
+    double freq = measure_freq(b->ch[0], b->frames, 48000);
+    if (fabs(freq - 1000.0) > 1.0)
+        fail_msg("pitch %f Hz", freq);
+    check_amplitude(b->ch[0], b->frames, 0.5);
+    sample_buffer_free(b);
+
+    /* Odd lengths: round(frames * rate / in_rate), half up. */
+    static const struct {
+        int in_rate;
+        sf_count_t frames;
+        uint32_t rate;
+        uint32_t want;
+    } cases[] = {
+        {44100, 1001, 48000, 1090},  /* 1089.52 */
+        {48000, 1001, 44100, 920},   /* 919.67 */
+        {22050, 7, 48000, 15},       /* 15.24 */
+        {48000, 1, 8000, 1},         /* 0.17, but never empty */
+        {8000, 3, 44100, 17},        /* 16.54 */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        short *s = calloc((size_t)cases[i].frames * 2, sizeof(short));
+        assert_non_null(s);
+        for (sf_count_t k = 0; k < cases[i].frames * 2; k++)
+            s[k] = (short)(1000 * (k % 7));
+        const char *p = fixture("odd.wav");
+        write_short(p, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2, cases[i].in_rate, s, cases[i].frames);
+        free(s);
+        b = decode_ok(p, cases[i].rate, 0);
+        if (b->frames != cases[i].want)
+            fail_msg("case %zu: %u frames, want %u", i, b->frames, cases[i].want);
+        sample_buffer_free(b);
+    }
+}
+
+/* ---- other formats ------------------------------------------------------ */
+
+static void test_flac_exact(void **state)
+{
+    (void)state;
+    const size_t n = 70000;
+    short *x = malloc(n * 2 * sizeof(short));
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++) {
+        x[2 * i] = (short)(20000.0 * sin(2.0 * PI * 440.0 * (double)i / 48000.0));
+        x[2 * i + 1] = (short)((long)((i * 31u) % 65536u) - 32768);
+    }
+    const char *path = fixture("stereo.flac");
+    write_short(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2, 48000, x, (sf_count_t)n);
+    struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->frames, n);
+    assert_int_equal(b->channels, 2);
+    for (size_t i = 0; i < n; i++)
+        if (!(b->ch[0][i] == (float)x[2 * i] / 32768.0f &&
+              b->ch[1][i] == (float)x[2 * i + 1] / 32768.0f))
+            fail_msg("frame %zu", i);
+    sample_buffer_free(b);
+    free(x);
+}
+
+static void test_ogg_vorbis(void **state)
+{
+    (void)state;
+    const double f[] = {440.0, 660.0}, a[] = {0.5, 0.5};
+    float *x = make_sines(2, 44100, 44100, f, a);
+    const char *path = fixture("stereo.ogg");
+    write_float(path, SF_FORMAT_OGG | SF_FORMAT_VORBIS, 2, 44100, x, 44100);
+    free(x);
+
+    struct sample_buffer *b = decode_ok(path, 44100, 0);
+    assert_int_equal(b->channels, 2);
+    assert_int_equal(b->frames, 44100);
+    for (int c = 0; c < 2; c++) {
+        double freq = measure_freq(b->ch[c], b->frames, 44100);
+        if (fabs(freq - f[c]) > 1.0)
+            fail_msg("channel %d: pitch %f Hz", c, freq);
+    }
+    sample_buffer_free(b);
+
+    /* Mono Vorbis, converted on the way in. */
+    x = make_sines(1, 44100, 22050, f, a);
+    path = fixture("mono.ogg");
+    write_float(path, SF_FORMAT_OGG | SF_FORMAT_VORBIS, 1, 44100, x, 22050);
+    free(x);
+    b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->channels, 1);
+    assert_int_equal(b->frames, 24000);
+    sample_buffer_free(b);
+}
+
+/* ---- lengths that are not what the header says ------------------------- */
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (long)st.st_size;
+}
+
+/* A WAV whose data chunk claims more than the file holds: libsndfile clamps
+ * the length to the data present, and that much loads, exactly. */
+static void test_truncated_wav(void **state)
+{
+    (void)state;
+    short x[1000];
+    for (int i = 0; i < 1000; i++)
+        x[i] = (short)(i * 30 - 15000);
+    const char *path = fixture("trunc.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 48000, x, 1000);
+    long header = file_size(path) - 2000;
+    assert_true(header >= 44);
+    assert_int_equal(truncate(path, header + 1201), 0); /* 600.5 frames */
+
+    struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->frames, 600);
+    for (int i = 0; i < 600; i++)
+        assert_true(b->ch[0][i] == (float)x[i] / 32768.0f);
+    sample_buffer_free(b);
+
+    /* Header only, no data at all. */
+    assert_int_equal(truncate(path, header), 0);
+    decode_fails(path, 48000, 0, -ENODATA);
+    /* Cut inside the header. */
+    assert_int_equal(truncate(path, 20), 0);
+    decode_fails(path, 48000, 0, -EINVAL);
+}
+
+/* A FLAC cut short: STREAMINFO promises more frames than the stream holds,
+ * and libFLAC reports lost sync where the data stops.  An error from the
+ * decoder means the data cannot be trusted, so the file is refused as
+ * corrupt rather than played short. */
+static void test_truncated_flac(void **state)
+{
+    (void)state;
+    const size_t n = 200000;
+    short *x = malloc(n * 2 * sizeof(short));
+    assert_non_null(x);
+    srand(1);
+    for (size_t i = 0; i < 2 * n; i++)
+        x[i] = (short)(rand() % 65536 - 32768); /* noise: compresses poorly */
+    const char *path = fixture("trunc.flac");
+
+    static const double keep[] = {0.5, 0.95, 0.999};
+    for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++) {
+        write_short(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2, 48000, x, (sf_count_t)n);
+        long size = file_size(path);
+        assert_int_equal(truncate(path, (off_t)((double)size * keep[k])), 0);
+        decode_fails(path, 48000, 0, -EINVAL);
+        assert_non_null(strstr(errbuf, "corrupt"));
+        decode_fails(path, 44100, 0, -EINVAL);
+    }
+    /* Cut right after the metadata: nothing decodes. */
+    assert_int_equal(truncate(path, 200), 0);
+    decode_fails(path, 48000, 0, -EINVAL);
+    free(x);
+}
+
+/* A length that overstates the data without any decoder error (an MP3 whose
+ * length mpg123 had to estimate): what decodes is kept, exactly, and the
+ * buffer shrinks to it, in place for a small excess or by reallocation for a
+ * large one.  The sf_open_fd wrapper inflates the reported count. */
+static void test_overstated_length(void **state)
+{
+    (void)state;
+    const size_t n = 100000;
+    short *x = malloc(n * 2 * sizeof(short));
+    assert_non_null(x);
+    for (size_t i = 0; i < 2 * n; i++)
+        x[i] = (short)((long)((i * 7919u) % 65536u) - 32768);
+    const char *path = fixture("overstated.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2, 48000, x, (sf_count_t)n);
+
+    static const sf_count_t extra[] = {1, 5000, 300000};
+    for (size_t k = 0; k < 3; k++) {
+        fake_extra_frames = extra[k];
+        struct sample_buffer *b = decode_ok(path, 48000, 0);
+        assert_int_equal(b->frames, n);
+        assert_int_equal(b->channels, 2);
+        for (size_t i = 0; i < n; i++)
+            if (!(b->ch[0][i] == (float)x[2 * i] / 32768.0f &&
+                  b->ch[1][i] == (float)x[2 * i + 1] / 32768.0f))
+                fail_msg("extra %ld: frame %zu differs", (long)extra[k], i);
+        sample_buffer_free(b);
+
+        /* Converted: the length follows the frames actually decoded. */
+        b = decode_ok(path, 44100, 0);
+        assert_int_equal(b->frames, 91875); /* round(100000 * 44100 / 48000) */
+        sample_buffer_free(b);
+    }
+    /* The limit is checked against the reported length, before decoding. */
+    fake_extra_frames = 300000;
+    decode_fails(path, 48000, n * 2 * sizeof(float), -E2BIG);
+    /* A length no buffer can hold is refused before allocating anything,
+     * with or without a limit, also where the conversion would overflow. */
+    fake_extra_frames = (sf_count_t)UINT32_MAX;
+    decode_fails(path, 48000, 0, -E2BIG);
+    assert_non_null(strstr(errbuf, "file too long"));
+    fake_extra_frames = INT64_MAX - (sf_count_t)n - 1;
+    decode_fails(path, 48000, 0, -E2BIG);
+    decode_fails(path, 44100, 0, -E2BIG);
+    decode_fails(path, 96000, 1 << 20, -E2BIG);
+    free(x);
+
+    /* Reported frames but none there at all. */
+    path = fixture("overstated-empty.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 48000, NULL, 0);
+    fake_extra_frames = 1000;
+    decode_fails(path, 48000, 0, -EINVAL);
+    assert_string_equal(errbuf, "corrupt or truncated audio data");
+}
+
+/* Lengths the file does not report (SF_COUNT_MAX): the buffer grows as data
+ * arrives, and the limit still holds. */
+static void test_unknown_length(void **state)
+{
+    (void)state;
+    const size_t n = 300007;
+    short *x = malloc(n * sizeof(short));
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (short)((long)((i * 7919u) % 65536u) - 32768);
+    const char *path = fixture("unknown.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 48000, x, (sf_count_t)n);
+
+    fake_unknown_length = true;
+    struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->frames, n);
+    for (size_t i = 0; i < n; i++)
+        assert_true(b->ch[0][i] == (float)x[i] / 32768.0f);
+    sample_buffer_free(b);
+
+    /* Exactly at the limit, and one byte short of it. */
+    b = decode_ok(path, 48000, n * sizeof(float));
+    assert_int_equal(b->frames, n);
+    assert_true(b->ch[0][n - 1] == (float)x[n - 1] / 32768.0f);
+    sample_buffer_free(b);
+    decode_fails(path, 48000, n * sizeof(float) - 1, -E2BIG);
+    decode_fails(path, 48000, 100000, -E2BIG);
+    decode_fails(path, 48000, 1, -E2BIG);
+    free(x);
+
+    /* Stereo, converted. */
+    const double f[] = {1000.0, 440.0}, a[] = {0.5, 0.25};
+    float *y = make_sines(2, 44100, 88200, f, a);
+    path = fixture("unknown-stereo.wav");
+    write_float(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 2, 44100, y, 88200);
+    free(y);
+    for (int limited = 0; limited < 2; limited++) {
+        b = decode_ok(path, 48000, limited ? 96000 * 2 * sizeof(float) : 0);
+        assert_int_equal(b->frames, 96000);
+        for (int c = 0; c < 2; c++) {
+            double freq = measure_freq(b->ch[c], b->frames, 48000);
+            if (fabs(freq - f[c]) > 1.0)
+                fail_msg("channel %d: pitch %f Hz", c, freq);
+            check_amplitude(b->ch[c], b->frames, a[c]);
+        }
+        sample_buffer_free(b);
+    }
+    decode_fails(path, 48000, 96000 * 2 * sizeof(float) - 1, -E2BIG);
+}
+
+/* ---- refusals ------------------------------------------------------------ */
+
+static void test_missing_and_bad_paths(void **state)
+{
+    (void)state;
+    decode_fails(fixture("does-not-exist.wav"), 48000, 0, -ENOENT);
+    decode_fails("", 48000, 0, -ENOENT);
+
+    char *longpath = malloc(8192);
+    assert_non_null(longpath);
+    memset(longpath, 'a', 8191);
+    longpath[0] = '/';
+    longpath[8191] = '\0';
+    decode_fails(longpath, 48000, 0, -ENAMETOOLONG);
+    free(longpath);
+
+    /* A regular file used as a directory. */
+    const char *text = fixture("text.txt");
+    FILE *fp = fopen(text, "w");
+    assert_non_null(fp);
+    fputs("This is plain text, not audio.\n", fp);
+    fclose(fp);
+    char below[600];
+    snprintf(below, sizeof(below), "%s/x.wav", text);
+    decode_fails(below, 48000, 0, -ENOTDIR);
+
+    /* No path, no engine rate. */
+    struct sample_buffer *b = NULL;
+    assert_int_equal(decode_file(NULL, 48000, 0, &b, errbuf, sizeof(errbuf)), -EINVAL);
+    assert_int_equal(decode_file(text, 0, 0, &b, errbuf, sizeof(errbuf)), -EINVAL);
+    assert_null(b);
+    /* A NULL or empty reason buffer is allowed. */
+    assert_int_equal(decode_file(fixture("nope.wav"), 48000, 0, &b, NULL, 0), -ENOENT);
+    assert_int_equal(decode_file(fixture("nope.wav"), 48000, 0, &b, errbuf, 0), -ENOENT);
+}
+
+static void test_directory(void **state)
+{
+    (void)state;
+    const char *dir = fixture("subdir");
+    assert_int_equal(mkdir(dir, 0700), 0);
+    decode_fails(dir, 48000, 0, -EISDIR);
+    assert_string_equal(errbuf, "is a directory");
+}
+
+static void test_fifo_does_not_block(void **state)
+{
+    (void)state;
+    const char *path = fixture("fifo");
+    assert_int_equal(mkfifo(path, 0600), 0);
+    struct timespec t0, t1;
+    alarm(10); /* if it blocked, the default SIGALRM kills the test */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    decode_fails(path, 48000, 0, -EINVAL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    alarm(0);
+    double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    assert_true(dt < 1.0);
+    assert_string_equal(errbuf, "not a regular file");
+}
+
+static void test_devices_and_sockets(void **state)
+{
+    (void)state;
+    decode_fails("/dev/null", 48000, 0, -EINVAL);
+    assert_string_equal(errbuf, "not a regular file");
+    decode_fails("/dev/zero", 48000, 0, -EINVAL);
+
+    const char *path = fixture("sock");
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(s >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    decode_fails(path, 48000, 0, -EINVAL);
+    close(s);
+}
+
+static void test_permission_denied(void **state)
+{
+    (void)state;
+    short x[10] = {0};
+    const char *path = fixture("noread.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 48000, x, 10);
+    assert_int_equal(chmod(path, 0), 0);
+    if (geteuid() != 0) {
+        decode_fails(path, 48000, 0, -EACCES);
+        assert_string_equal(errbuf, "permission denied");
+        return;
+    }
+    /* Root reads anything: try as nobody in a child instead. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(2);
+        struct sample_buffer *b = NULL;
+        int r = decode_file(path, 48000, 0, &b, errbuf, sizeof(errbuf));
+        _exit(r == -EACCES && b == NULL && strcmp(errbuf, "permission denied") == 0 ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 2)
+        skip(); /* cannot drop privileges here */
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_not_audio(void **state)
+{
+    (void)state;
+    const char *path = fixture("notes.txt");
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 100; i++)
+        fprintf(fp, "line %d: this is a text file, not a sound file\n", i);
+    fclose(fp);
+    decode_fails(path, 48000, 0, -EINVAL);
+    assert_non_null(strstr(errbuf, "not an audio file"));
+
+    path = fixture("empty.wav");
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    decode_fails(path, 48000, 0, -EINVAL);
+}
+
+static void test_too_many_channels(void **state)
+{
+    (void)state;
+    short x[300] = {0};
+    const char *path = fixture("three.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 3, 48000, x, 100);
+    decode_fails(path, 48000, 0, -E2BIG);
+    assert_string_equal(errbuf, "too many channels (3; at most 2)");
+}
+
+static void test_zero_frames(void **state)
+{
+    (void)state;
+    const char *path = fixture("zero.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 48000, NULL, 0);
+    decode_fails(path, 48000, 0, -ENODATA);
+    assert_string_equal(errbuf, "no audio frames");
+    path = fixture("zero.aiff");
+    write_short(path, SF_FORMAT_AIFF | SF_FORMAT_PCM_24, 2, 44100, NULL, 0);
+    decode_fails(path, 48000, 0, -ENODATA);
+}
+
+static void test_max_bytes(void **state)
+{
+    (void)state;
+    short x[2000] = {0};
+    const char *path = fixture("small.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2, 48000, x, 1000);
+    /* 1000 frames x 2 channels x 4 bytes = 8000 bytes decoded. */
+    struct sample_buffer *b = decode_ok(path, 48000, 8000);
+    assert_int_equal(b->frames, 1000);
+    sample_buffer_free(b);
+    decode_fails(path, 48000, 7999, -E2BIG);
+    assert_non_null(strstr(errbuf, "file too large"));
+    assert_non_null(strstr(errbuf, "MiB"));
+
+    /* The limit applies to the size at the output rate: 1000 frames at 48k
+     * become 2000 at 96k (16000 bytes). */
+    b = decode_ok(path, 96000, 16000);
+    assert_int_equal(b->frames, 2000);
+    sample_buffer_free(b);
+    decode_fails(path, 96000, 15999, -E2BIG);
+    b = decode_ok(path, 24000, 4000);
+    assert_int_equal(b->frames, 500);
+    sample_buffer_free(b);
+
+    /* Mono counts one channel. */
+    path = fixture("small-mono.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 48000, x, 1000);
+    b = decode_ok(path, 48000, 4000);
+    sample_buffer_free(b);
+    decode_fails(path, 48000, 3999, -E2BIG);
+
+    /* A big limit, in MiB terms. */
+    float *big = calloc(48000 * 10, sizeof(float));
+    assert_non_null(big);
+    path = fixture("ten-seconds.wav");
+    write_float(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1, 48000, big, 48000 * 10);
+    free(big);
+    decode_fails(path, 48000, 1024 * 1024, -E2BIG);
+    assert_string_equal(errbuf, "file too large (1.9 MiB decoded; limit 1.0 MiB)");
+}
+
+/* No descriptor survives any outcome. */
+static void test_no_fd_leaks(void **state)
+{
+    (void)state;
+    short x[200] = {0};
+    const char *ok = fixture("fdcheck.wav");
+    write_short(ok, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2, 48000, x, 100);
+    const char *three = fixture("fdcheck3.wav");
+    write_short(three, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 3, 48000, x, 50);
+    const char *text = fixture("fdcheck.txt");
+    FILE *fp = fopen(text, "w");
+    assert_non_null(fp);
+    fputs("not audio\n", fp);
+    fclose(fp);
+    const char *dir = fixture("fdcheck.d");
+    assert_int_equal(mkdir(dir, 0700), 0);
+
+    int before = count_fds();
+    for (int i = 0; i < 20; i++) {
+        struct sample_buffer *b = NULL;
+        assert_int_equal(decode_file(ok, 48000, 0, &b, errbuf, sizeof(errbuf)), 0);
+        sample_buffer_free(b);
+        assert_int_equal(decode_file(ok, 44100, 0, &b, errbuf, sizeof(errbuf)), 0);
+        sample_buffer_free(b);
+        assert_int_equal(decode_file(ok, 48000, 10, &b, errbuf, sizeof(errbuf)), -E2BIG);
+        assert_int_equal(decode_file(three, 48000, 0, &b, errbuf, sizeof(errbuf)), -E2BIG);
+        assert_int_equal(decode_file(text, 48000, 0, &b, errbuf, sizeof(errbuf)), -EINVAL);
+        assert_int_equal(decode_file(dir, 48000, 0, &b, errbuf, sizeof(errbuf)), -EISDIR);
+        assert_int_equal(decode_file("/dev/null", 48000, 0, &b, errbuf, sizeof(errbuf)),
+                         -EINVAL);
+    }
+    assert_int_equal(count_fds(), before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_pcm16_mono_exact, test_teardown),
+        cmocka_unit_test_teardown(test_pcm16_stereo_exact, test_teardown),
+        cmocka_unit_test_teardown(test_float_nonfinite, test_teardown),
+        cmocka_unit_test_teardown(test_resample_sine, test_teardown),
+        cmocka_unit_test_teardown(test_resample_stereo, test_teardown),
+        cmocka_unit_test_teardown(test_resample_down_and_lengths, test_teardown),
+        cmocka_unit_test_teardown(test_flac_exact, test_teardown),
+        cmocka_unit_test_teardown(test_ogg_vorbis, test_teardown),
+        cmocka_unit_test_teardown(test_truncated_wav, test_teardown),
+        cmocka_unit_test_teardown(test_truncated_flac, test_teardown),
+        cmocka_unit_test_teardown(test_overstated_length, test_teardown),
+        cmocka_unit_test_teardown(test_unknown_length, test_teardown),
+        cmocka_unit_test_teardown(test_missing_and_bad_paths, test_teardown),
+        cmocka_unit_test_teardown(test_directory, test_teardown),
+        cmocka_unit_test_teardown(test_fifo_does_not_block, test_teardown),
+        cmocka_unit_test_teardown(test_devices_and_sockets, test_teardown),
+        cmocka_unit_test_teardown(test_permission_denied, test_teardown),
+        cmocka_unit_test_teardown(test_not_audio, test_teardown),
+        cmocka_unit_test_teardown(test_too_many_channels, test_teardown),
+        cmocka_unit_test_teardown(test_zero_frames, test_teardown),
+        cmocka_unit_test_teardown(test_max_bytes, test_teardown),
+        cmocka_unit_test_teardown(test_no_fd_leaks, test_teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
