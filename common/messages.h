@@ -20,10 +20,13 @@
 struct reply_ctx; /* defined by the control side; opaque here */
 
 enum ctl_type {
-    CTL_PING = 1, /* answer with EV_PONG */
-    CTL_STOP,     /* fade out every voice, answer with EV_STOPPED */
-    CTL_LOAD,     /* publish `buf` into slot `id` unless `seq` is stale */
-    CTL_PLAY,     /* start a one-shot voice of slot `id` at `velocity` */
+    CTL_PING = 1,  /* answer with EV_PONG */
+    CTL_STOP,      /* fade out every voice, answer with EV_STOPPED */
+    CTL_LOAD,      /* publish `buf` into slot `id` unless `seq` is stale */
+    CTL_PLAY,      /* start a one-shot voice of slot `id` at `velocity` */
+    CTL_LOOP,      /* (re)start the looping voice of slot `id` */
+    CTL_STOP_SLOT, /* fade out the voices of slot `id` */
+    CTL_UNLOAD,    /* fade out slot `id`'s voices and empty it; EV_UNLOADED */
 };
 
 struct ctl_msg {
@@ -31,7 +34,7 @@ struct ctl_msg {
     uint32_t id;                 /* slot */
     float velocity;              /* linear gain, already clamped to [0, 1] */
     uint32_t reserved;
-    uint64_t seq;                /* CTL_LOAD: request order, newer wins */
+    uint64_t seq;                /* CTL_LOAD, CTL_UNLOAD: request order, newer wins */
     struct sample_buffer *buf;   /* CTL_LOAD: ownership moves to the audio side */
     struct reply_ctx *reply;     /* echoed in the event; may be NULL */
 };
@@ -41,6 +44,7 @@ enum ev_type {
     EV_STOPPED,     /* reply to CTL_STOP */
     EV_LOADED,      /* a CTL_LOAD is now playable: id, frames, channels */
     EV_LOAD_STALE,  /* a CTL_LOAD lost to a newer load of the same slot */
+    EV_UNLOADED,    /* reply to CTL_UNLOAD */
 };
 
 struct event {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -14,13 +15,43 @@
  * clearly, and keep its words for --verbose. */
 static void jack_quiet(const char *msg) { log_debug("jack: %s", msg); }
 
+static inline uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t); /* vDSO: no system call */
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 int audio_process(jack_nframes_t nframes, void *arg)
 {
     struct audio *a = arg;
+    uint64_t t0 = now_ns();
     float *l = jack_port_get_buffer(a->out[0], nframes);
     float *r = jack_port_get_buffer(a->out[1], nframes);
     engine_process(a->engine, l, r, nframes);
+    /* Peak DSP load: this callback's share of its period.  A relaxed
+     * compare-and-swap loop; the reader resets it with an exchange. */
+    uint32_t ppm = (uint32_t)((double)(now_ns() - t0) * 1e6 / (a->frame_ns * nframes));
+    uint32_t peak = atomic_load_explicit(&a->dsp_peak_ppm, memory_order_relaxed);
+    while (ppm > peak && !atomic_compare_exchange_weak_explicit(&a->dsp_peak_ppm, &peak, ppm,
+                                                                memory_order_relaxed,
+                                                                memory_order_relaxed))
+        ;
     return 0;
+}
+
+static int on_xrun(void *arg)
+{
+    struct audio *a = arg;
+    atomic_fetch_add(&a->xruns, 1);
+    return 0;
+}
+
+float audio_dsp_load(const struct audio *a) { return a->client ? jack_cpu_load(a->client) : 0; }
+
+float audio_take_dsp_peak(struct audio *a)
+{
+    return (float)atomic_exchange(&a->dsp_peak_ppm, 0) / 10000.0f;
 }
 
 static void on_shutdown(void *arg)
@@ -84,7 +115,9 @@ int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen)
         snprintf(err, errlen, "cannot register JACK output ports");
         return -EIO;
     }
+    a->frame_ns = 1e9 / jack_get_sample_rate(a->client);
     jack_set_process_callback(a->client, audio_process, a);
+    jack_set_xrun_callback(a->client, on_xrun, a);
     jack_on_shutdown(a->client, on_shutdown, a);
     return 0;
 }

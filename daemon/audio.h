@@ -21,6 +21,9 @@ struct audio {
     jack_port_t *out[2];
     struct engine *engine;
     bool active;
+    double frame_ns;                /* duration of one frame, for the DSP load */
+    _Atomic uint64_t xruns;         /* counted by JACK's xrun callback */
+    _Atomic uint32_t dsp_peak_ppm;  /* worst callback since last taken, per million */
 };
 
 /* Connects to the running JACK server (never starts one) as client `name`.
@@ -37,6 +40,11 @@ int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen);
  * to the first two physical playback ports (a failure to connect only warns). */
 int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size_t errlen);
 void audio_close(struct audio *a);
+
+/* DSP load in percent: JACK's running average, and the worst single period
+ * since the previous call of audio_take_dsp_peak(). */
+float audio_dsp_load(const struct audio *a);
+float audio_take_dsp_peak(struct audio *a);
 
 /* The JACK process callback (exported for the real-time safety test). */
 int audio_process(jack_nframes_t nframes, void *arg);

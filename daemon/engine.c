@@ -54,13 +54,17 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
     e->fade_frames = (uint32_t)lround(rate * ENGINE_FADE_SECONDS);
     if (e->fade_frames < 1)
         e->fade_frames = 1;
-    /* Live buffers: one current per slot, one retired per voice at most (a
-     * retired buffer lives only while a voice plays it), the load ring's
+    /* Live buffers: one current per slot, one retired per voice struct at
+     * most (a retired buffer lives only while a voice plays it), the load ring's
      * contents and the one the loader is building. */
-    e->max_live = nslots + nvoices + ENGINE_LOAD_RING + 1;
+    e->max_live = nslots + 2 * nvoices + ENGINE_LOAD_RING + 1;
 
+    /* Twice the polyphony in voice structs: a voice that is stolen or
+     * stopped fades out in one of the spare ones while its successor starts
+     * at once, so making room never clicks and never delays a trigger. */
+    e->npool = 2 * nvoices;
     e->slots = calloc(nslots, sizeof(*e->slots));
-    e->voices = calloc(nvoices, sizeof(*e->voices));
+    e->voices = calloc(e->npool, sizeof(*e->voices));
     if (!e->slots || !e->voices) {
         r = -ENOMEM;
         goto fail;
@@ -103,7 +107,7 @@ void engine_destroy(struct engine *e)
     if (!e->slots)
         return;
     /* Retired buffers are referenced only by voices: free each once. */
-    for (uint32_t i = 0; i < e->nvoices; i++) {
+    for (uint32_t i = 0; i < e->npool; i++) {
         const struct sample_buffer *vb = e->voices[i].buf;
         if (!vb || held_by_slot(e, vb))
             continue;
@@ -146,6 +150,18 @@ void engine_buffer_unreserve(struct engine *e)
     atomic_fetch_sub_explicit(&e->live_buffers, 1, memory_order_relaxed);
 }
 
+void engine_buffer_charge(struct engine *e, const struct sample_buffer *b)
+{
+    atomic_fetch_add_explicit(&e->sample_bytes, b->bytes, memory_order_relaxed);
+}
+
+void engine_buffer_free(struct engine *e, struct sample_buffer *b)
+{
+    atomic_fetch_sub_explicit(&e->sample_bytes, b->bytes, memory_order_relaxed);
+    sample_buffer_free(b);
+    engine_buffer_unreserve(e);
+}
+
 /* ---- audio thread from here on ---------------------------------------- */
 
 static bool push_event(struct engine *e, uint32_t type, uint32_t id, const struct sample_buffer *b,
@@ -184,7 +200,7 @@ static void release_if_unused(struct engine *e, const struct sample_buffer *b, u
 {
     if (e->slots[slot].buf == b)
         return;
-    for (uint32_t i = 0; i < e->nvoices; i++)
+    for (uint32_t i = 0; i < e->npool; i++)
         if (e->voices[i].buf == b)
             return;
     discard(e, (struct sample_buffer *)b);
@@ -197,21 +213,6 @@ static void voice_end(struct engine *e, struct voice *v)
     release_if_unused(e, b, v->slot);
 }
 
-/* A free voice, or else the oldest one (ended now, its buffer released). */
-static struct voice *voice_alloc(struct engine *e)
-{
-    struct voice *oldest = &e->voices[0];
-    for (uint32_t i = 0; i < e->nvoices; i++) {
-        struct voice *v = &e->voices[i];
-        if (!v->buf)
-            return v;
-        if (v->started < oldest->started)
-            oldest = v;
-    }
-    voice_end(e, oldest);
-    return oldest;
-}
-
 static void voice_fade_out(struct engine *e, struct voice *v)
 {
     if (v->fade_step > 0)
@@ -221,6 +222,60 @@ static void voice_fade_out(struct engine *e, struct voice *v)
         voice_end(e, v); /* silent voice: nothing to fade */
 }
 
+/* A voice struct to start a new voice in.  At full polyphony the oldest
+ * playing voice starts fading out (in its own struct) to make room.  Only if
+ * every spare struct is also busy fading, the oldest fading voice is cut. */
+static struct voice *voice_alloc(struct engine *e)
+{
+    struct voice *free_v = NULL, *oldest = NULL, *oldest_fading = NULL;
+    uint32_t playing = 0;
+
+    for (uint32_t i = 0; i < e->npool; i++) {
+        struct voice *v = &e->voices[i];
+        if (!v->buf) {
+            if (!free_v)
+                free_v = v;
+        } else if (v->fade_step > 0) {
+            if (!oldest_fading || v->started < oldest_fading->started)
+                oldest_fading = v;
+        } else {
+            playing++;
+            if (!oldest || v->started < oldest->started)
+                oldest = v;
+        }
+    }
+    if (playing >= e->nvoices && oldest) {
+        voice_fade_out(e, oldest);
+        atomic_fetch_add_explicit(&e->stats.voices_stolen, 1, memory_order_relaxed);
+        if (!oldest->buf && !free_v)
+            free_v = oldest; /* it was silent and ended at once */
+    }
+    if (!free_v) {
+        free_v = oldest_fading ? oldest_fading : oldest;
+        voice_end(e, free_v);
+    }
+    return free_v;
+}
+
+static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop)
+{
+    struct voice *v = voice_alloc(e);
+    *v = (struct voice){
+        .buf = e->slots[m->id].buf,
+        .slot = m->id,
+        .gain = m->velocity,
+        .loop = loop,
+        .started = ++e->started_counter,
+    };
+}
+
+static void fade_slot(struct engine *e, uint32_t id)
+{
+    for (uint32_t i = 0; i < e->npool; i++)
+        if (e->voices[i].buf && e->voices[i].slot == id)
+            voice_fade_out(e, &e->voices[i]);
+}
+
 static void apply(struct engine *e, struct ctl_msg *m)
 {
     switch (m->type) {
@@ -228,7 +283,7 @@ static void apply(struct engine *e, struct ctl_msg *m)
         push_event(e, EV_PONG, 0, NULL, m->reply);
         break;
     case CTL_STOP:
-        for (uint32_t i = 0; i < e->nvoices; i++)
+        for (uint32_t i = 0; i < e->npool; i++)
             if (e->voices[i].buf)
                 voice_fade_out(e, &e->voices[i]);
         push_event(e, EV_STOPPED, 0, NULL, m->reply);
@@ -254,18 +309,43 @@ static void apply(struct engine *e, struct ctl_msg *m)
         push_event(e, EV_LOADED, m->id, m->buf, m->reply);
         break;
     }
-    case CTL_PLAY: {
+    case CTL_PLAY:
+        if (m->id < e->nslots && e->slots[m->id].buf)
+            voice_start(e, m, false);
+        /* else: an empty slot is ignored by design */
+        break;
+    case CTL_LOOP:
         if (m->id >= e->nslots || !e->slots[m->id].buf)
-            break; /* empty slot: ignored by design */
-        struct voice *v = voice_alloc(e);
-        *v = (struct voice){
-            .buf = e->slots[m->id].buf,
-            .pos = 0,
-            .slot = m->id,
-            .gain = m->velocity,
-            .fade_step = 0,
-            .started = ++e->started_counter,
-        };
+            break;
+        /* One loop voice per slot: the running one fades out under the
+         * restarted one. */
+        for (uint32_t i = 0; i < e->npool; i++) {
+            struct voice *v = &e->voices[i];
+            if (v->buf && v->loop && v->slot == m->id && !(v->fade_step > 0))
+                voice_fade_out(e, v);
+        }
+        voice_start(e, m, true);
+        break;
+    case CTL_STOP_SLOT:
+        if (m->id < e->nslots)
+            fade_slot(e, m->id);
+        break;
+    case CTL_UNLOAD: {
+        if (m->id >= e->nslots)
+            break;
+        struct slot *s = &e->slots[m->id];
+        if (m->seq >= s->seq) {
+            /* A load requested before this unload must not refill the slot. */
+            struct sample_buffer *old = s->buf;
+            fade_slot(e, m->id);
+            s->buf = NULL;
+            s->seq = m->seq;
+            if (old) {
+                e->slots_loaded--;
+                release_if_unused(e, old, m->id);
+            }
+        }
+        push_event(e, EV_UNLOADED, m->id, NULL, m->reply);
         break;
     }
     default:
@@ -295,6 +375,42 @@ static void mix_ramp(float *restrict l, float *restrict r, const float *restrict
     }
 }
 
+/* Mixes one voice into the outputs.  Returns false when the voice is done
+ * (sample end without loop, or fade finished). */
+static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t nframes)
+{
+    const struct sample_buffer *b = v->buf;
+    uint32_t off = 0;
+
+    while (off < nframes) {
+        uint32_t n = b->frames - v->pos;
+        if (n > nframes - off)
+            n = nframes - off;
+        const float *l = b->ch[0] + v->pos;
+        const float *r = b->ch[1] + v->pos;
+        if (v->fade_step > 0) {
+            /* The ramp reaches zero on frame ceil(gain / step). */
+            float left = ceilf(v->gain / v->fade_step);
+            if (left <= (float)n) {
+                mix_ramp(out_l + off, out_r + off, l, r, v->gain, v->fade_step, (uint32_t)left);
+                return false;
+            }
+            mix_ramp(out_l + off, out_r + off, l, r, v->gain, v->fade_step, n);
+            v->gain -= v->fade_step * (float)n;
+        } else {
+            mix_const(out_l + off, out_r + off, l, r, v->gain, n);
+        }
+        v->pos += n;
+        off += n;
+        if (v->pos >= b->frames) {
+            if (!v->loop)
+                return false;
+            v->pos = 0; /* seamless: the next frame is frame 0, same period */
+        }
+    }
+    return true;
+}
+
 void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes)
 {
     struct ctl_msg m;
@@ -310,37 +426,14 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
     memset(out_r, 0, nframes * sizeof(float));
 
     uint32_t active = 0;
-    for (uint32_t i = 0; i < e->nvoices; i++) {
+    for (uint32_t i = 0; i < e->npool; i++) {
         struct voice *v = &e->voices[i];
         if (!v->buf)
             continue;
-        const struct sample_buffer *b = v->buf;
-        uint32_t n = b->frames - v->pos;
-        if (n > nframes)
-            n = nframes;
-        const float *a = b->ch[0] + v->pos;
-        const float *c = b->ch[1] + v->pos;
-        bool faded = false;
-        if (v->fade_step > 0) {
-            /* Frames until the ramp reaches zero; the ramp's last frame is
-             * exactly the one where gain - step * k <= 0. */
-            float left = ceilf(v->gain / v->fade_step);
-            if (left < (float)n) {
-                n = (uint32_t)left;
-                faded = true;
-            }
-            mix_ramp(out_l, out_r, a, c, v->gain, v->fade_step, n);
-            v->gain -= v->fade_step * (float)n;
-            if (v->gain <= 0)
-                faded = true;
-        } else {
-            mix_const(out_l, out_r, a, c, v->gain, n);
-        }
-        v->pos += n;
-        if (faded || v->pos >= b->frames)
-            voice_end(e, v);
-        else
+        if (voice_render(v, out_l, out_r, nframes))
             active++;
+        else
+            voice_end(e, v);
     }
 
     if (e->notify) {

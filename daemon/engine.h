@@ -59,6 +59,7 @@ struct voice {
     uint32_t slot;
     float gain;
     float fade_step;    /* > 0 while fading out: subtracted from gain per frame */
+    bool loop;          /* wraps to frame 0 at the end instead of ending */
     uint64_t started;   /* start order, for stealing the oldest */
 };
 
@@ -66,13 +67,15 @@ struct engine_stats {
     _Atomic uint32_t voices_active; /* after the last period */
     _Atomic uint32_t slots_loaded;
     _Atomic uint64_t periods;
+    _Atomic uint64_t voices_stolen;
     _Atomic uint64_t lost_events; /* must stay 0: see the proof above */
 };
 
 struct engine {
     uint32_t rate;
     uint32_t nslots;
-    uint32_t nvoices;
+    uint32_t nvoices; /* polyphony: voices that play at full gain */
+    uint32_t npool;   /* voice structs: nvoices plus as many to fade out in */
     uint32_t fade_frames;
     struct slot *slots;
     struct voice *voices;
@@ -88,6 +91,7 @@ struct engine {
 
     uint32_t max_live;
     _Atomic uint32_t live_buffers;
+    _Atomic uint64_t sample_bytes; /* bytes of all live buffers, for /status */
     struct engine_stats stats;
 };
 
@@ -108,7 +112,12 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
  * false when the budget is used up (the caller reports "busy").  Any thread
  * but the audio thread. */
 bool engine_buffer_reserve(struct engine *e);
-/* Returns a buffer's place in the budget after sample_buffer_free(). */
+/* Gives back a reservation that never got a buffer. */
 void engine_buffer_unreserve(struct engine *e);
+/* Counts a freshly built buffer's bytes (after engine_buffer_reserve). */
+void engine_buffer_charge(struct engine *e, const struct sample_buffer *b);
+/* Frees a charged buffer and returns its place and bytes.  Not on the audio
+ * thread: it goes through the trash ring to the reply thread. */
+void engine_buffer_free(struct engine *e, struct sample_buffer *b);
 
 #endif

@@ -2,6 +2,7 @@
 #include "loader.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,29 +52,80 @@ static bool publish(struct loader *l, const struct ctl_msg *m)
     return false;
 }
 
+/* With --sample-dir, relative paths are taken inside it and the real path
+ * (symlinks and ".." resolved) must stay inside it.  Returns the path to
+ * open (malloc'd) or NULL with a reason. */
+static char *confine(struct loader *l, const char *path, char *err, size_t errlen)
+{
+    if (!l->sample_dir)
+        return strdup(path);
+    char *joined = NULL;
+    if (path[0] != '/') {
+        if (asprintf(&joined, "%s/%s", l->sample_dir, path) < 0)
+            return NULL;
+        path = joined;
+    }
+    char *real = realpath(path, NULL);
+    int saved = errno;
+    free(joined);
+    if (!real) {
+        snprintf(err, errlen, "%s", saved == ENOENT    ? "no such file"
+                                    : saved == EACCES ? "permission denied"
+                                    : saved == ENAMETOOLONG ? "path too long"
+                                                            : strerror(saved));
+        return NULL;
+    }
+    size_t n = strlen(l->sample_dir);
+    if (strncmp(real, l->sample_dir, n) != 0 || (real[n] != '/' && strcmp(l->sample_dir, "/"))) {
+        snprintf(err, errlen, "outside the sample directory");
+        free(real);
+        return NULL;
+    }
+    return real;
+}
+
 static void run_job(struct loader *l, struct load_job *job)
 {
     char err[256];
     struct sample_buffer *buf = NULL;
 
+    char *path = confine(l, job->path, err, sizeof(err));
+    if (!path) {
+        fail_job(l, job, err);
+        return;
+    }
     if (!engine_buffer_reserve(l->engine)) {
+        free(path);
         fail_job(l, job, "busy: too many sample buffers waiting to be freed");
         return;
     }
-    int r = decode_file(job->path, l->engine->rate, l->max_bytes, &buf, err, sizeof(err));
+    int r = decode_file(path, l->engine->rate, l->limits.max_sample_bytes, &buf, err, sizeof(err));
+    free(path);
     if (r < 0) {
         engine_buffer_unreserve(l->engine);
         fail_job(l, job, err);
         return;
     }
+    uint64_t used = atomic_load(&l->engine->sample_bytes);
+    if (l->limits.max_memory_bytes && used + buf->bytes > l->limits.max_memory_bytes) {
+        snprintf(err, sizeof(err),
+                 "sample memory limit reached (%.1f MiB in use, this sample %.1f MiB, limit "
+                 "%.0f MiB)",
+                 used / 1048576.0, buf->bytes / 1048576.0,
+                 l->limits.max_memory_bytes / 1048576.0);
+        sample_buffer_free(buf);
+        engine_buffer_unreserve(l->engine);
+        fail_job(l, job, err);
+        return;
+    }
+    engine_buffer_charge(l->engine, buf);
     /* Once published the buffer belongs to the audio thread, which may
      * replace it and have it freed at any moment: read what we log first. */
     uint32_t frames = buf->frames, channels = buf->channels;
     struct ctl_msg m = {.type = CTL_LOAD, .id = job->id, .seq = job->seq, .buf = buf,
                         .reply = job->reply};
     if (!publish(l, &m)) {
-        sample_buffer_free(buf);
-        engine_buffer_unreserve(l->engine);
+        engine_buffer_free(l->engine, buf);
         fail_job(l, job, "busy: audio engine not running");
         return;
     }
@@ -110,17 +162,30 @@ static void *loader_main(void *arg)
     return NULL;
 }
 
-int loader_start(struct loader *l, struct engine *e, struct protocol *p, size_t max_bytes)
+int loader_start(struct loader *l, struct engine *e, struct protocol *p,
+                 const struct loader_limits *limits, char *err, size_t errlen)
 {
     memset(l, 0, sizeof(*l));
     l->engine = e;
     l->proto = p;
-    l->max_bytes = max_bytes;
+    l->limits = *limits;
+    if (limits->sample_dir) {
+        l->sample_dir = realpath(limits->sample_dir, NULL);
+        if (!l->sample_dir) {
+            int saved = errno;
+            snprintf(err, errlen, "--sample-dir %s: %s", limits->sample_dir, strerror(saved));
+            return -saved;
+        }
+    }
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->cond, NULL);
     int r = pthread_create(&l->thread, NULL, loader_main, l);
-    if (r != 0)
+    if (r != 0) {
+        snprintf(err, errlen, "cannot start the loader thread");
+        free(l->sample_dir);
+        l->sample_dir = NULL;
         return -r;
+    }
     l->started = true;
     return 0;
 }
@@ -136,5 +201,7 @@ void loader_stop(struct loader *l)
     pthread_join(l->thread, NULL);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->cond);
+    free(l->sample_dir);
+    l->sample_dir = NULL;
     l->started = false;
 }

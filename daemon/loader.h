@@ -27,10 +27,17 @@ struct load_job {
     struct reply_ctx *reply;
 };
 
+struct loader_limits {
+    size_t max_sample_bytes; /* one decoded sample (--max-sample-mb) */
+    size_t max_memory_bytes; /* all samples together (--max-memory-mb) */
+    const char *sample_dir;  /* only files below it (--sample-dir), or NULL */
+};
+
 struct loader {
     struct engine *engine;
     struct protocol *proto;
-    size_t max_bytes;
+    struct loader_limits limits;
+    char *sample_dir; /* realpath of limits.sample_dir */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -40,7 +47,9 @@ struct loader {
     bool started;
 };
 
-int loader_start(struct loader *l, struct engine *e, struct protocol *p, size_t max_bytes);
+/* Returns 0, or a negative errno with a reason in err (bad --sample-dir). */
+int loader_start(struct loader *l, struct engine *e, struct protocol *p,
+                 const struct loader_limits *limits, char *err, size_t errlen);
 /* Queues a load; on success the job owns `reply`.  -EBUSY when the queue is
  * full, -ENOMEM.  Any thread. */
 int loader_submit(struct loader *l, uint32_t id, const char *path, uint64_t seq,

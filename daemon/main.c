@@ -31,15 +31,38 @@
 
 /* A 10-minute stereo file at 96 kHz in float is 440 MiB. */
 #define DEFAULT_MAX_SAMPLE_MB 512
+#define DEFAULT_MAX_MEMORY_MB 4096
 
 struct options {
     const char *name;
     const char *port;
     const char *listen;
+    const char *sample_dir;
     bool connect;
     unsigned long max_sample_mb;
+    unsigned long max_memory_mb;
+    unsigned long slots;
+    unsigned long voices;
+    struct osc_allow allow[OSC_MAX_ALLOW];
+    unsigned nallow;
     int verbosity;
 };
+
+/* A whole number in [lo, hi], or -EINVAL with a message naming the option. */
+static int parse_ulong(const char *opt, const char *text, unsigned long lo, unsigned long hi,
+                       unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (!*text || *end || errno || v < lo || v > hi || *text == '-') {
+        fprintf(stderr, "looperd: %s wants a whole number from %lu to %lu, not '%s'\n", opt, lo,
+                hi, text);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
 
 static void usage(FILE *f)
 {
@@ -49,24 +72,43 @@ static void usage(FILE *f)
             "  -n, --name NAME          JACK client name (default looperd)\n"
             "  -p, --port N             UDP port for OSC (default 9000)\n"
             "  -l, --listen ADDR        address to listen on, IPv4 or IPv6 (default 127.0.0.1)\n"
+            "      --allow CIDR         serve only these sources (repeatable; default: all)\n"
             "      --no-connect         do not connect the outputs to the playback ports\n"
+            "      --slots N            sample slots, ids 0..N-1 (default %d, at most %d)\n"
+            "      --voices N           polyphony (default %d, at most %d)\n"
+            "      --sample-dir DIR     load only files below DIR; relative paths start there\n"
             "      --max-sample-mb N    largest decoded sample accepted (default %d)\n"
+            "      --max-memory-mb N    all samples together (default %d)\n"
             "  -v, --verbose            more log lines (repeat for debug)\n"
             "  -q, --quiet              warnings and errors only\n"
             "  -h, --help               this text\n"
             "  -V, --version            print the version\n",
-            DEFAULT_MAX_SAMPLE_MB);
+            ENGINE_DEFAULT_SLOTS, ENGINE_MAX_SLOTS, ENGINE_DEFAULT_VOICES, ENGINE_MAX_VOICES,
+            DEFAULT_MAX_SAMPLE_MB, DEFAULT_MAX_MEMORY_MB);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_NO_CONNECT = 256, OPT_MAX_SAMPLE_MB };
+    enum {
+        OPT_NO_CONNECT = 256,
+        OPT_MAX_SAMPLE_MB,
+        OPT_MAX_MEMORY_MB,
+        OPT_SAMPLE_DIR,
+        OPT_ALLOW,
+        OPT_SLOTS,
+        OPT_VOICES,
+    };
     static const struct option longopts[] = {
         {"name", required_argument, NULL, 'n'},
         {"port", required_argument, NULL, 'p'},
         {"listen", required_argument, NULL, 'l'},
         {"no-connect", no_argument, NULL, OPT_NO_CONNECT},
         {"max-sample-mb", required_argument, NULL, OPT_MAX_SAMPLE_MB},
+        {"max-memory-mb", required_argument, NULL, OPT_MAX_MEMORY_MB},
+        {"sample-dir", required_argument, NULL, OPT_SAMPLE_DIR},
+        {"allow", required_argument, NULL, OPT_ALLOW},
+        {"slots", required_argument, NULL, OPT_SLOTS},
+        {"voices", required_argument, NULL, OPT_VOICES},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -79,20 +121,21 @@ static int parse_options(int argc, char **argv, struct options *o)
         .listen = "127.0.0.1",
         .connect = true,
         .max_sample_mb = DEFAULT_MAX_SAMPLE_MB,
+        .max_memory_mb = DEFAULT_MAX_MEMORY_MB,
+        .slots = ENGINE_DEFAULT_SLOTS,
+        .voices = ENGINE_DEFAULT_VOICES,
     };
+    const unsigned long max_mb = SIZE_MAX / (1024 * 1024);
     int c;
     while ((c = getopt_long(argc, argv, "n:p:l:vqhV", longopts, NULL)) != -1) {
-        char *end;
         switch (c) {
         case 'n':
             o->name = optarg;
             break;
         case 'p': {
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (*optarg == '\0' || *end || v > 65535) {
-                fprintf(stderr, "looperd: --port wants a number 0..65535, not '%s'\n", optarg);
+            unsigned long v;
+            if (parse_ulong("--port", optarg, 0, 65535, &v) < 0)
                 return -EINVAL;
-            }
             o->port = optarg;
             break;
         }
@@ -103,12 +146,34 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->connect = false;
             break;
         case OPT_MAX_SAMPLE_MB:
-            o->max_sample_mb = strtoul(optarg, &end, 10);
-            if (*optarg == '\0' || *end || o->max_sample_mb == 0 ||
-                o->max_sample_mb > SIZE_MAX / (1024 * 1024)) {
-                fprintf(stderr, "looperd: --max-sample-mb wants a positive number\n");
+            if (parse_ulong("--max-sample-mb", optarg, 1, max_mb, &o->max_sample_mb) < 0)
+                return -EINVAL;
+            break;
+        case OPT_MAX_MEMORY_MB:
+            if (parse_ulong("--max-memory-mb", optarg, 1, max_mb, &o->max_memory_mb) < 0)
+                return -EINVAL;
+            break;
+        case OPT_SLOTS:
+            if (parse_ulong("--slots", optarg, 1, ENGINE_MAX_SLOTS, &o->slots) < 0)
+                return -EINVAL;
+            break;
+        case OPT_VOICES:
+            if (parse_ulong("--voices", optarg, 1, ENGINE_MAX_VOICES, &o->voices) < 0)
+                return -EINVAL;
+            break;
+        case OPT_SAMPLE_DIR:
+            o->sample_dir = optarg;
+            break;
+        case OPT_ALLOW:
+            if (o->nallow == OSC_MAX_ALLOW) {
+                fprintf(stderr, "looperd: at most %d --allow\n", OSC_MAX_ALLOW);
                 return -EINVAL;
             }
+            if (osc_parse_allow(optarg, &o->allow[o->nallow]) < 0) {
+                fprintf(stderr, "looperd: --allow wants ADDR or ADDR/PREFIX, not '%s'\n", optarg);
+                return -EINVAL;
+            }
+            o->nallow++;
             break;
         case 'v':
             o->verbosity++;
@@ -149,8 +214,7 @@ static void drain_inputs(struct engine *e, struct protocol *p)
     while (ring_pop(&e->cmd, &m))
         reply_ctx_free(p, m.reply);
     while (ring_pop(&e->load, &m)) {
-        sample_buffer_free(m.buf);
-        engine_buffer_unreserve(e);
+        engine_buffer_free(e, m.buf);
         reply_ctx_free(p, m.reply);
     }
 }
@@ -188,7 +252,7 @@ int main(int argc, char **argv)
         return 1;
     }
     uint32_t rate = audio_rate(&audio);
-    if (engine_init(&engine, ENGINE_DEFAULT_SLOTS, ENGINE_DEFAULT_VOICES, rate) < 0) {
+    if (engine_init(&engine, (uint32_t)opt.slots, (uint32_t)opt.voices, rate) < 0) {
         log_error("out of memory");
         goto out_audio;
     }
@@ -196,10 +260,20 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out_engine;
     }
-    protocol_init(&proto, &engine, &osc, &loader);
-    if (replier_start(&replier, &engine, &proto) < 0 ||
-        loader_start(&loader, &engine, &proto, opt.max_sample_mb * 1024 * 1024) < 0) {
-        log_error("cannot start threads");
+    memcpy(osc.allow, opt.allow, sizeof(opt.allow));
+    osc.nallow = opt.nallow;
+    protocol_init(&proto, &engine, &osc, &loader, &audio);
+    struct loader_limits limits = {
+        .max_sample_bytes = opt.max_sample_mb * 1024 * 1024,
+        .max_memory_bytes = opt.max_memory_mb * 1024 * 1024,
+        .sample_dir = opt.sample_dir,
+    };
+    if (replier_start(&replier, &engine, &proto) < 0) {
+        log_error("cannot start the reply thread");
+        goto out_threads;
+    }
+    if (loader_start(&loader, &engine, &proto, &limits, err, sizeof(err)) < 0) {
+        log_error("%s", err);
         goto out_threads;
     }
     if (audio_start(&audio, &engine, opt.connect, err, sizeof(err)) < 0) {

@@ -97,6 +97,64 @@ void osc_stop(struct osc_server *s)
     (void)n;
 }
 
+int osc_parse_allow(const char *text, struct osc_allow *a)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    if (strlen(text) >= sizeof(buf))
+        return -EINVAL;
+    strcpy(buf, text);
+    char *slash = strchr(buf, '/');
+    if (slash)
+        *slash = '\0';
+    memset(a, 0, sizeof(*a));
+    if (inet_pton(AF_INET, buf, a->net) == 1) {
+        a->family = AF_INET;
+        a->prefix = 32;
+    } else if (inet_pton(AF_INET6, buf, a->net) == 1) {
+        a->family = AF_INET6;
+        a->prefix = 128;
+    } else {
+        return -EINVAL;
+    }
+    if (slash) {
+        char *end;
+        unsigned long p = strtoul(slash + 1, &end, 10);
+        if (!slash[1] || *end || p > a->prefix)
+            return -EINVAL;
+        a->prefix = (unsigned)p;
+    }
+    return 0;
+}
+
+static bool prefix_match(const unsigned char *addr, const unsigned char *net, unsigned prefix)
+{
+    unsigned full = prefix / 8, rest = prefix % 8;
+    if (memcmp(addr, net, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (addr[full] & mask) == (net[full] & mask);
+}
+
+bool osc_allowed(const struct osc_server *s, const struct osc_peer *from)
+{
+    if (s->nallow == 0)
+        return true;
+    for (unsigned i = 0; i < s->nallow; i++) {
+        const struct osc_allow *a = &s->allow[i];
+        if (a->family != from->addr.ss_family)
+            continue;
+        const unsigned char *addr =
+            a->family == AF_INET
+                ? (const unsigned char *)&((const struct sockaddr_in *)&from->addr)->sin_addr
+                : (const unsigned char *)&((const struct sockaddr_in6 *)&from->addr)->sin6_addr;
+        if (prefix_match(addr, a->net, a->prefix))
+            return true;
+    }
+    return false;
+}
+
 static uint32_t rd32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -176,6 +234,10 @@ void osc_run(struct osc_server *s, osc_handler fn, void *user)
                 if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                     log_warn("recvfrom: %s", strerror(errno));
                 break;
+            }
+            if (!osc_allowed(s, &from)) {
+                atomic_fetch_add(&s->denied_packets, 1);
+                continue;
             }
             if ((size_t)n > OSC_MAX_PACKET) {
                 atomic_fetch_add(&s->dropped_packets, 1);

@@ -37,13 +37,31 @@ struct osc_peer {
 typedef void (*osc_handler)(void *user, const char *path, lo_message msg, lo_timetag tt,
                             const struct osc_peer *from);
 
+#define OSC_MAX_ALLOW 16
+
+/* One --allow CIDR: an address family, network bytes and prefix length. */
+struct osc_allow {
+    int family;
+    unsigned char net[16];
+    unsigned prefix;
+};
+
 struct osc_server {
     int fd;
     int stop_fd; /* eventfd that wakes osc_run() for shutdown */
     uint16_t port;
     char addr_text[64];
+    struct osc_allow allow[OSC_MAX_ALLOW];
+    unsigned nallow; /* 0: every source is served */
     _Atomic uint64_t dropped_packets; /* oversized or malformed */
+    _Atomic uint64_t denied_packets;  /* from sources --allow does not cover */
 };
+
+/* Parses "ADDR[/PREFIX]" (IPv4 or IPv6) into *a.  Returns 0 or -EINVAL. */
+int osc_parse_allow(const char *text, struct osc_allow *a);
+/* True when `from` is covered by one of the server's --allow entries, or no
+ * entry was given. */
+bool osc_allowed(const struct osc_server *s, const struct osc_peer *from);
 
 /* Binds `listen_addr` (numeric IPv4 or IPv6) port `port` ("0": any free
  * port).  Returns 0 or a negative errno, with a reason in err. */

@@ -3,21 +3,26 @@
 #include "protocol.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "audio.h"
 #include "loader.h"
 #include "log.h"
 
 void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
-                   struct loader *loader)
+                   struct loader *loader, struct audio *audio)
 {
     memset(p, 0, sizeof(*p));
     p->engine = e;
     p->osc = osc;
     p->loader = loader;
+    p->audio = audio;
     /* Events come from reply_ctx-carrying requests and from the load ring;
      * keep their sum within the event ring. */
     p->max_replies = ENGINE_EVENT_RING - ENGINE_LOAD_RING;
@@ -116,79 +121,157 @@ static bool push_cmd(struct protocol *p, const struct ctl_msg *m)
     return false;
 }
 
-/* /ping and /stop: no arguments, answered by the audio thread. */
-static void handle_round_trip(struct protocol *p, const char *path, int argc, uint32_t type,
-                              const struct osc_peer *from)
+/* A request answered by the audio thread (via an event and the reply
+ * thread): /ping, /stop, /unload. */
+static void round_trip(struct protocol *p, const char *path, const struct osc_peer *from,
+                       struct ctl_msg m)
 {
-    if (argc != 0) {
-        fail(p, from, path, "takes no arguments");
-        return;
-    }
     struct reply_ctx *r = reply_ctx_new(p, from);
     if (!r) {
         atomic_fetch_add(&p->refused, 1);
         fail(p, from, path, "busy: too many requests in flight");
         return;
     }
-    struct ctl_msg m = {.type = type, .reply = r};
+    m.reply = r;
     if (!push_cmd(p, &m)) {
         reply_ctx_free(p, r);
         fail(p, from, path, "busy: command queue full");
     }
 }
 
-static void handle_play(struct protocol *p, const char *path, int argc, const char *types,
-                        lo_arg **argv, const struct osc_peer *from)
+/* The parts of a request the handlers need. */
+struct req {
+    const char *path;
+    int argc;
+    const char *types;
+    lo_arg **argv;
+    const struct osc_peer *from;
+    /* TouchOSC style "/play/7": the id came in the address; argv holds only
+     * the optional velocity. */
+    bool id_in_path;
+    uint32_t path_id;
+};
+
+static bool no_args(struct protocol *p, const struct req *q)
+{
+    if (q->argc == 0)
+        return true;
+    fail(p, q->from, q->path, "takes no arguments");
+    return false;
+}
+
+static void handle_ping(struct protocol *p, const struct req *q)
+{
+    if (no_args(p, q))
+        round_trip(p, q->path, q->from, (struct ctl_msg){.type = CTL_PING});
+}
+
+/* /play, /loop: id [velocity], or /play/ID [velocity]. */
+static void handle_trigger(struct protocol *p, const struct req *q, uint32_t type)
 {
     uint32_t id;
     double vel = 1.0;
+    int first = q->id_in_path ? 0 : 1; /* index of the velocity argument */
 
-    if (argc < 1 || argc > 2) {
-        fail(p, from, path, "expects id [velocity]");
+    if (q->argc < first || q->argc > first + 1) {
+        fail(p, q->from, q->path, q->id_in_path ? "expects [velocity]" : "expects id [velocity]");
         return;
     }
-    if (!arg_id(p, from, path, types[0], argv[0], &id))
+    if (q->id_in_path)
+        id = q->path_id;
+    else if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
         return;
-    if (argc == 2) {
-        if (!arg_number(types[1], argv[1], &vel)) {
-            fail_id(p, from, path, "velocity must be a number", (int32_t)id);
+    if (q->argc > first) {
+        if (!arg_number(q->types[first], q->argv[first], &vel)) {
+            fail_id(p, q->from, q->path, "velocity must be a number", (int32_t)id);
             return;
         }
         if (!isfinite(vel)) {
-            fail_id(p, from, path, "velocity must be finite", (int32_t)id);
+            fail_id(p, q->from, q->path, "velocity must be finite", (int32_t)id);
             return;
         }
         vel = vel < 0 ? 0 : vel > 1 ? 1 : vel;
+        /* A pad's release sends 0: it must not start (or steal) anything. */
+        if (vel == 0)
+            return;
     }
-    struct ctl_msg m = {.type = CTL_PLAY, .id = id, .velocity = (float)vel};
+    struct ctl_msg m = {.type = type, .id = id, .velocity = (float)vel};
     if (!push_cmd(p, &m))
-        fail_id(p, from, path, "busy: command queue full", (int32_t)id);
+        fail_id(p, q->from, q->path, "busy: command queue full", (int32_t)id);
 }
 
-static void handle_load(struct protocol *p, const char *path, int argc, const char *types,
-                        lo_arg **argv, const struct osc_peer *from)
+/* /stop: everything, answered.  /stop id and /stop/ID [value]: one slot,
+ * unanswered (a pad's release, value 0, does nothing). */
+static void handle_stop(struct protocol *p, const struct req *q)
 {
     uint32_t id;
 
-    if (argc != 2) {
-        fail(p, from, path, "expects id path");
+    if (!q->id_in_path && q->argc == 0) {
+        round_trip(p, q->path, q->from, (struct ctl_msg){.type = CTL_STOP});
         return;
     }
-    if (!arg_id(p, from, path, types[0], argv[0], &id))
-        return;
-    if (types[1] != LO_STRING && types[1] != LO_SYMBOL) {
-        fail_id(p, from, path, "path must be a string", (int32_t)id);
+    if (q->id_in_path) {
+        double v = 1;
+        if (q->argc > 1 || (q->argc == 1 && !arg_number(q->types[0], q->argv[0], &v))) {
+            fail(p, q->from, q->path, "expects [value]");
+            return;
+        }
+        if (v == 0)
+            return;
+        id = q->path_id;
+    } else {
+        if (q->argc != 1) {
+            fail(p, q->from, q->path, "expects [id]");
+            return;
+        }
+        if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
+            return;
+    }
+    struct ctl_msg m = {.type = CTL_STOP_SLOT, .id = id};
+    if (!push_cmd(p, &m))
+        fail_id(p, q->from, q->path, "busy: command queue full", (int32_t)id);
+}
+
+static void handle_unload(struct protocol *p, const struct req *q)
+{
+    uint32_t id;
+    if (q->argc != 1) {
+        fail(p, q->from, q->path, "expects id");
         return;
     }
-    const char *file = &argv[1]->s;
+    if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
+        return;
+    round_trip(p, q->path, q->from,
+               (struct ctl_msg){.type = CTL_UNLOAD, .id = id, .seq = ++p->load_seq});
+}
+
+static void handle_load(struct protocol *p, const struct req *q)
+{
+    uint32_t id;
+
+    if (q->argc != 2) {
+        fail(p, q->from, q->path, "expects id path");
+        return;
+    }
+    if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
+        return;
+    if (q->types[1] != LO_STRING && q->types[1] != LO_SYMBOL) {
+        fail_id(p, q->from, q->path, "path must be a string", (int32_t)id);
+        return;
+    }
+    const char *file = &q->argv[1]->s;
     if (!*file) {
-        fail_id(p, from, path, "empty path", (int32_t)id);
+        fail_id(p, q->from, q->path, "empty path", (int32_t)id);
         return;
     }
-    struct reply_ctx *r = reply_ctx_new(p, from);
+    if (strlen(file) >= PATH_MAX) {
+        fail_id(p, q->from, q->path, "path too long", (int32_t)id);
+        return;
+    }
+    struct reply_ctx *r = reply_ctx_new(p, q->from);
     if (!r) {
         atomic_fetch_add(&p->refused, 1);
-        fail_id(p, from, path, "busy: too many requests in flight", (int32_t)id);
+        fail_id(p, q->from, q->path, "busy: too many requests in flight", (int32_t)id);
         return;
     }
     /* The order of requests decides which load of a slot wins, whatever
@@ -197,30 +280,132 @@ static void handle_load(struct protocol *p, const char *path, int argc, const ch
     if (err < 0) {
         reply_ctx_free(p, r);
         atomic_fetch_add(&p->refused, 1);
-        fail_id(p, from, path, err == -EBUSY ? "busy: load queue full" : "out of memory",
+        fail_id(p, q->from, q->path, err == -EBUSY ? "busy: load queue full" : "out of memory",
                 (int32_t)id);
     }
+}
+
+static void handle_status(struct protocol *p, const struct req *q)
+{
+    if (!no_args(p, q))
+        return;
+    struct engine *e = p->engine;
+    uint64_t refused = atomic_load(&p->refused) + atomic_load(&p->osc->dropped_packets) +
+                       atomic_load(&p->osc->denied_packets);
+    osc_send(p->osc, q->from, "/status.reply", "iiiiiffiih",
+             (int32_t)atomic_load(&e->stats.voices_active),
+             (int32_t)atomic_load(&e->stats.slots_loaded),
+             (int32_t)atomic_load(&p->audio->xruns), (int32_t)atomic_load(&p->late),
+             (int32_t)refused, (double)audio_dsp_load(p->audio),
+             (double)audio_take_dsp_peak(p->audio), (int32_t)e->rate,
+             (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes));
+}
+
+static void handle_version(struct protocol *p, const struct req *q)
+{
+    if (no_args(p, q))
+        osc_send(p->osc, q->from, "/version.reply", "ss", "looperd", LOOPERD_VERSION);
+}
+
+static void handle_quit(struct protocol *p, const struct req *q)
+{
+    if (!no_args(p, q))
+        return;
+    osc_send(p->osc, q->from, "/done", "s", "/quit");
+    /* The main thread does the shutdown, as for SIGTERM. */
+    kill(getpid(), SIGTERM);
+}
+
+/* "/play/12" -> base "/play", id 12.  Returns 1 on a match, 0 when `path`
+ * is not base/NUMBER, -1 when the number is out of range. */
+static int split_id(const char *path, const char *base, uint32_t nslots, uint32_t *id)
+{
+    size_t n = strlen(base);
+    if (strncmp(path, base, n) != 0 || path[n] != '/' || !path[n + 1])
+        return 0;
+    unsigned long v = 0;
+    bool big = false;
+    for (const char *c = path + n + 1; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return 0;
+        big |= v >= nslots;
+        v = big ? v : v * 10 + (unsigned long)(*c - '0');
+    }
+    if (big || v >= nslots)
+        return -1;
+    *id = (uint32_t)v;
+    return 1;
+}
+
+/* TouchOSC-style addresses that carry the id: /play/ID, /loop/ID, /stop/ID. */
+static void handle_id_in_path(struct protocol *p, struct req *q)
+{
+    static const struct {
+        const char *base;
+        uint32_t type;
+    } bases[] = {{"/play", CTL_PLAY}, {"/loop", CTL_LOOP}, {"/stop", CTL_STOP_SLOT}};
+
+    for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+        int r = split_id(q->path, bases[i].base, p->engine->nslots, &q->path_id);
+        if (r < 0) {
+            char why[64];
+            snprintf(why, sizeof(why), "id out of range (0..%u)", p->engine->nslots - 1);
+            fail(p, q->from, q->path, why);
+            return;
+        }
+        if (r > 0) {
+            q->id_in_path = true;
+            if (bases[i].type == CTL_STOP_SLOT)
+                handle_stop(p, q);
+            else
+                handle_trigger(p, q, bases[i].type);
+            return;
+        }
+    }
+    fail(p, q->from, q->path, "unknown address");
 }
 
 void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt,
                      const struct osc_peer *from)
 {
     struct protocol *p = user;
-    int argc = lo_message_get_argc(msg);
-    const char *types = lo_message_get_types(msg);
-    lo_arg **argv = lo_message_get_argv(msg);
+    struct req q = {
+        .path = path,
+        .argc = lo_message_get_argc(msg),
+        .types = lo_message_get_types(msg),
+        .argv = lo_message_get_argv(msg),
+        .from = from,
+    };
+    if (!q.types)
+        q.types = "";
 
-    (void)tt;
-    if (!types)
-        types = "";
+    /* Until sample-accurate scheduling exists, a bundle plays when it
+     * arrives; one whose time has already passed is counted as late. */
+    if (!(tt.sec == LO_TT_IMMEDIATE.sec && tt.frac == LO_TT_IMMEDIATE.frac)) {
+        lo_timetag now;
+        lo_timetag_now(&now);
+        if (lo_timetag_diff(tt, now) < 0)
+            atomic_fetch_add(&p->late, 1);
+    }
+
     if (strcmp(path, "/play") == 0)
-        handle_play(p, path, argc, types, argv, from);
-    else if (strcmp(path, "/ping") == 0)
-        handle_round_trip(p, path, argc, CTL_PING, from);
-    else if (strcmp(path, "/load") == 0)
-        handle_load(p, path, argc, types, argv, from);
+        handle_trigger(p, &q, CTL_PLAY);
+    else if (strcmp(path, "/loop") == 0)
+        handle_trigger(p, &q, CTL_LOOP);
     else if (strcmp(path, "/stop") == 0)
-        handle_round_trip(p, path, argc, CTL_STOP, from);
+        handle_stop(p, &q);
+    else if (strcmp(path, "/ping") == 0)
+        handle_ping(p, &q);
+    else if (strcmp(path, "/load") == 0)
+        handle_load(p, &q);
+    else if (strcmp(path, "/unload") == 0)
+        handle_unload(p, &q);
+    else if (strcmp(path, "/status") == 0)
+        handle_status(p, &q);
+    else if (strcmp(path, "/version") == 0)
+        handle_version(p, &q);
+    else if (strcmp(path, "/quit") == 0)
+        handle_quit(p, &q);
     else
-        fail(p, from, path, "unknown address");
+        handle_id_in_path(p, &q);
 }

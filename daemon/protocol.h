@@ -22,6 +22,7 @@
 #include "osc.h"
 
 struct loader;
+struct audio;
 
 struct reply_ctx {
     struct osc_peer peer;
@@ -31,14 +32,16 @@ struct protocol {
     struct engine *engine;
     struct osc_server *osc;
     struct loader *loader;
-    uint64_t load_seq; /* OSC thread only */
+    struct audio *audio;
+    uint64_t load_seq; /* OSC thread only: orders loads and unloads */
     uint32_t max_replies;
     _Atomic uint32_t replies_in_flight;
     _Atomic uint64_t refused; /* requests answered "busy" */
+    _Atomic uint64_t late;    /* bundles whose time had passed on arrival */
 };
 
 void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
-                   struct loader *loader);
+                   struct loader *loader, struct audio *audio);
 
 /* An osc_handler: `user` is the struct protocol. */
 void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt,

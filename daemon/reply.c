@@ -23,6 +23,9 @@ static void answer(struct replier *r, const struct event *ev)
             osc_send(osc, to, "/done", "siii", "/load", (int32_t)ev->id, (int32_t)ev->frames,
                      (int32_t)ev->channels);
             break;
+        case EV_UNLOADED:
+            osc_send(osc, to, "/done", "si", "/unload", (int32_t)ev->id);
+            break;
         case EV_LOAD_STALE:
             osc_send(osc, to, "/fail", "ssi", "/load", "superseded by a newer load of this slot",
                      (int32_t)ev->id);
@@ -41,10 +44,8 @@ void replier_drain(struct replier *r)
 
     while (ring_pop(&r->engine->events, &ev))
         answer(r, &ev);
-    while (ring_pop(&r->engine->trash, &b)) {
-        sample_buffer_free(b);
-        engine_buffer_unreserve(r->engine);
-    }
+    while (ring_pop(&r->engine->trash, &b))
+        engine_buffer_free(r->engine, b);
 }
 
 static void *replier_main(void *arg)

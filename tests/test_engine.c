@@ -183,7 +183,7 @@ static void test_polyphony_same_slot_adds_voices(void **state)
         assert_true(f->l[i] == 0.0f + b->ch[0][10 + i] * 0.5f + b->ch[0][i] * 0.5f);
 }
 
-static void test_33rd_voice_steals_the_oldest(void **state)
+static void test_33rd_voice_steals_the_oldest_with_a_fade(void **state)
 {
     struct fixture *f = *state;
     struct sample_buffer *longb = make_buf(48000, 1, 0.0f);
@@ -195,32 +195,106 @@ static void test_33rd_voice_steals_the_oldest(void **state)
         run(f, 1); /* distinct start times: voice i started at frame i */
     }
     assert_int_equal(atomic_load(&f->e.stats.voices_active), ENGINE_DEFAULT_VOICES);
-    uint64_t oldest = UINT64_MAX;
-    for (uint32_t i = 0; i < f->e.nvoices; i++)
-        if (f->e.voices[i].started < oldest)
-            oldest = f->e.voices[i].started;
+    struct voice *oldest = NULL;
+    for (uint32_t i = 0; i < f->e.npool; i++)
+        if (f->e.voices[i].buf && (!oldest || f->e.voices[i].started < oldest->started))
+            oldest = &f->e.voices[i];
+    uint32_t oldest_pos = oldest->pos;
+
     send(f, CTL_PLAY, 1, 1.0f, NULL);
-    run(f, 1);
-    assert_int_equal(atomic_load(&f->e.stats.voices_active), ENGINE_DEFAULT_VOICES);
+    run(f, 0); /* apply the trigger only */
+    /* The oldest voice fades out in its own struct; the new one starts now. */
+    assert_ptr_equal(oldest->buf, longb);
+    assert_true(oldest->fade_step > 0);
     int on_other = 0;
-    for (uint32_t i = 0; i < f->e.nvoices; i++) {
-        assert_true(f->e.voices[i].started != oldest); /* the oldest is gone */
-        on_other += f->e.voices[i].buf == other;
-    }
-    assert_int_equal(on_other, 1); /* and the new one started, on time */
-    /* The frame just rendered is exactly the 31 remaining old voices plus
-     * the new voice's first frame, summed in voice order as the mixer does. */
     float expect = 0.0f;
-    int on_old = 0;
-    for (uint32_t i = 0; i < f->e.nvoices; i++) {
+    for (uint32_t i = 0; i < f->e.npool; i++) {
         const struct voice *v = &f->e.voices[i];
-        expect += v->gain * v->buf->ch[0][v->pos - 1];
-        on_old += v->buf == longb;
-        if (v->buf == other)
-            assert_int_equal(v->pos, 1);
+        if (!v->buf)
+            continue;
+        on_other += v->buf == other;
+        float g = v->fade_step > 0 ? fmaxf(v->gain - v->fade_step, 0.0f) : v->gain;
+        expect += g * v->buf->ch[0][v->pos];
     }
-    assert_int_equal(on_old, ENGINE_DEFAULT_VOICES - 1);
-    assert_true(f->l[0] == expect);
+    assert_int_equal(on_other, 1);
+    run(f, 1);
+    assert_true(f->l[0] == expect); /* the new voice's first frame is in it */
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), ENGINE_DEFAULT_VOICES + 1);
+    assert_int_equal(atomic_load(&f->e.stats.voices_stolen), 1);
+    run(f, f->e.fade_frames);
+    assert_null(oldest->buf); /* faded out and freed its struct */
+    assert_true(oldest_pos > 0);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), ENGINE_DEFAULT_VOICES);
+}
+
+static void test_loop_wraps_seamlessly(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(100, 2, 0.0f);
+    load(f, 2, b, 1);
+    send(f, CTL_LOOP, 2, 0.5f, NULL);
+    run(f, 350);
+    for (uint32_t i = 0; i < 350; i++) {
+        assert_true(f->l[i] == b->ch[0][i % 100] * 0.5f);
+        assert_true(f->r[i] == b->ch[1][i % 100] * 0.5f);
+    }
+    /* A second /loop restarts it: the old loop voice fades under the new. */
+    send(f, CTL_LOOP, 2, 0.5f, NULL);
+    run(f, 10);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 2);
+    run(f, f->e.fade_frames);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 1);
+}
+
+static void test_stop_slot_fades_only_that_slot(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_buf(48000, 1, 0.1f), 1);
+    load(f, 1, make_buf(48000, 1, 0.2f), 2);
+    send(f, CTL_PLAY, 0, 1.0f, NULL);
+    send(f, CTL_LOOP, 1, 1.0f, NULL);
+    run(f, 10);
+    send(f, CTL_STOP_SLOT, 0, 0, NULL);
+    run(f, f->e.fade_frames + 1);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 1);
+    for (uint32_t i = 0; i < f->e.npool; i++)
+        if (f->e.voices[i].buf)
+            assert_int_equal(f->e.voices[i].slot, 1);
+}
+
+static void test_unload_while_playing(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(48000, 2, 0.3f);
+    int token;
+    load(f, 5, b, 1);
+    send(f, CTL_LOOP, 5, 1.0f, NULL);
+    send(f, CTL_PLAY, 5, 1.0f, NULL);
+    run(f, 64);
+    struct ctl_msg m = {.type = CTL_UNLOAD, .id = 5, .seq = 3, .reply = (struct reply_ctx *)&token};
+    assert_true(ring_push(&f->e.cmd, &m));
+    run(f, 1);
+    assert_null(f->e.slots[5].buf);
+    assert_int_equal(atomic_load(&f->e.stats.slots_loaded), 0);
+    assert_int_equal(count_trash(f, b), 0); /* voices still fading on it */
+    run(f, f->e.fade_frames);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
+    assert_true(f->l[f->e.fade_frames - 1] == 0.0f);
+    assert_int_equal(count_trash(f, b), 1); /* memory given back, once */
+    struct event ev;
+    int unloaded = 0;
+    while (ring_pop(&f->e.events, &ev))
+        if (ev.type == EV_UNLOADED) {
+            unloaded++;
+            assert_ptr_equal(ev.reply, &token);
+        }
+    assert_int_equal(unloaded, 1);
+    /* A load requested before the unload (seq 2) finishing after it is stale. */
+    struct sample_buffer *late = make_buf(10, 1, 0.0f);
+    load(f, 5, late, 2);
+    run(f, 1);
+    assert_null(f->e.slots[5].buf);
+    assert_int_equal(count_trash(f, late), 1);
 }
 
 static void test_reload_while_playing(void **state)
@@ -328,7 +402,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_voice_ends_at_sample_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_play_empty_slot_is_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_polyphony_same_slot_adds_voices, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_33rd_voice_steals_the_oldest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_33rd_voice_steals_the_oldest_with_a_fade, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_loop_wraps_seamlessly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_slot_fades_only_that_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unload_while_playing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_while_playing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_idle_slot_frees_old_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_load_never_overwrites_newer, setup, teardown),
