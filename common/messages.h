@@ -29,10 +29,15 @@ enum ctl_type {
     CTL_UNLOAD,    /* fade out slot `id`'s voices and empty it; EV_UNLOADED */
 };
 
+/* ctl_msg.flags */
+#define CTL_TIMED 1u /* apply at JACK frame `frame`, not at the next period */
+
 struct ctl_msg {
     uint32_t type;               /* enum ctl_type */
     uint32_t id;                 /* slot */
     float velocity;              /* linear gain, already clamped to [0, 1] */
+    uint32_t flags;              /* CTL_TIMED */
+    uint32_t frame;              /* CTL_TIMED: JACK frame time to start at */
     uint32_t reserved;
     uint64_t seq;                /* CTL_LOAD, CTL_UNLOAD: request order, newer wins */
     struct sample_buffer *buf;   /* CTL_LOAD: ownership moves to the audio side */

@@ -28,7 +28,7 @@ int audio_process(jack_nframes_t nframes, void *arg)
     uint64_t t0 = now_ns();
     float *l = jack_port_get_buffer(a->out[0], nframes);
     float *r = jack_port_get_buffer(a->out[1], nframes);
-    engine_process(a->engine, l, r, nframes);
+    engine_process(a->engine, l, r, nframes, jack_last_frame_time(a->client));
     /* Peak DSP load: this callback's share of its period.  A relaxed
      * compare-and-swap loop; the reader resets it with an exchange. */
     uint32_t ppm = (uint32_t)((double)(now_ns() - t0) * 1e6 / (a->frame_ns * nframes));
@@ -45,6 +45,34 @@ static int on_xrun(void *arg)
     struct audio *a = arg;
     atomic_fetch_add(&a->xruns, 1);
     return 0;
+}
+
+uint32_t audio_frame_now(const struct audio *a) { return jack_frame_time(a->client); }
+
+/* Seconds between 1900 (NTP's epoch) and 1970 (Unix's). */
+#define NTP_UNIX_OFFSET 2208988800.0
+
+/* OSC time is wall-clock time; JACK's clock is its own microsecond clock,
+ * mapped to frames by JACK's delay-locked loop (which already smooths the
+ * period wake-up jitter).  We read the wall clock on both sides of one JACK
+ * clock reading, so the pair is consistent to about a microsecond, then let
+ * JACK map the target microsecond to a frame.  Runs on the OSC thread. */
+uint32_t audio_frame_at(const struct audio *a, lo_timetag tt, double *ahead)
+{
+    struct timespec r1, r2;
+    clock_gettime(CLOCK_REALTIME, &r1);
+    jack_time_t j = jack_get_time();
+    clock_gettime(CLOCK_REALTIME, &r2);
+    double wall = (r1.tv_sec + r2.tv_sec) * 0.5 + (r1.tv_nsec + r2.tv_nsec) * 0.5e-9;
+    double target = (double)tt.sec - NTP_UNIX_OFFSET + (double)tt.frac / 4294967296.0;
+    double d = target - wall;
+    *ahead = d;
+    /* Far past: one second back is as late as any; the caller refuses the
+     * far future before it matters. */
+    if (d < -1.0)
+        d = -1.0;
+    jack_time_t t = d >= 0 ? j + (jack_time_t)(d * 1e6 + 0.5) : j - (jack_time_t)(-d * 1e6 + 0.5);
+    return jack_time_to_frames(a->client, t);
 }
 
 float audio_dsp_load(const struct audio *a) { return a->client ? jack_cpu_load(a->client) : 0; }

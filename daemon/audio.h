@@ -10,6 +10,7 @@
 #define LOOPERD_AUDIO_H
 
 #include <jack/jack.h>
+#include <lo/lo.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,12 @@ int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen);
  * to the first two physical playback ports (a failure to connect only warns). */
 int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size_t errlen);
 void audio_close(struct audio *a);
+
+/* JACK frame time now (estimated between periods by JACK's DLL). */
+uint32_t audio_frame_now(const struct audio *a);
+/* The JACK frame time at which wall-clock (NTP) time `tt` falls.  Returns
+ * the signed distance from now in seconds through *ahead. */
+uint32_t audio_frame_at(const struct audio *a, lo_timetag tt, double *ahead);
 
 /* DSP load in percent: JACK's running average, and the worst single period
  * since the previous call of audio_take_dsp_peak(). */

@@ -65,7 +65,8 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
     e->npool = 2 * nvoices;
     e->slots = calloc(nslots, sizeof(*e->slots));
     e->voices = calloc(e->npool, sizeof(*e->voices));
-    if (!e->slots || !e->voices) {
+    e->sched = calloc(ENGINE_SCHED, sizeof(*e->sched));
+    if (!e->slots || !e->voices || !e->sched) {
         r = -ENOMEM;
         goto fail;
     }
@@ -86,8 +87,10 @@ fail:
     ring_destroy(&e->trash);
     free(e->slots);
     free(e->voices);
+    free(e->sched);
     e->slots = NULL;
     e->voices = NULL;
+    e->sched = NULL;
     return r;
 }
 
@@ -130,8 +133,21 @@ void engine_destroy(struct engine *e)
     ring_destroy(&e->trash);
     free(e->slots);
     free(e->voices);
+    free(e->sched);
     e->slots = NULL;
     e->voices = NULL;
+    e->sched = NULL;
+}
+
+bool engine_sched_reserve(struct engine *e)
+{
+    uint32_t n = atomic_load_explicit(&e->sched_pending, memory_order_relaxed);
+    do {
+        if (n >= ENGINE_SCHED)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&e->sched_pending, &n, n + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
 }
 
 bool engine_buffer_reserve(struct engine *e)
@@ -257,7 +273,7 @@ static struct voice *voice_alloc(struct engine *e)
     return free_v;
 }
 
-static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop)
+static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, uint32_t delay)
 {
     struct voice *v = voice_alloc(e);
     *v = (struct voice){
@@ -265,6 +281,7 @@ static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop)
         .slot = m->id,
         .gain = m->velocity,
         .loop = loop,
+        .delay = delay,
         .started = ++e->started_counter,
     };
 }
@@ -276,7 +293,9 @@ static void fade_slot(struct engine *e, uint32_t id)
             voice_fade_out(e, &e->voices[i]);
 }
 
-static void apply(struct engine *e, struct ctl_msg *m)
+/* Applies one request; voices it starts begin `delay` frames into the
+ * current period. */
+static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
 {
     switch (m->type) {
     case CTL_PING:
@@ -311,7 +330,7 @@ static void apply(struct engine *e, struct ctl_msg *m)
     }
     case CTL_PLAY:
         if (m->id < e->nslots && e->slots[m->id].buf)
-            voice_start(e, m, false);
+            voice_start(e, m, false, delay);
         /* else: an empty slot is ignored by design */
         break;
     case CTL_LOOP:
@@ -324,7 +343,7 @@ static void apply(struct engine *e, struct ctl_msg *m)
             if (v->buf && v->loop && v->slot == m->id && !(v->fade_step > 0))
                 voice_fade_out(e, v);
         }
-        voice_start(e, m, true);
+        voice_start(e, m, true, delay);
         break;
     case CTL_STOP_SLOT:
         if (m->id < e->nslots)
@@ -382,6 +401,14 @@ static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t n
     const struct sample_buffer *b = v->buf;
     uint32_t off = 0;
 
+    if (v->delay) {
+        if (v->delay >= nframes) {
+            v->delay -= nframes;
+            return true;
+        }
+        off = v->delay;
+        v->delay = 0;
+    }
     while (off < nframes) {
         uint32_t n = b->frames - v->pos;
         if (n > nframes - off)
@@ -411,16 +438,80 @@ static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t n
     return true;
 }
 
-void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes)
+/* Heap order: earlier frame first, then arrival order, so requests in one
+ * bundle keep their order.  Frame times wrap at 2^32; the signed difference
+ * orders them correctly while they lie within 2^31 frames (12 hours at
+ * 48 kHz) of each other, which the control side guarantees. */
+static bool sched_before(const struct sched_entry *a, const struct sched_entry *b)
+{
+    int32_t d = (int32_t)(a->m.frame - b->m.frame);
+    return d < 0 || (d == 0 && (int32_t)(a->order - b->order) < 0);
+}
+
+static void sched_push(struct engine *e, const struct ctl_msg *m)
+{
+    uint32_t i = e->nsched++;
+    struct sched_entry x = {.m = *m, .order = e->sched_order++};
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (!sched_before(&x, &e->sched[parent]))
+            break;
+        e->sched[i] = e->sched[parent];
+        i = parent;
+    }
+    e->sched[i] = x;
+}
+
+static void sched_pop(struct engine *e)
+{
+    struct sched_entry last = e->sched[--e->nsched];
+    uint32_t i = 0;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= e->nsched)
+            break;
+        if (c + 1 < e->nsched && sched_before(&e->sched[c + 1], &e->sched[c]))
+            c++;
+        if (!sched_before(&e->sched[c], &last))
+            break;
+        e->sched[i] = e->sched[c];
+        i = c;
+    }
+    e->sched[i] = last;
+}
+
+/* A timed request whose frame falls in this period (or has passed). */
+static void apply_timed(struct engine *e, const struct ctl_msg *m, uint32_t now)
+{
+    int32_t d = (int32_t)(m->frame - now);
+    if (d < 0)
+        atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
+    apply(e, m, d > 0 ? (uint32_t)d : 0);
+    atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
+}
+
+void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes, uint32_t now)
 {
     struct ctl_msg m;
 
     denormals_off();
 
     for (uint32_t k = ring_capacity(&e->load); k > 0 && ring_pop(&e->load, &m); k--)
-        apply(e, &m);
-    for (uint32_t k = ring_capacity(&e->cmd); k > 0 && ring_pop(&e->cmd, &m); k--)
-        apply(e, &m);
+        apply(e, &m, 0);
+    for (uint32_t k = ring_capacity(&e->cmd); k > 0 && ring_pop(&e->cmd, &m); k--) {
+        if (!(m.flags & CTL_TIMED))
+            apply(e, &m, 0);
+        else if ((int32_t)(m.frame - now) >= (int32_t)nframes && e->nsched < ENGINE_SCHED)
+            sched_push(e, &m);
+        else
+            apply_timed(e, &m, now); /* due now (or, impossibly, no room) */
+    }
+    /* Bounded by ENGINE_SCHED, and each entry is applied once. */
+    while (e->nsched > 0 && (int32_t)(e->sched[0].m.frame - now) < (int32_t)nframes) {
+        m = e->sched[0].m;
+        sched_pop(e);
+        apply_timed(e, &m, now);
+    }
 
     memset(out_l, 0, nframes * sizeof(float));
     memset(out_r, 0, nframes * sizeof(float));

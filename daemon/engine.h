@@ -42,6 +42,8 @@
 #define ENGINE_MAX_VOICES 256
 #define ENGINE_CMD_RING 1024 /* OSC requests waiting for the next period */
 #define ENGINE_LOAD_RING 16  /* decoded buffers waiting for the next period */
+/* Timed requests waiting on the audio side for their period. */
+#define ENGINE_SCHED 1024
 /* Events in flight are bounded by the control side (see protocol.c). */
 #define ENGINE_EVENT_RING 1024
 /* Length of the fade applied by /stop, in seconds: long enough not to click,
@@ -60,6 +62,7 @@ struct voice {
     float gain;
     float fade_step;    /* > 0 while fading out: subtracted from gain per frame */
     bool loop;          /* wraps to frame 0 at the end instead of ending */
+    uint32_t delay;     /* frames of this period to wait before starting */
     uint64_t started;   /* start order, for stealing the oldest */
 };
 
@@ -68,6 +71,7 @@ struct engine_stats {
     _Atomic uint32_t slots_loaded;
     _Atomic uint64_t periods;
     _Atomic uint64_t voices_stolen;
+    _Atomic uint64_t late; /* timed requests whose frame had passed */
     _Atomic uint64_t lost_events; /* must stay 0: see the proof above */
 };
 
@@ -82,6 +86,18 @@ struct engine {
     uint64_t started_counter;
     uint32_t slots_loaded;
     bool notify; /* audio thread pushed to events or trash this period */
+
+    /* Timed requests, a binary min-heap on (frame, arrival order).  The
+     * control side reserves a place in `sched_pending` before it sends a
+     * timed request, and the audio thread gives it back when the request is
+     * applied, so the heap can never overflow. */
+    struct sched_entry {
+        struct ctl_msg m;
+        uint32_t order;
+    } *sched;
+    uint32_t nsched;
+    uint32_t sched_order;
+    _Atomic uint32_t sched_pending;
 
     struct ring cmd;
     struct ring load;
@@ -104,9 +120,15 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
 void engine_destroy(struct engine *e);
 
 /* The real-time entry point: applies waiting control messages, then
- * overwrites `out_l` and `out_r` with `nframes` mixed frames.  Bounded time,
+ * overwrites `out_l` and `out_r` with `nframes` mixed frames.  `now` is the
+ * JACK frame time of the first frame (jack_last_frame_time()); timed
+ * requests start at their frame's offset inside the period.  Bounded time,
  * no allocation, no locks, no system calls other than sem_post. */
-void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes);
+void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes, uint32_t now);
+
+/* Control side: reserves room for one timed request; false when the
+ * schedule is full (the caller answers /fail). */
+bool engine_sched_reserve(struct engine *e);
 
 /* Counts a new live buffer against max_live before it is allocated; returns
  * false when the budget is used up (the caller reports "busy").  Any thread

@@ -43,6 +43,7 @@ struct options {
     unsigned long max_memory_mb;
     unsigned long slots;
     unsigned long voices;
+    unsigned long latency_ms;
     struct osc_allow allow[OSC_MAX_ALLOW];
     unsigned nallow;
     int verbosity;
@@ -76,6 +77,8 @@ static void usage(FILE *f)
             "      --no-connect         do not connect the outputs to the playback ports\n"
             "      --slots N            sample slots, ids 0..N-1 (default %d, at most %d)\n"
             "      --voices N           polyphony (default %d, at most %d)\n"
+            "      --latency MS         start plain messages MS after arrival (steady latency;\n"
+            "                           default 0: at the next period)\n"
             "      --sample-dir DIR     load only files below DIR; relative paths start there\n"
             "      --max-sample-mb N    largest decoded sample accepted (default %d)\n"
             "      --max-memory-mb N    all samples together (default %d)\n"
@@ -97,6 +100,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         OPT_ALLOW,
         OPT_SLOTS,
         OPT_VOICES,
+        OPT_LATENCY,
     };
     static const struct option longopts[] = {
         {"name", required_argument, NULL, 'n'},
@@ -109,6 +113,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"allow", required_argument, NULL, OPT_ALLOW},
         {"slots", required_argument, NULL, OPT_SLOTS},
         {"voices", required_argument, NULL, OPT_VOICES},
+        {"latency", required_argument, NULL, OPT_LATENCY},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -159,6 +164,10 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case OPT_VOICES:
             if (parse_ulong("--voices", optarg, 1, ENGINE_MAX_VOICES, &o->voices) < 0)
+                return -EINVAL;
+            break;
+        case OPT_LATENCY:
+            if (parse_ulong("--latency", optarg, 0, 1000, &o->latency_ms) < 0)
                 return -EINVAL;
             break;
         case OPT_SAMPLE_DIR:
@@ -263,6 +272,7 @@ int main(int argc, char **argv)
     memcpy(osc.allow, opt.allow, sizeof(opt.allow));
     osc.nallow = opt.nallow;
     protocol_init(&proto, &engine, &osc, &loader, &audio);
+    proto.latency_frames = (uint32_t)((uint64_t)opt.latency_ms * rate / 1000);
     struct loader_limits limits = {
         .max_sample_bytes = opt.max_sample_mb * 1024 * 1024,
         .max_memory_bytes = opt.max_memory_mb * 1024 * 1024,

@@ -113,32 +113,6 @@ static bool arg_id(struct protocol *p, const struct osc_peer *from, const char *
     return true;
 }
 
-static bool push_cmd(struct protocol *p, const struct ctl_msg *m)
-{
-    if (ring_push(&p->engine->cmd, m))
-        return true;
-    atomic_fetch_add(&p->refused, 1);
-    return false;
-}
-
-/* A request answered by the audio thread (via an event and the reply
- * thread): /ping, /stop, /unload. */
-static void round_trip(struct protocol *p, const char *path, const struct osc_peer *from,
-                       struct ctl_msg m)
-{
-    struct reply_ctx *r = reply_ctx_new(p, from);
-    if (!r) {
-        atomic_fetch_add(&p->refused, 1);
-        fail(p, from, path, "busy: too many requests in flight");
-        return;
-    }
-    m.reply = r;
-    if (!push_cmd(p, &m)) {
-        reply_ctx_free(p, r);
-        fail(p, from, path, "busy: command queue full");
-    }
-}
-
 /* The parts of a request the handlers need. */
 struct req {
     const char *path;
@@ -150,7 +124,51 @@ struct req {
      * the optional velocity. */
     bool id_in_path;
     uint32_t path_id;
+    bool timed;     /* start at `frame` (a future bundle, or --latency) */
+    uint32_t frame;
 };
+
+/* Sends a request to the audio thread, timed if the request is.  Answers
+ * /fail itself when a queue is full. */
+static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
+{
+    const char *why = "busy: command queue full";
+    if (q->timed) {
+        if (!engine_sched_reserve(p->engine)) {
+            why = "busy: schedule full";
+            goto refuse;
+        }
+        m.flags |= CTL_TIMED;
+        m.frame = q->frame;
+    }
+    if (ring_push(&p->engine->cmd, &m))
+        return true;
+    if (q->timed)
+        atomic_fetch_sub(&p->engine->sched_pending, 1);
+refuse:
+    atomic_fetch_add(&p->refused, 1);
+    if (m.type == CTL_PLAY || m.type == CTL_LOOP || m.type == CTL_STOP_SLOT ||
+        m.type == CTL_UNLOAD)
+        fail_id(p, q->from, q->path, why, (int32_t)m.id);
+    else
+        fail(p, q->from, q->path, why);
+    return false;
+}
+
+/* A request answered by the audio thread (via an event and the reply
+ * thread): /ping, /stop, /unload. */
+static void round_trip(struct protocol *p, const struct req *q, struct ctl_msg m)
+{
+    struct reply_ctx *r = reply_ctx_new(p, q->from);
+    if (!r) {
+        atomic_fetch_add(&p->refused, 1);
+        fail(p, q->from, q->path, "busy: too many requests in flight");
+        return;
+    }
+    m.reply = r;
+    if (!push_cmd(p, q, m))
+        reply_ctx_free(p, r);
+}
 
 static bool no_args(struct protocol *p, const struct req *q)
 {
@@ -163,7 +181,7 @@ static bool no_args(struct protocol *p, const struct req *q)
 static void handle_ping(struct protocol *p, const struct req *q)
 {
     if (no_args(p, q))
-        round_trip(p, q->path, q->from, (struct ctl_msg){.type = CTL_PING});
+        round_trip(p, q, (struct ctl_msg){.type = CTL_PING});
 }
 
 /* /play, /loop: id [velocity], or /play/ID [velocity]. */
@@ -195,9 +213,7 @@ static void handle_trigger(struct protocol *p, const struct req *q, uint32_t typ
         if (vel == 0)
             return;
     }
-    struct ctl_msg m = {.type = type, .id = id, .velocity = (float)vel};
-    if (!push_cmd(p, &m))
-        fail_id(p, q->from, q->path, "busy: command queue full", (int32_t)id);
+    push_cmd(p, q, (struct ctl_msg){.type = type, .id = id, .velocity = (float)vel});
 }
 
 /* /stop: everything, answered.  /stop id and /stop/ID [value]: one slot,
@@ -207,7 +223,7 @@ static void handle_stop(struct protocol *p, const struct req *q)
     uint32_t id;
 
     if (!q->id_in_path && q->argc == 0) {
-        round_trip(p, q->path, q->from, (struct ctl_msg){.type = CTL_STOP});
+        round_trip(p, q, (struct ctl_msg){.type = CTL_STOP});
         return;
     }
     if (q->id_in_path) {
@@ -227,9 +243,7 @@ static void handle_stop(struct protocol *p, const struct req *q)
         if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
             return;
     }
-    struct ctl_msg m = {.type = CTL_STOP_SLOT, .id = id};
-    if (!push_cmd(p, &m))
-        fail_id(p, q->from, q->path, "busy: command queue full", (int32_t)id);
+    push_cmd(p, q, (struct ctl_msg){.type = CTL_STOP_SLOT, .id = id});
 }
 
 static void handle_unload(struct protocol *p, const struct req *q)
@@ -241,8 +255,7 @@ static void handle_unload(struct protocol *p, const struct req *q)
     }
     if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
         return;
-    round_trip(p, q->path, q->from,
-               (struct ctl_msg){.type = CTL_UNLOAD, .id = id, .seq = ++p->load_seq});
+    round_trip(p, q, (struct ctl_msg){.type = CTL_UNLOAD, .id = id, .seq = ++p->load_seq});
 }
 
 static void handle_load(struct protocol *p, const struct req *q)
@@ -295,7 +308,7 @@ static void handle_status(struct protocol *p, const struct req *q)
     osc_send(p->osc, q->from, "/status.reply", "iiiiiffiih",
              (int32_t)atomic_load(&e->stats.voices_active),
              (int32_t)atomic_load(&e->stats.slots_loaded),
-             (int32_t)atomic_load(&p->audio->xruns), (int32_t)atomic_load(&p->late),
+             (int32_t)atomic_load(&p->audio->xruns), (int32_t)atomic_load(&e->stats.late),
              (int32_t)refused, (double)audio_dsp_load(p->audio),
              (double)audio_take_dsp_peak(p->audio), (int32_t)e->rate,
              (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes));
@@ -379,13 +392,21 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
     if (!q.types)
         q.types = "";
 
-    /* Until sample-accurate scheduling exists, a bundle plays when it
-     * arrives; one whose time has already passed is counted as late. */
+    /* A bundle's timetag says when; a plain message (or an "immediately"
+     * bundle) starts at the next period, or --latency after its arrival.
+     * The audio thread places the start on the exact frame and counts
+     * requests whose frame has already passed as late. */
     if (!(tt.sec == LO_TT_IMMEDIATE.sec && tt.frac == LO_TT_IMMEDIATE.frac)) {
-        lo_timetag now;
-        lo_timetag_now(&now);
-        if (lo_timetag_diff(tt, now) < 0)
-            atomic_fetch_add(&p->late, 1);
+        double ahead;
+        q.frame = audio_frame_at(p->audio, tt, &ahead);
+        q.timed = true;
+        if (ahead > PROTOCOL_MAX_AHEAD_S) {
+            fail(p, from, path, "timetag too far in the future (at most 1 hour)");
+            return;
+        }
+    } else if (p->latency_frames) {
+        q.frame = audio_frame_now(p->audio) + p->latency_frames;
+        q.timed = true;
     }
 
     if (strcmp(path, "/play") == 0)

@@ -37,11 +37,14 @@ struct protocol {
     uint32_t max_replies;
     _Atomic uint32_t replies_in_flight;
     _Atomic uint64_t refused; /* requests answered "busy" */
-    _Atomic uint64_t late;    /* bundles whose time had passed on arrival */
+    uint32_t latency_frames;  /* --latency: plain messages start this much after arrival */
 };
 
 void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
                    struct loader *loader, struct audio *audio);
+
+/* Timetags further ahead than this are refused: frame times wrap at 2^32. */
+#define PROTOCOL_MAX_AHEAD_S 3600.0
 
 /* An osc_handler: `user` is the struct protocol. */
 void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt,

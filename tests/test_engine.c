@@ -20,6 +20,7 @@ struct fixture {
     struct engine e;
     float l[4096], r[4096];
     uint64_t seq;
+    uint32_t now; /* JACK frame time of the next period */
 };
 
 static int setup(void **state)
@@ -64,7 +65,19 @@ static void send(struct fixture *f, uint32_t type, uint32_t id, float vel, void 
     assert_true(ring_push(&f->e.cmd, &m));
 }
 
-static void run(struct fixture *f, uint32_t n) { engine_process(&f->e, f->l, f->r, n); }
+static void run(struct fixture *f, uint32_t n)
+{
+    engine_process(&f->e, f->l, f->r, n, f->now);
+    f->now += n;
+}
+
+static void send_at(struct fixture *f, uint32_t type, uint32_t id, float vel, uint32_t frame)
+{
+    assert_true(engine_sched_reserve(&f->e));
+    struct ctl_msg m = {.type = type, .id = id, .velocity = vel, .flags = CTL_TIMED,
+                        .frame = frame};
+    assert_true(ring_push(&f->e.cmd, &m));
+}
 
 static int count_events(struct fixture *f, uint32_t type)
 {
@@ -393,6 +406,66 @@ static void test_stop_fades_out_every_voice(void **state)
     assert_int_equal(count_events(f, EV_STOPPED), 1);
 }
 
+static void test_timed_play_starts_on_its_frame(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(1000, 1, 0.25f);
+    f->now = UINT32_MAX - 150; /* across the 32-bit frame-time wrap too */
+    uint32_t start = f->now;
+    load(f, 0, b, 1);
+    send_at(f, CTL_PLAY, 0, 1.0f, start + 300); /* period 4, offset 44 */
+    send_at(f, CTL_PLAY, 0, 0.5f, start + 130); /* out of order: period 2, offset 2 */
+    float rec[512];
+    for (int p = 0; p < 8; p++) {
+        run(f, PERIOD);
+        memcpy(rec + p * PERIOD, f->l, sizeof(float) * PERIOD);
+    }
+    for (uint32_t i = 0; i < 512; i++) {
+        float expect = 0.0f;
+        if (i >= 130)
+            expect += b->ch[0][i - 130] * 0.5f;
+        if (i >= 300)
+            expect += b->ch[0][i - 300] * 1.0f;
+        assert_true(rec[i] == expect);
+    }
+    assert_int_equal(atomic_load(&f->e.stats.late), 0);
+    assert_int_equal(atomic_load(&f->e.sched_pending), 0);
+}
+
+static void test_timed_play_in_the_past_is_late_and_immediate(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(100, 1, 0.25f);
+    f->now = 10000;
+    load(f, 0, b, 1);
+    send_at(f, CTL_PLAY, 0, 1.0f, 9000);
+    run(f, PERIOD);
+    assert_true(f->l[0] == b->ch[0][0]);
+    assert_int_equal(atomic_load(&f->e.stats.late), 1);
+}
+
+static void test_schedule_is_bounded(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_buf(10, 1, 0.25f), 1);
+    uint32_t n = 0;
+    while (engine_sched_reserve(&f->e)) {
+        struct ctl_msg m = {.type = CTL_PLAY, .flags = CTL_TIMED, .frame = 100000 + n};
+        if (!ring_push(&f->e.cmd, &m)) {
+            run(f, 1); /* move them from the ring into the heap */
+            assert_true(ring_push(&f->e.cmd, &m));
+        }
+        n++;
+    }
+    assert_int_equal(n, ENGINE_SCHED);
+    run(f, 1);
+    assert_int_equal(f->e.nsched, ENGINE_SCHED);
+    f->now = 100000;
+    run(f, ENGINE_SCHED); /* all due in this period */
+    assert_int_equal(f->e.nsched, 0);
+    assert_true(engine_sched_reserve(&f->e)); /* room again */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +486,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ping_round_trip_echoes_reply_and_wakes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stop_fades_out_every_voice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timed_play_starts_on_its_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timed_play_in_the_past_is_late_and_immediate, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_schedule_is_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
