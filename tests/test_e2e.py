@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""End to end: a real jackd (dummy backend), the real looperd binary, a
+recording JACK client on its outputs, and real OSC packets over UDP.
+
+The recording is compared with the fixture sample for sample: a 16-bit WAV at
+the JACK rate decodes to x/32768 exactly and the mixer multiplies by the
+velocity (0.5, a power of two), so every recorded float must be equal, not
+close."""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from array import array
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from looperd_test import (Daemon, JackServer, OscClient, Recorder,  # noqa: E402
+                          binary_path, deinterleave, find_onset, write_wav)
+
+RATE = 48000
+PERIOD = 256
+
+
+def fixture_frames(n, channels):
+    """Distinct, non-zero 16-bit values, so a shifted or dropped frame shows."""
+    out = []
+    for i in range(n):
+        for c in range(channels):
+            v = ((i * 37 + c * 11000) % 30000) + 100
+            out.append(v if (i + c) % 2 else -v)
+    return out
+
+
+class CoreEndToEnd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="looperd-e2e-")
+        cls.jack = JackServer(rate=RATE, period=PERIOD)
+        cls.daemon = Daemon(cls.jack)
+        cls.osc = OscClient(cls.daemon.port)
+        cls.stereo = os.path.join(cls.tmp.name, "stereo.wav")
+        cls.stereo_frames = 12000
+        cls.stereo_data = fixture_frames(cls.stereo_frames, 2)
+        write_wav(cls.stereo, cls.stereo_data, RATE, 2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.osc.close()
+        code = cls.daemon.stop()
+        log = cls.daemon.log()
+        cls.daemon.close()
+        cls.jack.close()
+        cls.tmp.cleanup()
+        # Clean shutdown, and under AddressSanitizer no leak report (which
+        # would turn the exit status non-zero).
+        assert code == 0, f"looperd exited {code}:\n{log}"
+
+    def setUp(self):
+        self.osc.drain()
+
+    def load(self, slot, path):
+        return self.osc.request("/load", slot, path, expect=("/done", "/fail"), timeout=10)
+
+    def record(self, action, seconds, settle=0.0):
+        """Records the daemon's outputs while action() runs, then `settle`
+        more seconds.  Returns (left, right, meta)."""
+        rec = Recorder(self.jack, self.daemon.outputs, seconds=seconds + settle + 5)
+        try:
+            action()
+            time.sleep(settle)
+        finally:
+            samples, meta = rec.stop()
+        self.assertEqual(meta["gaps"], 0, "the recording has a gap")
+        left, right = deinterleave(samples)
+        return left, right, meta
+
+    def test_ping_pong(self):
+        self.assertEqual(self.osc.request("/ping"), ("/pong", []))
+
+    def test_load_play_is_sample_exact(self):
+        self.assertEqual(self.load(0, self.stereo), ("/done", ["/load", 0, self.stereo_frames, 2]))
+        left, right, _ = self.record(lambda: self.osc.send("/play", 0, 0.5), 0, settle=0.6)
+        onset = find_onset(array("f", [abs(a) + abs(b) for a, b in zip(left, right)]), 0, channels=1)
+        self.assertIsNotNone(onset, "nothing was played")
+        n = self.stereo_frames
+        got_l = list(left[onset:onset + n])
+        got_r = list(right[onset:onset + n])
+        want_l = [v / 32768.0 * 0.5 for v in self.stereo_data[0::2]]
+        want_r = [v / 32768.0 * 0.5 for v in self.stereo_data[1::2]]
+        bad = [i for i in range(n) if got_l[i] != want_l[i] or got_r[i] != want_r[i]]
+        self.assertEqual(bad[:5], [], f"{len(bad)} frames differ, first at {bad[:1]}")
+        # And nothing but silence after the sample's end.
+        self.assertTrue(all(v == 0.0 for v in left[onset + n:]))
+        self.assertTrue(all(v == 0.0 for v in right[onset + n:]))
+
+    def test_mono_sounds_on_both_outputs(self):
+        path = os.path.join(self.tmp.name, "mono.wav")
+        data = fixture_frames(3000, 1)
+        write_wav(path, data, RATE, 1)
+        self.assertEqual(self.load(1, path), ("/done", ["/load", 1, 3000, 1]))
+        left, right, _ = self.record(lambda: self.osc.send("/play", 1), 0, settle=0.3)
+        onset = find_onset(left, 0, channels=1)
+        self.assertIsNotNone(onset)
+        want = [v / 32768.0 for v in data]
+        self.assertEqual(list(left[onset:onset + 3000]), want)
+        self.assertEqual(list(right[onset:onset + 3000]), want)
+
+    def test_stop_silences(self):
+        path = os.path.join(self.tmp.name, "long.wav")
+        write_wav(path, [8000] * (RATE * 4), RATE, 1)  # 4 s of DC
+        self.assertEqual(self.load(2, path)[0], "/done")
+        stop_reply = []
+
+        def action():
+            self.osc.send("/play", 2, 1.0)
+            self.osc.send("/play", 2, 1.0)
+            time.sleep(0.5)
+            stop_reply.append(self.osc.request("/stop"))
+
+        left, right, _ = self.record(action, 0.5, settle=0.5)
+        self.assertEqual(stop_reply, [("/done", ["/stop"])])
+        onset = find_onset(left, 0, channels=1)
+        self.assertIsNotNone(onset)
+        last = max(i for i, v in enumerate(left) if v != 0.0)
+        # Stopped well before the 4 s sample could end, and silent after.
+        self.assertLess(last - onset, RATE * 2)
+        self.assertTrue(all(v == 0.0 for v in left[last + 1:]))
+        self.assertGreater(len(left) - last, RATE // 4, "not enough silence recorded")
+        # The fade: no step between neighbouring samples bigger than 2 voices
+        # x full level / 5 ms (240 frames at 48 kHz), plus rounding.
+        level = 2 * 8000 / 32768.0
+        steps = [abs(left[i + 1] - left[i]) for i in range(onset + 1, last + 1)]
+        self.assertLessEqual(max(steps), level / 240 * 1.01 + 1e-6)
+
+    def test_resampled_load_has_the_right_length(self):
+        path = os.path.join(self.tmp.name, "441.wav")
+        write_wav(path, [1000] * 44100, 44100, 1)
+        self.assertEqual(self.load(3, path), ("/done", ["/load", 3, 48000, 1]))
+
+    def test_missing_file_fails_and_costs_nothing(self):
+        self.assertEqual(self.load(4, self.stereo)[0], "/done")
+        self.assertEqual(self.load(4, "/nonexistent/x.wav"),
+                         ("/fail", ["/load", "no such file", 4]))
+        self.assertEqual(self.osc.request("/ping"), ("/pong", []))
+        left, _, _ = self.record(lambda: self.osc.send("/play", 4, 0.5), 0, settle=0.5)
+        onset = find_onset(left, 0, channels=1)
+        self.assertIsNotNone(onset, "the loaded sample no longer plays")
+        want = [v / 32768.0 * 0.5 for v in self.stereo_data[0::2]]
+        self.assertEqual(list(left[onset:onset + self.stereo_frames]), want)
+
+    def test_too_many_channels(self):
+        path = os.path.join(self.tmp.name, "three.wav")
+        write_wav(path, [100] * 300, RATE, 3)
+        addr, args = self.load(5, path)
+        self.assertEqual(addr, "/fail")
+        self.assertEqual(args[0], "/load")
+        self.assertIn("too many channels", args[1])
+        self.assertEqual(args[2], 5)
+
+    def test_play_of_empty_slot_is_ignored(self):
+        self.osc.send("/play", 31, 1.0)
+        self.assertEqual(self.osc.request("/ping"), ("/pong", []))
+
+    def test_bad_play_arguments(self):
+        self.assertEqual(self.osc.request("/play", 32), ("/fail", ["/play", "id out of range (0..31)", 32]))
+        self.assertEqual(self.osc.request("/play", "x")[1][:2], ["/play", "id must be a number"])
+
+
+class NoServer(unittest.TestCase):
+    def test_exits_with_one_clear_line(self):
+        env = dict(os.environ, JACK_DEFAULT_SERVER="looperd-test-no-such-server",
+                   JACK_NO_START_SERVER="1")
+        p = subprocess.run([binary_path("LOOPERD_BIN", "--looperd-bin"), "--port", "0"],
+                           env=env, capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        lines = [l for l in p.stderr.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertIn("no JACK server is running", lines[0])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
