@@ -13,7 +13,10 @@
 
 /* libjack reports a missing server in four lines of its own; we say it once,
  * clearly, and keep its words for --verbose. */
-static void jack_quiet(const char *msg) { log_debug("jack: %s", msg); }
+static void jack_quiet(const char *msg)
+{
+    log_debug("jack: %s", msg);
+}
 
 static inline uint64_t now_ns(void)
 {
@@ -33,9 +36,9 @@ int audio_process(jack_nframes_t nframes, void *arg)
      * compare-and-swap loop; the reader resets it with an exchange. */
     uint32_t ppm = (uint32_t)((double)(now_ns() - t0) * 1e6 / (a->frame_ns * nframes));
     uint32_t peak = atomic_load_explicit(&a->dsp_peak_ppm, memory_order_relaxed);
-    while (ppm > peak && !atomic_compare_exchange_weak_explicit(&a->dsp_peak_ppm, &peak, ppm,
-                                                                memory_order_relaxed,
-                                                                memory_order_relaxed))
+    while (ppm > peak &&
+           !atomic_compare_exchange_weak_explicit(&a->dsp_peak_ppm, &peak, ppm,
+                                                  memory_order_relaxed, memory_order_relaxed))
         ;
     return 0;
 }
@@ -47,7 +50,10 @@ static int on_xrun(void *arg)
     return 0;
 }
 
-uint32_t audio_frame_now(const struct audio *a) { return jack_frame_time(a->client); }
+uint32_t audio_frame_now(const struct audio *a)
+{
+    return a->client ? jack_frame_time(a->client) : 0;
+}
 
 /* Seconds between 1900 (NTP's epoch) and 1970 (Unix's). */
 #define NTP_UNIX_OFFSET 2208988800.0
@@ -60,6 +66,10 @@ uint32_t audio_frame_now(const struct audio *a) { return jack_frame_time(a->clie
 uint32_t audio_frame_at(const struct audio *a, lo_timetag tt, double *ahead)
 {
     struct timespec r1, r2;
+    if (!a->client) {
+        *ahead = 0;
+        return 0;
+    }
     clock_gettime(CLOCK_REALTIME, &r1);
     jack_time_t j = jack_get_time();
     clock_gettime(CLOCK_REALTIME, &r2);
@@ -75,7 +85,10 @@ uint32_t audio_frame_at(const struct audio *a, lo_timetag tt, double *ahead)
     return jack_time_to_frames(a->client, t);
 }
 
-float audio_dsp_load(const struct audio *a) { return a->client ? jack_cpu_load(a->client) : 0; }
+float audio_dsp_load(const struct audio *a)
+{
+    return a->client ? jack_cpu_load(a->client) : 0;
+}
 
 float audio_take_dsp_peak(struct audio *a)
 {
@@ -112,9 +125,20 @@ int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
     return 0;
 }
 
-uint32_t audio_rate(const struct audio *a) { return jack_get_sample_rate(a->client); }
-uint32_t audio_period(const struct audio *a) { return jack_get_buffer_size(a->client); }
-const char *audio_client_name(const struct audio *a) { return jack_get_client_name(a->client); }
+/* The queries below answer 0 while there is no client (no server yet, or it
+ * went away), so the OSC side never has to ask first. */
+uint32_t audio_rate(const struct audio *a)
+{
+    return a->client ? jack_get_sample_rate(a->client) : 0;
+}
+uint32_t audio_period(const struct audio *a)
+{
+    return a->client ? jack_get_buffer_size(a->client) : 0;
+}
+const char *audio_client_name(const struct audio *a)
+{
+    return jack_get_client_name(a->client);
+}
 
 static void connect_outputs(struct audio *a)
 {
@@ -137,8 +161,10 @@ static void connect_outputs(struct audio *a)
 int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen)
 {
     a->engine = e;
-    a->out[0] = jack_port_register(a->client, "out_1", JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
-    a->out[1] = jack_port_register(a->client, "out_2", JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
+    a->out[0] =
+        jack_port_register(a->client, "out_1", JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
+    a->out[1] =
+        jack_port_register(a->client, "out_2", JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
     if (!a->out[0] || !a->out[1]) {
         snprintf(err, errlen, "cannot register JACK output ports");
         return -EIO;
