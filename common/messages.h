@@ -35,7 +35,8 @@ enum ctl_type {
 struct ctl_msg {
     uint32_t type;               /* enum ctl_type */
     uint32_t id;                 /* slot */
-    float velocity;              /* linear gain, already clamped to [0, 1] */
+    float velocity;              /* linear gain, already clamped to [0, 1];
+                                    CTL_LOAD: the slot's gain */
     uint32_t flags;              /* CTL_TIMED */
     uint32_t frame;              /* CTL_TIMED: JACK frame time to start at */
     uint32_t reserved;

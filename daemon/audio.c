@@ -2,6 +2,7 @@
 #include "audio.h"
 
 #include <errno.h>
+#include <jack/thread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +106,9 @@ int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
 {
     jack_status_t status = 0;
 
-    memset(a, 0, sizeof(*a));
+    a->client = NULL;
+    a->out[0] = a->out[1] = NULL;
+    a->active = false;
     jack_set_error_function(jack_quiet);
     jack_set_info_function(jack_quiet);
     a->client = jack_client_open(name, JackNoStartServer | JackUseExactName, &status);
@@ -189,6 +192,48 @@ int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size
     if (connect)
         connect_outputs(a);
     return 0;
+}
+
+void audio_lost(struct audio *a)
+{
+    atomic_store(&a->gone, true);
+    audio_close(a);
+}
+
+void audio_remember_links(struct audio *a)
+{
+    if (!a->client || atomic_load(&a->gone))
+        return;
+    for (int i = 0; i < 2; i++) {
+        const char **c = jack_port_get_connections(a->out[i]);
+        a->nlinks[i] = 0;
+        for (unsigned k = 0; c && c[k] && k < AUDIO_MAX_LINKS; k++)
+            snprintf(a->links[i][a->nlinks[i]++], sizeof(a->links[i][0]), "%s", c[k]);
+        jack_free(c);
+    }
+}
+
+unsigned audio_restore_links(struct audio *a)
+{
+    unsigned missing = 0;
+    if (!a->client)
+        return 0;
+    for (int i = 0; i < 2; i++)
+        for (unsigned k = 0; k < a->nlinks[i]; k++) {
+            int r = jack_connect(a->client, jack_port_name(a->out[i]), a->links[i][k]);
+            if (r != 0 && r != EEXIST)
+                missing++;
+        }
+    return missing;
+}
+
+bool audio_realtime(const struct audio *a, int *prio)
+{
+    *prio = 0;
+    if (!a->client || !jack_is_realtime(a->client))
+        return false;
+    *prio = jack_client_real_time_priority(a->client);
+    return true;
 }
 
 void audio_close(struct audio *a)

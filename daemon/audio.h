@@ -11,24 +11,33 @@
 
 #include <jack/jack.h>
 #include <lo/lo.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "engine.h"
 
+#define AUDIO_MAX_LINKS 16
+
 struct audio {
     jack_client_t *client;
     jack_port_t *out[2];
     struct engine *engine;
     bool active;
-    double frame_ns;                /* duration of one frame, for the DSP load */
-    _Atomic uint64_t xruns;         /* counted by JACK's xrun callback */
-    _Atomic uint32_t dsp_peak_ppm;  /* worst callback since last taken, per million */
+    _Atomic bool gone; /* the server went away; reconnecting */
+    /* Where our outputs were connected, remembered while the server runs so
+     * the connections can be restored when it comes back. */
+    char links[2][AUDIO_MAX_LINKS][256];
+    unsigned nlinks[2];
+    double frame_ns;               /* duration of one frame, for the DSP load */
+    _Atomic uint64_t xruns;        /* counted by JACK's xrun callback */
+    _Atomic uint32_t dsp_peak_ppm; /* worst callback since last taken, per million */
 };
 
 /* Connects to the running JACK server (never starts one) as client `name`.
- * Returns 0 or a negative errno with a one-line reason in err. */
+ * Returns 0 or a negative errno with a one-line reason in err.  Counters in
+ * *a survive a reconnect; call memset once before the first open. */
 int audio_open(struct audio *a, const char *name, char *err, size_t errlen);
 uint32_t audio_rate(const struct audio *a);
 uint32_t audio_period(const struct audio *a);
@@ -41,6 +50,18 @@ int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen);
  * to the first two physical playback ports (a failure to connect only warns). */
 int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size_t errlen);
 void audio_close(struct audio *a);
+
+/* Main thread, after the shutdown callback fired: releases the dead client
+ * and marks the audio side gone until audio_open/audio_start succeed. */
+void audio_lost(struct audio *a);
+/* Main thread: remembers the current connections of our outputs. */
+void audio_remember_links(struct audio *a);
+/* Main thread: reconnects what audio_remember_links saw; returns how many
+ * connections are still missing (their other end may come back later). */
+unsigned audio_restore_links(struct audio *a);
+/* True when JACK runs our process thread with real-time priority; *prio is
+ * that priority. */
+bool audio_realtime(const struct audio *a, int *prio);
 
 /* JACK frame time now (estimated between periods by JACK's DLL). */
 uint32_t audio_frame_now(const struct audio *a);

@@ -279,7 +279,7 @@ static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, ui
     *v = (struct voice){
         .buf = e->slots[m->id].buf,
         .slot = m->id,
-        .gain = m->velocity,
+        .gain = m->velocity * e->slots[m->id].gain,
         .loop = loop,
         .delay = delay,
         .started = ++e->started_counter,
@@ -321,6 +321,7 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         struct sample_buffer *old = s->buf;
         s->buf = m->buf;
         s->seq = m->seq;
+        s->gain = m->velocity;
         if (old)
             release_if_unused(e, old, m->id);
         else

@@ -53,6 +53,7 @@
 struct slot {
     struct sample_buffer *buf; /* current buffer or NULL; owned by the engine */
     uint64_t seq;              /* seq of the load that filled it */
+    float gain;                /* the bank's gain for this slot, 1 from /load */
 };
 
 struct voice {
@@ -60,10 +61,10 @@ struct voice {
     uint32_t pos;                    /* next frame to play */
     uint32_t slot;
     float gain;
-    float fade_step;    /* > 0 while fading out: subtracted from gain per frame */
-    bool loop;          /* wraps to frame 0 at the end instead of ending */
-    uint32_t delay;     /* frames of this period to wait before starting */
-    uint64_t started;   /* start order, for stealing the oldest */
+    float fade_step;  /* > 0 while fading out: subtracted from gain per frame */
+    bool loop;        /* wraps to frame 0 at the end instead of ending */
+    uint32_t delay;   /* frames of this period to wait before starting */
+    uint64_t started; /* start order, for stealing the oldest */
 };
 
 struct engine_stats {
@@ -71,7 +72,7 @@ struct engine_stats {
     _Atomic uint32_t slots_loaded;
     _Atomic uint64_t periods;
     _Atomic uint64_t voices_stolen;
-    _Atomic uint64_t late; /* timed requests whose frame had passed */
+    _Atomic uint64_t late;        /* timed requests whose frame had passed */
     _Atomic uint64_t lost_events; /* must stay 0: see the proof above */
 };
 
@@ -94,7 +95,7 @@ struct engine {
     struct sched_entry {
         struct ctl_msg m;
         uint32_t order;
-    } *sched;
+    } * sched;
     uint32_t nsched;
     uint32_t sched_order;
     _Atomic uint32_t sched_pending;

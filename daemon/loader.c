@@ -10,11 +10,11 @@
 #include "decode.h"
 #include "log.h"
 
-int loader_submit(struct loader *l, uint32_t id, const char *path, uint64_t seq,
+int loader_submit(struct loader *l, uint32_t id, const char *path, float gain, uint64_t seq,
                   struct reply_ctx *reply)
 {
-    char *copy = strdup(path);
-    if (!copy)
+    char *copy = NULL;
+    if (path && !(copy = strdup(path)))
         return -ENOMEM;
     pthread_mutex_lock(&l->lock);
     if (l->count == LOADER_QUEUE || l->stop) {
@@ -23,7 +23,7 @@ int loader_submit(struct loader *l, uint32_t id, const char *path, uint64_t seq,
         return -EBUSY;
     }
     l->queue[(l->head + l->count) % LOADER_QUEUE] =
-        (struct load_job){.id = id, .seq = seq, .path = copy, .reply = reply};
+        (struct load_job){.id = id, .gain = gain, .seq = seq, .path = copy, .reply = reply};
     l->count++;
     pthread_cond_signal(&l->cond);
     pthread_mutex_unlock(&l->lock);
@@ -32,7 +32,10 @@ int loader_submit(struct loader *l, uint32_t id, const char *path, uint64_t seq,
 
 static void fail_job(struct loader *l, struct load_job *job, const char *reason)
 {
-    log_info("load %u %s failed: %s", job->id, job->path, reason);
+    if (job->reply)
+        log_info("load %u %s failed: %s", job->id, job->path, reason);
+    else
+        log_warn("load %u %s failed: %s", job->id, job->path, reason);
     if (job->reply)
         osc_send(l->proto->osc, &job->reply->peer, "/fail", "ssi", "/load", reason,
                  (int32_t)job->id);
@@ -69,10 +72,11 @@ static char *confine(struct loader *l, const char *path, char *err, size_t errle
     int saved = errno;
     free(joined);
     if (!real) {
-        snprintf(err, errlen, "%s", saved == ENOENT    ? "no such file"
-                                    : saved == EACCES ? "permission denied"
-                                    : saved == ENAMETOOLONG ? "path too long"
-                                                            : strerror(saved));
+        snprintf(err, errlen, "%s",
+                 saved == ENOENT         ? "no such file"
+                 : saved == EACCES       ? "permission denied"
+                 : saved == ENAMETOOLONG ? "path too long"
+                                         : strerror(saved));
         return NULL;
     }
     size_t n = strlen(l->sample_dir);
@@ -88,6 +92,16 @@ static void run_job(struct loader *l, struct load_job *job)
 {
     char err[256];
     struct sample_buffer *buf = NULL;
+
+    if (!job->path) {
+        /* An internal unload (a slot that left the bank): it goes through
+         * the load ring so it stays ordered with this thread's loads. */
+        struct ctl_msg m = {.type = CTL_UNLOAD, .id = job->id, .seq = job->seq};
+        loader_forget(l, job->id, job->seq);
+        if (!publish(l, &m))
+            log_warn("cannot empty slot %u: audio engine not running", job->id);
+        return;
+    }
 
     char *path = confine(l, job->path, err, sizeof(err));
     if (!path) {
@@ -111,8 +125,7 @@ static void run_job(struct loader *l, struct load_job *job)
         snprintf(err, sizeof(err),
                  "sample memory limit reached (%.1f MiB in use, this sample %.1f MiB, limit "
                  "%.0f MiB)",
-                 used / 1048576.0, buf->bytes / 1048576.0,
-                 l->limits.max_memory_bytes / 1048576.0);
+                 used / 1048576.0, buf->bytes / 1048576.0, l->limits.max_memory_bytes / 1048576.0);
         sample_buffer_free(buf);
         engine_buffer_unreserve(l->engine);
         fail_job(l, job, err);
@@ -122,7 +135,11 @@ static void run_job(struct loader *l, struct load_job *job)
     /* Once published the buffer belongs to the audio thread, which may
      * replace it and have it freed at any moment: read what we log first. */
     uint32_t frames = buf->frames, channels = buf->channels;
-    struct ctl_msg m = {.type = CTL_LOAD, .id = job->id, .seq = job->seq, .buf = buf,
+    struct ctl_msg m = {.type = CTL_LOAD,
+                        .id = job->id,
+                        .seq = job->seq,
+                        .buf = buf,
+                        .velocity = job->gain,
                         .reply = job->reply};
     if (!publish(l, &m)) {
         engine_buffer_free(l->engine, buf);
@@ -130,6 +147,16 @@ static void run_job(struct loader *l, struct load_job *job)
         return;
     }
     log_info("loaded %u %s: %u frames, %u channels", job->id, job->path, frames, channels);
+    pthread_mutex_lock(&l->lock);
+    struct loaded_slot *ls = &l->slots[job->id];
+    if (job->seq > ls->seq) {
+        char *copy = strdup(job->path);
+        if (copy) {
+            free(ls->path);
+            *ls = (struct loaded_slot){.path = copy, .gain = job->gain, .seq = job->seq};
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
     /* The reply_ctx now travels with the message; the reply thread frees it. */
 }
 
@@ -145,10 +172,14 @@ static void *loader_main(void *arg)
         struct load_job job = l->queue[l->head];
         l->head = (l->head + 1) % LOADER_QUEUE;
         l->count--;
+        l->busy = true;
         pthread_mutex_unlock(&l->lock);
         run_job(l, &job);
         free(job.path);
         pthread_mutex_lock(&l->lock);
+        l->busy = false;
+        if (l->count == 0)
+            pthread_cond_broadcast(&l->idle);
     }
     /* Shutting down: drop what is still queued. */
     while (l->count > 0) {
@@ -177,13 +208,21 @@ int loader_start(struct loader *l, struct engine *e, struct protocol *p,
             return -saved;
         }
     }
+    l->slots = calloc(e->nslots, sizeof(*l->slots));
+    if (!l->slots) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->cond, NULL);
+    pthread_cond_init(&l->idle, NULL);
     int r = pthread_create(&l->thread, NULL, loader_main, l);
     if (r != 0) {
         snprintf(err, errlen, "cannot start the loader thread");
         free(l->sample_dir);
         l->sample_dir = NULL;
+        free(l->slots);
+        l->slots = NULL;
         return -r;
     }
     l->started = true;
@@ -201,7 +240,56 @@ void loader_stop(struct loader *l)
     pthread_join(l->thread, NULL);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->cond);
+    pthread_cond_destroy(&l->idle);
+    for (uint32_t i = 0; i < l->engine->nslots; i++)
+        free(l->slots[i].path);
+    free(l->slots);
+    l->slots = NULL;
     free(l->sample_dir);
     l->sample_dir = NULL;
     l->started = false;
+}
+
+void loader_forget(struct loader *l, uint32_t id, uint64_t seq)
+{
+    pthread_mutex_lock(&l->lock);
+    struct loaded_slot *ls = &l->slots[id];
+    if (seq > ls->seq) {
+        free(ls->path);
+        *ls = (struct loaded_slot){.seq = seq};
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+void loader_reload_all(struct loader *l, _Atomic uint64_t *seq)
+{
+    for (uint32_t id = 0; id < l->engine->nslots; id++) {
+        pthread_mutex_lock(&l->lock);
+        char *path = l->slots[id].path ? strdup(l->slots[id].path) : NULL;
+        float gain = l->slots[id].gain;
+        pthread_mutex_unlock(&l->lock);
+        if (!path)
+            continue;
+        if (loader_submit(l, id, path, gain, atomic_fetch_add(seq, 1) + 1, NULL) < 0)
+            log_warn("cannot queue slot %u for conversion to the new rate", id);
+        free(path);
+    }
+}
+
+bool loader_wait_idle(struct loader *l, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    bool ok = true;
+    pthread_mutex_lock(&l->lock);
+    while ((l->count > 0 || l->busy) && ok)
+        ok = pthread_cond_timedwait(&l->idle, &l->lock, &deadline) == 0;
+    pthread_mutex_unlock(&l->lock);
+    return ok;
 }

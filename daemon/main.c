@@ -1,12 +1,15 @@
-/* main.c - start-up, signals and shutdown of looperd.
+/* main.c - start-up, signals, JACK reconnection and shutdown of looperd.
  *
  * The main thread owns the life cycle and nothing else: it parses options,
  * builds every fixed-size structure before the JACK client is activated,
- * starts the threads (reply, loader, OSC), then sleeps in sigwait() until
- * SIGINT/SIGTERM (clean exit 0) or SIGUSR1 (the JACK server went away:
- * exit 1 so a supervisor restarts us).  Shutdown runs in the reverse order
- * so that no thread ever sees freed state: the producers stop first, then
- * the audio thread, then the reply thread drains what is left.
+ * starts the threads (reply, loader, OSC), loads the bank, tells systemd it
+ * is ready, then waits for signals in run(): SIGINT/SIGTERM (clean exit 0),
+ * SIGHUP (reload the bank), SIGUSR1 (raised by JACK's shutdown callback: the
+ * server went away; samples and the OSC service stay, and we reconnect
+ * every 250 ms until it is back).  The same loop sends the systemd watchdog
+ * pings.  Shutdown runs in the reverse order of start-up so that no thread
+ * ever sees freed state: the producers stop first, then the audio thread,
+ * then the reply thread drains what is left.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,11 +19,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include "audio.h"
+#include "bank.h"
 #include "engine.h"
 #include "loader.h"
 #include "log.h"
+#include "notify.h"
 #include "osc.h"
 #include "protocol.h"
 #include "reply.h"
@@ -38,6 +45,7 @@ struct options {
     const char *port;
     const char *listen;
     const char *sample_dir;
+    const char *bank;
     bool connect;
     unsigned long max_sample_mb;
     unsigned long max_memory_mb;
@@ -57,8 +65,8 @@ static int parse_ulong(const char *opt, const char *text, unsigned long lo, unsi
     errno = 0;
     unsigned long v = strtoul(text, &end, 10);
     if (!*text || *end || errno || v < lo || v > hi || *text == '-') {
-        fprintf(stderr, "looperd: %s wants a whole number from %lu to %lu, not '%s'\n", opt, lo,
-                hi, text);
+        fprintf(stderr, "looperd: %s wants a whole number from %lu to %lu, not '%s'\n", opt, lo, hi,
+                text);
         return -EINVAL;
     }
     *out = v;
@@ -80,6 +88,7 @@ static void usage(FILE *f)
             "      --latency MS         start plain messages MS after arrival (steady latency;\n"
             "                           default 0: at the next period)\n"
             "      --sample-dir DIR     load only files below DIR; relative paths start there\n"
+            "  -b, --bank FILE          load 'id path [gain]' lines at start-up; SIGHUP reloads\n"
             "      --max-sample-mb N    largest decoded sample accepted (default %d)\n"
             "      --max-memory-mb N    all samples together (default %d)\n"
             "  -v, --verbose            more log lines (repeat for debug)\n"
@@ -114,6 +123,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"slots", required_argument, NULL, OPT_SLOTS},
         {"voices", required_argument, NULL, OPT_VOICES},
         {"latency", required_argument, NULL, OPT_LATENCY},
+        {"bank", required_argument, NULL, 'b'},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -132,7 +142,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     };
     const unsigned long max_mb = SIZE_MAX / (1024 * 1024);
     int c;
-    while ((c = getopt_long(argc, argv, "n:p:l:vqhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:p:l:b:vqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'n':
             o->name = optarg;
@@ -146,6 +156,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         }
         case 'l':
             o->listen = optarg;
+            break;
+        case 'b':
+            o->bank = optarg;
             break;
         case OPT_NO_CONNECT:
             o->connect = false;
@@ -228,97 +241,263 @@ static void drain_inputs(struct engine *e, struct protocol *p)
     }
 }
 
-int main(int argc, char **argv)
-{
+/* Everything main() owns, so the helpers below can share it. */
+struct daemon {
     struct options opt;
     struct audio audio;
     struct engine engine;
     struct osc_server osc;
     struct protocol proto;
-    struct loader loader = {0};
-    struct replier replier = {0};
+    struct loader loader;
+    struct replier replier;
+    struct bank bank;
+};
+
+static uint64_t mono_usec(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* Loads the slots of the bank file that changed since `d->bank`, empties
+ * those that left it.  At start-up d->bank is empty, so all load. */
+static void apply_bank(struct daemon *d)
+{
+    struct bank next = {0};
+    int bad = bank_read(d->opt.bank, d->engine.nslots, &next);
+    if (bad < 0) {
+        log_error("cannot read the bank %s: %s", d->opt.bank, strerror(-bad));
+        return;
+    }
+    unsigned loads = 0, unloads = 0;
+    for (uint32_t id = 0; id < next.nslots; id++) {
+        const struct bank_entry *n = &next.entries[id];
+        bool had = d->bank.entries && d->bank.entries[id].path;
+        uint64_t seq = atomic_fetch_add(&d->proto.load_seq, 1) + 1;
+        if (bank_changed(&d->bank, &next, id)) {
+            if (loader_submit(&d->loader, id, n->path, n->gain, seq, NULL) == 0)
+                loads++;
+            else
+                log_warn("bank: slot %u: load queue full", id);
+        } else if (had && !n->path) {
+            if (loader_submit(&d->loader, id, NULL, 0, seq, NULL) == 0)
+                unloads++;
+        }
+    }
+    bank_free(&d->bank);
+    d->bank = next;
+    log_notice("bank %s: %u slot%s to load, %u to empty, %d bad line%s", d->opt.bank, loads,
+               loads == 1 ? "" : "s", unloads, bad, bad == 1 ? "" : "s");
+}
+
+static void log_privileges(struct daemon *d, bool locked)
+{
+    int prio;
+    bool rt = audio_realtime(&d->audio, &prio);
+    char rtbuf[48];
+    snprintf(rtbuf, sizeof(rtbuf), "real-time priority %d", prio);
+    log_notice("memory %s; audio thread %s",
+               locked ? "locked (mlockall)" : "NOT locked (mlockall refused: raise LimitMEMLOCK)",
+               rt ? rtbuf : "NOT real-time (JACK runs without -R or lacks RTPRIO)");
+}
+
+/* JACK is back: the same engine, samples and voices carry on.  If the rate
+ * changed, every slot is decoded and converted again for the new rate. */
+static bool reconnect(struct daemon *d)
+{
+    char err[256];
+    if (audio_open(&d->audio, d->opt.name, err, sizeof(err)) < 0)
+        return false;
+    uint32_t rate = audio_rate(&d->audio);
+    bool rate_changed = rate != d->engine.rate;
+    if (rate_changed) {
+        /* Only the loader and this thread read the rate while the audio
+         * thread is stopped; buffers at the old rate play until replaced. */
+        log_warn("JACK now runs at %u Hz (was %u): converting every sample again", rate,
+                 d->engine.rate);
+        d->engine.rate = rate;
+        d->engine.fade_frames = (uint32_t)(rate * ENGINE_FADE_SECONDS + 0.5);
+        d->proto.latency_frames = (uint32_t)((uint64_t)d->opt.latency_ms * rate / 1000);
+    }
+    if (audio_start(&d->audio, &d->engine, false, err, sizeof(err)) < 0) {
+        log_warn("JACK is back but %s", err);
+        audio_close(&d->audio);
+        return false;
+    }
+    unsigned missing = audio_restore_links(&d->audio);
+    atomic_store(&d->audio.gone, false);
+    if (rate_changed)
+        loader_reload_all(&d->loader, &d->proto.load_seq);
+    log_notice("JACK server is back: client '%s' at %u Hz, period %u%s",
+               audio_client_name(&d->audio), rate, audio_period(&d->audio),
+               missing ? "; some connections could not be restored yet" : "");
+    notify_send("STATUS=Playing: JACK at %u Hz, period %u", rate, audio_period(&d->audio));
+    return true;
+}
+
+/* The main thread's loop: signals, reconnecting to JACK, watchdog pings.
+ * Returns the exit status. */
+static int run(struct daemon *d, const sigset_t *sigs)
+{
+    uint64_t wd = notify_watchdog_usec();
+    /* Wake often enough for the watchdog (half its interval) and to retry
+     * JACK promptly, but not so often that an idle daemon burns CPU. */
+    uint64_t tick = 250000;
+    if (wd && wd / 2 < tick)
+        tick = wd / 2;
+    uint64_t last_periods = atomic_load(&d->engine.stats.periods);
+    uint64_t next_wd = 0, next_links = 0, next_retry = 0;
+
+    for (;;) {
+        struct timespec ts = {.tv_sec = (time_t)(tick / 1000000u),
+                              .tv_nsec = (long)(tick % 1000000u) * 1000};
+        int sig = sigtimedwait(sigs, NULL, &ts);
+        uint64_t now = mono_usec();
+        if (sig == SIGINT || sig == SIGTERM) {
+            log_notice("shutting down (%s)", strsignal(sig));
+            notify_send("STOPPING=1");
+            return 0;
+        }
+        if (sig == SIGHUP) {
+            if (d->opt.bank) {
+                notify_send("RELOADING=1");
+                apply_bank(d);
+                notify_send("READY=1");
+            } else {
+                log_notice("SIGHUP: no --bank to reload");
+            }
+        }
+        bool gone = atomic_load(&d->audio.gone);
+        if (sig == SIGUSR1 && !gone) {
+            log_error("the JACK server went away; samples are kept, reconnecting");
+            notify_send("STATUS=JACK server gone; reconnecting");
+            audio_lost(&d->audio);
+            gone = true;
+        }
+        if (gone && now >= next_retry) {
+            next_retry = now + 250000;
+            gone = !reconnect(d);
+        }
+        if (!gone && now >= next_links) {
+            next_links = now + 1000000;
+            audio_remember_links(&d->audio);
+        }
+        if (wd && now >= next_wd) {
+            /* Ping only while the audio thread really runs (its period count
+             * moves), or while we are knowingly waiting for JACK: a stuck
+             * audio thread stops the pings and systemd restarts us. */
+            uint64_t periods = atomic_load(&d->engine.stats.periods);
+            if (gone || periods != last_periods) {
+                notify_send("WATCHDOG=1");
+                next_wd = now + wd / 2;
+            }
+            last_periods = periods;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static struct daemon daemon;
+    struct daemon *d = &daemon;
     pthread_t osc_tid;
     char err[256];
     int status = 1;
+    bool osc_running = false;
 
-    if (parse_options(argc, argv, &opt) < 0)
+    if (parse_options(argc, argv, &d->opt) < 0)
         return 2;
-    log_init(opt.verbosity < 0 ? LOG_WARNING : opt.verbosity == 0 ? LOG_INFO : LOG_DEBUG);
+    log_init(d->opt.verbosity < 0 ? LOG_WARNING : d->opt.verbosity == 0 ? LOG_INFO : LOG_DEBUG);
+    notify_init();
 
     /* Block the signals we wait for before any thread exists (libjack starts
      * threads in jack_client_open), so they all inherit the mask and only
-     * sigwait() below ever takes them.  SIGPIPE is ignored outright. */
+     * the main loop ever takes them.  SIGPIPE is ignored outright. */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (audio_open(&audio, opt.name, err, sizeof(err)) < 0) {
+    /* Lock what we have and will allocate, so neither the audio thread nor
+     * a sample ever takes a page fault.  Refused without CAP_IPC_LOCK or a
+     * large enough RLIMIT_MEMLOCK; we say so below and carry on. */
+    bool locked = mlockall(MCL_CURRENT | MCL_FUTURE) == 0;
+
+    notify_send("STATUS=Connecting to JACK");
+    if (audio_open(&d->audio, d->opt.name, err, sizeof(err)) < 0) {
         log_error("%s", err);
         return 1;
     }
-    uint32_t rate = audio_rate(&audio);
-    if (engine_init(&engine, (uint32_t)opt.slots, (uint32_t)opt.voices, rate) < 0) {
+    uint32_t rate = audio_rate(&d->audio);
+    if (engine_init(&d->engine, (uint32_t)d->opt.slots, (uint32_t)d->opt.voices, rate) < 0) {
         log_error("out of memory");
         goto out_audio;
     }
-    if (osc_open(&osc, opt.listen, opt.port, err, sizeof(err)) < 0) {
+    if (osc_open(&d->osc, d->opt.listen, d->opt.port, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out_engine;
     }
-    memcpy(osc.allow, opt.allow, sizeof(opt.allow));
-    osc.nallow = opt.nallow;
-    protocol_init(&proto, &engine, &osc, &loader, &audio);
-    proto.latency_frames = (uint32_t)((uint64_t)opt.latency_ms * rate / 1000);
+    memcpy(d->osc.allow, d->opt.allow, sizeof(d->opt.allow));
+    d->osc.nallow = d->opt.nallow;
+    protocol_init(&d->proto, &d->engine, &d->osc, &d->loader, &d->audio);
+    d->proto.latency_frames = (uint32_t)((uint64_t)d->opt.latency_ms * rate / 1000);
     struct loader_limits limits = {
-        .max_sample_bytes = opt.max_sample_mb * 1024 * 1024,
-        .max_memory_bytes = opt.max_memory_mb * 1024 * 1024,
-        .sample_dir = opt.sample_dir,
+        .max_sample_bytes = d->opt.max_sample_mb * 1024 * 1024,
+        .max_memory_bytes = d->opt.max_memory_mb * 1024 * 1024,
+        .sample_dir = d->opt.sample_dir,
     };
-    if (replier_start(&replier, &engine, &proto) < 0) {
+    if (replier_start(&d->replier, &d->engine, &d->proto) < 0) {
         log_error("cannot start the reply thread");
         goto out_threads;
     }
-    if (loader_start(&loader, &engine, &proto, &limits, err, sizeof(err)) < 0) {
+    if (loader_start(&d->loader, &d->engine, &d->proto, &limits, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out_threads;
     }
-    if (audio_start(&audio, &engine, opt.connect, err, sizeof(err)) < 0) {
+    if (audio_start(&d->audio, &d->engine, d->opt.connect, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out_threads;
     }
-    if (pthread_create(&osc_tid, NULL, osc_thread, &proto) != 0) {
+    log_privileges(d, locked);
+    if (d->opt.bank) {
+        notify_send("STATUS=Loading the bank %s", d->opt.bank);
+        apply_bank(d);
+        if (!loader_wait_idle(&d->loader, 300000))
+            log_warn("the bank is still loading after 5 minutes; going on");
+    }
+    if (pthread_create(&osc_tid, NULL, osc_thread, &d->proto) != 0) {
         log_error("cannot start the OSC thread");
         goto out_threads;
     }
-    log_notice("ready: JACK client '%s' at %u Hz, period %u; OSC on udp %s", audio_client_name(&audio),
-               rate, audio_period(&audio), osc.addr_text);
+    osc_running = true;
+    log_notice("ready: JACK client '%s' at %u Hz, period %u; OSC on udp %s",
+               audio_client_name(&d->audio), rate, audio_period(&d->audio), d->osc.addr_text);
+    notify_send("READY=1\nSTATUS=Playing: JACK at %u Hz, period %u; OSC on udp %s", rate,
+                audio_period(&d->audio), d->osc.addr_text);
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    if (sig == SIGUSR1) {
-        log_error("the JACK server went away; exiting");
-        status = 1;
-    } else {
-        log_notice("shutting down (%s)", strsignal(sig));
-        status = 0;
-    }
+    status = run(d, &sigs);
 
-    osc_stop(&osc);
-    pthread_join(osc_tid, NULL);
 out_threads:
-    loader_stop(&loader);
-    audio_close(&audio);
-    replier_stop(&replier);
-    replier_drain(&replier);
-    drain_inputs(&engine, &proto);
-    osc_close(&osc);
+    if (osc_running) {
+        osc_stop(&d->osc);
+        pthread_join(osc_tid, NULL);
+    }
+    loader_stop(&d->loader);
+    audio_close(&d->audio);
+    replier_stop(&d->replier);
+    if (d->replier.engine)
+        replier_drain(&d->replier);
+    drain_inputs(&d->engine, &d->proto);
+    osc_close(&d->osc);
+    bank_free(&d->bank);
 out_engine:
-    engine_destroy(&engine);
+    engine_destroy(&d->engine);
 out_audio:
-    audio_close(&audio);
+    audio_close(&d->audio);
     return status;
 }

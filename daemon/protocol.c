@@ -133,6 +133,10 @@ struct req {
 static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
 {
     const char *why = "busy: command queue full";
+    if (atomic_load(&p->audio->gone)) {
+        why = "JACK server is gone; reconnecting";
+        goto refuse;
+    }
     if (q->timed) {
         if (!engine_sched_reserve(p->engine)) {
             why = "busy: schedule full";
@@ -180,7 +184,13 @@ static bool no_args(struct protocol *p, const struct req *q)
 
 static void handle_ping(struct protocol *p, const struct req *q)
 {
-    if (no_args(p, q))
+    if (!no_args(p, q))
+        return;
+    /* Without a JACK server there is no audio thread to go round; the OSC
+     * thread answers itself, so monitoring sees the daemon alive. */
+    if (atomic_load(&p->audio->gone))
+        osc_send(p->osc, q->from, "/pong", "");
+    else
         round_trip(p, q, (struct ctl_msg){.type = CTL_PING});
 }
 
@@ -255,7 +265,9 @@ static void handle_unload(struct protocol *p, const struct req *q)
     }
     if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
         return;
-    round_trip(p, q, (struct ctl_msg){.type = CTL_UNLOAD, .id = id, .seq = ++p->load_seq});
+    uint64_t seq = atomic_fetch_add(&p->load_seq, 1) + 1;
+    loader_forget(p->loader, id, seq);
+    round_trip(p, q, (struct ctl_msg){.type = CTL_UNLOAD, .id = id, .seq = seq});
 }
 
 static void handle_load(struct protocol *p, const struct req *q)
@@ -289,7 +301,7 @@ static void handle_load(struct protocol *p, const struct req *q)
     }
     /* The order of requests decides which load of a slot wins, whatever
      * order the decodes finish in. */
-    int err = loader_submit(p->loader, id, file, ++p->load_seq, r);
+    int err = loader_submit(p->loader, id, file, 1.0f, atomic_fetch_add(&p->load_seq, 1) + 1, r);
     if (err < 0) {
         reply_ctx_free(p, r);
         atomic_fetch_add(&p->refused, 1);
@@ -305,13 +317,14 @@ static void handle_status(struct protocol *p, const struct req *q)
     struct engine *e = p->engine;
     uint64_t refused = atomic_load(&p->refused) + atomic_load(&p->osc->dropped_packets) +
                        atomic_load(&p->osc->denied_packets);
-    osc_send(p->osc, q->from, "/status.reply", "iiiiiffiih",
+    osc_send(p->osc, q->from, "/status.reply", "iiiiiffiihs",
              (int32_t)atomic_load(&e->stats.voices_active),
              (int32_t)atomic_load(&e->stats.slots_loaded),
              (int32_t)atomic_load(&p->audio->xruns), (int32_t)atomic_load(&e->stats.late),
              (int32_t)refused, (double)audio_dsp_load(p->audio),
              (double)audio_take_dsp_peak(p->audio), (int32_t)e->rate,
-             (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes));
+             (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes),
+             atomic_load(&p->audio->gone) ? "jack-gone" : "running");
 }
 
 static void handle_version(struct protocol *p, const struct req *q)

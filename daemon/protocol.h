@@ -33,7 +33,7 @@ struct protocol {
     struct osc_server *osc;
     struct loader *loader;
     struct audio *audio;
-    uint64_t load_seq; /* OSC thread only: orders loads and unloads */
+    _Atomic uint64_t load_seq; /* orders loads and unloads: newer wins */
     uint32_t max_replies;
     _Atomic uint32_t replies_in_flight;
     _Atomic uint64_t refused; /* requests answered "busy" */

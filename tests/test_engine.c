@@ -55,7 +55,7 @@ static struct sample_buffer *make_buf(uint32_t frames, uint32_t channels, float 
 
 static void load(struct fixture *f, uint32_t id, struct sample_buffer *b, uint64_t seq)
 {
-    struct ctl_msg m = {.type = CTL_LOAD, .id = id, .buf = b, .seq = seq};
+    struct ctl_msg m = {.type = CTL_LOAD, .id = id, .buf = b, .seq = seq, .velocity = 1.0f};
     assert_true(ring_push(&f->e.load, &m));
 }
 

@@ -272,7 +272,7 @@ int main(void)
     for (int round = 0; round < 200; round++) {
         uint32_t id = (uint32_t)round % 4;
         if (round % 5 == 0)
-            push(&e.load, (struct ctl_msg){.type = CTL_LOAD, .id = id, .seq = ++seq,
+            push(&e.load, (struct ctl_msg){.type = CTL_LOAD, .id = id, .seq = ++seq, .velocity = 1,
                                            .buf = make_buf(&e, period * 3 + 17, 1 + round % 2)});
         for (int k = 0; k < 12; k++) /* more than the 8 voices: stealing */
             push(&e.cmd, (struct ctl_msg){.type = CTL_PLAY, .id = (id + k) % 4, .velocity = 0.5f});

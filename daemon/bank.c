@@ -1,0 +1,118 @@
+/* bank.c - see bank.h. */
+#include "bank.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+void bank_free(struct bank *b)
+{
+    if (!b->entries)
+        return;
+    for (uint32_t i = 0; i < b->nslots; i++)
+        free(b->entries[i].path);
+    free(b->entries);
+    b->entries = NULL;
+}
+
+static char *resolve(const char *dir, const char *path)
+{
+    char *out = NULL;
+    if (path[0] == '/')
+        return strdup(path);
+    if (asprintf(&out, "%s/%s", dir, path) < 0)
+        return NULL;
+    return out;
+}
+
+int bank_read(const char *file, uint32_t nslots, struct bank *out)
+{
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return -errno;
+    char *copy = strdup(file);
+    char *dir = copy ? dirname(copy) : NULL;
+    out->nslots = nslots;
+    out->entries = calloc(nslots, sizeof(*out->entries));
+    if (!copy || !out->entries) {
+        free(copy);
+        fclose(f);
+        bank_free(out);
+        return -ENOMEM;
+    }
+
+    char *line = NULL;
+    size_t cap = 0;
+    int bad = 0;
+    for (unsigned no = 1; getline(&line, &cap, f) >= 0; no++) {
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *save = NULL;
+        char *id_s = strtok_r(line, " \t\r\n", &save);
+        if (!id_s)
+            continue; /* blank or comment */
+        char *path = strtok_r(NULL, " \t\r\n", &save);
+        char *gain_s = strtok_r(NULL, " \t\r\n", &save);
+        char *extra = strtok_r(NULL, " \t\r\n", &save);
+        char *end;
+        const char *why = NULL;
+        unsigned long id = strtoul(id_s, &end, 10);
+        float gain = 1.0f;
+        char range[64];
+        snprintf(range, sizeof(range), "the id must be a slot number from 0 to %u", nslots - 1);
+        if (*end || id_s[0] == '-' || id >= nslots)
+            why = range;
+        else if (!path)
+            why = "a path must follow the id";
+        else if (extra)
+            why = "expected 'id path [gain]' (a path with spaces is not supported)";
+        else if (gain_s) {
+            gain = strtof(gain_s, &end);
+            if (*end || !isfinite(gain) || gain < 0 || gain > BANK_MAX_GAIN)
+                why = "the gain must be a number from 0 to 4";
+        }
+        if (!why && out->entries[id].path)
+            why = "this slot is already given on an earlier line";
+        if (why) {
+            log_warn("%s:%u: %s; line skipped", file, no, why);
+            bad++;
+            continue;
+        }
+        char *full = resolve(dir, path);
+        struct stat st;
+        if (!full || stat(full, &st) < 0) {
+            log_warn("%s:%u: %s: %s; line skipped", file, no, full ? full : path,
+                     strerror(full ? errno : ENOMEM));
+            free(full);
+            bad++;
+            continue;
+        }
+        struct bank_entry *e = &out->entries[id];
+        e->path = full;
+        e->gain = gain;
+        e->mtime = st.st_mtim;
+    }
+    free(line);
+    free(copy);
+    fclose(f);
+    return bad;
+}
+
+bool bank_changed(const struct bank *old, const struct bank *new, uint32_t id)
+{
+    const struct bank_entry *a = old && old->entries ? &old->entries[id] : NULL;
+    const struct bank_entry *b = &new->entries[id];
+    if (!b->path)
+        return false;
+    if (!a || !a->path)
+        return true;
+    return strcmp(a->path, b->path) != 0 || a->gain != b->gain ||
+           a->mtime.tv_sec != b->mtime.tv_sec || a->mtime.tv_nsec != b->mtime.tv_nsec;
+}

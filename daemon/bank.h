@@ -1,0 +1,37 @@
+/* bank.h - the start-up bank: which file goes in which slot.
+ *
+ * A bank is a plain text file, one "id path [gain]" per line; "#" starts a
+ * comment; relative paths are relative to the bank file's directory.  It is
+ * loaded at start-up (before systemd hears READY=1) and again on SIGHUP,
+ * when only the slots whose line or file changed are loaded again, and
+ * slots that left the bank are emptied.  A bad line is reported with its
+ * line number and skipped; the rest still loads.
+ */
+#ifndef LOOPERD_BANK_H
+#define LOOPERD_BANK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define BANK_MAX_GAIN 4.0f /* +12 dB: room to lift a quiet sample */
+
+struct bank_entry {
+    char *path; /* absolute or relative to the cwd; NULL: slot not in the bank */
+    float gain;
+    struct timespec mtime; /* of the file when the bank was read */
+};
+
+struct bank {
+    uint32_t nslots;
+    struct bank_entry *entries; /* nslots */
+};
+
+/* Reads `file` for a pool of `nslots`.  Returns the number of bad lines
+ * (each logged), or a negative errno when the file cannot be read. */
+int bank_read(const char *file, uint32_t nslots, struct bank *out);
+void bank_free(struct bank *b);
+/* True when slot `id` must be loaded again going from `old` to `new`. */
+bool bank_changed(const struct bank *old, const struct bank *new, uint32_t id);
+
+#endif
