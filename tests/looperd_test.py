@@ -207,10 +207,11 @@ class JackServer:
 
     def __init__(self, rate: int = 48000, period: int = 256,
                  extra_args: list[str] | None = None, timeout: float = 10.0,
-                 jackd: str = "jackd"):
+                 jackd: str = "jackd", name: str | None = None):
         self.rate = rate
         self.period = period
-        self.name = f"looperd-test-{_unique_suffix()}"
+        # A given name restarts "the same" server (tests of JACK restarts).
+        self.name = name or f"looperd-test-{_unique_suffix()}"
         self.tmpdir = tempfile.mkdtemp(prefix="looperd-jack-")
         self.log_path = os.path.join(self.tmpdir, "jackd.log")
         self.env = dict(os.environ)
