@@ -320,7 +320,22 @@ static bool reconnect(struct daemon *d)
         d->engine.fade_frames = (uint32_t)(rate * ENGINE_FADE_SECONDS + 0.5);
         d->proto.latency_frames = (uint32_t)((uint64_t)d->opt.latency_ms * rate / 1000);
     }
-    if (audio_start(&d->audio, &d->engine, false, err, sizeof(err)) < 0) {
+    /* Timed requests were placed on the old server's frame clock, which the
+     * new one does not continue: starting them now would fire a burst of
+     * stale triggers at once, so they are dropped (and counted late).  The
+     * audio thread is not running, so this thread may touch its heap. */
+    for (uint32_t i = 0; i < d->engine.nsched; i++) {
+        reply_ctx_free(&d->proto, d->engine.sched[i].m.reply);
+        atomic_fetch_sub(&d->engine.sched_pending, 1);
+        atomic_fetch_add(&d->engine.stats.late, 1);
+    }
+    if (d->engine.nsched)
+        log_warn("dropped %u timed requests made for the old JACK server", d->engine.nsched);
+    d->engine.nsched = 0;
+    /* Restore the connections we had; with none remembered (the server died
+     * within a second of our start), connect as at start-up. */
+    bool connect = d->opt.connect && d->audio.nlinks[0] + d->audio.nlinks[1] == 0;
+    if (audio_start(&d->audio, &d->engine, connect, err, sizeof(err)) < 0) {
         log_warn("JACK is back but %s", err);
         audio_close(&d->audio);
         return false;
