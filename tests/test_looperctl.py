@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""End to end for tools/looperctl: a real jackd (dummy backend), the real
+looperd, and the looperctl binary run as a user would run it.  Checks the
+exit status (0 success, 1 /fail, 2 usage or timeout), what it prints, and
+that it sends relative load paths as absolute ones."""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from looperd_test import (Daemon, JackServer, binary_path,  # noqa: E402
+                          free_udp_port, write_wav)
+
+RATE = 48000
+PERIOD = 256
+
+
+def looperctl_bin() -> str:
+    return binary_path("LOOPERCTL_BIN", "--looperctl-bin")
+
+
+class LooperctlEndToEnd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="looperd-ctl-")
+        cls.jack = JackServer(rate=RATE, period=PERIOD)
+        cls.daemon = Daemon(cls.jack)
+        cls.wav = os.path.join(cls.tmp.name, "tone.wav")
+        write_wav(cls.wav, [(1000, -1000)] * 4800, RATE, 2)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.daemon.stop()
+        log = cls.daemon.log()
+        cls.daemon.close()
+        cls.jack.close()
+        cls.tmp.cleanup()
+        assert code == 0, f"looperd exited {code}:\n{log}"
+
+    def ctl(self, *args, port=None, timeout=20, cwd=None):
+        port = self.daemon.port if port is None else port
+        return subprocess.run([looperctl_bin(), "--port", str(port), *map(str, args)],
+                              capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+    def assertExit(self, p, code):
+        self.assertEqual(p.returncode, code,
+                         f"stdout: {p.stdout!r}\nstderr: {p.stderr!r}")
+
+    def test_ping(self):
+        p = self.ctl("ping")
+        self.assertExit(p, 0)
+        self.assertRegex(p.stdout, r"^pong \(\d+\.\d+ ms\)$")
+
+    def test_load_ok(self):
+        p = self.ctl("load", 3, self.wav)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "loaded slot 3: 4800 frames, 2 channels")
+
+    def test_load_relative_path_is_made_absolute(self):
+        # The daemon's cwd is not the tmp dir: only an absolute path works.
+        p = self.ctl("load", 4, "./tone.wav", cwd=self.tmp.name)
+        self.assertExit(p, 0)
+        self.assertIn("loaded slot 4", p.stdout)
+
+    def test_load_missing_file(self):
+        p = self.ctl("load", 5, os.path.join(self.tmp.name, "missing.wav"))
+        self.assertExit(p, 1)
+        self.assertEqual(p.stderr.strip(), "looperctl: load failed: no such file")
+        self.assertEqual(p.stdout, "")
+
+    def test_play_bad_id(self):
+        p = self.ctl("play", 99)
+        self.assertExit(p, 1)
+        self.assertIn("looperctl: play failed: id out of range", p.stderr)
+
+    def test_play_and_stop_ok(self):
+        self.assertExit(self.ctl("load", 6, self.wav), 0)
+        p = self.ctl("play", 6, 0.5)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stderr, "")
+        self.assertExit(self.ctl("loop", 6), 0)
+        self.assertExit(self.ctl("stop", 6), 0)
+        self.assertExit(self.ctl("stop"), 0)
+        self.assertExit(self.ctl("unload", 6), 0)
+
+    def test_status_table(self):
+        p = self.ctl("status")
+        self.assertExit(p, 0)
+        rows = {}
+        for line in p.stdout.splitlines():
+            label, _, value = line.partition("  ")
+            rows[label.strip()] = value.strip()
+        self.assertEqual(rows.get("sample rate"), "48000 Hz", p.stdout)
+        self.assertTrue(rows.get("period", "").startswith("256 frames"), p.stdout)
+        for label in ("voices playing", "slots loaded", "sample memory", "DSP load",
+                      "xruns", "refused"):
+            self.assertIn(label, rows, p.stdout)
+        # Aligned: every value starts in the same column.
+        cols = {len(line) - len(line[16:].lstrip()) for line in p.stdout.splitlines()}
+        self.assertEqual(cols, {17}, p.stdout)
+
+    def test_version(self):
+        p = self.ctl("version")
+        self.assertExit(p, 0)
+        self.assertRegex(p.stdout.strip(), r"^looperd \d+\.\d+\.\d+")
+
+    def test_timeout_exits_2(self):
+        port = free_udp_port()  # nobody listens here
+        t0 = time.monotonic()
+        p = subprocess.run([looperctl_bin(), "--port", str(port), "--timeout", "0.5", "ping"],
+                           capture_output=True, text=True, timeout=10)
+        elapsed = time.monotonic() - t0
+        self.assertExit(p, 2)
+        self.assertIn("no answer", p.stderr)
+        self.assertGreaterEqual(elapsed, 0.45)
+        self.assertLess(elapsed, 2.0)
+
+    def test_usage_errors_exit_2(self):
+        for args in ([], ["frobnicate"], ["play"], ["play", "x"], ["load", "1"],
+                     ["play", "1", "loud"], ["--timeout", "-1", "ping"], ["--port", "0", "ping"]):
+            with self.subTest(args=args):
+                p = subprocess.run([looperctl_bin(), *args], capture_output=True, text=True,
+                                   timeout=10)
+                self.assertExit(p, 2)
+                self.assertTrue(p.stderr.startswith("looperctl: "), p.stderr)
+
+
+class Quit(unittest.TestCase):
+    def test_quit_makes_the_daemon_exit_0(self):
+        with JackServer(rate=RATE, period=PERIOD) as jack, Daemon(jack) as daemon:
+            p = subprocess.run([looperctl_bin(), "--port", str(daemon.port), "quit"],
+                               capture_output=True, text=True, timeout=20)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("shutting down", p.stdout)
+            try:
+                code = daemon.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.fail("looperd still runs 10 s after quit")
+            self.assertEqual(code, 0, daemon.log())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
