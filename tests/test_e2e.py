@@ -64,14 +64,24 @@ class CoreEndToEnd(unittest.TestCase):
 
     def record(self, action, seconds, settle=0.0):
         """Records the daemon's outputs while action() runs, then `settle`
-        more seconds.  Returns (left, right, meta)."""
-        rec = Recorder(self.jack, self.daemon.outputs, seconds=seconds + settle + 5)
-        try:
-            action()
-            time.sleep(settle)
-        finally:
-            samples, meta = rec.stop()
-        self.assertEqual(meta["gaps"], 0, "the recording has a gap")
+        more seconds.  Returns (left, right, meta).
+
+        A gap in the recording means JACK itself skipped a cycle (the dummy
+        backend on a loaded machine can), not that looperd misplayed, and it
+        would break the sample-for-sample comparison; such a take is recorded
+        again, at most twice, and the test fails if every take has a gap."""
+        for attempt in range(3):
+            rec = Recorder(self.jack, self.daemon.outputs, seconds=seconds + settle + 5)
+            try:
+                action()
+                time.sleep(settle)
+            finally:
+                samples, meta = rec.stop()
+            if meta["gaps"] == 0:
+                break
+            print(f"take {attempt + 1} has {meta['gaps']} gap(s) (xruns {meta['xruns']}); again",
+                  file=sys.stderr)
+        self.assertEqual(meta["gaps"], 0, "every take of the recording has a gap")
         left, right = deinterleave(samples)
         return left, right, meta
 
