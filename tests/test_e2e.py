@@ -126,7 +126,7 @@ class CoreEndToEnd(unittest.TestCase):
             self.osc.send("/play", 2, 1.0)
             self.osc.send("/play", 2, 1.0)
             time.sleep(0.5)
-            stop_reply.append(self.osc.request("/stop"))
+            stop_reply[:] = [self.osc.request("/stop")]
 
         left, right, _ = self.record(action, 0.5, settle=0.5)
         self.assertEqual(stop_reply, [("/done", ["/stop"])])
