@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# deps.sh - install the Debian 12 packages looperd needs to build, run and
-# test.  Idempotent: when everything is installed it only asks dpkg and
-# returns at once; otherwise it runs apt-get update + install (as root, or
-# through sudo).
+# deps.sh - install the Debian 12 packages looperd needs to build and run;
+# with --test also those the test suite needs (the real OSC clients it
+# drives are big: a performer who only runs the daemon does not get them).
+# Idempotent: when everything is installed it only asks dpkg and returns at
+# once; otherwise it runs apt-get update + install (as root, or through sudo).
 set -euo pipefail
 
 # Every package the project needs, and why.  Keep this the only list.
@@ -18,10 +19,24 @@ PACKAGES=(
     liblo-tools         # oscsend/oscdump: run.sh sends /load and /play with them
     libsndfile1-dev     # decoding WAV, AIFF, FLAC, Ogg Vorbis, Opus, MP3
     libsoxr-dev         # sample-rate conversion to the JACK rate
-    libcmocka-dev       # unit-test framework
+    libcmocka-dev       # unit-test framework (the meson build always has the tests)
+)
+TEST_PACKAGES=(
     clang               # sanitizer and fuzz builds
     libclang-rt-14-dev  # clang's sanitizer/libFuzzer runtimes (clang 14 on Debian 12)
+    systemd             # systemd-analyze, for the unit files' test
+    iproute2            # ss, to check what the daemon listens on
+    puredata-core       # Pd, run headless by tests/test_clients.py (a real client)
+    supercollider-language  # sclang, run headless (Qt offscreen) by tests/test_clients.py
 )
+if [ "${1:-}" = "--test" ]; then
+    PACKAGES+=("${TEST_PACKAGES[@]}")
+    # node and npm for the osc.js client test (tests/clients/node).  A node
+    # from elsewhere (NodeSource bundles npm, and conflicts with Debian's
+    # npm) is used as it is.
+    command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+    command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -11,7 +11,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-scripts/deps.sh
+scripts/deps.sh --test
 
 BUILD_DIR=build scripts/build.sh -Dtests=true
 BUILD_DIR=build-asan scripts/build.sh -Dtests=true -Dbench=false \
