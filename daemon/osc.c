@@ -172,7 +172,8 @@ static int dispatch(unsigned char *data, size_t len, lo_timetag tt, int depth,
         lo_message m = lo_message_deserialise(data, len, &result);
         if (!m)
             return -EBADMSG;
-        fn(user, (const char *)data, m, tt, from);
+        if (fn) /* NULL: validating only */
+            fn(user, (const char *)data, m, tt, from);
         lo_message_free(m);
         return 1;
     }
@@ -205,6 +206,13 @@ int osc_dispatch_packet(const void *data, size_t len, const struct osc_peer *fro
     uint32_t copy[OSC_MAX_PACKET / 4];
     if (len > sizeof(copy))
         return -EBADMSG;
+    /* A packet is handled whole or not at all: validate every element of a
+     * bundle first, so a malformed element further on cannot leave the
+     * elements before it done while the packet is counted as dropped. */
+    memcpy(copy, data, len);
+    int r = dispatch((unsigned char *)copy, len, LO_TT_IMMEDIATE, 0, from, NULL, NULL);
+    if (r < 0 || !fn)
+        return r;
     memcpy(copy, data, len);
     return dispatch((unsigned char *)copy, len, LO_TT_IMMEDIATE, 0, from, fn, user);
 }

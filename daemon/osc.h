@@ -75,8 +75,9 @@ void osc_stop(struct osc_server *s);
 
 /* Unpacks one datagram (message or bundle) and calls fn for each message.
  * Returns the number of messages dispatched, or -EBADMSG when the packet (or
- * part of it) is malformed; messages before the bad part are still handled.
- * Pure: no socket involved, so fuzzers call it directly. */
+ * any part of it) is malformed: a packet is handled whole or not at all.
+ * `fn` NULL only validates.  Pure: no socket involved, so fuzzers call it
+ * directly. */
 int osc_dispatch_packet(const void *data, size_t len, const struct osc_peer *from, osc_handler fn,
                         void *user);
 

@@ -65,22 +65,36 @@ static void fail_id(struct protocol *p, const struct osc_peer *to, const char *p
 }
 
 /* Clients send numbers as they please: Pd and TouchOSC only send floats,
- * python-osc sends 1 as int, SuperCollider as written.  Accept i, h, f, d. */
+ * python-osc sends 1 as int, SuperCollider as written.  Accept i, h, f, d.
+ * liblo's argv points into the packed message, only 4-byte aligned, so the
+ * values are copied out rather than read through the 8-byte-aligned union. */
 static bool arg_number(char type, const lo_arg *a, double *out)
 {
     switch (type) {
-    case LO_INT32:
-        *out = a->i;
+    case LO_INT32: {
+        int32_t v;
+        memcpy(&v, a, sizeof(v));
+        *out = v;
         return true;
-    case LO_INT64:
-        *out = (double)a->h;
+    }
+    case LO_INT64: {
+        int64_t v;
+        memcpy(&v, a, sizeof(v));
+        *out = (double)v;
         return true;
-    case LO_FLOAT:
-        *out = a->f;
+    }
+    case LO_FLOAT: {
+        float v;
+        memcpy(&v, a, sizeof(v));
+        *out = v;
         return true;
-    case LO_DOUBLE:
-        *out = a->d;
+    }
+    case LO_DOUBLE: {
+        double v;
+        memcpy(&v, a, sizeof(v));
+        *out = v;
         return true;
+    }
     default:
         return false;
     }
@@ -284,7 +298,7 @@ static void handle_load(struct protocol *p, const struct req *q)
         fail_id(p, q->from, q->path, "path must be a string", (int32_t)id);
         return;
     }
-    const char *file = &q->argv[1]->s;
+    const char *file = (const char *)q->argv[1]; /* no member access: see arg_number */
     if (!*file) {
         fail_id(p, q->from, q->path, "empty path", (int32_t)id);
         return;

@@ -26,6 +26,7 @@ TEST_PACKAGES=(
     libclang-rt-14-dev  # clang's sanitizer/libFuzzer runtimes (clang 14 on Debian 12)
     systemd             # systemd-analyze, for the unit files' test
     iproute2            # ss, to check what the daemon listens on
+    sox                 # makes the truncated-FLAC fixture of tests/test_protocol.py
     puredata-core       # Pd, run headless by tests/test_clients.py (a real client)
     supercollider-language  # sclang, run headless (Qt offscreen) by tests/test_clients.py
 )
