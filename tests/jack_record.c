@@ -32,8 +32,23 @@
  *   the recorded data is stable, and writes FILE as raw little-endian
  *   float32, interleaved L,R frames, no header, plus FILE.json:
  *   {"rate":R, "frames":N, "channels":2, "first_frame_time":T|null,
- *    "gaps":G, "xruns":X}.  Exit status 0 on success, 1 on runtime errors,
- *   2 on usage errors.
+ *    "gaps":G, "xruns":X, ...clock fields below}.  Exit status 0 on success,
+ *   1 on runtime errors, 2 on usage errors.
+ *
+ * Clock fields (for timing tests; readers that do not know them ignore them):
+ * - "cycles": [[frame, usecs, next_usecs], ...] for every recorded cycle,
+ *   from jack_get_cycle_times() in the process callback (lock-free reads of
+ *   JACK's shared timer, into a preallocated array): JACK's own smoothed
+ *   frame <-> microsecond mapping, the one jack_time_to_frames() uses.
+ * - "wall_minus_jack_us": [start, end], CLOCK_REALTIME minus jack_get_time()
+ *   in microseconds, each the tightest of several readings of the wall clock
+ *   on both sides of one jack_get_time(), taken on the main thread when the
+ *   recording starts and when it ends.
+ * - "first_frame_wall_us": the wall-clock time of frame first_frame_time
+ *   (its cycle's usecs + the start offset), or null.
+ * So a wall-clock time W maps to JACK frame
+ *   frame_k + (W - off - usecs_k) / (next_usecs_k - usecs_k) * nframes
+ * with k the cycle whose [usecs, next_usecs) holds W - off.
  */
 
 #include <errno.h>
@@ -56,6 +71,13 @@
 #define NCHAN 2
 #define MAX_SOURCES NCHAN
 #define READY_TIMEOUT_S 10
+#define CLOCK_READINGS 64
+
+struct cycle {
+	jack_nframes_t frame;
+	jack_time_t usecs;
+	jack_time_t next_usecs;
+};
 
 struct recorder {
 	jack_client_t *client;
@@ -73,8 +95,11 @@ struct recorder {
 	_Atomic uint32_t first_frame_time;
 	atomic_uint gaps;
 
-	/* Process thread only. */
+	/* Process thread only (read by main after deactivation). */
 	jack_nframes_t expect_time;
+	struct cycle *cycles;    /* max_cycles entries, preallocated */
+	size_t max_cycles;
+	atomic_size_t ncycles;
 
 	/* Written by the notification / shutdown threads. */
 	atomic_uint xruns;
@@ -98,6 +123,19 @@ static int process_cb(jack_nframes_t nframes, void *arg)
 		atomic_fetch_add_explicit(&r->gaps, 1, memory_order_relaxed);
 	}
 	r->expect_time = now + nframes;  /* unsigned: wraps like JACK's clock */
+
+	size_t nc = atomic_load_explicit(&r->ncycles, memory_order_relaxed);
+	if (nc < r->max_cycles) {
+		jack_nframes_t cf;
+		jack_time_t cu, nu;
+		float period_usecs;
+		if (jack_get_cycle_times(r->client, &cf, &cu, &nu,
+					 &period_usecs) == 0) {
+			r->cycles[nc] = (struct cycle){ cf, cu, nu };
+			atomic_store_explicit(&r->ncycles, nc + 1,
+					      memory_order_release);
+		}
+	}
 
 	size_t done = atomic_load_explicit(&r->frames, memory_order_relaxed);
 	size_t n = r->cap_frames - done;
@@ -187,8 +225,28 @@ static int write_raw(const char *path, const float *buf, size_t nsamples)
 	return ok ? 0 : -1;
 }
 
+/* CLOCK_REALTIME minus jack_get_time(), in microseconds: the reading with
+ * the shortest wall-clock bracket of CLOCK_READINGS tries. */
+static double wall_minus_jack_us(void)
+{
+	double best = 0, best_width = -1;
+	for (int i = 0; i < CLOCK_READINGS; i++) {
+		struct timespec a, b;
+		clock_gettime(CLOCK_REALTIME, &a);
+		jack_time_t j = jack_get_time();
+		clock_gettime(CLOCK_REALTIME, &b);
+		double ua = a.tv_sec * 1e6 + a.tv_nsec * 1e-3;
+		double ub = b.tv_sec * 1e6 + b.tv_nsec * 1e-3;
+		if (best_width < 0 || ub - ua < best_width) {
+			best_width = ub - ua;
+			best = (ua + ub) * 0.5 - (double)j;
+		}
+	}
+	return best;
+}
+
 static int write_meta(const char *path, const struct recorder *r,
-		      jack_nframes_t rate)
+		      jack_nframes_t rate, const double off[2])
 {
 	size_t len = strlen(path);
 	char *meta = malloc(len + sizeof ".json");
@@ -211,9 +269,23 @@ static int write_meta(const char *path, const struct recorder *r,
 			 (unsigned long)atomic_load(&r->first_frame_time));
 	fprintf(f,
 		"{\"rate\": %lu, \"frames\": %zu, \"channels\": %d, "
-		"\"first_frame_time\": %s, \"gaps\": %u, \"xruns\": %u}\n",
+		"\"first_frame_time\": %s, \"gaps\": %u, \"xruns\": %u",
 		(unsigned long)rate, atomic_load(&r->frames), NCHAN, fft,
 		atomic_load(&r->gaps), atomic_load(&r->xruns));
+	size_t nc = atomic_load_explicit(&r->ncycles, memory_order_acquire);
+	fprintf(f, ", \"wall_minus_jack_us\": [%.3f, %.3f]", off[0], off[1]);
+	if (nc > 0)
+		fprintf(f, ", \"first_frame_wall_us\": %.3f",
+			(double)r->cycles[0].usecs + off[0]);
+	else
+		fputs(", \"first_frame_wall_us\": null", f);
+	fputs(", \"cycles\": [", f);
+	for (size_t i = 0; i < nc; i++)
+		fprintf(f, "%s[%lu, %llu, %llu]", i ? ", " : "",
+			(unsigned long)r->cycles[i].frame,
+			(unsigned long long)r->cycles[i].usecs,
+			(unsigned long long)r->cycles[i].next_usecs);
+	fputs("]}\n", f);
 	int rc = 0;
 	if (ferror(f) || fclose(f) != 0) {
 		fprintf(stderr, "jack_record: writing %s failed\n", meta);
@@ -335,6 +407,20 @@ int main(int argc, char **argv)
 	memset(r->buf, 0, bytes);      /* fault every page in now */
 	(void)mlock(r->buf, bytes);    /* best effort; needs RLIMIT_MEMLOCK */
 
+	/* One entry per cycle; generous in case the period shrinks. */
+	jack_nframes_t bufsize = jack_get_buffer_size(r->client);
+	if (bufsize < 16)
+		bufsize = 16;
+	r->max_cycles = r->cap_frames / 16 + 2;
+	if (r->max_cycles > r->cap_frames / bufsize * 4 + 64)
+		r->max_cycles = r->cap_frames / bufsize * 4 + 64;
+	r->cycles = calloc(r->max_cycles, sizeof *r->cycles);
+	if (!r->cycles) {
+		fprintf(stderr, "jack_record: cannot allocate the cycle log\n");
+		goto out;
+	}
+	(void)mlock(r->cycles, r->max_cycles * sizeof *r->cycles);
+
 	for (int c = 0; c < NCHAN; c++) {
 		char pname[16];
 		snprintf(pname, sizeof pname, "in_%d", c + 1);
@@ -370,6 +456,8 @@ int main(int argc, char **argv)
 		}
 	}
 
+	double clock_off[2];
+	clock_off[0] = wall_minus_jack_us();
 	atomic_store_explicit(&r->armed, true, memory_order_release);
 
 	struct timespec deadline;
@@ -393,6 +481,7 @@ int main(int argc, char **argv)
 	}
 	if (atomic_load(&r->server_gone))
 		fprintf(stderr, "jack_record: JACK server went away\n");
+	clock_off[1] = wall_minus_jack_us();
 
 	if (!atomic_load(&r->server_gone) && jack_deactivate(r->client))
 		fprintf(stderr, "jack_record: jack_deactivate failed\n");
@@ -400,7 +489,7 @@ int main(int argc, char **argv)
 
 	size_t frames = atomic_load_explicit(&r->frames, memory_order_acquire);
 	if (write_raw(out, r->buf, frames * NCHAN) == 0 &&
-	    write_meta(out, r, rate) == 0)
+	    write_meta(out, r, rate, clock_off) == 0)
 		rc = 0;
 
 out:
@@ -408,6 +497,7 @@ out:
 		jack_deactivate(r->client);
 	jack_client_close(r->client);
 	free(r->buf);
+	free(r->cycles);
 	sem_destroy(&r->first_cycle);
 	return rc;
 }
