@@ -30,7 +30,7 @@ enum ctl_type {
 };
 
 /* ctl_msg.flags */
-#define CTL_TIMED 1u /* apply at JACK frame `frame`, not at the next period */
+#define CTL_TIMED 1u /* apply at JACK time `when`, not at the next period */
 
 struct ctl_msg {
     uint32_t type;               /* enum ctl_type */
@@ -38,8 +38,7 @@ struct ctl_msg {
     float velocity;              /* linear gain, already clamped to [0, 1];
                                     CTL_LOAD: the slot's gain */
     uint32_t flags;              /* CTL_TIMED */
-    uint32_t frame;              /* CTL_TIMED: JACK frame time to start at */
-    uint32_t reserved;
+    uint64_t when;               /* CTL_TIMED: JACK time (jack_get_time(), us) */
     uint64_t seq;                /* CTL_LOAD, CTL_UNLOAD: request order, newer wins */
     struct sample_buffer *buf;   /* CTL_LOAD: ownership moves to the audio side */
     struct reply_ctx *reply;     /* echoed in the event; may be NULL */

@@ -29,13 +29,24 @@ static inline uint64_t now_ns(void)
 int audio_process(jack_nframes_t nframes, void *arg)
 {
     struct audio *a = arg;
-    uint64_t t0 = now_ns();
+    uint64_t start = now_ns();
     float *l = jack_port_get_buffer(a->out[0], nframes);
     float *r = jack_port_get_buffer(a->out[1], nframes);
-    engine_process(a->engine, l, r, nframes, jack_last_frame_time(a->client));
+    /* This period's place on JACK's microsecond clock: timed requests are
+     * turned into frame offsets against it (RT-safe: it reads the values
+     * JACK's DLL computed for this cycle). */
+    jack_nframes_t frame;
+    jack_time_t t0, t1;
+    float period_us;
+    struct engine_clock clock = {0, 0};
+    if (jack_get_cycle_times(a->client, &frame, &t0, &t1, &period_us) == 0 && t1 > t0) {
+        clock.t0 = t0;
+        clock.t1 = t1;
+    }
+    engine_process(a->engine, l, r, nframes, clock);
     /* Peak DSP load: this callback's share of its period.  A relaxed
      * compare-and-swap loop; the reader resets it with an exchange. */
-    uint32_t ppm = (uint32_t)((double)(now_ns() - t0) * 1e6 / (a->frame_ns * nframes));
+    uint32_t ppm = (uint32_t)((double)(now_ns() - start) * 1e6 / (a->frame_ns * nframes));
     uint32_t peak = atomic_load_explicit(&a->dsp_peak_ppm, memory_order_relaxed);
     while (ppm > peak &&
            !atomic_compare_exchange_weak_explicit(&a->dsp_peak_ppm, &peak, ppm,
@@ -51,39 +62,44 @@ static int on_xrun(void *arg)
     return 0;
 }
 
-uint32_t audio_frame_now(const struct audio *a)
-{
-    return a->client ? jack_frame_time(a->client) : 0;
-}
-
 /* Seconds between 1900 (NTP's epoch) and 1970 (Unix's). */
 #define NTP_UNIX_OFFSET 2208988800.0
 
-/* OSC time is wall-clock time; JACK's clock is its own microsecond clock,
- * mapped to frames by JACK's delay-locked loop (which already smooths the
- * period wake-up jitter).  We read the wall clock on both sides of one JACK
- * clock reading, so the pair is consistent to about a microsecond, then let
- * JACK map the target microsecond to a frame.  Runs on the OSC thread. */
-uint32_t audio_frame_at(const struct audio *a, lo_timetag tt, double *ahead)
+/* OSC time is wall-clock time; the audio thread schedules on JACK's own
+ * microsecond clock (jack_get_time()).  Reading the wall clock on both
+ * sides of one JACK clock reading gives the offset between the two to about
+ * a microsecond; the audio thread then turns the JACK time into a frame with
+ * its own period's clock, so no extrapolation over seconds is involved. */
+static double wall_minus_jack(const struct audio *a, jack_time_t *jack_now)
 {
     struct timespec r1, r2;
+    clock_gettime(CLOCK_REALTIME, &r1);
+    *jack_now = jack_get_time();
+    clock_gettime(CLOCK_REALTIME, &r2);
+    double wall = (r1.tv_sec + r2.tv_sec) * 0.5 + (r1.tv_nsec + r2.tv_nsec) * 0.5e-9;
+    return wall - (double)*jack_now * 1e-6;
+}
+
+uint64_t audio_time_of_wall(const struct audio *a, double wall, double *ahead)
+{
     if (!a->client) {
         *ahead = 0;
         return 0;
     }
-    clock_gettime(CLOCK_REALTIME, &r1);
-    jack_time_t j = jack_get_time();
-    clock_gettime(CLOCK_REALTIME, &r2);
-    double wall = (r1.tv_sec + r2.tv_sec) * 0.5 + (r1.tv_nsec + r2.tv_nsec) * 0.5e-9;
-    double target = (double)tt.sec - NTP_UNIX_OFFSET + (double)tt.frac / 4294967296.0;
-    double d = target - wall;
-    *ahead = d;
-    /* Far past: one second back is as late as any; the caller refuses the
-     * far future before it matters. */
-    if (d < -1.0)
-        d = -1.0;
-    jack_time_t t = d >= 0 ? j + (jack_time_t)(d * 1e6 + 0.5) : j - (jack_time_t)(-d * 1e6 + 0.5);
-    return jack_time_to_frames(a->client, t);
+    jack_time_t now;
+    double offset = wall_minus_jack(a, &now);
+    double t = wall - offset; /* seconds on JACK's clock */
+    *ahead = t - (double)now * 1e-6;
+    /* A second back is as late as any; the caller refuses the far future. */
+    if (*ahead < -1.0)
+        t = (double)now * 1e-6 - 1.0;
+    return t <= 0 ? 0 : (uint64_t)(t * 1e6 + 0.5);
+}
+
+uint64_t audio_time_of_timetag(const struct audio *a, lo_timetag tt, double *ahead)
+{
+    double wall = (double)tt.sec - NTP_UNIX_OFFSET + (double)tt.frac / 4294967296.0;
+    return audio_time_of_wall(a, wall, ahead);
 }
 
 float audio_dsp_load(const struct audio *a)

@@ -63,11 +63,11 @@ unsigned audio_restore_links(struct audio *a);
  * that priority. */
 bool audio_realtime(const struct audio *a, int *prio);
 
-/* JACK frame time now (estimated between periods by JACK's DLL). */
-uint32_t audio_frame_now(const struct audio *a);
-/* The JACK frame time at which wall-clock (NTP) time `tt` falls.  Returns
- * the signed distance from now in seconds through *ahead. */
-uint32_t audio_frame_at(const struct audio *a, lo_timetag tt, double *ahead);
+/* JACK's clock time (us, jack_get_time()) of a wall-clock time: seconds
+ * since 1970 as a double, or an OSC (NTP) timetag.  *ahead: how far ahead of
+ * now it is, in seconds (negative: past).  0 while there is no client. */
+uint64_t audio_time_of_wall(const struct audio *a, double wall, double *ahead);
+uint64_t audio_time_of_timetag(const struct audio *a, lo_timetag tt, double *ahead);
 
 /* DSP load in percent: JACK's running average, and the worst single period
  * since the previous call of audio_take_dsp_peak(). */

@@ -229,11 +229,15 @@ static void voice_end(struct engine *e, struct voice *v)
     release_if_unused(e, b, v->slot);
 }
 
-static void voice_fade_out(struct engine *e, struct voice *v)
+/* Fades a voice out, starting `delay` frames into the current period (so a
+ * timed stop, or the voice a timed trigger steals, fades from the exact
+ * frame of the request). */
+static void voice_fade_out(struct engine *e, struct voice *v, uint32_t delay)
 {
     if (v->fade_step > 0)
         return; /* already fading: keep the shorter remaining ramp */
     v->fade_step = v->gain / (float)e->fade_frames;
+    v->fade_in = delay;
     if (!(v->fade_step > 0))
         voice_end(e, v); /* silent voice: nothing to fade */
 }
@@ -241,7 +245,7 @@ static void voice_fade_out(struct engine *e, struct voice *v)
 /* A voice struct to start a new voice in.  At full polyphony the oldest
  * playing voice starts fading out (in its own struct) to make room.  Only if
  * every spare struct is also busy fading, the oldest fading voice is cut. */
-static struct voice *voice_alloc(struct engine *e)
+static struct voice *voice_alloc(struct engine *e, uint32_t delay)
 {
     struct voice *free_v = NULL, *oldest = NULL, *oldest_fading = NULL;
     uint32_t playing = 0;
@@ -261,7 +265,7 @@ static struct voice *voice_alloc(struct engine *e)
         }
     }
     if (playing >= e->nvoices && oldest) {
-        voice_fade_out(e, oldest);
+        voice_fade_out(e, oldest, delay);
         atomic_fetch_add_explicit(&e->stats.voices_stolen, 1, memory_order_relaxed);
         if (!oldest->buf && !free_v)
             free_v = oldest; /* it was silent and ended at once */
@@ -275,7 +279,7 @@ static struct voice *voice_alloc(struct engine *e)
 
 static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, uint32_t delay)
 {
-    struct voice *v = voice_alloc(e);
+    struct voice *v = voice_alloc(e, delay);
     *v = (struct voice){
         .buf = e->slots[m->id].buf,
         .slot = m->id,
@@ -286,11 +290,11 @@ static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, ui
     };
 }
 
-static void fade_slot(struct engine *e, uint32_t id)
+static void fade_slot(struct engine *e, uint32_t id, uint32_t delay)
 {
     for (uint32_t i = 0; i < e->npool; i++)
         if (e->voices[i].buf && e->voices[i].slot == id)
-            voice_fade_out(e, &e->voices[i]);
+            voice_fade_out(e, &e->voices[i], delay);
 }
 
 /* Applies one request; voices it starts begin `delay` frames into the
@@ -304,7 +308,7 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
     case CTL_STOP:
         for (uint32_t i = 0; i < e->npool; i++)
             if (e->voices[i].buf)
-                voice_fade_out(e, &e->voices[i]);
+                voice_fade_out(e, &e->voices[i], delay);
         push_event(e, EV_STOPPED, 0, NULL, m->reply);
         break;
     case CTL_LOAD: {
@@ -342,13 +346,13 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         for (uint32_t i = 0; i < e->npool; i++) {
             struct voice *v = &e->voices[i];
             if (v->buf && v->loop && v->slot == m->id && !(v->fade_step > 0))
-                voice_fade_out(e, v);
+                voice_fade_out(e, v, delay);
         }
         voice_start(e, m, true, delay);
         break;
     case CTL_STOP_SLOT:
         if (m->id < e->nslots)
-            fade_slot(e, m->id);
+            fade_slot(e, m->id, delay);
         break;
     case CTL_UNLOAD: {
         if (m->id >= e->nslots)
@@ -357,7 +361,7 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         if (m->seq >= s->seq) {
             /* A load requested before this unload must not refill the slot. */
             struct sample_buffer *old = s->buf;
-            fade_slot(e, m->id);
+            fade_slot(e, m->id, delay);
             s->buf = NULL;
             s->seq = m->seq;
             if (old) {
@@ -383,13 +387,27 @@ static void mix_const(float *restrict l, float *restrict r, const float *restric
         l[i] += g * a[i];
         r[i] += g * b[i];
     }
+    /* Ask for the next period's samples now, so they arrive while the audio
+     * thread sleeps: a voice reads only a few cache lines per period, too
+     * few for the hardware prefetcher to follow, so without this every
+     * period starts with one DRAM (and often TLB) miss per voice and
+     * channel.  A prefetch never faults, so reading past the end of the
+     * sample is harmless. */
+    for (uint32_t i = 0; i < n; i += 16) {
+        __builtin_prefetch(a + n + i);
+        __builtin_prefetch(b + n + i);
+    }
 }
 
 static void mix_ramp(float *restrict l, float *restrict r, const float *restrict a,
                      const float *restrict b, float g, float step, uint32_t n)
 {
+    /* Written so that it vectorises without -ffast-math: the frame index is
+     * converted from a signed int (cvtdq2ps; n < 2^31 always) and the clamp
+     * is a plain compare-select (maxps), which fmaxf's NaN rules forbid. */
     for (uint32_t i = 0; i < n; i++) {
-        float gi = fmaxf(g - step * (float)(i + 1), 0.0f);
+        float gi = g - step * (float)(int32_t)(i + 1);
+        gi = gi > 0.0f ? gi : 0.0f;
         l[i] += gi * a[i];
         r[i] += gi * b[i];
     }
@@ -416,7 +434,14 @@ static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t n
             n = nframes - off;
         const float *l = b->ch[0] + v->pos;
         const float *r = b->ch[1] + v->pos;
-        if (v->fade_step > 0) {
+        if (v->fade_step > 0 && v->fade_in > 0) {
+            /* A fade requested for a frame further into the period: full
+             * gain up to there. */
+            if (n > v->fade_in)
+                n = v->fade_in;
+            mix_const(out_l + off, out_r + off, l, r, v->gain, n);
+            v->fade_in -= n;
+        } else if (v->fade_step > 0) {
             /* The ramp reaches zero on frame ceil(gain / step). */
             float left = ceilf(v->gain / v->fade_step);
             if (left <= (float)n) {
@@ -439,14 +464,11 @@ static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t n
     return true;
 }
 
-/* Heap order: earlier frame first, then arrival order, so requests in one
- * bundle keep their order.  Frame times wrap at 2^32; the signed difference
- * orders them correctly while they lie within 2^31 frames (12 hours at
- * 48 kHz) of each other, which the control side guarantees. */
+/* Heap order: earlier time first, then arrival order, so requests in one
+ * bundle keep their order. */
 static bool sched_before(const struct sched_entry *a, const struct sched_entry *b)
 {
-    int32_t d = (int32_t)(a->m.frame - b->m.frame);
-    return d < 0 || (d == 0 && (int32_t)(a->order - b->order) < 0);
+    return a->m.when < b->m.when || (a->m.when == b->m.when && (int32_t)(a->order - b->order) < 0);
 }
 
 static void sched_push(struct engine *e, const struct ctl_msg *m)
@@ -481,17 +503,25 @@ static void sched_pop(struct engine *e)
     e->sched[i] = last;
 }
 
-/* A timed request whose frame falls in this period (or has passed). */
-static void apply_timed(struct engine *e, const struct ctl_msg *m, uint32_t now)
+/* A timed request due in this period (or already past): the audio thread
+ * turns its time into a frame offset with this period's own clock reading,
+ * which is more exact than any mapping made earlier on another thread. */
+static void apply_timed(struct engine *e, const struct ctl_msg *m, struct engine_clock c,
+                        uint32_t nframes)
 {
-    int32_t d = (int32_t)(m->frame - now);
-    if (d < 0)
+    uint32_t delay = 0;
+    if (m->when < c.t0) {
         atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
-    apply(e, m, d > 0 ? (uint32_t)d : 0);
+    } else if (c.t1 > c.t0) {
+        uint64_t d = ((m->when - c.t0) * nframes + (c.t1 - c.t0) / 2) / (c.t1 - c.t0);
+        delay = d < nframes ? (uint32_t)d : nframes - 1;
+    }
+    apply(e, m, delay);
     atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
 }
 
-void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes, uint32_t now)
+void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes,
+                    struct engine_clock clock)
 {
     struct ctl_msg m;
 
@@ -502,16 +532,16 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
     for (uint32_t k = ring_capacity(&e->cmd); k > 0 && ring_pop(&e->cmd, &m); k--) {
         if (!(m.flags & CTL_TIMED))
             apply(e, &m, 0);
-        else if ((int32_t)(m.frame - now) >= (int32_t)nframes && e->nsched < ENGINE_SCHED)
+        else if (m.when >= clock.t1 && e->nsched < ENGINE_SCHED)
             sched_push(e, &m);
         else
-            apply_timed(e, &m, now); /* due now (or, impossibly, no room) */
+            apply_timed(e, &m, clock, nframes); /* due now (or, impossibly, no room) */
     }
     /* Bounded by ENGINE_SCHED, and each entry is applied once. */
-    while (e->nsched > 0 && (int32_t)(e->sched[0].m.frame - now) < (int32_t)nframes) {
+    while (e->nsched > 0 && e->sched[0].m.when < clock.t1) {
         m = e->sched[0].m;
         sched_pop(e);
-        apply_timed(e, &m, now);
+        apply_timed(e, &m, clock, nframes);
     }
 
     memset(out_l, 0, nframes * sizeof(float));

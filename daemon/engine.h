@@ -63,6 +63,7 @@ struct voice {
     float gain;
     float fade_step;  /* > 0 while fading out: subtracted from gain per frame */
     bool loop;        /* wraps to frame 0 at the end instead of ending */
+    uint32_t fade_in; /* frames of this period to play before a requested fade starts */
     uint32_t delay;   /* frames of this period to wait before starting */
     uint64_t started; /* start order, for stealing the oldest */
 };
@@ -72,7 +73,7 @@ struct engine_stats {
     _Atomic uint32_t slots_loaded;
     _Atomic uint64_t periods;
     _Atomic uint64_t voices_stolen;
-    _Atomic uint64_t late;        /* timed requests whose frame had passed */
+    _Atomic uint64_t late;        /* timed requests whose time had passed */
     _Atomic uint64_t lost_events; /* must stay 0: see the proof above */
 };
 
@@ -88,7 +89,7 @@ struct engine {
     uint32_t slots_loaded;
     bool notify; /* audio thread pushed to events or trash this period */
 
-    /* Timed requests, a binary min-heap on (frame, arrival order).  The
+    /* Timed requests, a binary min-heap on (time, arrival order).  The
      * control side reserves a place in `sched_pending` before it sends a
      * timed request, and the audio thread gives it back when the request is
      * applied, so the heap can never overflow. */
@@ -120,12 +121,18 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
  * when no thread uses the engine any more. */
 void engine_destroy(struct engine *e);
 
+/* The period being rendered, on JACK's microsecond clock: it starts at t0
+ * and the next one at t1 (jack_get_cycle_times()).  Timed requests due in
+ * [t0, t1) start at their proportional frame offset inside the period. */
+struct engine_clock {
+    uint64_t t0, t1;
+};
+
 /* The real-time entry point: applies waiting control messages, then
- * overwrites `out_l` and `out_r` with `nframes` mixed frames.  `now` is the
- * JACK frame time of the first frame (jack_last_frame_time()); timed
- * requests start at their frame's offset inside the period.  Bounded time,
+ * overwrites `out_l` and `out_r` with `nframes` mixed frames.  Bounded time,
  * no allocation, no locks, no system calls other than sem_post. */
-void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes, uint32_t now);
+void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes,
+                    struct engine_clock clock);
 
 /* Control side: reserves room for one timed request; false when the
  * schedule is full (the caller answers /fail). */

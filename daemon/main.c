@@ -318,11 +318,10 @@ static bool reconnect(struct daemon *d)
                  d->engine.rate);
         d->engine.rate = rate;
         d->engine.fade_frames = (uint32_t)(rate * ENGINE_FADE_SECONDS + 0.5);
-        d->proto.latency_frames = (uint32_t)((uint64_t)d->opt.latency_ms * rate / 1000);
     }
-    /* Timed requests were placed on the old server's frame clock, which the
-     * new one does not continue: starting them now would fire a burst of
-     * stale triggers at once, so they are dropped (and counted late).  The
+    /* Timed requests were meant for the old server's timeline; starting
+     * them after the gap would fire a burst of stale triggers at once, so
+     * they are dropped (and counted late).  The
      * audio thread is not running, so this thread may touch its heap. */
     for (uint32_t i = 0; i < d->engine.nsched; i++) {
         reply_ctx_free(&d->proto, d->engine.sched[i].m.reply);
@@ -460,7 +459,7 @@ int main(int argc, char **argv)
     memcpy(d->osc.allow, d->opt.allow, sizeof(d->opt.allow));
     d->osc.nallow = d->opt.nallow;
     protocol_init(&d->proto, &d->engine, &d->osc, &d->loader, &d->audio);
-    d->proto.latency_frames = (uint32_t)((uint64_t)d->opt.latency_ms * rate / 1000);
+    d->proto.latency = d->opt.latency_ms / 1000.0;
     struct loader_limits limits = {
         .max_sample_bytes = d->opt.max_sample_mb * 1024 * 1024,
         .max_memory_bytes = d->opt.max_memory_mb * 1024 * 1024,

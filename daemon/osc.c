@@ -50,6 +50,8 @@ int osc_open(struct osc_server *s, const char *listen_addr, const char *port, ch
     int rcv = OSC_RCVBUF;
     if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
         (void)setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    int one = 1;
+    (void)setsockopt(s->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
     if (bind(s->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
         r = -errno;
         snprintf(err, errlen, "cannot listen on %s port %s: %s", listen_addr, port,
@@ -236,21 +238,36 @@ void osc_run(struct osc_server *s, osc_handler fn, void *user)
         /* Drain everything queued before polling again. */
         for (;;) {
             struct osc_peer from = {.len = sizeof(from.addr)};
-            ssize_t n = recvfrom(s->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
-                                 (struct sockaddr *)&from.addr, &from.len);
+            union {
+                char buf[CMSG_SPACE(sizeof(struct timespec))];
+                struct cmsghdr align;
+            } control;
+            struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+            struct msghdr mh = {
+                .msg_name = &from.addr,
+                .msg_namelen = sizeof(from.addr),
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = control.buf,
+                .msg_controllen = sizeof(control.buf),
+            };
+            ssize_t n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
             if (n < 0) {
                 if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                    log_warn("recvfrom: %s", strerror(errno));
+                    log_warn("recvmsg: %s", strerror(errno));
                 break;
             }
+            from.len = mh.msg_namelen;
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS)
+                    memcpy(&from.rx, CMSG_DATA(c), sizeof(from.rx));
             if (!osc_allowed(s, &from)) {
                 atomic_fetch_add(&s->denied_packets, 1);
                 continue;
             }
             if ((size_t)n > OSC_MAX_PACKET) {
                 atomic_fetch_add(&s->dropped_packets, 1);
-                log_warn("dropped an oversized packet (%zd bytes; at most %d)", n,
-                         OSC_MAX_PACKET);
+                log_warn("dropped an oversized packet (%zd bytes; at most %d)", n, OSC_MAX_PACKET);
                 continue;
             }
             if (osc_dispatch_packet(buf, (size_t)n, &from, fn, user) < 0) {
@@ -261,8 +278,8 @@ void osc_run(struct osc_server *s, osc_handler fn, void *user)
     }
 }
 
-int osc_send_(struct osc_server *s, const struct osc_peer *to, const char *path,
-              const char *types, ...)
+int osc_send_(struct osc_server *s, const struct osc_peer *to, const char *path, const char *types,
+              ...)
 {
     unsigned char buf[1024];
     size_t size = sizeof(buf);

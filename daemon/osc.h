@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 /* Largest datagram we accept; anything larger is dropped and counted. */
 #define OSC_MAX_PACKET 8192
@@ -30,6 +31,10 @@
 struct osc_peer {
     struct sockaddr_storage addr;
     socklen_t len;
+    /* Wall-clock time the kernel received the packet (SO_TIMESTAMPNS), so
+     * --latency counts from arrival, not from when the OSC thread got to
+     * run; zero when unknown. */
+    struct timespec rx;
 };
 
 /* Called once per message found in a packet.  `tt` is the enclosing bundle's

@@ -138,8 +138,8 @@ struct req {
      * the optional velocity. */
     bool id_in_path;
     uint32_t path_id;
-    bool timed;     /* start at `frame` (a future bundle, or --latency) */
-    uint32_t frame;
+    bool timed;    /* start at `when` (a future bundle, or --latency) */
+    uint64_t when; /* JACK time, us */
 };
 
 /* Sends a request to the audio thread, timed if the request is.  Answers
@@ -157,7 +157,7 @@ static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
             goto refuse;
         }
         m.flags |= CTL_TIMED;
-        m.frame = q->frame;
+        m.when = q->when;
     }
     if (ring_push(&p->engine->cmd, &m))
         return true;
@@ -165,8 +165,7 @@ static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
         atomic_fetch_sub(&p->engine->sched_pending, 1);
 refuse:
     atomic_fetch_add(&p->refused, 1);
-    if (m.type == CTL_PLAY || m.type == CTL_LOOP || m.type == CTL_STOP_SLOT ||
-        m.type == CTL_UNLOAD)
+    if (m.type == CTL_PLAY || m.type == CTL_LOOP || m.type == CTL_STOP_SLOT || m.type == CTL_UNLOAD)
         fail_id(p, q->from, q->path, why, (int32_t)m.id);
     else
         fail(p, q->from, q->path, why);
@@ -331,14 +330,13 @@ static void handle_status(struct protocol *p, const struct req *q)
     struct engine *e = p->engine;
     uint64_t refused = atomic_load(&p->refused) + atomic_load(&p->osc->dropped_packets) +
                        atomic_load(&p->osc->denied_packets);
-    osc_send(p->osc, q->from, "/status.reply", "iiiiiffiihs",
-             (int32_t)atomic_load(&e->stats.voices_active),
-             (int32_t)atomic_load(&e->stats.slots_loaded),
-             (int32_t)atomic_load(&p->audio->xruns), (int32_t)atomic_load(&e->stats.late),
-             (int32_t)refused, (double)audio_dsp_load(p->audio),
-             (double)audio_take_dsp_peak(p->audio), (int32_t)e->rate,
-             (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes),
-             atomic_load(&p->audio->gone) ? "jack-gone" : "running");
+    osc_send(
+        p->osc, q->from, "/status.reply", "iiiiiffiihs",
+        (int32_t)atomic_load(&e->stats.voices_active), (int32_t)atomic_load(&e->stats.slots_loaded),
+        (int32_t)atomic_load(&p->audio->xruns), (int32_t)atomic_load(&e->stats.late),
+        (int32_t)refused, (double)audio_dsp_load(p->audio), (double)audio_take_dsp_peak(p->audio),
+        (int32_t)e->rate, (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes),
+        atomic_load(&p->audio->gone) ? "jack-gone" : "running");
 }
 
 static void handle_version(struct protocol *p, const struct req *q)
@@ -420,19 +418,23 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
         q.types = "";
 
     /* A bundle's timetag says when; a plain message (or an "immediately"
-     * bundle) starts at the next period, or --latency after its arrival.
-     * The audio thread places the start on the exact frame and counts
-     * requests whose frame has already passed as late. */
+     * bundle) starts at the next period, or --latency after the kernel
+     * received it.  The audio thread places the start on the exact frame and
+     * counts requests whose time has already passed as late. */
     if (!(tt.sec == LO_TT_IMMEDIATE.sec && tt.frac == LO_TT_IMMEDIATE.frac)) {
         double ahead;
-        q.frame = audio_frame_at(p->audio, tt, &ahead);
+        q.when = audio_time_of_timetag(p->audio, tt, &ahead);
         q.timed = true;
         if (ahead > PROTOCOL_MAX_AHEAD_S) {
             fail(p, from, path, "timetag too far in the future (at most 1 hour)");
             return;
         }
-    } else if (p->latency_frames) {
-        q.frame = audio_frame_now(p->audio) + p->latency_frames;
+    } else if (p->latency > 0) {
+        struct timespec rx = from->rx;
+        if (rx.tv_sec == 0)
+            clock_gettime(CLOCK_REALTIME, &rx);
+        double ahead;
+        q.when = audio_time_of_wall(p->audio, rx.tv_sec + rx.tv_nsec * 1e-9 + p->latency, &ahead);
         q.timed = true;
     }
 

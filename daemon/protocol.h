@@ -37,7 +37,7 @@ struct protocol {
     uint32_t max_replies;
     _Atomic uint32_t replies_in_flight;
     _Atomic uint64_t refused; /* requests answered "busy" */
-    uint32_t latency_frames;  /* --latency: plain messages start this much after arrival */
+    double latency;           /* --latency, s: plain messages start this long after arrival */
 };
 
 void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,

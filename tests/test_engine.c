@@ -20,7 +20,7 @@ struct fixture {
     struct engine e;
     float l[4096], r[4096];
     uint64_t seq;
-    uint32_t now; /* JACK frame time of the next period */
+    uint64_t now; /* frame count of the next period */
 };
 
 static int setup(void **state)
@@ -65,17 +65,25 @@ static void send(struct fixture *f, uint32_t type, uint32_t id, float vel, void 
     assert_true(ring_push(&f->e.cmd, &m));
 }
 
+/* JACK's clock for frame f of a steady 48 kHz stream, rounded to the
+ * microsecond as JACK rounds it. */
+static uint64_t us_of(uint64_t frame)
+{
+    return (frame * 1000000u + RATE / 2) / RATE;
+}
+
 static void run(struct fixture *f, uint32_t n)
 {
-    engine_process(&f->e, f->l, f->r, n, f->now);
+    struct engine_clock c = {.t0 = us_of(f->now), .t1 = us_of(f->now + n)};
+    engine_process(&f->e, f->l, f->r, n, c);
     f->now += n;
 }
 
-static void send_at(struct fixture *f, uint32_t type, uint32_t id, float vel, uint32_t frame)
+static void send_at(struct fixture *f, uint32_t type, uint32_t id, float vel, uint64_t frame)
 {
     assert_true(engine_sched_reserve(&f->e));
-    struct ctl_msg m = {.type = type, .id = id, .velocity = vel, .flags = CTL_TIMED,
-                        .frame = frame};
+    struct ctl_msg m = {
+        .type = type, .id = id, .velocity = vel, .flags = CTL_TIMED, .when = us_of(frame)};
     assert_true(ring_push(&f->e.cmd, &m));
 }
 
@@ -410,8 +418,8 @@ static void test_timed_play_starts_on_its_frame(void **state)
 {
     struct fixture *f = *state;
     struct sample_buffer *b = make_buf(1000, 1, 0.25f);
-    f->now = UINT32_MAX - 150; /* across the 32-bit frame-time wrap too */
-    uint32_t start = f->now;
+    f->now = 3000000000u; /* a server up for 17 hours: times beyond 2^32 us */
+    uint64_t start = f->now;
     load(f, 0, b, 1);
     send_at(f, CTL_PLAY, 0, 1.0f, start + 300); /* period 4, offset 44 */
     send_at(f, CTL_PLAY, 0, 0.5f, start + 130); /* out of order: period 2, offset 2 */
@@ -444,13 +452,55 @@ static void test_timed_play_in_the_past_is_late_and_immediate(void **state)
     assert_int_equal(atomic_load(&f->e.stats.late), 1);
 }
 
+static void test_timed_stop_fades_from_its_frame(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(48000, 1, 0.0f);
+    float *d = sample_buffer_channel(b, 0);
+    for (uint32_t i = 0; i < 48000; i++)
+        d[i] = 1.0f;
+    load(f, 0, b, 1);
+    send(f, CTL_PLAY, 0, 1.0f, NULL);
+    run(f, PERIOD);
+    send_at(f, CTL_STOP_SLOT, 0, 0, f->now + 100); /* period 2, offset 36 */
+    float rec[3 * PERIOD];
+    for (int p = 0; p < 3; p++) {
+        run(f, PERIOD);
+        memcpy(rec + p * PERIOD, f->l, sizeof(float) * PERIOD);
+    }
+    for (uint32_t i = 0; i < 100; i++)
+        assert_true(rec[i] == 1.0f); /* full level up to the stop's frame */
+    assert_true(rec[100] < 1.0f);    /* and the ramp starts exactly there */
+    assert_true(rec[100] > 0.99f);
+}
+
+static void test_timed_trigger_steals_at_its_frame(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(48000, 1, 0.0f);
+    float *d = sample_buffer_channel(b, 0);
+    for (uint32_t i = 0; i < 48000; i++)
+        d[i] = 1.0f;
+    load(f, 0, b, 1);
+    for (uint32_t i = 0; i < ENGINE_DEFAULT_VOICES; i++)
+        send(f, CTL_PLAY, 0, 1.0f / 32, NULL);
+    run(f, PERIOD);
+    send_at(f, CTL_PLAY, 0, 1.0f / 32, f->now + 40);
+    run(f, PERIOD);
+    /* 32 voices of 1/32 sum to 1 before and after the 33rd starts at frame
+     * 40: the oldest fades from that frame, not from the period's start. */
+    for (uint32_t i = 0; i < 40; i++)
+        assert_true(fabsf(f->l[i] - 1.0f) < 1e-6f);
+    assert_true(f->l[40] > 1.0f + 0.5f / 32); /* new voice in, old still near full */
+}
+
 static void test_schedule_is_bounded(void **state)
 {
     struct fixture *f = *state;
     load(f, 0, make_buf(10, 1, 0.25f), 1);
     uint32_t n = 0;
     while (engine_sched_reserve(&f->e)) {
-        struct ctl_msg m = {.type = CTL_PLAY, .flags = CTL_TIMED, .frame = 100000 + n};
+        struct ctl_msg m = {.type = CTL_PLAY, .flags = CTL_TIMED, .when = us_of(100000 + n)};
         if (!ring_push(&f->e.cmd, &m)) {
             run(f, 1); /* move them from the ring into the heap */
             assert_true(ring_push(&f->e.cmd, &m));
@@ -489,6 +539,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timed_play_starts_on_its_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timed_play_in_the_past_is_late_and_immediate, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_timed_stop_fades_from_its_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timed_trigger_steals_at_its_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedule_is_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

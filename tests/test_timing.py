@@ -268,13 +268,10 @@ class TimetagAccuracy(TimingBase):
                              [round(e, 2) for e in abs_err])
 
     def test_far_ahead_bundles(self):
-        """All 50 bundles sent at once, up to ~3 s ahead.  looperd maps each
-        timetag on arrival with jack_time_to_frames(), which extrapolates the
-        running cycle's DLL period estimate: an error of a few ppm..hundreds
-        of ppm (dummy backend under load) times seconds ahead.  Measured and
-        printed; asserted only to stay well inside one period.  (Known
-        limitation, reported: mapping the time to a frame on the audio
-        thread, in the period that plays it, would remove it.)"""
+        """All 50 bundles sent at once, up to ~3 s ahead.  looperd keeps each
+        as a time on JACK's microsecond clock and the audio thread turns it
+        into a frame with the clock reading of the period that plays it, so
+        being far ahead costs no accuracy: within a frame, like the rest."""
         self.load(1, self.wav("click1.wav", [FULL, FULL // 2, 0, 0]))
         rng = random.Random(99)
         n = 50
@@ -297,7 +294,7 @@ class TimetagAccuracy(TimingBase):
               f" (first 10: {min(abs_err[:10]):+.2f}..{max(abs_err[:10]):+.2f},"
               f" last 10: {min(abs_err[-10:]):+.2f}..{max(abs_err[-10:]):+.2f});"
               f" JACK clock {jack_rate(meta):.2f} frames/s", file=sys.stderr)
-        self.assertLess(max(abs(e) for e in abs_err), PERIOD / 4, abs_err)
+        self.assertLessEqual(max(abs(e) for e in abs_err), 1.5, abs_err)
 
 
 def send_at_random_moments(osc, slot, n, rng):
@@ -446,11 +443,9 @@ class Fades(TimingBase):
         self.assertEqual(replies[0][0], "/done", replies)
 
     def test_timed_stop_fade_start(self):
-        """A timetagged /stop id: where its fade starts, against the frame
-        the timetag maps to.  Measured and printed.  The audio thread applies
-        it in the period that holds its frame, but the ramp starts at that
-        period's first frame (a fade-out has no start offset inside the
-        period), so up to one period early: asserted as such."""
+        """A timetagged /stop id: its fade starts on the frame the timetag
+        maps to (the audio thread gives a fade a start offset inside the
+        period, as it does a trigger), within a frame."""
         def action():
             self.load(5, self.dc)
             time.sleep(0.2)
@@ -469,8 +464,7 @@ class Fades(TimingBase):
         print(f"\ntimed /stop 5: fade starts {fade - exp:+.2f} frames from the timetag's"
               f" frame (at offset {fade % PERIOD} of its period; the recording starts"
               f" on a period), lasts {end - fade} frames", file=sys.stderr)
-        self.assertLessEqual(fade, round(exp) + 1)
-        self.assertGreater(fade, exp - PERIOD - 1)
+        self.assertLessEqual(abs(fade - exp), 1.5)
         self.assertIn(end - fade, range(FADE_FRAMES - 2, FADE_FRAMES + 2))
 
     def test_stealing_fades(self):
