@@ -3,8 +3,9 @@
 #
 #   scripts/test.sh
 #
-# Two builds: `build` (the normal one: every suite) and `build-asan`
-# (AddressSanitizer + UndefinedBehaviorSanitizer: the e2e suite).  Ends with
+# Three builds: `build` (the normal one: every suite), `build-asan`
+# (AddressSanitizer + UndefinedBehaviorSanitizer: the e2e suite) and
+# `build-fuzz` (clang: the libFuzzer harnesses, a fixed number of runs).  Ends with
 # one line `tests: N passed, N failed[, N skipped]` counted from both runs,
 # and exits non-zero if a test failed, a run failed, or no test ran at all.
 set -euo pipefail
@@ -16,13 +17,17 @@ scripts/deps.sh --test
 BUILD_DIR=build scripts/build.sh -Dtests=true
 BUILD_DIR=build-asan scripts/build.sh -Dtests=true -Dbench=false \
     -Db_sanitize=address,undefined -Db_lundef=false
+# The libFuzzer harnesses need clang; a short fixed number of runs each.
+CC=clang BUILD_DIR=build-fuzz scripts/build.sh -Dtests=true -Dbench=false -Dfuzz=true \
+    -Db_lundef=false
 
 failed_runs=0
 logs=()
 
 # meson test writes no log when it finds no test to run, so an old log must
 # never be mistaken for this run's.
-rm -f build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+rm -f build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+    build-fuzz/meson-logs/testlog.json
 
 echo "== meson test -C build" >&2
 if ! meson test -C build --print-errorlogs; then
@@ -53,6 +58,12 @@ if has_suite build-asan e2e; then
 else
     echo "== build-asan: no test in suite e2e yet, nothing to run there" >&2
 fi
+
+echo "== meson test -C build-fuzz --suite fuzz (libFuzzer, fixed runs)" >&2
+if ! meson test -C build-fuzz --print-errorlogs --suite fuzz; then
+    failed_runs=$((failed_runs + 1))
+fi
+logs+=(build-fuzz/meson-logs/testlog.json)
 
 # Count meson's results.  A run that failed without a failed test in its log
 # (a build error during meson test, a crash of meson itself) still counts
