@@ -823,9 +823,10 @@ class Messages(DaemonCase):
             replies = []
 
             def action():
-                self.osc.send("/play", 4, 1.0)
-                self.osc.send("/loop", 4, 1.0)
-                time.sleep(0.15)
+                # One future bundle: both voices start on the same frame, so
+                # the only steps after the onset are the fade's.
+                self.osc.send_bundle(timetag_in(0.05), [("/play", [4, 1.0]), ("/loop", [4, 1.0])])
+                time.sleep(0.2)
                 replies.append(self.osc.request("/unload", 4, expect=("/done", "/fail")))
             left, right = self.record(action, settle=0.3)
             self.assertEqual(replies, [("/done", ["/unload", 4])])
