@@ -40,6 +40,21 @@ static inline void denormals_off(void)
 #endif
 }
 
+/* Frees the rings and pools (not the buffers they may point to). */
+static void free_pools(struct engine *e)
+{
+    ring_destroy(&e->cmd);
+    ring_destroy(&e->load);
+    ring_destroy(&e->events);
+    ring_destroy(&e->trash);
+    free(e->slots);
+    free(e->voices);
+    free(e->sched);
+    e->slots = NULL;
+    e->voices = NULL;
+    e->sched = NULL;
+}
+
 int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t rate)
 {
     int r;
@@ -81,16 +96,7 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
     }
     return 0;
 fail:
-    ring_destroy(&e->cmd);
-    ring_destroy(&e->load);
-    ring_destroy(&e->events);
-    ring_destroy(&e->trash);
-    free(e->slots);
-    free(e->voices);
-    free(e->sched);
-    e->slots = NULL;
-    e->voices = NULL;
-    e->sched = NULL;
+    free_pools(e);
     return r;
 }
 
@@ -127,16 +133,7 @@ void engine_destroy(struct engine *e)
     while (ring_pop(&e->trash, &b))
         sample_buffer_free(b);
     sem_destroy(&e->wake);
-    ring_destroy(&e->cmd);
-    ring_destroy(&e->load);
-    ring_destroy(&e->events);
-    ring_destroy(&e->trash);
-    free(e->slots);
-    free(e->voices);
-    free(e->sched);
-    e->slots = NULL;
-    e->voices = NULL;
-    e->sched = NULL;
+    free_pools(e);
 }
 
 bool engine_sched_reserve(struct engine *e)
@@ -386,16 +383,6 @@ static void mix_const(float *restrict l, float *restrict r, const float *restric
     for (uint32_t i = 0; i < n; i++) {
         l[i] += g * a[i];
         r[i] += g * b[i];
-    }
-    /* Ask for the next period's samples now, so they arrive while the audio
-     * thread sleeps: a voice reads only a few cache lines per period, too
-     * few for the hardware prefetcher to follow, so without this every
-     * period starts with one DRAM (and often TLB) miss per voice and
-     * channel.  A prefetch never faults, so reading past the end of the
-     * sample is harmless. */
-    for (uint32_t i = 0; i < n; i += 16) {
-        __builtin_prefetch(a + n + i);
-        __builtin_prefetch(b + n + i);
     }
 }
 

@@ -24,7 +24,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from array import array
@@ -33,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLIENTS = os.path.join(HERE, "clients")
 sys.path.insert(0, HERE)
-from looperd_test import (Daemon, JackServer, OscClient, Recorder,  # noqa: E402
+from looperd_test import (DaemonCase, Recorder,  # noqa: E402
                           deinterleave, find_onset, free_udp_port, write_wav)
 
 RATE = 48000
@@ -59,29 +58,18 @@ def run(argv, timeout=60, **kw):
     return p.returncode, p.stdout, p.stderr
 
 
-class Clients(unittest.TestCase):
+class Clients(DaemonCase):
+    rate, period = RATE, PERIOD
+
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="looperd-clients-")
-        cls.jack = JackServer(rate=RATE, period=PERIOD)
-        cls.daemon = Daemon(cls.jack)
-        cls.osc = OscClient(cls.daemon.port)
+        super().setUpClass()
         cls.wav = os.path.join(cls.tmp.name, "stereo.wav")
         cls.data = fixture_frames(FRAMES, 2)
         write_wav(cls.wav, cls.data, RATE, 2)
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.osc.close()
-        code = cls.daemon.stop()
-        log = cls.daemon.log()
-        cls.daemon.close()
-        cls.jack.close()
-        cls.tmp.cleanup()
-        assert code == 0, f"looperd exited {code}:\n{log}"
-
     def setUp(self):
-        self.osc.drain()
+        super().setUp()
         # Every test starts from silence.
         self.assertEqual(self.osc.request("/stop", timeout=5), ("/done", ["/stop"]))
 

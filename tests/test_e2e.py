@@ -9,14 +9,13 @@ close."""
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from array import array
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (Daemon, JackServer, OscClient, Recorder,  # noqa: E402
-                          binary_path, deinterleave, find_onset, write_wav)
+from looperd_test import (DaemonCase, Recorder, binary_path,  # noqa: E402
+                          deinterleave, find_onset, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -32,32 +31,14 @@ def fixture_frames(n, channels):
     return out
 
 
-class CoreEndToEnd(unittest.TestCase):
+class CoreEndToEnd(DaemonCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="looperd-e2e-")
-        cls.jack = JackServer(rate=RATE, period=PERIOD)
-        cls.daemon = Daemon(cls.jack)
-        cls.osc = OscClient(cls.daemon.port)
+        super().setUpClass()
         cls.stereo = os.path.join(cls.tmp.name, "stereo.wav")
         cls.stereo_frames = 12000
         cls.stereo_data = fixture_frames(cls.stereo_frames, 2)
         write_wav(cls.stereo, cls.stereo_data, RATE, 2)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.osc.close()
-        code = cls.daemon.stop()
-        log = cls.daemon.log()
-        cls.daemon.close()
-        cls.jack.close()
-        cls.tmp.cleanup()
-        # Clean shutdown, and under AddressSanitizer no leak report (which
-        # would turn the exit status non-zero).
-        assert code == 0, f"looperd exited {code}:\n{log}"
-
-    def setUp(self):
-        self.osc.drain()
 
     def load(self, slot, path):
         return self.osc.request("/load", slot, path, expect=("/done", "/fail"), timeout=10)

@@ -6,12 +6,11 @@ that it sends relative load paths as absolute ones."""
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (Daemon, JackServer, binary_path,  # noqa: E402
+from looperd_test import (DaemonCase, Daemon, JackServer, binary_path,  # noqa: E402
                           free_udp_port, write_wav)
 
 RATE = 48000
@@ -22,23 +21,14 @@ def looperctl_bin() -> str:
     return binary_path("LOOPERCTL_BIN", "--looperctl-bin")
 
 
-class LooperctlEndToEnd(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="looperd-ctl-")
-        cls.jack = JackServer(rate=RATE, period=PERIOD)
-        cls.daemon = Daemon(cls.jack)
-        cls.wav = os.path.join(cls.tmp.name, "tone.wav")
-        write_wav(cls.wav, [(1000, -1000)] * 4800, RATE, 2)
+class LooperctlEndToEnd(DaemonCase):
+    rate, period = RATE, PERIOD
 
     @classmethod
-    def tearDownClass(cls):
-        code = cls.daemon.stop()
-        log = cls.daemon.log()
-        cls.daemon.close()
-        cls.jack.close()
-        cls.tmp.cleanup()
-        assert code == 0, f"looperd exited {code}:\n{log}"
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.wav = os.path.join(cls.tmp.name, "tone.wav")
+        write_wav(cls.wav, [(1000, -1000)] * 4800, RATE, 2)
 
     def ctl(self, *args, port=None, timeout=20, cwd=None):
         port = self.daemon.port if port is None else port

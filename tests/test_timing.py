@@ -47,13 +47,12 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 import unittest
 from bisect import bisect_right
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (IMMEDIATELY, Daemon, JackServer, OscClient,  # noqa: E402
+from looperd_test import (IMMEDIATELY, DaemonCase,  # noqa: E402
                           Recorder, deinterleave, timetag_from_unix, write_wav)
 
 RATE = 48000
@@ -117,28 +116,8 @@ def max_step(ch, start, end):
     return best, where
 
 
-class TimingBase(unittest.TestCase):
-    daemon_args: list[str] = []
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="looperd-timing-")
-        cls.jack = JackServer(rate=RATE, period=PERIOD)
-        cls.daemon = Daemon(cls.jack, extra_args=cls.daemon_args)
-        cls.osc = OscClient(cls.daemon.port)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.osc.close()
-        code = cls.daemon.stop()
-        log = cls.daemon.log()
-        cls.daemon.close()
-        cls.jack.close()
-        cls.tmp.cleanup()
-        assert code == 0, f"looperd exited {code}:\n{log}"
-
-    def setUp(self):
-        self.osc.drain()
+class TimingBase(DaemonCase):
+    rate, period = RATE, PERIOD
 
     def wav(self, name, frames, channels=1):
         path = os.path.join(self.tmp.name, name)
