@@ -277,8 +277,21 @@ int main(void)
         for (int k = 0; k < 12; k++) /* more than the 8 voices: stealing */
             push(&e.cmd, (struct ctl_msg){.type = CTL_PLAY, .id = (id + k) % 4, .velocity = 0.5f});
         push(&e.cmd, (struct ctl_msg){.type = CTL_PING});
+        /* Loops, timed triggers and timed fades (the schedule heap and the
+         * per-period time-to-frame conversion), slot stops and unloads. */
+        push(&e.cmd, (struct ctl_msg){.type = CTL_LOOP, .id = (id + 1) % 4, .velocity = 0.25f});
+        if (engine_sched_reserve(&e))
+            push(&e.cmd, (struct ctl_msg){.type = CTL_PLAY, .id = id, .velocity = 0.5f,
+                                          .flags = CTL_TIMED,
+                                          .when = jack_get_time() + 1000u * (round % 13)});
+        if (engine_sched_reserve(&e))
+            push(&e.cmd, (struct ctl_msg){.type = CTL_STOP_SLOT, .id = (id + 2) % 4,
+                                          .flags = CTL_TIMED,
+                                          .when = jack_get_time() + 700u * (round % 7)});
         if (round % 17 == 0)
             push(&e.cmd, (struct ctl_msg){.type = CTL_STOP});
+        if (round % 23 == 11)
+            push(&e.cmd, (struct ctl_msg){.type = CTL_UNLOAD, .id = 3, .seq = ++seq});
         nanosleep(&(struct timespec){.tv_nsec = 6 * 1000 * 1000}, NULL);
         drain(&e);
     }
@@ -298,6 +311,7 @@ int main(void)
     CHECK(n >= 100, "only %d process callbacks ran", n);
     CHECK(pongs == 200, "pongs %lu", (unsigned long)pongs);
     CHECK(loaded == 40, "loads %lu", (unsigned long)loaded);
+    CHECK(atomic_load(&e.sched_pending) == 0, "timed requests never applied");
     CHECK(freed >= 30, "released %lu: the release path was not exercised", (unsigned long)freed);
     CHECK(atomic_load(&violations) == 0, "%d forbidden calls in the process callback, first: %s",
           atomic_load(&violations), what ? what : "?");
