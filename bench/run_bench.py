@@ -1,0 +1,823 @@
+#!/usr/bin/env python3
+"""looperd's benchmark suite, against SuperCollider's scsynth in the same run.
+
+    python3 bench/run_bench.py [--build build-release] [--quick]
+
+Starts its own named `jackd -d dummy -r 48000 -p 64`, then looperd and
+scsynth on it one after the other (never both at once), and prints one table:
+our number, scsynth's, the ratio, and the target.  Prints numbers and never
+fails on timing; exits non-zero only if the bench itself broke.
+
+Standard library only; the harness comes from tests/looperd_test.py, the C
+pieces from the build (bench_mixer, bench_decode, bench_jack_record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, HERE)
+
+from looperd_test import (Daemon, JackServer, OscClient, Recorder,  # noqa: E402
+                          decode_packet, encode_bundle, encode_message,
+                          free_udp_port, timetag_from_unix, write_wav, _spawn,
+                          _terminate)
+import scsynth as scdef  # noqa: E402
+
+RATE, PERIOD = 48000, 64
+QUICK = False
+
+
+def log(*a):
+    print("#", *a, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of pid, from /proc/PID/task/*/schedstat
+    (nanoseconds; /proc/PID/stat counts 10 ms ticks, far too coarse for
+    32 voices at a few ns each).  Threads that ended are not counted, which
+    is fine for servers whose threads live as long as they do."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total * 1e-9
+
+
+def private_bytes(pid: int) -> int:
+    """Resident memory private to pid: RSS without shared mappings such as
+    JACK's server segment (/dev/shm/jack-*, ~100 MiB mapped into every
+    client and counted in each one's RSS) and shared libraries' clean
+    pages."""
+    tot = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                tot += int(line.split()[1]) * 1024
+    return tot
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def udp_rcvbuf_errors() -> int:
+    with open("/proc/net/snmp") as f:
+        lines = [l.split() for l in f if l.startswith("Udp:")]
+    hdr, val = lines[0], lines[1]
+    return int(val[hdr.index("RcvbufErrors")])
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, int(round(p / 100 * (len(xs) - 1)))))
+    return xs[k]
+
+
+def wait_reply(c: OscClient, pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no matching reply")
+        m = c.recv(left)
+        if pred(m):
+            return m
+
+
+def rtt_series(port: int, msg: bytes, n: int) -> list[float]:
+    """n request/reply round trips, ms; the socket receives the reply."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(2)
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        s.sendto(msg, ("127.0.0.1", port))
+        s.recv(65536)
+        out.append((time.perf_counter() - t0) * 1e3)
+        time.sleep(0.0007 + (i % 7) * 0.0001)  # do not phase-lock to the period
+    s.close()
+    return out
+
+
+def python_overhead_ms(n=2000) -> float:
+    """Median round trip to an echo server written in Python, in another
+    process: what the client and the loopback cost by themselves."""
+    port = free_udp_port()
+    code = ("import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+            f"s.bind(('127.0.0.1',{port}))\nwhile 1:\n d,a=s.recvfrom(9999);s.sendto(d,a)")
+    p = _spawn([sys.executable, "-c", code])
+    time.sleep(0.3)
+    try:
+        return statistics.median(rtt_series(port, b"/x\0\0,\0\0\0", n))
+    finally:
+        _terminate(p)
+
+
+FLOOD_CODE = r"""
+import socket, sys, time
+port, rate, secs, msg = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), bytes.fromhex(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+dst = ("127.0.0.1", port); sent = 0
+t0 = time.perf_counter(); end = t0 + secs
+while True:
+    now = time.perf_counter()
+    if now >= end: break
+    due = int((now - t0) * rate) - sent
+    if due <= 0:
+        time.sleep(0.0002); continue
+    for _ in range(min(due, 2000)):
+        s.sendto(msg, dst)
+    sent += min(due, 2000)
+print(sent, time.perf_counter() - t0)
+"""
+
+
+def flood(port: int, rate: float, secs: float, msg: bytes):
+    """Starts a paced sender process; returns the Popen (stdout: sent secs)."""
+    return subprocess.Popen([sys.executable, "-c", FLOOD_CODE, str(port), str(rate),
+                             str(secs), msg.hex()], stdout=subprocess.PIPE, text=True)
+
+
+def flood_result(p) -> tuple[int, float]:
+    out, _ = p.communicate(timeout=60)
+    n, t = out.split()
+    return int(n), float(t)
+
+
+# --------------------------------------------------------------------------
+# the two servers, behind one interface
+
+class Looperd:
+    label = "looperd"
+
+    def __init__(self, jack, binary, extra=()):
+        self.d = Daemon(jack, binary=binary, extra_args=list(extra), ready_timeout=20)
+        self.port = self.d.port
+        self.pid = self.d.proc.pid
+        self.c = OscClient(self.port)
+        self.outputs = self.d.outputs
+        self.c.request("/ping", expect="/pong", timeout=5)
+
+    ping = encode_message("/ping")
+
+    def load(self, slot, path, timeout=30):
+        t0 = time.perf_counter()
+        m = self.c.request("/load", slot, path, expect=("/done", "/fail"), timeout=timeout)
+        dt = time.perf_counter() - t0
+        if m[0] != "/done":
+            raise RuntimeError(f"load failed: {m}")
+        return dt
+
+    def unload(self, slot):
+        pass
+
+    def loop_all(self, n):
+        for i in range(n):
+            self.c.send("/loop", i)
+
+    def play_msg(self, slot, timed=False):
+        return encode_message("/play", slot)
+
+    def stop_all(self):
+        self.c.request("/stop", expect="/done")
+
+    def status(self):
+        return self.c.request("/status", expect="/status.reply")[1]
+
+    def close(self):
+        self.c.close()
+        self.d.close()
+
+
+class Scsynth:
+    label = "scsynth"
+
+    def __init__(self, jack, name="SuperCollider"):
+        self.port = free_udp_port()
+        env = dict(jack.env)
+        self.tmp = tempfile.mkdtemp(prefix="bench-sc-")
+        self.logf = open(os.path.join(self.tmp, "scsynth.log"), "wb")
+        self.proc = _spawn(["scsynth", "-u", str(self.port), "-i", "0", "-o", "2",
+                            "-R", "0", "-b", "1024", "-m", "65536"],
+                           env=env, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        self.c = OscClient(self.port)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.c.request("/status", expect="/status.reply", timeout=0.2)
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("scsynth did not start: "
+                                       + open(self.logf.name).read())
+        self.outputs = [f"{name}:out_1", f"{name}:out_2"]
+        self.c.send("/d_recv", scdef.synthdefs())
+        wait_reply(self.c, lambda m: m[0] == "/done" and m[1][:1] == ["/d_recv"]
+                   or m[0] == "/fail", 5)
+        self.node = 1000
+
+    ping = encode_message("/sync", 1)
+
+    def load(self, buf, path, timeout=30):
+        t0 = time.perf_counter()
+        self.c.send("/b_allocRead", buf, path)
+        wait_reply(self.c, lambda m: m[0] == "/done" and m[1][:1] == ["/b_allocRead"]
+                   or m[0] == "/fail", timeout)
+        return time.perf_counter() - t0
+
+    def unload(self, buf):
+        self.c.send("/b_free", buf)
+        wait_reply(self.c, lambda m: m[0] == "/done" and m[1][:1] == ["/b_free"], 5)
+
+    def loop_all(self, n):
+        for i in range(n):
+            self.node += 1
+            self.c.send("/s_new", "looperd_pb", self.node, 0, 0, "buf", i, "loop", 1)
+
+    def stop_all(self):
+        self.c.send("/g_freeAll", 0)
+        self.c.request("/sync", 9, expect="/synced")
+
+    def play_msg(self, buf, timed=False):
+        return encode_message("/s_new", "looperd_pbo" if timed else "looperd_pb", -1, 0, 0,
+                              "buf", buf)
+
+    def close(self):
+        self.c.close()
+        _terminate(self.proc)
+        self.logf.close()
+
+
+# --------------------------------------------------------------------------
+# measurements
+
+def m_rtt(srv, n):
+    r = rtt_series(srv.port, srv.ping, n)
+    return statistics.median(r), pct(r, 99)
+
+
+def m_load(srv, slot, path, reps):
+    ts = []
+    for _ in range(reps):
+        ts.append(srv.load(slot, path) * 1e3)
+        srv.unload(slot)
+        time.sleep(0.1)
+    return statistics.median(ts), min(ts), max(ts)
+
+
+def m_cpu(srv, secs, nvoices=32, rounds=4):
+    """CPU time above idle per voice and output frame, ns.  Samples already
+    loaded in slots 0..nvoices-1.  Idle and busy (nvoices looping voices)
+    alternate in `rounds` pairs of `secs` seconds each, so drift in the
+    machine's background load hits both alike; the result is the median of
+    the per-round differences.  An idle JACK client already costs about 1-2 %
+    of a core on these VMs (750 wake-ups a second), and 32 voices at 1.5 ns
+    add only 0.23 %, so single runs are noisy: compare the mixer row."""
+    diffs, idles, busies = [], [], []
+    for _ in range(rounds):
+        srv.stop_all()
+        time.sleep(0.3)
+        c0, t0 = cpu_seconds(srv.pid), time.monotonic()
+        time.sleep(secs)
+        idle = (cpu_seconds(srv.pid) - c0) / (time.monotonic() - t0)
+        srv.loop_all(nvoices)
+        time.sleep(0.3)
+        c0, t0 = cpu_seconds(srv.pid), time.monotonic()
+        time.sleep(secs)
+        busy = (cpu_seconds(srv.pid) - c0) / (time.monotonic() - t0)
+        diffs.append((busy - idle) / (nvoices * RATE) * 1e9)
+        idles.append(idle)
+        busies.append(busy)
+    srv.stop_all()
+    return statistics.median(diffs), statistics.median(idles), statistics.median(busies), diffs
+
+
+def m_onset(jack, onset_bin, srv, slot, n, timed, spacing=0.1):
+    """Timetagged bundles (timed) or plain messages; returns errors in frames:
+    onset - timetag (timed) or onset - arrival (plain; only the spread counts).
+    Onsets and the frame <-> wall-clock mapping come from bench_onsets."""
+    import random
+    tmpd = tempfile.mkdtemp(prefix="bench-onsets-")
+    outp = os.path.join(tmpd, "onsets.json")
+    so = open(os.path.join(tmpd, "stdout"), "wb")
+    p = _spawn([onset_bin, "--name", f"onsets{os.getpid()}", "--connect", srv.outputs[0],
+                "--seconds", str(n * spacing + 5), "--out", outp], env=jack.env, stdout=so)
+    deadline = time.monotonic() + 10
+    while b"ready" not in open(so.name, "rb").read():
+        if time.monotonic() > deadline or p.poll() is not None:
+            raise RuntimeError("bench_onsets did not start")
+        time.sleep(0.02)
+    time.sleep(0.3)
+    s = srv.c.sock
+    walls = []
+    base = time.time() + 0.3
+    rnd = random.Random(1)
+    for k in range(n):
+        if timed:
+            t_ev = base + k * spacing
+            # sent 40..60 ms ahead, like a sequencer with look-ahead
+            while time.time() < t_ev - 0.05 + rnd.uniform(-0.01, 0.01):
+                time.sleep(0.0005)
+            s.sendto(encode_bundle(timetag_from_unix(t_ev), [srv.play_msg(slot, True)]),
+                     srv.c.target)
+            walls.append(t_ev)
+        else:
+            t_ev = base + k * spacing + rnd.uniform(0, 0.02)
+            while time.time() < t_ev:
+                time.sleep(0.0003)
+            w = time.time()
+            s.sendto(srv.play_msg(slot), srv.c.target)
+            walls.append(w)
+    time.sleep(0.5)
+    _terminate(p, grace=10)
+    so.close()
+    with open(outp) as f:
+        meta = json.load(f)
+    import shutil
+    shutil.rmtree(tmpd, ignore_errors=True)
+    rate = meta["rate"]
+    cyc = meta["cycles"]
+    ons = sorted(meta["onsets"])
+    errs = []
+    import bisect
+    cw = [c[1] * 1e-9 for c in cyc]
+    for w in walls:
+        i0 = bisect.bisect_left(cw, w - 0.25)
+        i1 = bisect.bisect_right(cw, w + 0.25)
+        if i1 - i0 < 10:
+            continue
+        env = min(cw[i] - cyc[i][0] / rate for i in range(i0, i1))
+        e = (w - env) * rate
+        j = bisect.bisect_left(ons, e - 500)
+        if j < len(ons) and ons[j] < e + 2500:
+            errs.append(ons[j] - e)
+    return errs
+
+
+def m_xruns(jack, rec_bin, secs):
+    rec = Recorder(jack, [], seconds=secs + 5, binary=rec_bin)
+    time.sleep(secs)
+    _, meta = rec.stop()
+    return meta["xruns"]
+
+
+def m_stress(jack, rec_bin, srv, flac, secs):
+    """32 looping voices, 10,000 /play per second, a load running; the DSP
+    peak polled every 10 ms through /status (each read resets it), and xruns
+    counted by a passive recorder."""
+    srv.loop_all(32)
+    rec = Recorder(jack, srv.outputs, seconds=secs + 5, binary=rec_bin)
+    stop = threading.Event()
+    loads = [0]
+
+    def loader():
+        c = OscClient(srv.port)
+        while not stop.is_set():
+            try:
+                c.request("/load", 31, flac, expect=("/done", "/fail"), timeout=10)
+                loads[0] += 1
+            except TimeoutError:
+                pass
+        c.close()
+
+    th = threading.Thread(target=loader, daemon=True)
+    th.start()
+    fl = flood(srv.port, 10000, secs, encode_message("/play", 3))
+    peaks = []
+    c = OscClient(srv.port)
+    c.request("/status", expect="/status.reply")  # reset the peak
+    t_end = time.monotonic() + secs
+    while time.monotonic() < t_end:
+        time.sleep(0.01)
+        st = c.request("/status", expect="/status.reply")[1]
+        peaks.append(st[6] / 100 * PERIOD / RATE * 1e6)  # % of period -> us
+    sent, _ = flood_result(fl)
+    stop.set()
+    th.join(15)
+    _, meta = rec.stop()
+    c.close()
+    return max(peaks), pct(peaks, 99), meta["xruns"], loads[0], sent
+
+
+def m_accept(srv, rates, secs):
+    """Highest paced /play rate with no refusal counted in /status and no
+    datagram dropped by the kernel (UDP RcvbufErrors)."""
+    best, rows = 0, []
+    msg = encode_message("/play", 3)
+    for r in rates:
+        st0 = srv.status()[4]
+        e0 = udp_rcvbuf_errors()
+        p = flood(srv.port, r, secs, msg)
+        sent, t = flood_result(p)
+        time.sleep(0.3)
+        refused = srv.status()[4] - st0
+        dropped = udp_rcvbuf_errors() - e0
+        achieved = sent / t
+        rows.append((r, achieved, refused, dropped))
+        log(f"accept: asked {r}/s, sent {achieved:.0f}/s, refused {refused}, dropped {dropped}")
+        if refused or dropped:
+            break
+        best = achieved
+        if achieved < 0.95 * r:
+            break  # the sender is the limit
+    return best, rows
+
+
+def m_startup_looperd(jack, binary, reps):
+    ts = []
+    for _ in range(reps):
+        port = free_udp_port()
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(0.001)
+        t0 = time.perf_counter()
+        p = _spawn([binary, "--no-connect", "--port", str(port), "--name",
+                    f"lpstart{port}", "-q"], env=jack.env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        dt = None
+        while time.perf_counter() - t0 < 10:
+            s.sendto(b"/ping\0\0\0,\0\0\0", ("127.0.0.1", port))
+            try:
+                if s.recv(999).startswith(b"/pong"):
+                    dt = time.perf_counter() - t0
+                    break
+            except (TimeoutError, ConnectionRefusedError, OSError):
+                pass
+        _terminate(p)
+        s.close()
+        if dt is not None:
+            ts.append(dt * 1e3)
+        time.sleep(0.3)
+    return statistics.median(ts) if ts else float("nan")
+
+
+def m_startup_scsynth(jack, reps):
+    ts = []
+    for _ in range(reps):
+        port = free_udp_port()
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(0.001)
+        t0 = time.perf_counter()
+        p = _spawn(["scsynth", "-u", str(port), "-i", "0", "-o", "2", "-R", "0"],
+                   env=jack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        dt = None
+        msg = encode_message("/sync", 7)
+        while time.perf_counter() - t0 < 15:
+            s.sendto(msg, ("127.0.0.1", port))
+            try:
+                if s.recv(999).startswith(b"/synced"):
+                    dt = time.perf_counter() - t0
+                    break
+            except (TimeoutError, ConnectionRefusedError, OSError):
+                pass
+        _terminate(p)
+        s.close()
+        if dt is not None:
+            ts.append(dt * 1e3)
+        time.sleep(0.5)
+    return statistics.median(ts) if ts else float("nan")
+
+
+def run_mixer(build):
+    out = subprocess.run([os.path.join(build, "bench", "bench_mixer")], capture_output=True,
+                         text=True, timeout=300).stdout
+    m = re.search(r"^mixer:\s+([\d.]+)", out, re.M)
+    f = re.search(r"^memory floor:\s+([\d.]+)", out, re.M)
+    pc = re.search(r"^mixer, paced:\s+([\d.]+)", out, re.M)
+    return float(m.group(1)), float(f.group(1)), float(pc.group(1)) if pc else None, out
+
+
+def run_decode(build, path, reps=7):
+    out = subprocess.run([os.path.join(build, "bench", "bench_decode"), path, str(RATE),
+                          str(reps)], capture_output=True, text=True, check=True,
+                         timeout=300).stdout
+    return json.loads(out)
+
+
+# --------------------------------------------------------------------------
+
+def fmt(x, unit="", nd=2):
+    if x is None or (isinstance(x, float) and x != x):
+        return "-"
+    if isinstance(x, str):
+        return x
+    return f"{x:.{nd}f}{unit}"
+
+
+def ratio(a, b):
+    try:
+        return f"{a / b:.2f}x" if a and b else "-"
+    except TypeError:
+        return "-"
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs, {model}, Linux {platform.release()}"
+
+
+def main():
+    global QUICK
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-release"))
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = ap.parse_args()
+    QUICK = args.quick
+    build = os.path.abspath(args.build)
+    looperd_bin = os.path.join(build, "daemon", "looperd")
+    rec_bin = os.path.join(build, "bench", "bench_jack_record")
+    onset_bin = os.path.join(build, "bench", "bench_onsets")
+    have_sc = subprocess.run(["sh", "-c", "command -v scsynth"],
+                             capture_output=True).returncode == 0
+    n_rtt = 500 if QUICK else 3000
+    reps = 3 if QUICK else 7
+    cpu_secs = 2 if QUICK else 4
+    R = {}
+
+    tmp = tempfile.mkdtemp(prefix="looperd-bench-")
+    wav = os.path.join(tmp, "ten.wav")
+    flac = os.path.join(tmp, "sixty.flac")
+    click = os.path.join(tmp, "click.wav")
+    import random
+    rnd = random.Random(7)
+    noise = [rnd.randint(-8000, 8000) for _ in range(4096)]
+    write_wav(wav, [(noise[i % 4096], noise[(i * 7) % 4096]) for i in range(10 * RATE)],
+              RATE, 2)
+    subprocess.run([os.path.join(build, "bench", "bench_decode"), "--make-flac", flac, "60",
+                    "44100"], check=True)
+    write_wav(click, [(30000, 30000)] + [(0, 0)] * 4799, RATE, 2)
+
+    R["loadavg0"] = os.getloadavg()[0]
+    log("machine:", machine(), "load average", R["loadavg0"])
+    log("mixer (in-process) ...")
+    R["mixer"], R["floor"], R["mixer_paced"], mix_out = run_mixer(build)
+    log(mix_out.strip().replace("\n", "\n# "))
+    log("decode references ...")
+    R["dec_wav"] = run_decode(build, wav, reps)
+    R["dec_flac"] = run_decode(build, flac, reps)
+    R["py_rtt"] = python_overhead_ms(1000 if QUICK else 3000)
+
+    with JackServer(rate=RATE, period=PERIOD, name=f"looperd-bench-{os.getpid()}") as jack:
+        log("jack server", jack.name)
+        time.sleep(1)
+        xr_secs = 5 if QUICK else 15
+        log(f"xrun baseline, idle server, {xr_secs} s ...")
+        R["xrun_base"] = m_xruns(jack, rec_bin, xr_secs) / xr_secs
+
+        log("looperd: start-up ...")
+        R["start_l"] = m_startup_looperd(jack, looperd_bin, reps)
+
+        log("looperd --latency 5 ...")
+        srv = Looperd(jack, looperd_bin, ["--latency", "5"])
+        try:
+            srv.load(0, click)
+            R["plain_lat"] = m_onset(jack, onset_bin, srv, 0, 20 if QUICK else 50, False, 0.1)
+        finally:
+            srv.close()
+
+        log("looperd ...")
+        srv = Looperd(jack, looperd_bin)
+        try:
+            R["rtt_l"] = m_rtt(srv, n_rtt)
+            R["load_wav_l"] = m_load(srv, 0, wav, reps)
+            R["load_flac_l"] = m_load(srv, 0, flac, reps)
+            srv.load(0, click)
+            R["onset_l"] = m_onset(jack, onset_bin, srv, 0, 20 if QUICK else 50, True)
+            R["plain_l"] = m_onset(jack, onset_bin, srv, 0, 20 if QUICK else 50, False, 0.1)
+            for i in range(32):
+                srv.load(i, wav)
+            R["rss_l_after_loads"] = private_bytes(srv.pid) - srv.status()[9]
+            R["cpu_l"] = m_cpu(srv, cpu_secs)
+            R["accept_l"] = m_accept(srv, [5000, 10000, 20000, 40000, 80000, 160000],
+                                     1 if QUICK else 2)
+            srv.c.request("/stop", expect="/done")
+            time.sleep(0.2)
+            st_secs = 5 if QUICK else 15
+            log(f"stress {st_secs} s ...")
+            R["stress_l"] = m_stress(jack, rec_bin, srv, flac, st_secs) + (st_secs,)
+        finally:
+            srv.close()
+
+        log("looperd: resident memory, fresh daemon ...")
+        srv = Looperd(jack, looperd_bin)
+        try:
+            rss0 = private_bytes(srv.pid)
+            R["rss_l0_full"] = rss_bytes(srv.pid)
+            for i in range(32):
+                srv.load(i, wav)
+            time.sleep(0.3)
+            st = srv.status()
+            R["rss_l"] = (private_bytes(srv.pid) - st[9], st[9])
+            R["rss_l_full"] = rss_bytes(srv.pid) - st[9]
+            R["rss_l0"] = rss0
+            with open(f"/proc/{srv.pid}/status") as f:
+                R["status_l"] = {k: v.strip() for k, v in (l.split(":", 1) for l in f)
+                                 if k in ("VmRSS", "VmLck", "Threads", "VmSize")}
+        finally:
+            srv.close()
+
+        if have_sc:
+            log("scsynth: start-up ...")
+            R["start_s"] = m_startup_scsynth(jack, 3)
+            sc = Scsynth(jack)
+            try:
+                R["rss_s0"] = private_bytes(sc.pid)
+                for i in range(32):
+                    sc.load(i, wav)
+                time.sleep(0.3)
+                raw = 32 * 10 * RATE * 2 * 4  # scsynth keeps float32 frames
+                R["rss_s"] = (private_bytes(sc.pid) - raw, raw)
+                R["rss_s_full"] = rss_bytes(sc.pid) - raw
+            finally:
+                sc.close()
+            log("scsynth ...")
+            sc = Scsynth(jack)
+            try:
+                R["rtt_s"] = m_rtt(sc, n_rtt)
+                R["load_wav_s"] = m_load(sc, 0, wav, reps)
+                R["load_flac_s"] = m_load(sc, 0, flac, reps)
+                sc.load(0, click)
+                R["onset_s"] = m_onset(jack, onset_bin, sc, 0, 20 if QUICK else 50, True)
+                R["plain_s"] = m_onset(jack, onset_bin, sc, 0, 20 if QUICK else 50, False, 0.1)
+                for i in range(32):
+                    sc.load(i, wav)
+                R["cpu_s"] = m_cpu(sc, cpu_secs)
+            finally:
+                sc.close()
+        else:
+            log("scsynth not installed: its column stays empty")
+
+    print_table(R)
+    with open(os.path.join(tmp, "..", f"looperd-bench-{os.getpid()}.json"), "w") as f:
+        json.dump(R, f, indent=1, default=str)
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def jitter(errs, slip=100):
+    """Spread of a latency that JACK's dummy clock shifts in steps.
+
+    The dummy backend has no hardware clock: each xrun (about one a second
+    on these VMs) leaves its frame counter a few hundred frames behind wall
+    time from then on, so the wall-clock -> frame mapping of a recording
+    shifts by a constant, and a whole run's stdev measures those steps, not
+    the server.  Consecutive events lie on the same side of a step almost
+    always, so the stdev of one event's latency is estimated from the
+    differences of consecutive events (stdev(diff) / sqrt 2), leaving out the
+    pairs that straddle a step (|diff| > slip frames; counted).
+    Returns (stdev, slips) or None."""
+    if not errs or len(errs) < 3:
+        return None
+    d = [b - a for a, b in zip(errs, errs[1:])]
+    keep = [x for x in d if abs(x) <= slip]
+    if len(keep) < 2:
+        return None
+    return (sum(x * x for x in keep) / len(keep)) ** 0.5 / 2 ** 0.5, len(d) - len(keep)
+
+
+def print_table(R):
+    g = R.get
+    rows = []
+
+    def row(name, ours, theirs, rat, target):
+        rows.append((name, ours, theirs, rat, target))
+
+    rl, rs = g("rtt_l"), g("rtt_s")
+    row("control round trip median (ms)", fmt(rl and rl[0], nd=3), fmt(rs and rs[0], nd=3),
+        ratio(rl and rl[0], rs and rs[0]), "<= 0.8")
+    row("control round trip p99 (ms)", fmt(rl and rl[1], nd=3), fmt(rs and rs[1], nd=3),
+        ratio(rl and rl[1], rs and rs[1]), "<= 1.6")
+    row("  (Python client + loopback alone, median ms)", fmt(g("py_rtt"), nd=3), "", "", "")
+    dw = g("dec_wav", {})
+    lw, sw = g("load_wav_l"), g("load_wav_s")
+    row("load 10 s 48k WAV, median (min-max) ms",
+        lw and f"{lw[0]:.1f} ({lw[1]:.1f}-{lw[2]:.1f})",
+        sw and f"{sw[0]:.1f} ({sw[1]:.1f}-{sw[2]:.1f})" or "-",
+        ratio(lw and lw[0], sw and sw[0]), "<= 3x decode")
+    row("  libsndfile decode alone (ms); ours / it",
+        fmt(dw.get("decode_median_ms")), "", ratio(lw and lw[0], dw.get("decode_median_ms")),
+        "<= 3.00x")
+    row("  daemon's decode_file() alone (ms); ours / it",
+        fmt(dw.get("daemon_decode_median_ms")), "",
+        ratio(lw and lw[0], dw.get("daemon_decode_median_ms")), "")
+    df = g("dec_flac", {})
+    lf, sf = g("load_flac_l"), g("load_flac_s")
+    row("load 60 s 44.1k FLAC, median (min-max) ms",
+        lf and f"{lf[0]:.1f} ({lf[1]:.1f}-{lf[2]:.1f})",
+        sf and f"{sf[0]:.1f} ({sf[1]:.1f}-{sf[2]:.1f})" or "-",
+        ratio(lf and lf[0], sf and sf[0]), "< scsynth")
+    row("  decode + soxr HQ alone (ms); ours / it",
+        fmt(df.get("decode_convert_median_ms")), "(no SRC)",
+        ratio(lf and lf[0], df.get("decode_convert_median_ms")), "<= 1.30x")
+    row("  daemon's decode_file() alone (ms); ours / it",
+        fmt(df.get("daemon_decode_median_ms")), "",
+        ratio(lf and lf[0], df.get("daemon_decode_median_ms")), "")
+    cl, cs = g("cpu_l"), g("cpu_s")
+    row("CPU per voice-frame, 32 looping voices (ns)", fmt(cl and cl[0], nd=3),
+        fmt(cs and cs[0], nd=3), ratio(cl and cl[0], cs and cs[0]), "<= 1.5")
+    for key, name in (("onset", "timetagged onset error (frames) median / min..max"),):
+        ol, os_ = g(key + "_l"), g(key + "_s")
+
+        def d(o):
+            return (f"{statistics.median(o):+.1f} / {min(o):+.0f}..{max(o):+.0f}, "
+                    f"{sum(abs(x) <= 1 for x in o)}/{len(o)} within 1" if o else "-")
+        row(name, d(ol), d(os_), "", "all within 1")
+    pl, pla, ps = g("plain_l"), g("plain_lat"), g("plain_s")
+
+    def sd(o):
+        return f"{statistics.pstdev(o):.1f} (n={len(o)})" if o and len(o) > 1 else "-"
+
+    def jit(o):
+        j = jitter(o)
+        return j[0] if j else None
+
+    def sdj(o):
+        j = jitter(o)
+        return f"{j[0]:.1f} ({j[1]} slips)" if j else "-"
+    row("plain-message latency stdev (frames), --latency 5", sdj(pla), sdj(ps),
+        ratio(jit(pla), jit(ps)), "<= 2")
+    row("  same, without --latency", sdj(pl), "", "", "")
+    row("  raw stdev incl. JACK clock slips, --latency 5 / none", sd(pla) + " / " + sd(pl),
+        sd(ps), "", "")
+    row("mixer alone, 32 voices > LLC (ns/voice-frame)", fmt(g("mixer"), nd=3), "", "", "")
+    row("  memory-read floor (ns/voice-frame); mixer / floor", fmt(g("floor"), nd=3), "",
+        ratio(g("mixer"), g("floor")), "")
+    row("  mixer paced like JACK, 1 period / 1.33 ms (ns/voice-frame)", fmt(g("mixer_paced"), nd=3),
+        "", "", "")
+    stl = g("stress_l")
+    if stl:
+        worst, p99, xr, loads, sent, secs = stl
+        row("process callback worst (us, of 1333)", fmt(worst, nd=0), "", "", "")
+        row("  p99 of 10 ms-window peaks (us)", fmt(p99, nd=0), "", "", "")
+        row("  xruns/s under stress - idle baseline", f"{xr / secs:.2f} - {g('xrun_base'):.2f}"
+            f" = {xr / secs - g('xrun_base'):+.2f}", "", "",
+            f"({loads} loads, {sent / secs:.0f} /play/s)")
+    al = g("accept_l")
+    row("requests/s accepted, nothing lost", fmt(al and al[0], nd=0), "", "",
+        "" if not al else ("refusals reached" if al[1] and (al[1][-1][2] or al[1][-1][3])
+                           else "sender-limited"))
+    rl_, rs_ = g("rss_l"), g("rss_s")
+    row("private RSS above raw sample data (MiB)", fmt(rl_ and rl_[0] / 1048576, nd=1),
+        fmt(rs_ and rs_[0] / 1048576, nd=1), ratio(rl_ and rl_[0], rs_ and rs_[0]), "< 8")
+    row("  private RSS of a fresh daemon, before any load (MiB)", fmt(g("rss_l0") and g("rss_l0") / 1048576, nd=1),
+        fmt(g("rss_s0") and g("rss_s0") / 1048576, nd=1), "", "")
+    row("  full RSS above raw sample data (MiB; incl. JACK shm)",
+        fmt(g("rss_l_full") and g("rss_l_full") / 1048576, nd=1),
+        fmt(g("rss_s_full") and g("rss_s_full") / 1048576, nd=1), "", "")
+    row("start-up to first reply (ms)", fmt(g("start_l"), nd=1), fmt(g("start_s"), nd=1),
+        ratio(g("start_l"), g("start_s")), "")
+
+    w = [max(len(str(r[i])) for r in rows + [("measure", "looperd", "scsynth", "ratio",
+                                                "target")]) for i in range(5)]
+    print(f"machine: {machine()}; jackd -d dummy -r {RATE} -p {PERIOD}; "
+          f"load average at start {R.get('loadavg0', 0):.2f}, at end {os.getloadavg()[0]:.2f}")
+    hdr = ("measure", "looperd", "scsynth", "ratio", "target")
+    print("| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(hdr)) + " |")
+    print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |")
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
