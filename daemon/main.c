@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -436,6 +437,19 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    /* Under mlockall every thread's whole stack is resident, and glibc's
+     * default (8 MiB, from RLIMIT_STACK) for each of libjack's threads and
+     * ours would pin tens of MiB for nothing: 256 KiB is plenty for all of
+     * them (the loader, which runs the decoders, asks for more itself).  One
+     * malloc arena for the few threads that allocate, for the same reason. */
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) == 0) {
+        if (pthread_attr_setstacksize(&attr, 256 * 1024) == 0)
+            pthread_setattr_default_np(&attr);
+        pthread_attr_destroy(&attr);
+    }
+    mallopt(M_ARENA_MAX, 1);
 
     /* Lock what we have and will allocate, so neither the audio thread nor
      * a sample ever takes a page fault.  Refused without CAP_IPC_LOCK or a
