@@ -292,6 +292,18 @@ static void apply_bank(struct daemon *d)
                loads == 1 ? "" : "s", unloads, bad, bad == 1 ? "" : "s");
 }
 
+/* The loader has handed every buffer to the audio thread; wait (briefly)
+ * until the audio thread has taken them and finished a period since, so
+ * that "ready" means the bank's samples really are in their slots. */
+static void wait_applied(struct engine *e)
+{
+    for (int i = 0; i < 400 && ring_count(&e->load) > 0; i++)
+        nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
+    uint64_t p0 = atomic_load(&e->stats.periods);
+    for (int i = 0; i < 400 && atomic_load(&e->stats.periods) < p0 + 2; i++)
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+}
+
 static void log_privileges(struct daemon *d, bool locked)
 {
     int prio;
@@ -497,6 +509,8 @@ int main(int argc, char **argv)
         apply_bank(d);
         if (!loader_wait_idle(&d->loader, 300000))
             log_warn("the bank is still loading after 5 minutes; going on");
+        else
+            wait_applied(&d->engine);
     }
     if (pthread_create(&osc_tid, NULL, osc_thread, &d->proto) != 0) {
         log_error("cannot start the OSC thread");
