@@ -306,7 +306,7 @@ class JackServer:
 # --------------------------------------------------------------------------
 # looperd
 
-_READY_RE = re.compile(r"(?:^|:\s)ready\b")
+_READY_RE = re.compile(r"(?:^|:\s|^<\d>)ready\b")  # <N>: journald prefix
 
 
 class Daemon:

@@ -3,6 +3,7 @@
 with our own NOTIFY_SOCKET), the watchdog, surviving a JACK restart, banks
 and SIGHUP, and clean exits on SIGINT/SIGTERM."""
 import os
+import re
 import signal
 import socket
 import sys
@@ -133,6 +134,10 @@ class Service(unittest.TestCase):
         path, data = self.wav("s.wav")
         d, osc = self.daemon()
         self.assertEqual(osc.request("/load", 0, path, expect=("/done", "/fail"))[0], "/done")
+        # Connections made by hand (a patchbay) must come back with the server.
+        self.jack.connect(d.outputs[0], "system:playback_2")
+        self.jack.connect(d.outputs[1], "system:playback_1")
+        time.sleep(1.3)  # looperd notes its connections once a second
         name = self.jack.name
         self.jack.proc.kill()  # by PID: the server dies hard
         self.jack.proc.wait()
@@ -150,6 +155,8 @@ class Service(unittest.TestCase):
             time.sleep(0.05)
         self.assertLess(time.monotonic() - t0, 2.0, "not back within two seconds")
         self.assertEqual(d.outputs[0] in self.jack.ports(), True)
+        self.assertEqual(self.jack.connections(d.outputs[0]), ["system:playback_2"])
+        self.assertEqual(self.jack.connections(d.outputs[1]), ["system:playback_1"])
         self.assert_plays(d, osc, 0, data)  # the sample loaded before, no reload
         self.assertNotIn("loaded 0", d.log().split("went away")[1])
         self.assertEqual(d.stop(), 0)
@@ -186,6 +193,42 @@ class Service(unittest.TestCase):
         self.assertEqual(osc.request("/status", expect="/status.reply")[1][1], 1)
         self.assert_plays(d, osc, 1, da)
         self.assertEqual(d.stop(), 0)
+
+    def test_new_sample_rate_converts_every_sample_again(self):
+        path, data = self.wav("r.wav", n=48000)
+        d, osc = self.daemon()
+        self.assertEqual(osc.request("/load", 0, path, expect=("/done", "/fail")),
+                         ("/done", ["/load", 0, 48000, 1]))
+        name = self.jack.name
+        self.jack.proc.kill()
+        self.jack.proc.wait()
+        self.jack.close()
+        self.jack = JackServer(rate=44100, name=name)
+        deadline = time.monotonic() + 5
+        status = None
+        while time.monotonic() < deadline:
+            status = osc.request("/status", expect="/status.reply")[1]
+            # rate 44100, and the sample at 44100 Hz: 44100 frames of floats.
+            if status[7] == 44100 and status[9] < 48000 * 4:
+                break
+            time.sleep(0.05)
+        self.assertEqual(status[7], 44100)
+        self.assertEqual(status[1], 1)
+        self.assertIn("converting every sample again", d.log())
+        self.assertLess(status[9], 48000 * 4, "the sample was not converted to 44.1 kHz")
+        self.assertGreaterEqual(status[9], 44100 * 4)
+        self.assertEqual(d.stop(), 0)
+
+    def test_journald_priority_prefixes(self):
+        # Under systemd, JOURNAL_STREAM is set and lines carry "<N>".
+        d, osc = self.daemon(env=["JOURNAL_STREAM=8:12345"])
+        self.assertEqual(osc.request("/load", 0, "/nonexistent.wav", expect="/fail")[0], "/fail")
+        self.assertEqual(d.stop(), 0)
+        lines = [line for line in d.log().splitlines() if line]
+        self.assertTrue(lines and all(re.match(r"^<[0-7]>", line) for line in lines), lines)
+        self.assertTrue(any(line.startswith("<5>ready:") for line in lines), lines)
+        self.assertTrue(any(line.startswith("<6>load 0 /nonexistent.wav failed") for line in lines),
+                        lines)
 
     def test_sigint_exits_cleanly(self):
         d, osc = self.daemon()

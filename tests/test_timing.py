@@ -536,6 +536,30 @@ class ThirtyThird(TimingBase):
         self.assertLessEqual(abs(got[0] - fade_start), 1)
 
 
+class ScheduleFull(TimingBase):
+    """The audio side keeps timed requests in a fixed-capacity queue
+    (ENGINE_SCHED = 1024); past that, a timed request is refused with /fail,
+    and counted, instead of being dropped or allocated for."""
+
+    def test_schedule_full_is_refused(self):
+        n = 1100
+        t = time.time() + 20  # far enough that none falls due during the test
+        for i in range(n):
+            self.osc.send_bundle(timetag_from_unix(t + i * 0.001), [("/play", [0])])
+            if i % 100 == 99:
+                time.sleep(0.01)  # stay within a small socket buffer (not root)
+        fails = []
+        while True:
+            m = self.osc.try_recv(1.0)
+            if m is None:
+                break
+            fails.append(m)
+        self.assertEqual(fails, [("/fail", ["/play", "busy: schedule full", 0])] * (n - 1024))
+        status = self.osc.request("/status", expect="/status.reply")[1]
+        self.assertGreaterEqual(status[4], n - 1024)  # refused, counted
+        self.assertEqual(self.osc.request("/ping"), ("/pong", []))
+
+
 class BigPools(TimingBase):
     daemon_args = ["--voices", "256", "--slots", "1024"]
 
