@@ -98,8 +98,24 @@ uint64_t audio_time_of_wall(const struct audio *a, double wall, double *ahead)
 
 uint64_t audio_time_of_timetag(const struct audio *a, lo_timetag tt, double *ahead)
 {
+    /* The messages of one bundle share its timetag and must share their
+     * start: each conversion reads the clocks afresh, and two readings a few
+     * microseconds apart could round to neighbouring frames.  Only the OSC
+     * thread converts timetags, so a one-entry cache needs no lock. */
+    static lo_timetag last_tt;
+    static uint64_t last_when;
+    static double last_ahead;
+    static const struct audio *last_a;
+    if (a == last_a && tt.sec == last_tt.sec && tt.frac == last_tt.frac && last_when) {
+        *ahead = last_ahead;
+        return last_when;
+    }
     double wall = (double)tt.sec - NTP_UNIX_OFFSET + (double)tt.frac / 4294967296.0;
-    return audio_time_of_wall(a, wall, ahead);
+    last_when = audio_time_of_wall(a, wall, ahead);
+    last_tt = tt;
+    last_ahead = *ahead;
+    last_a = a;
+    return last_when;
 }
 
 float audio_dsp_load(const struct audio *a)
