@@ -27,16 +27,15 @@ jack_get_cycle_times() for every cycle it records (frame, usecs, next_usecs)
 and CLOCK_REALTIME - jack_get_time() at start and end (see its header).  A
 wall-clock time W then maps to the fractional JACK frame
     frame_k + (W - off - usecs_k) / (next_usecs_k - usecs_k) * nframes,
-k the cycle containing W - off, which is how jack_time_to_frames() maps a
-time (looperd's audio_frame_at does the same, reading the wall clock on both
-sides of one jack_get_time()).
+k the cycle containing W - off.  looperd does the same: its OSC thread
+places the timetag on JACK's clock (reading the wall clock on both sides of
+one jack_get_time()), and its process callback turns that time into a frame
+with the same cycle times of the period that plays it.
 
-Why one frame of tolerance: the dummy backend wakes on a timer, with jitter;
-JACK's delay-locked loop smooths the frame <-> time mapping, but the mapping
-looperd extrapolates from the cycle running when the message arrives and the
-one the recorder logs for the cycle that contains the target time differ by a
-fraction of a frame (a few microseconds of DLL correction; a frame is 20.8
-us), and looperd rounds to a whole frame: so at most one frame.
+Why one frame of tolerance: looperd rounds to a whole frame, and the two
+clients read the wall-clock offset at different moments (a microsecond or
+two apart; a frame is 20.8 us), so an onset may round to the neighbouring
+frame.
 
 Measurements that the machine disturbed (gaps or xruns in the recording,
 requests looperd received after their frame) are repeated; see
