@@ -50,7 +50,7 @@ __all__ = [
     "free_udp_port", "binary_path", "encode_message", "encode_bundle",
     "decode_message", "decode_packet", "timetag_from_unix", "timetag_in",
     "IMMEDIATELY", "write_wav", "find_onset", "deinterleave", "read_raw",
-    "DaemonCase",
+    "DaemonCase", "fixture_frames",
 ]
 
 
@@ -825,6 +825,18 @@ def write_wav(path, frames, rate: int, channels: int, sampwidth: int = 2) -> Non
         w.setsampwidth(sampwidth)
         w.setframerate(rate)
         w.writeframes(raw)
+
+
+def fixture_frames(n: int, channels: int) -> list[int]:
+    """n frames of distinct, non-zero 16-bit values, interleaved, so that a
+    shifted, dropped or repeated frame shows in a sample-for-sample
+    comparison."""
+    out = []
+    for i in range(n):
+        for c in range(channels):
+            v = ((i * 37 + c * 11000) % 30000) + 100
+            out.append(v if (i + c) % 2 else -v)
+    return out
 
 
 def deinterleave(samples, channels: int = 2) -> list:

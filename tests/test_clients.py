@@ -32,23 +32,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLIENTS = os.path.join(HERE, "clients")
 sys.path.insert(0, HERE)
-from looperd_test import (DaemonCase, Recorder,  # noqa: E402
+from looperd_test import (fixture_frames, DaemonCase, Recorder,  # noqa: E402
                           deinterleave, find_onset, free_udp_port, write_wav)
 
 RATE = 48000
 PERIOD = 256
 FRAMES = 12000  # 0.25 s
 VELOCITY = 0.5
-
-
-def fixture_frames(n, channels):
-    """Distinct, non-zero 16-bit values, so a shifted or dropped frame shows."""
-    out = []
-    for i in range(n):
-        for c in range(channels):
-            v = ((i * 37 + c * 11000) % 30000) + 100
-            out.append(v if (i + c) % 2 else -v)
-    return out
 
 
 def run(argv, timeout=60, **kw):

@@ -14,21 +14,11 @@ import unittest
 from array import array
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (DaemonCase, Recorder, binary_path,  # noqa: E402
+from looperd_test import (fixture_frames, DaemonCase, Recorder, binary_path,  # noqa: E402
                           deinterleave, find_onset, write_wav)
 
 RATE = 48000
 PERIOD = 256
-
-
-def fixture_frames(n, channels):
-    """Distinct, non-zero 16-bit values, so a shifted or dropped frame shows."""
-    out = []
-    for i in range(n):
-        for c in range(channels):
-            v = ((i * 37 + c * 11000) % 30000) + 100
-            out.append(v if (i + c) % 2 else -v)
-    return out
 
 
 class CoreEndToEnd(DaemonCase):
