@@ -33,23 +33,23 @@ enum ctl_type {
 #define CTL_TIMED 1u /* apply at JACK time `when`, not at the next period */
 
 struct ctl_msg {
-    uint32_t type;               /* enum ctl_type */
-    uint32_t id;                 /* slot */
-    float velocity;              /* linear gain, already clamped to [0, 1];
-                                    CTL_LOAD: the slot's gain */
-    uint32_t flags;              /* CTL_TIMED */
-    uint64_t when;               /* CTL_TIMED: JACK time (jack_get_time(), us) */
-    uint64_t seq;                /* CTL_LOAD, CTL_UNLOAD: request order, newer wins */
-    struct sample_buffer *buf;   /* CTL_LOAD: ownership moves to the audio side */
-    struct reply_ctx *reply;     /* echoed in the event; may be NULL */
+    uint32_t type;             /* enum ctl_type */
+    uint32_t id;               /* slot */
+    float velocity;            /* linear gain, already clamped to [0, 1];
+                                  CTL_LOAD: the slot's gain */
+    uint32_t flags;            /* CTL_TIMED */
+    uint64_t when;             /* CTL_TIMED: JACK time (jack_get_time(), us) */
+    uint64_t seq;              /* CTL_LOAD, CTL_UNLOAD: request order, newer wins */
+    struct sample_buffer *buf; /* CTL_LOAD: ownership moves to the audio side */
+    struct reply_ctx *reply;   /* echoed in the event; may be NULL */
 };
 
 enum ev_type {
-    EV_PONG = 1,    /* reply to CTL_PING */
-    EV_STOPPED,     /* reply to CTL_STOP */
-    EV_LOADED,      /* a CTL_LOAD is now playable: id, frames, channels */
-    EV_LOAD_STALE,  /* a CTL_LOAD lost to a newer load of the same slot */
-    EV_UNLOADED,    /* reply to CTL_UNLOAD */
+    EV_PONG = 1,   /* reply to CTL_PING */
+    EV_STOPPED,    /* reply to CTL_STOP */
+    EV_LOADED,     /* a CTL_LOAD is now playable: id, frames, channels */
+    EV_LOAD_STALE, /* a CTL_LOAD lost to a newer load of the same slot */
+    EV_UNLOADED,   /* reply to CTL_UNLOAD */
 };
 
 struct event {

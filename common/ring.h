@@ -47,7 +47,10 @@ void ring_destroy(struct ring *r);
 /* Smallest power of two >= n (n >= 1, n <= 2^30). */
 uint32_t ring_pow2(uint32_t n);
 
-static inline uint32_t ring_capacity(const struct ring *r) { return r->mask + 1; }
+static inline uint32_t ring_capacity(const struct ring *r)
+{
+    return r->mask + 1;
+}
 
 /* Producer side.  Copies `elem` in; returns false (and changes nothing) when
  * the ring is full. */

@@ -22,13 +22,13 @@
 #define SAMPLE_MAX_CHANNELS 2
 
 struct sample_buffer {
-    uint32_t frames;   /* frames per channel, > 0 */
-    uint32_t channels; /* 1 or 2 as stored (mono plays on both outputs) */
-    uint32_t rate;     /* sample rate of the data, the engine rate */
-    uint32_t flags;    /* how it was allocated (sample.c) */
-    size_t bytes;      /* size of the whole allocation, for accounting */
+    uint32_t frames;                      /* frames per channel, > 0 */
+    uint32_t channels;                    /* 1 or 2 as stored (mono plays on both outputs) */
+    uint32_t rate;                        /* sample rate of the data, the engine rate */
+    uint32_t flags;                       /* how it was allocated (sample.c) */
+    size_t bytes;                         /* size of the whole allocation, for accounting */
     const float *ch[SAMPLE_MAX_CHANNELS]; /* left, right (== left if mono) */
-    float data[];      /* planar: channels * frames floats */
+    float data[];                         /* planar: channels * frames floats */
 };
 
 /* Allocates a zero-filled buffer for `frames` x `channels` (1 or 2).  Returns

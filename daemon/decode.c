@@ -83,16 +83,16 @@ struct decoder {
     uint32_t channels;
     uint32_t in_rate;
     uint32_t rate;
-    bool known; /* sf_info.frames is a real count */
-    bool sanitize; /* float/double source: may hold NaN/Inf */
-    uint64_t in_frames; /* reported input length (when known) */
+    bool known;          /* sf_info.frames is a real count */
+    bool sanitize;       /* float/double source: may hold NaN/Inf */
+    uint64_t in_frames;  /* reported input length (when known) */
     uint64_t out_frames; /* output length for in_frames (when known) */
-    uint64_t in_done; /* input frames decoded so far */
+    uint64_t in_done;    /* input frames decoded so far */
     uint64_t max_frames; /* output frames allowed by max_bytes / uint32 */
     size_t max_bytes;
     struct sample_buffer *buf;
     uint32_t filled; /* output frames written into buf */
-    float *scratch; /* DECODE_BLOCK interleaved input frames */
+    float *scratch;  /* DECODE_BLOCK interleaved input frames */
     char *err;
     size_t errlen;
 };
@@ -100,7 +100,8 @@ struct decoder {
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static int fail(struct decoder *d, int e, const char *fmt, ...)
+static int
+fail(struct decoder *d, int e, const char *fmt, ...)
 {
     if (d->err && d->errlen > 0) {
         va_list ap;
@@ -399,7 +400,7 @@ static int open_fail(struct decoder *d, int e)
         return fail(d, -ENAMETOOLONG, "path too long");
     case ELOOP:
         return fail(d, -ELOOP, "too many levels of symbolic links");
-    case ENXIO:  /* a socket, or a device without a driver */
+    case ENXIO: /* a socket, or a device without a driver */
     case ENODEV:
         return fail(d, -EINVAL, "not a regular file");
     case ENOMEM:
@@ -443,7 +444,7 @@ static int open_audio(struct decoder *d, const char *path, SF_INFO *info)
     /* The whole file is read front to back once: ask for big read-ahead. */
     (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
-    memset(info, 0, sizeof(*info)); /* format 0: let libsndfile detect it */
+    memset(info, 0, sizeof(*info));                  /* format 0: let libsndfile detect it */
     d->sf = sf_open_fd(fd, SFM_READ, info, SF_TRUE); /* owns fd, even on failure */
     if (!d->sf) {
         char msg[DECODE_LIBMSG_MAX + 1];

@@ -18,9 +18,14 @@ void log_init(int level)
 void log_msg(int level, const char *fmt, ...)
 {
     static const char *const words[] = {
-        [LOG_EMERG] = "emergency: ", [LOG_ALERT] = "alert: ",   [LOG_CRIT] = "critical: ",
-        [LOG_ERR] = "error: ",       [LOG_WARNING] = "warning: ", [LOG_NOTICE] = "",
-        [LOG_INFO] = "",             [LOG_DEBUG] = "debug: ",
+        [LOG_EMERG] = "emergency: ",
+        [LOG_ALERT] = "alert: ",
+        [LOG_CRIT] = "critical: ",
+        [LOG_ERR] = "error: ",
+        [LOG_WARNING] = "warning: ",
+        [LOG_NOTICE] = "",
+        [LOG_INFO] = "",
+        [LOG_DEBUG] = "debug: ",
     };
     char line[1024];
     va_list ap;

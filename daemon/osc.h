@@ -57,7 +57,7 @@ struct osc_server {
     uint16_t port;
     char addr_text[64];
     struct osc_allow allow[OSC_MAX_ALLOW];
-    unsigned nallow; /* 0: every source is served */
+    unsigned nallow;                  /* 0: every source is served */
     _Atomic uint64_t dropped_packets; /* oversized or malformed */
     _Atomic uint64_t denied_packets;  /* from sources --allow does not cover */
 };
@@ -90,7 +90,7 @@ int osc_dispatch_packet(const void *data, size_t len, const struct osc_peer *fro
  * osc_send(s, to, "/done", "si", "/load", 3).  The macro appends liblo's
  * end-of-arguments marker.  Returns 0 or a negative errno. */
 #define osc_send(s, to, path, ...) osc_send_((s), (to), (path), __VA_ARGS__, LO_ARGS_END)
-int osc_send_(struct osc_server *s, const struct osc_peer *to, const char *path,
-              const char *types, ...);
+int osc_send_(struct osc_server *s, const struct osc_peer *to, const char *path, const char *types,
+              ...);
 
 #endif

@@ -53,7 +53,7 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>  /* isfinite (a macro, no libm needed) */
+#include <math.h> /* isfinite (a macro, no libm needed) */
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -74,430 +74,419 @@
 #define CLOCK_READINGS 64
 
 struct cycle {
-	jack_nframes_t frame;
-	jack_time_t usecs;
-	jack_time_t next_usecs;
+    jack_nframes_t frame;
+    jack_time_t usecs;
+    jack_time_t next_usecs;
 };
 
 struct recorder {
-	jack_client_t *client;
-	jack_port_t *in[NCHAN];
-	float *buf;              /* cap_frames * NCHAN interleaved samples */
-	size_t cap_frames;
-	pthread_t main_thread;
-	sem_t first_cycle;
+    jack_client_t *client;
+    jack_port_t *in[NCHAN];
+    float *buf; /* cap_frames * NCHAN interleaved samples */
+    size_t cap_frames;
+    pthread_t main_thread;
+    sem_t first_cycle;
 
-	/* Written by the process thread, read by main. */
-	atomic_size_t frames;
-	atomic_bool armed;
-	atomic_bool full;
-	atomic_bool started;
-	_Atomic uint32_t first_frame_time;
-	atomic_uint gaps;
+    /* Written by the process thread, read by main. */
+    atomic_size_t frames;
+    atomic_bool armed;
+    atomic_bool full;
+    atomic_bool started;
+    _Atomic uint32_t first_frame_time;
+    atomic_uint gaps;
 
-	/* Process thread only (read by main after deactivation). */
-	jack_nframes_t expect_time;
-	struct cycle *cycles;    /* max_cycles entries, preallocated */
-	size_t max_cycles;
-	atomic_size_t ncycles;
+    /* Process thread only (read by main after deactivation). */
+    jack_nframes_t expect_time;
+    struct cycle *cycles; /* max_cycles entries, preallocated */
+    size_t max_cycles;
+    atomic_size_t ncycles;
 
-	/* Written by the notification / shutdown threads. */
-	atomic_uint xruns;
-	atomic_bool server_gone;
+    /* Written by the notification / shutdown threads. */
+    atomic_uint xruns;
+    atomic_bool server_gone;
 };
 
 static int process_cb(jack_nframes_t nframes, void *arg)
 {
-	struct recorder *r = arg;
+    struct recorder *r = arg;
 
-	if (!atomic_load_explicit(&r->armed, memory_order_acquire) ||
-	    atomic_load_explicit(&r->full, memory_order_relaxed))
-		return 0;
+    if (!atomic_load_explicit(&r->armed, memory_order_acquire) ||
+        atomic_load_explicit(&r->full, memory_order_relaxed))
+        return 0;
 
-	jack_nframes_t now = jack_last_frame_time(r->client);
-	bool first = !atomic_load_explicit(&r->started, memory_order_relaxed);
-	if (first) {
-		atomic_store_explicit(&r->first_frame_time, now,
-				      memory_order_relaxed);
-	} else if (now != r->expect_time) {
-		atomic_fetch_add_explicit(&r->gaps, 1, memory_order_relaxed);
-	}
-	r->expect_time = now + nframes;  /* unsigned: wraps like JACK's clock */
+    jack_nframes_t now = jack_last_frame_time(r->client);
+    bool first = !atomic_load_explicit(&r->started, memory_order_relaxed);
+    if (first) {
+        atomic_store_explicit(&r->first_frame_time, now, memory_order_relaxed);
+    } else if (now != r->expect_time) {
+        atomic_fetch_add_explicit(&r->gaps, 1, memory_order_relaxed);
+    }
+    r->expect_time = now + nframes; /* unsigned: wraps like JACK's clock */
 
-	size_t nc = atomic_load_explicit(&r->ncycles, memory_order_relaxed);
-	if (nc < r->max_cycles) {
-		jack_nframes_t cf;
-		jack_time_t cu, nu;
-		float period_usecs;
-		if (jack_get_cycle_times(r->client, &cf, &cu, &nu,
-					 &period_usecs) == 0) {
-			r->cycles[nc] = (struct cycle){ cf, cu, nu };
-			atomic_store_explicit(&r->ncycles, nc + 1,
-					      memory_order_release);
-		}
-	}
+    size_t nc = atomic_load_explicit(&r->ncycles, memory_order_relaxed);
+    if (nc < r->max_cycles) {
+        jack_nframes_t cf;
+        jack_time_t cu, nu;
+        float period_usecs;
+        if (jack_get_cycle_times(r->client, &cf, &cu, &nu, &period_usecs) == 0) {
+            r->cycles[nc] = (struct cycle){cf, cu, nu};
+            atomic_store_explicit(&r->ncycles, nc + 1, memory_order_release);
+        }
+    }
 
-	size_t done = atomic_load_explicit(&r->frames, memory_order_relaxed);
-	size_t n = r->cap_frames - done;
-	if (n > nframes)
-		n = nframes;
+    size_t done = atomic_load_explicit(&r->frames, memory_order_relaxed);
+    size_t n = r->cap_frames - done;
+    if (n > nframes)
+        n = nframes;
 
-	const float *src[NCHAN];
-	for (int c = 0; c < NCHAN; c++)
-		src[c] = jack_port_get_buffer(r->in[c], nframes);
-	float *dst = r->buf + done * NCHAN;
-	for (size_t i = 0; i < n; i++)
-		for (int c = 0; c < NCHAN; c++)
-			*dst++ = src[c][i];
-	atomic_store_explicit(&r->frames, done + n, memory_order_release);
+    const float *src[NCHAN];
+    for (int c = 0; c < NCHAN; c++)
+        src[c] = jack_port_get_buffer(r->in[c], nframes);
+    float *dst = r->buf + done * NCHAN;
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < NCHAN; c++)
+            *dst++ = src[c][i];
+    atomic_store_explicit(&r->frames, done + n, memory_order_release);
 
-	if (first) {
-		atomic_store_explicit(&r->started, true, memory_order_release);
-		sem_post(&r->first_cycle);
-	}
-	if (done + n == r->cap_frames) {
-		atomic_store_explicit(&r->full, true, memory_order_release);
-		pthread_kill(r->main_thread, SIGUSR1);
-	}
-	return 0;
+    if (first) {
+        atomic_store_explicit(&r->started, true, memory_order_release);
+        sem_post(&r->first_cycle);
+    }
+    if (done + n == r->cap_frames) {
+        atomic_store_explicit(&r->full, true, memory_order_release);
+        pthread_kill(r->main_thread, SIGUSR1);
+    }
+    return 0;
 }
 
 static int xrun_cb(void *arg)
 {
-	struct recorder *r = arg;
-	if (atomic_load(&r->armed) && !atomic_load(&r->full))
-		atomic_fetch_add(&r->xruns, 1);
-	return 0;
+    struct recorder *r = arg;
+    if (atomic_load(&r->armed) && !atomic_load(&r->full))
+        atomic_fetch_add(&r->xruns, 1);
+    return 0;
 }
 
 static void shutdown_cb(void *arg)
 {
-	struct recorder *r = arg;
-	atomic_store(&r->server_gone, true);
-	pthread_kill(r->main_thread, SIGUSR1);
+    struct recorder *r = arg;
+    atomic_store(&r->server_gone, true);
+    pthread_kill(r->main_thread, SIGUSR1);
 }
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: jack_record --name NAME --connect SRC_L "
-		   "--connect SRC_R --out FILE [--seconds S]\n");
+    fprintf(f, "usage: jack_record --name NAME --connect SRC_L "
+               "--connect SRC_R --out FILE [--seconds S]\n");
 }
 
 static bool host_is_little_endian(void)
 {
-	const uint16_t probe = 1;
-	unsigned char b;
-	memcpy(&b, &probe, 1);
-	return b == 1;
+    const uint16_t probe = 1;
+    unsigned char b;
+    memcpy(&b, &probe, 1);
+    return b == 1;
 }
 
 static int write_raw(const char *path, const float *buf, size_t nsamples)
 {
-	FILE *f = fopen(path, "wb");
-	if (!f) {
-		fprintf(stderr, "jack_record: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	bool ok = true;
-	if (host_is_little_endian()) {
-		ok = fwrite(buf, sizeof(float), nsamples, f) == nsamples;
-	} else {
-		unsigned char tmp[4096 * 4];
-		size_t i = 0;
-		while (ok && i < nsamples) {
-			size_t k = 0;
-			for (; k < 4096 && i < nsamples; k++, i++) {
-				uint32_t u;
-				memcpy(&u, &buf[i], 4);
-				tmp[4 * k + 0] = (unsigned char)(u & 0xff);
-				tmp[4 * k + 1] = (unsigned char)((u >> 8) & 0xff);
-				tmp[4 * k + 2] = (unsigned char)((u >> 16) & 0xff);
-				tmp[4 * k + 3] = (unsigned char)((u >> 24) & 0xff);
-			}
-			ok = fwrite(tmp, 4, k, f) == k;
-		}
-	}
-	if (fclose(f) != 0)
-		ok = false;
-	if (!ok)
-		fprintf(stderr, "jack_record: writing %s failed: %s\n", path,
-			strerror(errno));
-	return ok ? 0 : -1;
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "jack_record: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    bool ok = true;
+    if (host_is_little_endian()) {
+        ok = fwrite(buf, sizeof(float), nsamples, f) == nsamples;
+    } else {
+        unsigned char tmp[4096 * 4];
+        size_t i = 0;
+        while (ok && i < nsamples) {
+            size_t k = 0;
+            for (; k < 4096 && i < nsamples; k++, i++) {
+                uint32_t u;
+                memcpy(&u, &buf[i], 4);
+                tmp[4 * k + 0] = (unsigned char)(u & 0xff);
+                tmp[4 * k + 1] = (unsigned char)((u >> 8) & 0xff);
+                tmp[4 * k + 2] = (unsigned char)((u >> 16) & 0xff);
+                tmp[4 * k + 3] = (unsigned char)((u >> 24) & 0xff);
+            }
+            ok = fwrite(tmp, 4, k, f) == k;
+        }
+    }
+    if (fclose(f) != 0)
+        ok = false;
+    if (!ok)
+        fprintf(stderr, "jack_record: writing %s failed: %s\n", path, strerror(errno));
+    return ok ? 0 : -1;
 }
 
 /* CLOCK_REALTIME minus jack_get_time(), in microseconds: the reading with
  * the shortest wall-clock bracket of CLOCK_READINGS tries. */
 static double wall_minus_jack_us(void)
 {
-	double best = 0, best_width = -1;
-	for (int i = 0; i < CLOCK_READINGS; i++) {
-		struct timespec a, b;
-		clock_gettime(CLOCK_REALTIME, &a);
-		jack_time_t j = jack_get_time();
-		clock_gettime(CLOCK_REALTIME, &b);
-		double ua = a.tv_sec * 1e6 + a.tv_nsec * 1e-3;
-		double ub = b.tv_sec * 1e6 + b.tv_nsec * 1e-3;
-		if (best_width < 0 || ub - ua < best_width) {
-			best_width = ub - ua;
-			best = (ua + ub) * 0.5 - (double)j;
-		}
-	}
-	return best;
+    double best = 0, best_width = -1;
+    for (int i = 0; i < CLOCK_READINGS; i++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_REALTIME, &a);
+        jack_time_t j = jack_get_time();
+        clock_gettime(CLOCK_REALTIME, &b);
+        double ua = a.tv_sec * 1e6 + a.tv_nsec * 1e-3;
+        double ub = b.tv_sec * 1e6 + b.tv_nsec * 1e-3;
+        if (best_width < 0 || ub - ua < best_width) {
+            best_width = ub - ua;
+            best = (ua + ub) * 0.5 - (double)j;
+        }
+    }
+    return best;
 }
 
-static int write_meta(const char *path, const struct recorder *r,
-		      jack_nframes_t rate, const double off[2])
+static int write_meta(const char *path, const struct recorder *r, jack_nframes_t rate,
+                      const double off[2])
 {
-	size_t len = strlen(path);
-	char *meta = malloc(len + sizeof ".json");
-	if (!meta) {
-		fprintf(stderr, "jack_record: out of memory\n");
-		return -1;
-	}
-	memcpy(meta, path, len);
-	memcpy(meta + len, ".json", sizeof ".json");
+    size_t len = strlen(path);
+    char *meta = malloc(len + sizeof ".json");
+    if (!meta) {
+        fprintf(stderr, "jack_record: out of memory\n");
+        return -1;
+    }
+    memcpy(meta, path, len);
+    memcpy(meta + len, ".json", sizeof ".json");
 
-	FILE *f = fopen(meta, "w");
-	if (!f) {
-		fprintf(stderr, "jack_record: %s: %s\n", meta, strerror(errno));
-		free(meta);
-		return -1;
-	}
-	char fft[16] = "null";
-	if (atomic_load(&r->started))
-		snprintf(fft, sizeof fft, "%lu",
-			 (unsigned long)atomic_load(&r->first_frame_time));
-	fprintf(f,
-		"{\"rate\": %lu, \"frames\": %zu, \"channels\": %d, "
-		"\"first_frame_time\": %s, \"gaps\": %u, \"xruns\": %u",
-		(unsigned long)rate, atomic_load(&r->frames), NCHAN, fft,
-		atomic_load(&r->gaps), atomic_load(&r->xruns));
-	size_t nc = atomic_load_explicit(&r->ncycles, memory_order_acquire);
-	fprintf(f, ", \"wall_minus_jack_us\": [%.3f, %.3f]", off[0], off[1]);
-	if (nc > 0)
-		fprintf(f, ", \"first_frame_wall_us\": %.3f",
-			(double)r->cycles[0].usecs + off[0]);
-	else
-		fputs(", \"first_frame_wall_us\": null", f);
-	fputs(", \"cycles\": [", f);
-	for (size_t i = 0; i < nc; i++)
-		fprintf(f, "%s[%lu, %llu, %llu]", i ? ", " : "",
-			(unsigned long)r->cycles[i].frame,
-			(unsigned long long)r->cycles[i].usecs,
-			(unsigned long long)r->cycles[i].next_usecs);
-	fputs("]}\n", f);
-	int rc = 0;
-	if (ferror(f) || fclose(f) != 0) {
-		fprintf(stderr, "jack_record: writing %s failed\n", meta);
-		rc = -1;
-	}
-	free(meta);
-	return rc;
+    FILE *f = fopen(meta, "w");
+    if (!f) {
+        fprintf(stderr, "jack_record: %s: %s\n", meta, strerror(errno));
+        free(meta);
+        return -1;
+    }
+    char fft[16] = "null";
+    if (atomic_load(&r->started))
+        snprintf(fft, sizeof fft, "%lu", (unsigned long)atomic_load(&r->first_frame_time));
+    fprintf(f,
+            "{\"rate\": %lu, \"frames\": %zu, \"channels\": %d, "
+            "\"first_frame_time\": %s, \"gaps\": %u, \"xruns\": %u",
+            (unsigned long)rate, atomic_load(&r->frames), NCHAN, fft, atomic_load(&r->gaps),
+            atomic_load(&r->xruns));
+    size_t nc = atomic_load_explicit(&r->ncycles, memory_order_acquire);
+    fprintf(f, ", \"wall_minus_jack_us\": [%.3f, %.3f]", off[0], off[1]);
+    if (nc > 0)
+        fprintf(f, ", \"first_frame_wall_us\": %.3f", (double)r->cycles[0].usecs + off[0]);
+    else
+        fputs(", \"first_frame_wall_us\": null", f);
+    fputs(", \"cycles\": [", f);
+    for (size_t i = 0; i < nc; i++)
+        fprintf(f, "%s[%lu, %llu, %llu]", i ? ", " : "", (unsigned long)r->cycles[i].frame,
+                (unsigned long long)r->cycles[i].usecs,
+                (unsigned long long)r->cycles[i].next_usecs);
+    fputs("]}\n", f);
+    int rc = 0;
+    if (ferror(f) || fclose(f) != 0) {
+        fprintf(stderr, "jack_record: writing %s failed\n", meta);
+        rc = -1;
+    }
+    free(meta);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
-	const char *name = NULL;
-	const char *out = NULL;
-	const char *sources[MAX_SOURCES];
-	int nsources = 0;
-	double seconds = 30.0;
+    const char *name = NULL;
+    const char *out = NULL;
+    const char *sources[MAX_SOURCES];
+    int nsources = 0;
+    double seconds = 30.0;
 
-	static const struct option opts[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "connect", required_argument, NULL, 'c' },
-		{ "out", required_argument, NULL, 'o' },
-		{ "seconds", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt;
-	while ((opt = getopt_long(argc, argv, "n:c:o:s:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'n':
-			name = optarg;
-			break;
-		case 'c':
-			if (nsources == MAX_SOURCES) {
-				fprintf(stderr, "jack_record: at most %d "
-					"--connect\n", MAX_SOURCES);
-				return 2;
-			}
-			sources[nsources++] = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		case 's': {
-			char *end;
-			errno = 0;
-			seconds = strtod(optarg, &end);
-			if (errno || end == optarg || *end ||
-			    !isfinite(seconds) || seconds <= 0 ||
-			    seconds > 3600) {
-				fprintf(stderr, "jack_record: bad --seconds "
-					"'%s'\n", optarg);
-				return 2;
-			}
-			break;
-		}
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!name || !out || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, 'n'}, {"connect", required_argument, NULL, 'c'},
+        {"out", required_argument, NULL, 'o'},  {"seconds", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "n:c:o:s:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'n':
+            name = optarg;
+            break;
+        case 'c':
+            if (nsources == MAX_SOURCES) {
+                fprintf(stderr,
+                        "jack_record: at most %d "
+                        "--connect\n",
+                        MAX_SOURCES);
+                return 2;
+            }
+            sources[nsources++] = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 's': {
+            char *end;
+            errno = 0;
+            seconds = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !isfinite(seconds) || seconds <= 0 ||
+                seconds > 3600) {
+                fprintf(stderr,
+                        "jack_record: bad --seconds "
+                        "'%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!name || !out || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
 
-	/* Before any JACK thread exists, so they all inherit the mask. */
-	sigset_t waitset;
-	sigemptyset(&waitset);
-	sigaddset(&waitset, SIGINT);
-	sigaddset(&waitset, SIGTERM);
-	sigaddset(&waitset, SIGUSR1);
-	int err = pthread_sigmask(SIG_BLOCK, &waitset, NULL);
-	if (err) {
-		fprintf(stderr, "jack_record: pthread_sigmask: %s\n",
-			strerror(err));
-		return 1;
-	}
+    /* Before any JACK thread exists, so they all inherit the mask. */
+    sigset_t waitset;
+    sigemptyset(&waitset);
+    sigaddset(&waitset, SIGINT);
+    sigaddset(&waitset, SIGTERM);
+    sigaddset(&waitset, SIGUSR1);
+    int err = pthread_sigmask(SIG_BLOCK, &waitset, NULL);
+    if (err) {
+        fprintf(stderr, "jack_record: pthread_sigmask: %s\n", strerror(err));
+        return 1;
+    }
 
-	static struct recorder rec;  /* static: zeroed, outlives all threads */
-	struct recorder *r = &rec;
-	r->main_thread = pthread_self();
-	if (sem_init(&r->first_cycle, 0, 0) != 0) {
-		perror("jack_record: sem_init");
-		return 1;
-	}
+    static struct recorder rec; /* static: zeroed, outlives all threads */
+    struct recorder *r = &rec;
+    r->main_thread = pthread_self();
+    if (sem_init(&r->first_cycle, 0, 0) != 0) {
+        perror("jack_record: sem_init");
+        return 1;
+    }
 
-	int rc = 1;
-	bool activated = false;
-	jack_status_t status;
-	r->client = jack_client_open(name,
-				     JackNoStartServer | JackUseExactName,
-				     &status);
-	if (!r->client) {
-		fprintf(stderr, "jack_record: jack_client_open('%s') failed, "
-			"status 0x%x\n", name, (unsigned)status);
-		return 1;
-	}
+    int rc = 1;
+    bool activated = false;
+    jack_status_t status;
+    r->client = jack_client_open(name, JackNoStartServer | JackUseExactName, &status);
+    if (!r->client) {
+        fprintf(stderr,
+                "jack_record: jack_client_open('%s') failed, "
+                "status 0x%x\n",
+                name, (unsigned)status);
+        return 1;
+    }
 
-	jack_nframes_t rate = jack_get_sample_rate(r->client);
-	/* Round up without libm (the meson target links jack + threads only). */
-	double want = seconds * (double)rate;
-	if (want > (double)(SIZE_MAX / (NCHAN * sizeof(float))) - 1) {
-		fprintf(stderr, "jack_record: recording too long\n");
-		goto out;
-	}
-	r->cap_frames = (size_t)want;
-	if ((double)r->cap_frames < want || r->cap_frames == 0)
-		r->cap_frames++;
-	size_t bytes = r->cap_frames * NCHAN * sizeof(float);
-	r->buf = malloc(bytes);
-	if (!r->buf) {
-		fprintf(stderr, "jack_record: cannot allocate %zu bytes\n",
-			bytes);
-		goto out;
-	}
-	memset(r->buf, 0, bytes);      /* fault every page in now */
-	(void)mlock(r->buf, bytes);    /* best effort; needs RLIMIT_MEMLOCK */
+    jack_nframes_t rate = jack_get_sample_rate(r->client);
+    /* Round up without libm (the meson target links jack + threads only). */
+    double want = seconds * (double)rate;
+    if (want > (double)(SIZE_MAX / (NCHAN * sizeof(float))) - 1) {
+        fprintf(stderr, "jack_record: recording too long\n");
+        goto out;
+    }
+    r->cap_frames = (size_t)want;
+    if ((double)r->cap_frames < want || r->cap_frames == 0)
+        r->cap_frames++;
+    size_t bytes = r->cap_frames * NCHAN * sizeof(float);
+    r->buf = malloc(bytes);
+    if (!r->buf) {
+        fprintf(stderr, "jack_record: cannot allocate %zu bytes\n", bytes);
+        goto out;
+    }
+    memset(r->buf, 0, bytes);   /* fault every page in now */
+    (void)mlock(r->buf, bytes); /* best effort; needs RLIMIT_MEMLOCK */
 
-	/* One entry per cycle; generous in case the period shrinks. */
-	jack_nframes_t bufsize = jack_get_buffer_size(r->client);
-	if (bufsize < 16)
-		bufsize = 16;
-	r->max_cycles = r->cap_frames / 16 + 2;
-	if (r->max_cycles > r->cap_frames / bufsize * 4 + 64)
-		r->max_cycles = r->cap_frames / bufsize * 4 + 64;
-	r->cycles = calloc(r->max_cycles, sizeof *r->cycles);
-	if (!r->cycles) {
-		fprintf(stderr, "jack_record: cannot allocate the cycle log\n");
-		goto out;
-	}
-	(void)mlock(r->cycles, r->max_cycles * sizeof *r->cycles);
+    /* One entry per cycle; generous in case the period shrinks. */
+    jack_nframes_t bufsize = jack_get_buffer_size(r->client);
+    if (bufsize < 16)
+        bufsize = 16;
+    r->max_cycles = r->cap_frames / 16 + 2;
+    if (r->max_cycles > r->cap_frames / bufsize * 4 + 64)
+        r->max_cycles = r->cap_frames / bufsize * 4 + 64;
+    r->cycles = calloc(r->max_cycles, sizeof *r->cycles);
+    if (!r->cycles) {
+        fprintf(stderr, "jack_record: cannot allocate the cycle log\n");
+        goto out;
+    }
+    (void)mlock(r->cycles, r->max_cycles * sizeof *r->cycles);
 
-	for (int c = 0; c < NCHAN; c++) {
-		char pname[16];
-		snprintf(pname, sizeof pname, "in_%d", c + 1);
-		r->in[c] = jack_port_register(r->client, pname,
-					      JACK_DEFAULT_AUDIO_TYPE,
-					      JackPortIsInput, 0);
-		if (!r->in[c]) {
-			fprintf(stderr, "jack_record: cannot register %s\n",
-				pname);
-			goto out;
-		}
-	}
-	if (jack_set_process_callback(r->client, process_cb, r) ||
-	    jack_set_xrun_callback(r->client, xrun_cb, r)) {
-		fprintf(stderr, "jack_record: cannot set callbacks\n");
-		goto out;
-	}
-	jack_on_shutdown(r->client, shutdown_cb, r);
+    for (int c = 0; c < NCHAN; c++) {
+        char pname[16];
+        snprintf(pname, sizeof pname, "in_%d", c + 1);
+        r->in[c] =
+            jack_port_register(r->client, pname, JACK_DEFAULT_AUDIO_TYPE, JackPortIsInput, 0);
+        if (!r->in[c]) {
+            fprintf(stderr, "jack_record: cannot register %s\n", pname);
+            goto out;
+        }
+    }
+    if (jack_set_process_callback(r->client, process_cb, r) ||
+        jack_set_xrun_callback(r->client, xrun_cb, r)) {
+        fprintf(stderr, "jack_record: cannot set callbacks\n");
+        goto out;
+    }
+    jack_on_shutdown(r->client, shutdown_cb, r);
 
-	if (jack_activate(r->client)) {
-		fprintf(stderr, "jack_record: cannot activate\n");
-		goto out;
-	}
-	activated = true;
+    if (jack_activate(r->client)) {
+        fprintf(stderr, "jack_record: cannot activate\n");
+        goto out;
+    }
+    activated = true;
 
-	for (int i = 0; i < nsources; i++) {
-		const char *dst = jack_port_name(r->in[i]);
-		err = jack_connect(r->client, sources[i], dst);
-		if (err && err != EEXIST) {
-			fprintf(stderr, "jack_record: cannot connect %s -> "
-				"%s\n", sources[i], dst);
-			goto out;
-		}
-	}
+    for (int i = 0; i < nsources; i++) {
+        const char *dst = jack_port_name(r->in[i]);
+        err = jack_connect(r->client, sources[i], dst);
+        if (err && err != EEXIST) {
+            fprintf(stderr,
+                    "jack_record: cannot connect %s -> "
+                    "%s\n",
+                    sources[i], dst);
+            goto out;
+        }
+    }
 
-	double clock_off[2];
-	clock_off[0] = wall_minus_jack_us();
-	atomic_store_explicit(&r->armed, true, memory_order_release);
+    double clock_off[2];
+    clock_off[0] = wall_minus_jack_us();
+    atomic_store_explicit(&r->armed, true, memory_order_release);
 
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += READY_TIMEOUT_S;
-	while (sem_timedwait(&r->first_cycle, &deadline) != 0) {
-		if (errno == EINTR)
-			continue;
-		fprintf(stderr, "jack_record: no process cycle within %d s\n",
-			READY_TIMEOUT_S);
-		goto out;
-	}
-	fputs("ready\n", stdout);
-	fflush(stdout);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += READY_TIMEOUT_S;
+    while (sem_timedwait(&r->first_cycle, &deadline) != 0) {
+        if (errno == EINTR)
+            continue;
+        fprintf(stderr, "jack_record: no process cycle within %d s\n", READY_TIMEOUT_S);
+        goto out;
+    }
+    fputs("ready\n", stdout);
+    fflush(stdout);
 
-	int sig = 0;
-	err = sigwait(&waitset, &sig);
-	if (err) {
-		fprintf(stderr, "jack_record: sigwait: %s\n", strerror(err));
-		goto out;
-	}
-	if (atomic_load(&r->server_gone))
-		fprintf(stderr, "jack_record: JACK server went away\n");
-	clock_off[1] = wall_minus_jack_us();
+    int sig = 0;
+    err = sigwait(&waitset, &sig);
+    if (err) {
+        fprintf(stderr, "jack_record: sigwait: %s\n", strerror(err));
+        goto out;
+    }
+    if (atomic_load(&r->server_gone))
+        fprintf(stderr, "jack_record: JACK server went away\n");
+    clock_off[1] = wall_minus_jack_us();
 
-	if (!atomic_load(&r->server_gone) && jack_deactivate(r->client))
-		fprintf(stderr, "jack_record: jack_deactivate failed\n");
-	activated = false;
+    if (!atomic_load(&r->server_gone) && jack_deactivate(r->client))
+        fprintf(stderr, "jack_record: jack_deactivate failed\n");
+    activated = false;
 
-	size_t frames = atomic_load_explicit(&r->frames, memory_order_acquire);
-	if (write_raw(out, r->buf, frames * NCHAN) == 0 &&
-	    write_meta(out, r, rate, clock_off) == 0)
-		rc = 0;
+    size_t frames = atomic_load_explicit(&r->frames, memory_order_acquire);
+    if (write_raw(out, r->buf, frames * NCHAN) == 0 && write_meta(out, r, rate, clock_off) == 0)
+        rc = 0;
 
 out:
-	if (activated && !atomic_load(&r->server_gone))
-		jack_deactivate(r->client);
-	jack_client_close(r->client);
-	free(r->buf);
-	free(r->cycles);
-	sem_destroy(&r->first_cycle);
-	return rc;
+    if (activated && !atomic_load(&r->server_gone))
+        jack_deactivate(r->client);
+    jack_client_close(r->client);
+    free(r->buf);
+    free(r->cycles);
+    sem_destroy(&r->first_cycle);
+    return rc;
 }

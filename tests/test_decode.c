@@ -357,11 +357,11 @@ static void test_resample_down_and_lengths(void **state)
         uint32_t rate;
         uint32_t want;
     } cases[] = {
-        {44100, 1001, 48000, 1090},  /* 1089.52 */
-        {48000, 1001, 44100, 920},   /* 919.67 */
-        {22050, 7, 48000, 15},       /* 15.24 */
-        {48000, 1, 8000, 1},         /* 0.17, but never empty */
-        {8000, 3, 44100, 17},        /* 16.54 */
+        {44100, 1001, 48000, 1090}, /* 1089.52 */
+        {48000, 1001, 44100, 920},  /* 919.67 */
+        {22050, 7, 48000, 15},      /* 15.24 */
+        {48000, 1, 8000, 1},        /* 0.17, but never empty */
+        {8000, 3, 44100, 17},       /* 16.54 */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         short *s = calloc((size_t)cases[i].frames * 2, sizeof(short));
@@ -822,8 +822,7 @@ static void test_no_fd_leaks(void **state)
         assert_int_equal(decode_file(three, 48000, 0, &b, errbuf, sizeof(errbuf)), -E2BIG);
         assert_int_equal(decode_file(text, 48000, 0, &b, errbuf, sizeof(errbuf)), -EINVAL);
         assert_int_equal(decode_file(dir, 48000, 0, &b, errbuf, sizeof(errbuf)), -EISDIR);
-        assert_int_equal(decode_file("/dev/null", 48000, 0, &b, errbuf, sizeof(errbuf)),
-                         -EINVAL);
+        assert_int_equal(decode_file("/dev/null", 48000, 0, &b, errbuf, sizeof(errbuf)), -EINVAL);
     }
     assert_int_equal(count_fds(), before);
 }

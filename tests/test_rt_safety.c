@@ -272,7 +272,10 @@ int main(void)
     for (int round = 0; round < 200; round++) {
         uint32_t id = (uint32_t)round % 4;
         if (round % 5 == 0)
-            push(&e.load, (struct ctl_msg){.type = CTL_LOAD, .id = id, .seq = ++seq, .velocity = 1,
+            push(&e.load, (struct ctl_msg){.type = CTL_LOAD,
+                                           .id = id,
+                                           .seq = ++seq,
+                                           .velocity = 1,
                                            .buf = make_buf(&e, period * 3 + 17, 1 + round % 2)});
         for (int k = 0; k < 12; k++) /* more than the 8 voices: stealing */
             push(&e.cmd, (struct ctl_msg){.type = CTL_PLAY, .id = (id + k) % 4, .velocity = 0.5f});
@@ -281,11 +284,14 @@ int main(void)
          * per-period time-to-frame conversion), slot stops and unloads. */
         push(&e.cmd, (struct ctl_msg){.type = CTL_LOOP, .id = (id + 1) % 4, .velocity = 0.25f});
         if (engine_sched_reserve(&e))
-            push(&e.cmd, (struct ctl_msg){.type = CTL_PLAY, .id = id, .velocity = 0.5f,
+            push(&e.cmd, (struct ctl_msg){.type = CTL_PLAY,
+                                          .id = id,
+                                          .velocity = 0.5f,
                                           .flags = CTL_TIMED,
                                           .when = jack_get_time() + 1000u * (round % 13)});
         if (engine_sched_reserve(&e))
-            push(&e.cmd, (struct ctl_msg){.type = CTL_STOP_SLOT, .id = (id + 2) % 4,
+            push(&e.cmd, (struct ctl_msg){.type = CTL_STOP_SLOT,
+                                          .id = (id + 2) % 4,
                                           .flags = CTL_TIMED,
                                           .when = jack_get_time() + 700u * (round % 7)});
         if (round % 17 == 0)

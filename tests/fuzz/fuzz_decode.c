@@ -29,8 +29,7 @@ static void cleanup(void)
 static void setup(void)
 {
     const char *tmp = getenv("TMPDIR");
-    snprintf(path, sizeof(path), "%s/fuzz_decode.XXXXXX",
-             tmp && strlen(tmp) < 64 ? tmp : "/tmp");
+    snprintf(path, sizeof(path), "%s/fuzz_decode.XXXXXX", tmp && strlen(tmp) < 64 ? tmp : "/tmp");
     fd = mkstemp(path);
     if (fd < 0) {
         perror("fuzz_decode: mkstemp");

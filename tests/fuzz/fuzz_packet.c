@@ -19,8 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "audio.h"
 #include "engine.h"
@@ -55,9 +55,9 @@ static void die(const char *what)
 static void write_tiny_wav(const char *path)
 {
     static const unsigned char hdr[44] = {
-        'R', 'I', 'F', 'F', 36 + 32, 0, 0, 0, 'W', 'A', 'V', 'E', 'f', 'm', 't', ' ', 16, 0, 0, 0,
-        1, 0, 1, 0, 0x80, 0xbb, 0, 0, 0x00, 0x77, 0x01, 0, 2, 0, 16, 0, 'd', 'a', 't', 'a', 32,
-        0, 0, 0};
+        'R',  'I', 'F', 'F', 36 + 32, 0, 0,   0,   'W', 'A',  'V',  'E', 'f', 'm',  't',
+        ' ',  16,  0,   0,   0,       1, 0,   1,   0,   0x80, 0xbb, 0,   0,   0x00, 0x77,
+        0x01, 0,   2,   0,   16,      0, 'd', 'a', 't', 'a',  32,   0,   0,   0};
     unsigned char pcm[32];
     for (int i = 0; i < 32; i++)
         pcm[i] = (unsigned char)(i * 7);
