@@ -454,7 +454,9 @@ def m_accept(srv, rates, secs):
     return best, rows
 
 
-def m_startup_looperd(jack, binary, reps):
+def time_to_first_reply(jack, argv_of_port, request, reply, reps, limit, pause):
+    """Median ms from spawning argv_of_port(port) to the first `reply` to
+    `request`, sent every millisecond from one socket."""
     ts = []
     for _ in range(reps):
         port = free_udp_port()
@@ -462,14 +464,13 @@ def m_startup_looperd(jack, binary, reps):
         s.bind(("127.0.0.1", 0))
         s.settimeout(0.001)
         t0 = time.perf_counter()
-        p = _spawn([binary, "--no-connect", "--port", str(port), "--name",
-                    f"lpstart{port}", "-q"], env=jack.env,
+        p = _spawn(argv_of_port(port), env=jack.env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         dt = None
-        while time.perf_counter() - t0 < 10:
-            s.sendto(b"/ping\0\0\0,\0\0\0", ("127.0.0.1", port))
+        while time.perf_counter() - t0 < limit:
+            s.sendto(request, ("127.0.0.1", port))
             try:
-                if s.recv(999).startswith(b"/pong"):
+                if s.recv(999).startswith(reply):
                     dt = time.perf_counter() - t0
                     break
             except (TimeoutError, ConnectionRefusedError, OSError):
@@ -478,36 +479,21 @@ def m_startup_looperd(jack, binary, reps):
         s.close()
         if dt is not None:
             ts.append(dt * 1e3)
-        time.sleep(0.3)
+        time.sleep(pause)
     return statistics.median(ts) if ts else float("nan")
+
+
+def m_startup_looperd(jack, binary, reps):
+    return time_to_first_reply(
+        jack, lambda port: [binary, "--no-connect", "--port", str(port), "--name",
+                            f"lpstart{port}", "-q"],
+        b"/ping\0\0\0,\0\0\0", b"/pong", reps, limit=10, pause=0.3)
 
 
 def m_startup_scsynth(jack, reps):
-    ts = []
-    for _ in range(reps):
-        port = free_udp_port()
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        s.settimeout(0.001)
-        t0 = time.perf_counter()
-        p = _spawn(["scsynth", "-u", str(port), "-i", "0", "-o", "2", "-R", "0"],
-                   env=jack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        dt = None
-        msg = encode_message("/sync", 7)
-        while time.perf_counter() - t0 < 15:
-            s.sendto(msg, ("127.0.0.1", port))
-            try:
-                if s.recv(999).startswith(b"/synced"):
-                    dt = time.perf_counter() - t0
-                    break
-            except (TimeoutError, ConnectionRefusedError, OSError):
-                pass
-        _terminate(p)
-        s.close()
-        if dt is not None:
-            ts.append(dt * 1e3)
-        time.sleep(0.5)
-    return statistics.median(ts) if ts else float("nan")
+    return time_to_first_reply(
+        jack, lambda port: ["scsynth", "-u", str(port), "-i", "0", "-o", "2", "-R", "0"],
+        encode_message("/sync", 7), b"/synced", reps, limit=15, pause=0.5)
 
 
 def run_mixer(build):

@@ -293,23 +293,34 @@ static void test_float_nonfinite(void **state)
 
 /* ---- sample-rate conversion -------------------------------------------- */
 
+/* Writes sines at `in_rate` (one frequency and amplitude per channel) in
+ * `format`, converts them to 48 kHz, and checks the length, then each
+ * channel's pitch (within 1 Hz) and level (within 1 %). */
+static void check_resampled(const char *name, int format, int channels, int in_rate,
+                            sf_count_t frames, const double *f, const double *a, uint32_t want)
+{
+    float *x = make_sines(channels, in_rate, frames, f, a);
+    const char *path = fixture(name);
+    write_float(path, format, channels, in_rate, x, frames);
+    free(x);
+
+    struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->channels, channels);
+    assert_int_equal(b->frames, want);
+    for (int c = 0; c < channels; c++) {
+        double freq = measure_freq(b->ch[c], b->frames, 48000);
+        if (fabs(freq - f[c]) > 1.0)
+            fail_msg("%s channel %d: pitch %f Hz, want %f", name, c, freq, f[c]);
+        check_amplitude(b->ch[c], b->frames, a[c]);
+    }
+    sample_buffer_free(b);
+}
+
 static void test_resample_sine(void **state)
 {
     (void)state;
     const double f[] = {1000.0}, a[] = {0.5};
-    float *x = make_sines(1, 44100, 44100, f, a);
-    const char *path = fixture("sine44k.wav");
-    write_float(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1, 44100, x, 44100);
-    free(x);
-
-    struct sample_buffer *b = decode_ok(path, 48000, 0);
-    assert_int_equal(b->channels, 1);
-    assert_int_equal(b->frames, 48000);
-    double freq = measure_freq(b->ch[0], b->frames, 48000);
-    if (fabs(freq - 1000.0) > 1.0)
-        fail_msg("pitch %f Hz", freq);
-    check_amplitude(b->ch[0], b->frames, 0.5);
-    sample_buffer_free(b);
+    check_resampled("sine44k.wav", SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1, 44100, 44100, f, a, 48000);
 }
 
 /* Stereo conversion keeps the channels apart (soxr writes planar output). */
@@ -317,38 +328,16 @@ static void test_resample_stereo(void **state)
 {
     (void)state;
     const double f[] = {1000.0, 440.0}, a[] = {0.5, 0.25};
-    float *x = make_sines(2, 44100, 88200, f, a);
-    const char *path = fixture("sine44k-stereo.flac");
-    write_float(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_24, 2, 44100, x, 88200);
-    free(x);
-
-    struct sample_buffer *b = decode_ok(path, 48000, 0);
-    assert_int_equal(b->channels, 2);
-    assert_int_equal(b->frames, 96000);
-    for (int c = 0; c < 2; c++) {
-        double freq = measure_freq(b->ch[c], b->frames, 48000);
-        if (fabs(freq - f[c]) > 1.0)
-            fail_msg("channel %d: pitch %f Hz, want %f", c, freq, f[c]);
-        check_amplitude(b->ch[c], b->frames, a[c]);
-    }
-    sample_buffer_free(b);
+    check_resampled("sine44k-stereo.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_24, 2, 44100, 88200, f, a,
+                    96000);
 }
 
 static void test_resample_down_and_lengths(void **state)
 {
     (void)state;
+    struct sample_buffer *b;
     const double f[] = {1000.0}, a[] = {0.5};
-    float *x = make_sines(1, 96000, 96000, f, a);
-    const char *path = fixture("sine96k.wav");
-    write_float(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1, 96000, x, 96000);
-    free(x);
-    struct sample_buffer *b = decode_ok(path, 48000, 0);
-    assert_int_equal(b->frames, 48000);
-    double freq = measure_freq(b->ch[0], b->frames, 48000);
-    if (fabs(freq - 1000.0) > 1.0)
-        fail_msg("pitch %f Hz", freq);
-    check_amplitude(b->ch[0], b->frames, 0.5);
-    sample_buffer_free(b);
+    check_resampled("sine96k.wav", SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1, 96000, 96000, f, a, 48000);
 
     /* Odd lengths: round(frames * rate / in_rate), half up. */
     static const struct {
