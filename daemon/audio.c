@@ -72,12 +72,24 @@ static int on_xrun(void *arg)
  * its own period's clock, so no extrapolation over seconds is involved. */
 static double wall_minus_jack(const struct audio *a, jack_time_t *jack_now)
 {
-    struct timespec r1, r2;
-    clock_gettime(CLOCK_REALTIME, &r1);
-    *jack_now = jack_get_time();
-    clock_gettime(CLOCK_REALTIME, &r2);
-    double wall = (r1.tv_sec + r2.tv_sec) * 0.5 + (r1.tv_nsec + r2.tv_nsec) * 0.5e-9;
-    return wall - (double)*jack_now * 1e-6;
+    /* Three tries, keeping the one whose wall-clock readings lie closest
+     * together: a thread preempted between its two readings would place
+     * the JACK reading up to half the gap off (tens of microseconds, a frame
+     * or two). */
+    double best = 0, best_span = 1e9;
+    for (int i = 0; i < 3; i++) {
+        struct timespec r1, r2;
+        clock_gettime(CLOCK_REALTIME, &r1);
+        jack_time_t j = jack_get_time();
+        clock_gettime(CLOCK_REALTIME, &r2);
+        double t1 = r1.tv_sec + r1.tv_nsec * 1e-9, t2 = r2.tv_sec + r2.tv_nsec * 1e-9;
+        if (t2 - t1 < best_span) {
+            best_span = t2 - t1;
+            best = (t1 + t2) * 0.5 - (double)j * 1e-6;
+            *jack_now = j;
+        }
+    }
+    return best;
 }
 
 uint64_t audio_time_of_wall(const struct audio *a, double wall, double *ahead)
@@ -86,7 +98,7 @@ uint64_t audio_time_of_wall(const struct audio *a, double wall, double *ahead)
         *ahead = 0;
         return 0;
     }
-    jack_time_t now;
+    jack_time_t now = 0;
     double offset = wall_minus_jack(a, &now);
     double t = wall - offset; /* seconds on JACK's clock */
     *ahead = t - (double)now * 1e-6;
