@@ -334,7 +334,11 @@ class WithLatency(TimingBase):
         self.record(lambda: send_at_random_moments(self.osc, 0, 50, rng), 4.5, check)
         self.assertTrue(numbers, "no usable attempt (see the log above)")
         lat, sd, spread = numbers
-        self.assertGreaterEqual(min(lat), 0.02 * RATE - 1, lat)
+        # Never (much) sooner than asked: the kernel stamps arrival after the
+        # test read its clock, so only the two clients' readings of JACK's
+        # clock can put an onset early, and while JACK's DLL corrects itself
+        # (seen under ASan, after xruns) they can disagree by a few frames.
+        self.assertGreaterEqual(min(lat), 0.02 * RATE - 5, lat)
         self.assertLessEqual(sd, 2.0, lat)
         self.assertLessEqual(spread, 8.0, lat)
 
