@@ -406,6 +406,10 @@ static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t n
 {
     const struct sample_buffer *b = v->buf;
     uint32_t off = 0;
+    /* The frame of this period at which a requested fade begins: it counts
+     * from the period's start, like `delay`, and holds for this period only. */
+    uint32_t fade_at = v->fade_in;
+    v->fade_in = 0;
 
     if (v->delay) {
         if (v->delay >= nframes) {
@@ -421,13 +425,12 @@ static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t n
             n = nframes - off;
         const float *l = b->ch[0] + v->pos;
         const float *r = b->ch[1] + v->pos;
-        if (v->fade_step > 0 && v->fade_in > 0) {
+        if (v->fade_step > 0 && fade_at > off) {
             /* A fade requested for a frame further into the period: full
              * gain up to there. */
-            if (n > v->fade_in)
-                n = v->fade_in;
+            if (n > fade_at - off)
+                n = fade_at - off;
             mix_const(out_l + off, out_r + off, l, r, v->gain, n);
-            v->fade_in -= n;
         } else if (v->fade_step > 0) {
             /* The ramp reaches zero on frame ceil(gain / step). */
             float left = ceilf(v->gain / v->fade_step);

@@ -63,7 +63,7 @@ struct voice {
     float gain;
     float fade_step;  /* > 0 while fading out: subtracted from gain per frame */
     bool loop;        /* wraps to frame 0 at the end instead of ending */
-    uint32_t fade_in; /* frames of this period to play before a requested fade starts */
+    uint32_t fade_in; /* frame of this period at which a requested fade starts */
     uint32_t delay;   /* frames of this period to wait before starting */
     uint64_t started; /* start order, for stealing the oldest */
 };

@@ -474,6 +474,28 @@ static void test_timed_stop_fades_from_its_frame(void **state)
     assert_true(rec[100] > 0.99f);
 }
 
+/* A voice that starts inside a period and is stopped later in the same
+ * period: the fade starts on the stop's frame of the period, not that many
+ * frames after the voice's own start. */
+static void test_timed_stop_of_a_voice_started_in_the_same_period(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(48000, 1, 0.0f);
+    float *d = sample_buffer_channel(b, 0);
+    for (uint32_t i = 0; i < 48000; i++)
+        d[i] = 1.0f;
+    load(f, 0, b, 1);
+    run(f, PERIOD);
+    send_at(f, CTL_PLAY, 0, 1.0f, f->now + 10);
+    send_at(f, CTL_STOP_SLOT, 0, 0, f->now + 40);
+    run(f, PERIOD);
+    for (uint32_t i = 0; i < 10; i++)
+        assert_true(f->l[i] == 0.0f);
+    for (uint32_t i = 10; i < 40; i++)
+        assert_true(f->l[i] == 1.0f);
+    assert_true(f->l[40] < 1.0f && f->l[40] > 0.99f); /* the ramp starts on frame 40 */
+}
+
 static void test_timed_trigger_steals_at_its_frame(void **state)
 {
     struct fixture *f = *state;
@@ -538,6 +560,7 @@ int main(void)
         T(test_timed_play_starts_on_its_frame),
         T(test_timed_play_in_the_past_is_late_and_immediate),
         T(test_timed_stop_fades_from_its_frame),
+        T(test_timed_stop_of_a_voice_started_in_the_same_period),
         T(test_timed_trigger_steals_at_its_frame),
         T(test_schedule_is_bounded),
     };
