@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <jack/thread.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "memlock.h"
 
 /* libjack reports a missing server in four lines of its own; we say it once,
  * clearly, and keep its words for --verbose. */
@@ -205,6 +207,15 @@ static void connect_outputs(struct audio *a)
     jack_free(ports);
 }
 
+/* Runs on each of libjack's threads, the audio thread among them, before
+ * it does anything else: the stack pages the process callback will use are
+ * touched here, not in its first period. */
+static void audio_thread_init(void *arg)
+{
+    (void)arg;
+    memlock_touch_stack();
+}
+
 int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen)
 {
     a->engine = e;
@@ -217,6 +228,7 @@ int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen)
         return -EIO;
     }
     a->frame_ns = 1e9 / jack_get_sample_rate(a->client);
+    jack_set_thread_init_callback(a->client, audio_thread_init, a);
     jack_set_process_callback(a->client, audio_process, a);
     jack_set_xrun_callback(a->client, on_xrun, a);
     jack_on_shutdown(a->client, on_shutdown, a);
@@ -228,11 +240,16 @@ int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size
     int r = audio_prepare(a, e, err, errlen);
     if (r < 0)
         return r;
+    /* The client's shared segments are mapped by now; the audio thread's
+     * first period must not fault them (or our code) in. */
+    a->locked_bytes = memlock_audio_mappings();
     if (jack_activate(a->client) != 0) {
         snprintf(err, errlen, "cannot activate the JACK client");
         return -EIO;
     }
     a->active = true;
+    /* For top -H, ps -L and the page-fault test. */
+    pthread_setname_np(jack_client_thread_id(a->client), "looperd-audio");
     if (connect)
         connect_outputs(a);
     return 0;

@@ -33,6 +33,7 @@ struct audio {
     double frame_ns;               /* duration of one frame, for the DSP load */
     _Atomic uint64_t xruns;        /* counted by JACK's xrun callback */
     _Atomic uint32_t dsp_peak_ppm; /* worst callback since last taken, per million */
+    long locked_bytes;             /* memlock_audio_mappings() at the last start */
 };
 
 /* Connects to the running JACK server (never starts one) as client `name`.

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memlock.h"
+
 #if defined(__SSE__) || defined(__x86_64__)
 #include <xmmintrin.h>
 #endif
@@ -85,6 +87,11 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
         r = -ENOMEM;
         goto fail;
     }
+    /* calloc leaves fresh pages untouched; the audio thread must not be
+     * the first to write them (memlock.h). */
+    memlock_touch(e->slots, nslots * sizeof(*e->slots));
+    memlock_touch(e->voices, e->npool * sizeof(*e->voices));
+    memlock_touch(e->sched, ENGINE_SCHED * sizeof(*e->sched));
     if ((r = ring_init(&e->cmd, ENGINE_CMD_RING, sizeof(struct ctl_msg))) < 0 ||
         (r = ring_init(&e->load, ENGINE_LOAD_RING, sizeof(struct ctl_msg))) < 0 ||
         (r = ring_init(&e->events, ENGINE_EVENT_RING, sizeof(struct event))) < 0 ||

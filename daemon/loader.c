@@ -231,6 +231,7 @@ int loader_start(struct loader *l, struct engine *e, struct protocol *p,
         l->slots = NULL;
         return -r;
     }
+    pthread_setname_np(l->thread, "looperd-loader");
     l->started = true;
     return 0;
 }

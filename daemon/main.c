@@ -28,6 +28,7 @@
 #include "engine.h"
 #include "loader.h"
 #include "log.h"
+#include "memlock.h"
 #include "notify.h"
 #include "osc.h"
 #include "protocol.h"
@@ -310,8 +311,13 @@ static void log_privileges(struct daemon *d, bool locked)
     bool rt = audio_realtime(&d->audio, &prio);
     char rtbuf[48];
     snprintf(rtbuf, sizeof(rtbuf), "real-time priority %d", prio);
+    char lockbuf[96];
+    snprintf(lockbuf, sizeof(lockbuf),
+             "locked as touched (mlockall; %.1f MiB of audio-thread "
+             "mappings locked up front)",
+             (double)d->audio.locked_bytes / (1024.0 * 1024.0));
     log_notice("memory %s; audio thread %s",
-               locked ? "locked (mlockall)" : "NOT locked (mlockall refused: raise LimitMEMLOCK)",
+               locked ? lockbuf : "NOT locked (mlockall refused: raise LimitMEMLOCK)",
                rt ? rtbuf : "NOT real-time (JACK runs without -R or lacks RTPRIO)");
 }
 
@@ -450,11 +456,14 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    /* Under mlockall every thread's whole stack is resident, and glibc's
-     * default (8 MiB, from RLIMIT_STACK) for each of libjack's threads and
-     * ours would pin tens of MiB for nothing: 256 KiB is plenty for all of
-     * them (the loader, which runs the decoders, asks for more itself).  One
-     * malloc arena for the few threads that allocate, for the same reason. */
+    /* Locked memory is memory nobody else can have.  Under MCL_ONFAULT a
+     * stack costs only the pages it touches, but on a kernel without it
+     * (memlock_all's fallback) every thread's whole stack is resident, and
+     * glibc's default (8 MiB, from RLIMIT_STACK) for each of libjack's
+     * threads and ours would pin tens of MiB for nothing: 256 KiB is plenty
+     * for all of them (the loader, which runs the decoders, asks for more
+     * itself).  One malloc arena for the few threads that allocate: each
+     * arena keeps its own free memory, which stays touched and locked. */
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) == 0) {
         if (pthread_attr_setstacksize(&attr, 256 * 1024) == 0)
@@ -463,10 +472,12 @@ int main(int argc, char **argv)
     }
     mallopt(M_ARENA_MAX, 1);
 
-    /* Lock what we have and will allocate, so neither the audio thread nor
-     * a sample ever takes a page fault.  Refused without CAP_IPC_LOCK or a
-     * large enough RLIMIT_MEMLOCK; we say so below and carry on. */
-    bool locked = mlockall(MCL_CURRENT | MCL_FUTURE) == 0;
+    /* Lock memory as it is touched, so neither the audio thread nor a
+     * sample ever takes a page fault (memlock.h says why "as touched" and
+     * how the audio thread's pages get touched first).  Refused without
+     * CAP_IPC_LOCK or a large enough RLIMIT_MEMLOCK; we say so below and
+     * carry on. */
+    bool locked = memlock_all() == 0;
 
     notify_send("STATUS=Connecting to JACK");
     if (audio_open(&d->audio, d->opt.name, err, sizeof(err)) < 0) {
@@ -516,6 +527,7 @@ int main(int argc, char **argv)
         log_error("cannot start the OSC thread");
         goto out_threads;
     }
+    pthread_setname_np(osc_tid, "looperd-osc");
     osc_running = true;
     log_notice("ready: JACK client '%s' at %u Hz, period %u; OSC on udp %s",
                audio_client_name(&d->audio), rate, audio_period(&d->audio), d->osc.addr_text);

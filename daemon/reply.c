@@ -68,6 +68,7 @@ int replier_start(struct replier *r, struct engine *e, struct protocol *p)
     int err = pthread_create(&r->thread, NULL, replier_main, r);
     if (err != 0)
         return -err;
+    pthread_setname_np(r->thread, "looperd-reply");
     r->started = true;
     return 0;
 }

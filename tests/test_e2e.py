@@ -15,7 +15,7 @@ from array import array
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (fixture_frames, DaemonCase, Recorder, binary_path,  # noqa: E402
-                          deinterleave, find_onset, write_wav)
+                          deinterleave, find_onset, timetag_from_unix, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -146,6 +146,72 @@ class CoreEndToEnd(DaemonCase):
     def test_bad_play_arguments(self):
         self.assertEqual(self.osc.request("/play", 32), ("/fail", ["/play", "id out of range (0..31)", 32]))
         self.assertEqual(self.osc.request("/play", "x")[1][:2], ["/play", "id must be a number"])
+
+
+def thread_faults(pid: int, name: str) -> tuple[int, int]:
+    """(minor, major) page faults so far of the thread of `pid` called
+    `name` (/proc/PID/task/TID/stat, fields 10 and 12)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() != name:
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        return int(fields[7]), int(fields[9])
+    raise AssertionError(f"no thread called {name} in process {pid}")
+
+
+class AudioThreadFaults(DaemonCase):
+    """The audio thread takes no page fault while it works: every page it
+    touches (code, JACK's segments, the engine's pools, its stack, the
+    samples) was touched before its first period, and stays locked
+    (daemon/memlock.h).  Four voices, so that the workload also steals."""
+
+    daemon_args = ("--voices", "4")
+
+    def test_no_page_faults_while_playing(self):
+        tmp = self.tmp.name
+        stereo = os.path.join(tmp, "f-stereo.wav")
+        mono = os.path.join(tmp, "f-mono.wav")
+        other_rate = os.path.join(tmp, "f-44k.wav")
+        write_wav(stereo, fixture_frames(24000, 2), RATE, 2)
+        write_wav(mono, fixture_frames(3000, 1), RATE, 1)
+        write_wav(other_rate, fixture_frames(22050, 2), 44100, 2)
+        for slot, path in ((0, stereo), (1, mono), (2, other_rate)):
+            self.assertEqual(self.osc.request("/load", slot, path, expect=("/done", "/fail"),
+                                              timeout=10)[0], "/done")
+        self.assertEqual(self.osc.request("/ping"), ("/pong", []))
+        pid = self.daemon.proc.pid
+        before = thread_faults(pid, "looperd-audio")
+
+        # Every path of the process callback: plain and timed starts, a
+        # loop, stealing (more voices than four), fades from /stop id,
+        # /unload and /stop, a slot reloaded while its old buffer sounds.
+        for i in range(12):
+            self.osc.send("/play", i % 3, 0.25)
+            time.sleep(0.01)
+        self.osc.send("/loop", 0)
+        now = time.time()
+        self.osc.send_bundle(timetag_from_unix(now + 0.05),
+                             [("/play", [1, 0.5]), ("/play", [2, 0.5])])
+        self.osc.send_bundle(timetag_from_unix(now + 0.1), [("/stop", [2])])
+        time.sleep(0.2)
+        self.osc.send("/stop", 1)
+        self.assertEqual(self.osc.request("/load", 0, other_rate, expect=("/done", "/fail"),
+                                          timeout=10)[0], "/done")
+        self.osc.send("/unload", 2)
+        time.sleep(0.2)
+        self.osc.send("/stop")
+        time.sleep(0.1)
+        self.assertEqual(self.osc.request("/status", expect="/status.reply")[0], "/status.reply")
+        self.assertEqual(self.osc.request("/ping"), ("/pong", []))
+
+        after = thread_faults(pid, "looperd-audio")
+        self.assertEqual(after, before,
+                         f"the audio thread took page faults: (minor, major) {before} -> {after}")
 
 
 class NoServer(unittest.TestCase):
