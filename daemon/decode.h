@@ -3,7 +3,9 @@
  * Runs on the loader thread only (it does file I/O and allocates).  libsndfile
  * reads every format it knows (WAV, AIFF, FLAC, Ogg Vorbis, Opus, MP3, ...);
  * a file already at the engine rate is copied through bit-exact, any other
- * rate is converted with libsoxr.
+ * rate is converted with libsoxr.  A conversion may decode on a helper
+ * thread of its own (signals blocked), always joined before decode_file()
+ * returns.
  *
  * The path is opened with O_NONBLOCK and checked to be a regular file before
  * anything reads it, so a FIFO or a device can never block the loader.

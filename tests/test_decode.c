@@ -8,6 +8,12 @@
  * dlsym(RTLD_NEXT)) so a test can make a file report an unknown length
  * (SF_COUNT_MAX), which no regular file does on its own; that drives the
  * decoder's grow-as-you-go path with real data.
+ *
+ * pthread_create() and pthread_join() are interposed the same way, to see
+ * the reader thread of the conversion pipeline (its stack size, its signal
+ * mask, that it is always joined) and to make its creation fail, which
+ * forces the sequential path: the reference the pipelined output must match
+ * bit for bit, and whose error reasons it must give word for word.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -15,8 +21,11 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +41,7 @@
 
 #include <cmocka.h>
 #include <sndfile.h>
+#include <soxr.h>
 
 #include "decode.h"
 #include "sample.h"
@@ -61,6 +71,76 @@ SNDFILE *sf_open_fd(int fd, int mode, SF_INFO *info, int close_desc)
     else if (sf)
         info->frames += fake_extra_frames;
     return sf;
+}
+
+/* ---- pthread_create / pthread_join interposition ------------------------ */
+
+static bool fake_thread_failure; /* pthread_create fails with EAGAIN */
+static int threads_created;      /* successful pthread_create calls */
+static int threads_joined;       /* successful pthread_join calls */
+static atomic_int threads_running;
+static size_t thread_stack;  /* stack size the last thread was given (0: default) */
+static sigset_t thread_mask; /* the last thread's signal mask, as it started */
+
+struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static void *thread_trampoline(void *p)
+{
+    struct thread_start ts = *(struct thread_start *)p;
+    free(p);
+    pthread_sigmask(SIG_BLOCK, NULL, &thread_mask);
+    atomic_fetch_add(&threads_running, 1);
+    void *r = ts.fn(ts.arg);
+    atomic_fetch_sub(&threads_running, 1);
+    return r;
+}
+
+static void *next_symbol(const char *name)
+{
+    void *sym = dlsym(RTLD_NEXT, name);
+    if (!sym)
+        abort();
+    return sym;
+}
+
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+    if (!real) {
+        void *sym = next_symbol("pthread_create");
+        memcpy(&real, &sym, sizeof(sym));
+    }
+    if (fake_thread_failure)
+        return EAGAIN;
+    thread_stack = 0;
+    if (attr && pthread_attr_getstacksize(attr, &thread_stack) != 0)
+        abort();
+    struct thread_start *ts = malloc(sizeof(*ts));
+    if (!ts)
+        return EAGAIN;
+    *ts = (struct thread_start){fn, arg};
+    int e = real(thread, attr, thread_trampoline, ts);
+    if (e != 0)
+        free(ts);
+    else
+        threads_created++;
+    return e;
+}
+
+int pthread_join(pthread_t thread, void **ret)
+{
+    static int (*real)(pthread_t, void **);
+    if (!real) {
+        void *sym = next_symbol("pthread_join");
+        memcpy(&real, &sym, sizeof(sym));
+    }
+    int e = real(thread, ret);
+    if (e == 0)
+        threads_joined++;
+    return e;
 }
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -213,6 +293,7 @@ static int test_teardown(void **state)
     (void)state;
     fake_unknown_length = false;
     fake_extra_frames = 0;
+    fake_thread_failure = false;
     return 0;
 }
 
@@ -593,6 +674,330 @@ static void test_unknown_length(void **state)
     decode_fails(path, 48000, 96000 * 2 * sizeof(float) - 1, -E2BIG);
 }
 
+/* ---- the conversion pipeline (decode on a reader thread) ---------------- */
+
+#define BLOCK 65536 /* decode.c's DECODE_BLOCK */
+
+/* decode_file() with the reader thread made impossible: the sequential
+ * path.  Returns its result; the reason is in errbuf. */
+static int decode_sequential(const char *path, uint32_t rate, size_t max_bytes,
+                             struct sample_buffer **b)
+{
+    int created = threads_created;
+    fake_thread_failure = true;
+    errbuf[0] = '\0';
+    int r = decode_file(path, rate, max_bytes, b, errbuf, sizeof(errbuf));
+    fake_thread_failure = false;
+    assert_int_equal(threads_created, created);
+    return r;
+}
+
+/* Checks that exactly `n` threads were started since `created` and that
+ * every one of them was joined and has finished. */
+static void check_threads(int created, int n)
+{
+    assert_int_equal(threads_created, created + n);
+    assert_int_equal(threads_joined, threads_created);
+    assert_int_equal(atomic_load(&threads_running), 0);
+}
+
+/* Same frames, same channels, same bits (NaN and -0 included). */
+static void assert_same_buffer(const struct sample_buffer *a, const struct sample_buffer *b)
+{
+    assert_int_equal(a->frames, b->frames);
+    assert_int_equal(a->channels, b->channels);
+    assert_int_equal(a->rate, b->rate);
+    for (uint32_t c = 0; c < a->channels; c++)
+        for (uint32_t i = 0; i < a->frames; i++)
+            if (memcmp(&a->ch[c][i], &b->ch[c][i], sizeof(float)) != 0)
+                fail_msg("channel %u frame %u: %.9g vs %.9g", c, i, a->ch[c][i], b->ch[c][i]);
+}
+
+/* Stereo 16-bit noise of `frames` frames at `rate` in `format`. */
+static void write_noise(const char *path, int format, int rate, size_t frames)
+{
+    short *x = malloc(frames * 2 * sizeof(short));
+    assert_non_null(x);
+    uint32_t seed = 12345;
+    for (size_t i = 0; i < 2 * frames; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (short)(seed >> 16);
+    }
+    write_short(path, format, 2, rate, x, (sf_count_t)frames);
+    free(x);
+}
+
+/* The conversion done here on one thread, as plainly as it can be: the
+ * file read in blocks of BLOCK frames by libsndfile, each fed to soxr
+ * (SOXR_HQ, interleaved in, split out) with the calls decode.c makes for a
+ * file of known length, into a buffer of round(frames * rate / in_rate)
+ * frames, the rest zero. */
+static struct sample_buffer *soxr_reference(const char *path, uint32_t rate)
+{
+    SF_INFO info;
+    memset(&info, 0, sizeof(info));
+    SNDFILE *sf = sf_open(path, SFM_READ, &info);
+    assert_non_null(sf);
+    uint32_t ch = (uint32_t)info.channels;
+    uint64_t in_rate = (uint64_t)info.samplerate;
+    uint32_t out = (uint32_t)(((uint64_t)info.frames * rate + in_rate / 2) / in_rate);
+    struct sample_buffer *y = sample_buffer_new(out, ch, rate);
+    assert_non_null(y);
+    for (uint32_t c = 0; c < ch; c++)
+        memset(sample_buffer_channel(y, c), 0, (size_t)out * sizeof(float));
+    float *blk = malloc((size_t)BLOCK * ch * sizeof(float));
+    assert_non_null(blk);
+
+    soxr_error_t e = NULL;
+    soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_S);
+    soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
+    soxr_t s = soxr_create((double)in_rate, rate, ch, &e, &io, &q, NULL);
+    assert_non_null(s);
+    assert_null(e);
+    uint32_t filled = 0;
+    sf_count_t got;
+    while (filled < out && (got = sf_readf_float(sf, blk, BLOCK)) > 0) {
+        const float *in = blk;
+        size_t left = (size_t)got;
+        while (left > 0 && filled < out) {
+            float *outs[2] = {sample_buffer_channel(y, 0) + filled,
+                              sample_buffer_channel(y, ch - 1) + filled};
+            size_t idone = 0, odone = 0;
+            assert_null(soxr_process(s, in, left, &idone, outs, out - filled, &odone));
+            assert_true(idone > 0 || odone > 0);
+            filled += (uint32_t)odone;
+            in += idone * ch;
+            left -= idone;
+        }
+    }
+    while (filled < out) {
+        float *outs[2] = {sample_buffer_channel(y, 0) + filled,
+                          sample_buffer_channel(y, ch - 1) + filled};
+        size_t odone = 0;
+        assert_null(soxr_process(s, NULL, 0, NULL, outs, out - filled, &odone));
+        if (odone == 0)
+            break;
+        filled += (uint32_t)odone;
+    }
+    soxr_delete(s);
+    sf_close(sf);
+    free(blk);
+    return y;
+}
+
+/* A conversion many blocks long runs on the reader thread, which has its
+ * 1 MiB stack and every asynchronous signal blocked, and is joined; its
+ * output is bit for bit the single-threaded conversion's, done here and by
+ * decode.c's own sequential path. */
+static void test_pipeline_matches_single_thread(void **state)
+{
+    (void)state;
+    const size_t n = 5 * BLOCK + 4321;
+    short *x = malloc(n * 2 * sizeof(short));
+    assert_non_null(x);
+    uint32_t seed = 7;
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        double t = (double)i / 44100.0;
+        x[2 * i] = (short)(12000.0 * sin(2.0 * PI * 440.0 * t) + (double)(seed >> 22));
+        x[2 * i + 1] = (short)(9000.0 * sin(2.0 * PI * 3300.0 * t) - (double)(seed >> 21));
+    }
+    const char *path = fixture("pipeline.flac");
+    write_short(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2, 44100, x, (sf_count_t)n);
+    free(x);
+
+    sigset_t before, after;
+    pthread_sigmask(SIG_BLOCK, NULL, &before);
+    int created = threads_created;
+    struct sample_buffer *b = decode_ok(path, 48000, 0);
+    check_threads(created, 1);
+    assert_int_equal(b->frames, 361362); /* round(332001 * 48000 / 44100) */
+    assert_int_equal(b->channels, 2);
+
+    /* The reader thread: 1 MiB of stack, signals blocked (the daemon's own,
+     * and any other a process may be sent) but the synchronous ones.  The
+     * caller's mask is as it was. */
+    assert_int_equal(thread_stack, 1024 * 1024);
+    static const int blocked[] = {SIGINT,  SIGTERM, SIGHUP,  SIGUSR1, SIGUSR2,
+                                  SIGALRM, SIGCHLD, SIGPIPE, SIGQUIT};
+    for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++) {
+        if (!sigismember(&thread_mask, blocked[i]))
+            fail_msg("signal %d not blocked in the reader thread", blocked[i]);
+        assert_false(sigismember(&before, blocked[i])); /* blocked by decode.c */
+    }
+    assert_false(sigismember(&thread_mask, SIGSEGV));
+    assert_false(sigismember(&thread_mask, SIGBUS));
+    pthread_sigmask(SIG_BLOCK, NULL, &after);
+    for (int sig = 1; sig < SIGRTMIN; sig++)
+        assert_int_equal(sigismember(&before, sig), sigismember(&after, sig));
+
+    /* Not just any plausible output: exactly the single-threaded one. */
+    struct sample_buffer *ref = soxr_reference(path, 48000);
+    assert_same_buffer(b, ref);
+    sample_buffer_free(ref);
+
+    /* The thread cannot be started: the load goes on sequentially, same bits. */
+    struct sample_buffer *seq = NULL;
+    assert_int_equal(decode_sequential(path, 48000, 0, &seq), 0);
+    assert_string_equal(errbuf, "");
+    assert_same_buffer(b, seq);
+    sample_buffer_free(seq);
+    sample_buffer_free(b);
+
+    /* Downwards too, and mono. */
+    x = malloc(n * sizeof(short));
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (short)(16000.0 * sin(2.0 * PI * 1000.0 * (double)i / 96000.0) + (double)(i % 97));
+    path = fixture("pipeline-mono.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 96000, x, (sf_count_t)n);
+    free(x);
+    created = threads_created;
+    b = decode_ok(path, 44100, 0);
+    check_threads(created, 1);
+    assert_int_equal(b->frames, 152513); /* round(332001 * 44100 / 96000) */
+    assert_int_equal(decode_sequential(path, 44100, 0, &seq), 0);
+    assert_same_buffer(b, seq);
+    sample_buffer_free(seq);
+    sample_buffer_free(b);
+}
+
+/* Known lengths of up to two blocks convert without a thread; one frame
+ * more and the reader starts. */
+static void test_pipeline_short_files_sequential(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t frames;
+        int threads;
+    } cases[] = {{1000, 0}, {BLOCK, 0}, {2 * BLOCK, 0}, {2 * BLOCK + 1, 1}};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const char *path = fixture("short.wav");
+        write_noise(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 44100, cases[k].frames);
+        int created = threads_created;
+        struct sample_buffer *b = decode_ok(path, 48000, 0);
+        check_threads(created, cases[k].threads);
+        struct sample_buffer *ref = soxr_reference(path, 48000);
+        assert_same_buffer(b, ref);
+        sample_buffer_free(ref);
+        sample_buffer_free(b);
+    }
+}
+
+/* A FLAC cut short fails on the reader thread, at the start, in the middle
+ * or at the very end: refused as corrupt, with the sequential path's code
+ * and reason word for word, and the thread joined. */
+static void test_pipeline_corrupt_flac(void **state)
+{
+    (void)state;
+    const size_t n = 400000;
+    const char *path = fixture("pipeline-trunc.flac");
+    static const double keep[] = {0.1, 0.5, 0.95, 0.999};
+    for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++) {
+        write_noise(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 44100, n);
+        long size = file_size(path);
+        assert_int_equal(truncate(path, (off_t)((double)size * keep[k])), 0);
+
+        struct sample_buffer *b = NULL;
+        assert_int_equal(decode_sequential(path, 48000, 0, &b), -EINVAL);
+        assert_null(b);
+        char want[sizeof(errbuf)];
+        snprintf(want, sizeof(want), "%s", errbuf);
+        assert_true(strncmp(want, "corrupt audio data", 18) == 0);
+
+        int created = threads_created;
+        decode_fails(path, 48000, 0, -EINVAL);
+        check_threads(created, 1);
+        assert_string_equal(errbuf, want);
+
+        /* A reason buffer too short for it gets the same truncation. */
+        char tiny[12];
+        b = NULL;
+        assert_int_equal(decode_file(path, 48000, 0, &b, tiny, sizeof(tiny)), -EINVAL);
+        assert_null(b);
+        assert_true(strncmp(tiny, want, sizeof(tiny) - 1) == 0);
+        assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
+    }
+}
+
+/* The reader reads ahead of the converter, but its errors count only when
+ * the converter gets to them: a file whose reported length is complete
+ * before a bad block loads (the sequential path never reads that block),
+ * with no reason left behind.  The length is understated by the sf_open_fd
+ * wrapper (libsndfile itself reads on); the cut lies just past the third
+ * block, which the converter needs almost all of, so the reader has long
+ * failed on the fourth by then. */
+static void test_pipeline_error_after_output_complete(void **state)
+{
+    (void)state;
+    const size_t n = 400000;
+    const char *path = fixture("pipeline-early.flac");
+    write_noise(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 44100, n);
+    long size = file_size(path);
+    assert_int_equal(truncate(path, (off_t)((double)size * (3.0 * BLOCK + 3000) / (double)n)), 0);
+    decode_fails(path, 48000, 0, -EINVAL); /* the whole of it does not load */
+
+    fake_extra_frames = (sf_count_t)(3 * BLOCK - 4000) - (sf_count_t)n;
+    struct sample_buffer *seq = NULL;
+    if (decode_sequential(path, 48000, 0, &seq) != 0)
+        fail_msg("sequential: %s", errbuf);
+    assert_int_equal(seq->frames, 209641); /* round(192608 * 48000 / 44100) */
+    for (int i = 0; i < 5; i++) {
+        int created = threads_created;
+        struct sample_buffer *b = decode_ok(path, 48000, 0); /* errbuf stays empty */
+        check_threads(created, 1);
+        assert_same_buffer(b, seq);
+        sample_buffer_free(b);
+    }
+    sample_buffer_free(seq);
+}
+
+/* Unknown length on the reader thread: the buffer grows as blocks come,
+ * and max_bytes, hit while converting or while draining the rest, fails
+ * with the sequential path's code and reason. */
+static void test_pipeline_unknown_length(void **state)
+{
+    (void)state;
+    const size_t n = 400000;
+    const char *path = fixture("pipeline-unknown.wav");
+    write_noise(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 44100, n);
+    const uint32_t want = 435374; /* round(400000 * 48000 / 44100) */
+    const size_t exact = (size_t)want * 2 * sizeof(float);
+
+    fake_unknown_length = true;
+    struct sample_buffer *seq = NULL;
+    assert_int_equal(decode_sequential(path, 48000, 0, &seq), 0);
+    assert_int_equal(seq->frames, want);
+    for (int limited = 0; limited < 2; limited++) {
+        int created = threads_created;
+        struct sample_buffer *b = decode_ok(path, 48000, limited ? exact : 0);
+        check_threads(created, 1);
+        assert_same_buffer(b, seq);
+        sample_buffer_free(b);
+    }
+    sample_buffer_free(seq);
+
+    /* Over the limit: found by the reader on the last block (one byte
+     * over), on the fourth (twice over: 262144 frames make 285326), and on
+     * the first, before the converter has had anything. */
+    static const size_t limits[] = {exact - 1, exact / 2, 100000};
+    static const char *const reasons[] = {
+        "file too large (more than 3.4 MiB decoded; limit 3.3 MiB)",
+        "file too large (more than 2.2 MiB decoded; limit 1.6 MiB)",
+        "file too large (more than 0.6 MiB decoded; limit 0.0 MiB)",
+    };
+    for (size_t k = 0; k < sizeof(limits) / sizeof(limits[0]); k++) {
+        struct sample_buffer *b = NULL;
+        assert_int_equal(decode_sequential(path, 48000, limits[k], &b), -E2BIG);
+        assert_null(b);
+        assert_string_equal(errbuf, reasons[k]);
+        int created = threads_created;
+        decode_fails(path, 48000, limits[k], -E2BIG);
+        check_threads(created, 1);
+        assert_string_equal(errbuf, reasons[k]);
+    }
+}
+
 /* ---- refusals ------------------------------------------------------------ */
 
 static void test_missing_and_bad_paths(void **state)
@@ -831,6 +1236,11 @@ int main(void)
         cmocka_unit_test_teardown(test_truncated_flac, test_teardown),
         cmocka_unit_test_teardown(test_overstated_length, test_teardown),
         cmocka_unit_test_teardown(test_unknown_length, test_teardown),
+        cmocka_unit_test_teardown(test_pipeline_matches_single_thread, test_teardown),
+        cmocka_unit_test_teardown(test_pipeline_short_files_sequential, test_teardown),
+        cmocka_unit_test_teardown(test_pipeline_corrupt_flac, test_teardown),
+        cmocka_unit_test_teardown(test_pipeline_error_after_output_complete, test_teardown),
+        cmocka_unit_test_teardown(test_pipeline_unknown_length, test_teardown),
         cmocka_unit_test_teardown(test_missing_and_bad_paths, test_teardown),
         cmocka_unit_test_teardown(test_directory, test_teardown),
         cmocka_unit_test_teardown(test_fifo_does_not_block, test_teardown),
