@@ -1,24 +1,55 @@
-/* bench_onsets.c - onset times of clicks on a JACK port, against the wall clock.
+/* bench_onsets.c - onset times of clicks on a JACK port, with two clocks.
  *
  *   bench_onsets --name NAME --connect PORT --seconds S --out FILE
  *
- * A passive JACK client with one input.  Its process callback reads
- * CLOCK_REALTIME as it starts (the raw wake-up time, not JACK's smoothed
- * estimate) and jack_last_frame_time(), and notes the frame of every click:
- * the first sample above 0.5 after at least 2400 frames below it.  Both go
- * into preallocated arrays; nothing is allocated or printed in the callback.
- * After S seconds (or SIGTERM/SIGINT) it writes FILE as JSON:
+ * A passive JACK client with one input.  It notes the frame of every click
+ * (the first sample above 0.5 after at least 2400 frames below it) and, for
+ * every cycle, two views of when that cycle's frames sound:
+ *
+ * - JACK's own: jack_get_cycle_times() - the cycle's first frame, and the
+ *   microsecond times (JACK's clock, jack_get_time()) at which that frame and
+ *   the next cycle's first frame are due, from JACK's delay-locked loop.
+ * - The raw wake-up: CLOCK_REALTIME as the callback starts, with
+ *   jack_last_frame_time().
+ *
+ * All of it goes into preallocated, pre-touched arrays; nothing is
+ * allocated, locked or printed in the callback.  Outside the callback, once
+ * before "ready" and once at the end, it reads CLOCK_REALTIME minus
+ * jack_get_time(): the tightest of 64 readings of the wall clock on both
+ * sides of one jack_get_time() (as tests/jack_record.c does).  After S
+ * seconds (or SIGTERM/SIGINT) it writes FILE as JSON:
  *
  *   {"rate": R, "period": P, "xruns": X,
+ *    "wall_minus_jack_us": [start, end],
+ *    "jcycles": [[frame, usecs, next_usecs], ...],
  *    "cycles": [[frame, wall_ns], ...], "onsets": [frame, ...]}
  *
- * The reader maps a frame to the wall clock through the cycles: the dummy
- * backend has no sound card, so frame F "sounds" when its period is due,
- * which is the lower envelope of wall_ns - frame / R over nearby cycles
- * (a callback never starts before its period is due; it may start late).
- * Why not JACK's own frame <-> time mapping: on the dummy backend its
- * delay-locked loop wanders by tens to hundreds of frames after an xrun,
- * which would swamp the one-frame errors being measured.
+ * Two references for "the frame a wall-clock time W sounds at":
+ *
+ * - Primary, JACK's mapping: with off = wall_minus_jack_us, W - off is a
+ *   time on JACK's clock, and it maps to frame
+ *       frame_k + (W - off - usecs_k) / (next_usecs_k - usecs_k) * P
+ *   with k the cycle whose [usecs, next_usecs) holds it - what
+ *   jack_time_to_frames() does, and what tests/test_timing.py (ClockMap)
+ *   measures against.  It is the reference that counts: the DLL follows the
+ *   clock that moves the frames (a sound card's; here the dummy backend's
+ *   timer), a period's frames leave at the period boundary it estimates, not
+ *   when a callback happened to run, and a JACK client that places an event
+ *   on a frame (looperd; scsynth) can only do it through this mapping or an
+ *   estimate of its own.
+ * - Secondary, callback start: the lower envelope of wall_ns - frame / R
+ *   over nearby cycles (a callback never starts before its period is due; it
+ *   may start late).  It needs no DLL, but it is an estimate from the
+ *   earliest wake-up near each event, so it carries the wake-up delay, and
+ *   it is what the bench used to report.
+ *
+ * The two agree to a frame or two while the DLL is settled.  On the dummy
+ * backend they part after an xrun: the cycle that follows has times JACK2
+ * reports inconsistently (next_usecs before usecs; the reader skips it), and
+ * then the wake-ups run milliseconds after the DLL's times, which close in
+ * over seconds.  A client that schedules by the DLL (looperd) stays on
+ * JACK's clock through that and is tens to hundreds of frames off the
+ * callback-start reference; the reader prints the xruns beside the errors.
  */
 #include <jack/jack.h>
 #include <signal.h>
@@ -27,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,11 +66,14 @@
 #define MAX_ONSETS 100000
 #define THRESH 0.5f
 #define REARM 2400
+#define CLOCK_READINGS 64
 
 static jack_client_t *client;
 static jack_port_t *in_port;
 static uint32_t(*cyc_frame);
 static int64_t *cyc_wall;
+static uint32_t *jcyc_frame; /* jack_get_cycle_times() of every cycle */
+static uint64_t *jcyc_usecs, *jcyc_next;
 static uint32_t *onset;
 static atomic_uint ncyc, nons, xruns;
 static uint32_t quiet = REARM; /* frames below threshold so far */
@@ -50,10 +85,18 @@ static int process(jack_nframes_t n, void *arg)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint32_t f0 = jack_last_frame_time(client);
+    jack_nframes_t cf = f0;
+    jack_time_t cu = 0, nu = 0;
+    float period_usecs;
+    if (jack_get_cycle_times(client, &cf, &cu, &nu, &period_usecs) != 0)
+        cu = nu = 0; /* not available: the reader skips this cycle */
     unsigned c = atomic_load_explicit(&ncyc, memory_order_relaxed);
     if (c < MAX_CYCLES) {
         cyc_frame[c] = f0;
         cyc_wall[c] = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        jcyc_frame[c] = cf;
+        jcyc_usecs[c] = cu;
+        jcyc_next[c] = nu;
         atomic_store_explicit(&ncyc, c + 1, memory_order_release);
     }
     const float *x = jack_port_get_buffer(in_port, n);
@@ -81,6 +124,40 @@ static int on_xrun(void *arg)
     return 0;
 }
 
+/* CLOCK_REALTIME minus jack_get_time(), in microseconds: the reading with
+ * the shortest wall-clock bracket of CLOCK_READINGS tries (the approach of
+ * tests/jack_record.c). */
+static double wall_minus_jack_us(void)
+{
+    double best = 0, best_width = -1;
+    for (int i = 0; i < CLOCK_READINGS; i++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_REALTIME, &a);
+        jack_time_t j = jack_get_time();
+        clock_gettime(CLOCK_REALTIME, &b);
+        double ua = a.tv_sec * 1e6 + a.tv_nsec * 1e-3;
+        double ub = b.tv_sec * 1e6 + b.tv_nsec * 1e-3;
+        if (best_width < 0 || ub - ua < best_width) {
+            best_width = ub - ua;
+            best = (ua + ub) * 0.5 - (double)j;
+        }
+    }
+    return best;
+}
+
+/* n bytes, every page written now (0xff, so the compiler cannot turn it
+ * into calloc) and locked if permitted, so the callback takes no page
+ * faults; the contents are overwritten before they are read. */
+static void *prefaulted(size_t n)
+{
+    void *p = malloc(n);
+    if (p) {
+        memset(p, 0xff, n);
+        (void)mlock(p, n); /* best effort; needs RLIMIT_MEMLOCK */
+    }
+    return p;
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -105,10 +182,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_onsets --name N [--connect PORT] --seconds S --out FILE\n");
         return 2;
     }
-    cyc_frame = calloc(MAX_CYCLES, sizeof(*cyc_frame));
-    cyc_wall = calloc(MAX_CYCLES, sizeof(*cyc_wall));
-    onset = calloc(MAX_ONSETS, sizeof(*onset));
-    if (!cyc_frame || !cyc_wall || !onset)
+    cyc_frame = prefaulted(MAX_CYCLES * sizeof(*cyc_frame));
+    cyc_wall = prefaulted(MAX_CYCLES * sizeof(*cyc_wall));
+    jcyc_frame = prefaulted(MAX_CYCLES * sizeof(*jcyc_frame));
+    jcyc_usecs = prefaulted(MAX_CYCLES * sizeof(*jcyc_usecs));
+    jcyc_next = prefaulted(MAX_CYCLES * sizeof(*jcyc_next));
+    onset = prefaulted(MAX_ONSETS * sizeof(*onset));
+    if (!cyc_frame || !cyc_wall || !jcyc_frame || !jcyc_usecs || !jcyc_next || !onset)
         return 1;
     jack_status_t st;
     client = jack_client_open(name, JackNoStartServer, &st);
@@ -129,17 +209,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_onsets: cannot connect %s\n", src);
         return 1;
     }
+    double off[2];
+    off[0] = wall_minus_jack_us();
     printf("ready\n");
     fflush(stdout);
     for (double t = 0; t < seconds && !stop; t += 0.01)
         usleep(10000);
+    off[1] = wall_minus_jack_us();
     jack_deactivate(client);
     unsigned nc = atomic_load(&ncyc), no = atomic_load(&nons);
     FILE *f = fopen(out, "w");
     if (!f)
         return 1;
-    fprintf(f, "{\"rate\": %u, \"period\": %u, \"xruns\": %u, \"cycles\": [",
-            jack_get_sample_rate(client), jack_get_buffer_size(client), atomic_load(&xruns));
+    fprintf(f, "{\"rate\": %u, \"period\": %u, \"xruns\": %u", jack_get_sample_rate(client),
+            jack_get_buffer_size(client), atomic_load(&xruns));
+    fprintf(f, ", \"wall_minus_jack_us\": [%.3f, %.3f], \"jcycles\": [", off[0], off[1]);
+    const char *sep = "";
+    for (unsigned i = 0; i < nc; i++) {
+        if (!jcyc_usecs[i])
+            continue;
+        fprintf(f, "%s[%u, %llu, %llu]", sep, jcyc_frame[i], (unsigned long long)jcyc_usecs[i],
+                (unsigned long long)jcyc_next[i]);
+        sep = ", ";
+    }
+    fprintf(f, "], \"cycles\": [");
     for (unsigned i = 0; i < nc; i++)
         fprintf(f, "%s[%u, %lld]", i ? ", " : "", cyc_frame[i], (long long)cyc_wall[i]);
     fprintf(f, "], \"onsets\": [");
