@@ -112,7 +112,8 @@
 #include <sndfile.h>
 #include <soxr.h>
 
-#define DECODE_BLOCK 65536 /* frames per sf_readf_float call */
+#define DECODE_BLOCK 65536    /* frames per sf_readf_float call */
+#define DECODE_S16_BLOCK 8192 /* frames per sf_readf_short call (see decode_direct) */
 
 /* Longest libsndfile message worth quoting in a reason. */
 #define DECODE_LIBMSG_MAX 80
@@ -125,6 +126,7 @@ struct decoder {
     uint32_t rate;
     bool known;          /* sf_info.frames is a real count */
     bool sanitize;       /* float/double source: may hold NaN/Inf */
+    bool pcm16;          /* 16-bit PCM: read as integers at the engine rate */
     uint64_t in_frames;  /* reported input length (when known) */
     uint64_t out_frames; /* output length for in_frames (when known) */
     uint64_t in_done;    /* input frames decoded so far */
@@ -292,11 +294,13 @@ static void sanitize(float *x, size_t n)
             x[i] = 0.0f;
 }
 
-/* Reads up to `want` frames into `dst`.  Returns the count (0 at the end) or
- * a negative errno if libsndfile reports an error. */
-static int64_t read_block(struct decoder *d, float *dst, uint64_t want)
+/* Reads up to `want` frames into `dst`, as floats or (`s16`) as 16-bit
+ * integers.  Returns the count (0 at the end) or a negative errno if
+ * libsndfile reports an error. */
+static int64_t read_frames(struct decoder *d, void *dst, uint64_t want, bool s16)
 {
-    sf_count_t got = sf_readf_float(d->sf, dst, (sf_count_t)want);
+    sf_count_t got = s16 ? sf_readf_short(d->sf, dst, (sf_count_t)want)
+                         : sf_readf_float(d->sf, dst, (sf_count_t)want);
     int e = sf_error(d->sf);
     if (e != SF_ERR_NO_ERROR) {
         char msg[DECODE_LIBMSG_MAX + 1];
@@ -309,13 +313,18 @@ static int64_t read_block(struct decoder *d, float *dst, uint64_t want)
     }
     if (got <= 0)
         return 0;
-    if (d->sanitize)
+    if (d->sanitize && !s16)
         sanitize(dst, (size_t)got * d->channels);
     d->in_done += (uint64_t)got;
     /* Unknown length: fail as soon as the result is certain to be too big. */
     if (!d->known && out_len(d, d->in_done) > d->max_frames)
         return fail_too_large(d, out_len(d, d->in_done), true);
     return got;
+}
+
+static int64_t read_block(struct decoder *d, float *dst, uint64_t want)
+{
+    return read_frames(d, dst, want, false);
 }
 
 /* ---- the reader thread ---------------------------------------------------- */
@@ -536,6 +545,26 @@ static int decode_direct(struct decoder *d)
             if (got <= 0)
                 return (int)got;
             d->filled += (uint32_t)got;
+        } else if (d->pcm16) {
+            /* 16-bit PCM: libsndfile copies the integers, and one pass here
+             * scales and deinterleaves them.  x * 2^-15 is exactly the float
+             * libsndfile's own conversion gives (SFC_SET_NORM_FLOAT), so
+             * this only saves a pass over twice the bytes.  Smaller blocks
+             * keep the integers in cache between the two passes. */
+            if (want > DECODE_S16_BLOCK)
+                want = DECODE_S16_BLOCK;
+            int64_t got = read_frames(d, d->scratch, want, true);
+            if (got <= 0)
+                return (int)got;
+            float *l = sample_buffer_channel(d->buf, 0) + d->filled;
+            float *rr = sample_buffer_channel(d->buf, 1) + d->filled;
+            const short *in = (const short *)d->scratch;
+            const float scale = 1.0f / 32768.0f;
+            for (int64_t i = 0; i < got; i++) {
+                l[i] = (float)in[2 * i] * scale;
+                rr[i] = (float)in[2 * i + 1] * scale;
+            }
+            d->filled += (uint32_t)got;
         } else {
             int64_t got = read_block(d, d->scratch, want);
             if (got <= 0)
@@ -718,6 +747,7 @@ static int prepare(struct decoder *d, const SF_INFO *info)
     d->in_rate = (uint32_t)info->samplerate;
     int sub = info->format & SF_FORMAT_SUBMASK;
     d->sanitize = sub == SF_FORMAT_FLOAT || sub == SF_FORMAT_DOUBLE;
+    d->pcm16 = sub == SF_FORMAT_PCM_16;
 
     d->max_frames = UINT32_MAX;
     if (d->max_bytes > 0) {
