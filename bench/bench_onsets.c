@@ -62,6 +62,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/jack_clock.h"
+
 #define MAX_CYCLES (750 * 600) /* ten minutes at 48 kHz / 64 */
 #define MAX_ONSETS 100000
 #define THRESH 0.5f
@@ -122,27 +124,6 @@ static int on_xrun(void *arg)
     (void)arg;
     atomic_fetch_add(&xruns, 1);
     return 0;
-}
-
-/* CLOCK_REALTIME minus jack_get_time(), in microseconds: the reading with
- * the shortest wall-clock bracket of CLOCK_READINGS tries (the approach of
- * tests/jack_record.c). */
-static double wall_minus_jack_us(void)
-{
-    double best = 0, best_width = -1;
-    for (int i = 0; i < CLOCK_READINGS; i++) {
-        struct timespec a, b;
-        clock_gettime(CLOCK_REALTIME, &a);
-        jack_time_t j = jack_get_time();
-        clock_gettime(CLOCK_REALTIME, &b);
-        double ua = a.tv_sec * 1e6 + a.tv_nsec * 1e-3;
-        double ub = b.tv_sec * 1e6 + b.tv_nsec * 1e-3;
-        if (best_width < 0 || ub - ua < best_width) {
-            best_width = ub - ua;
-            best = (ua + ub) * 0.5 - (double)j;
-        }
-    }
-    return best;
 }
 
 /* n bytes, every page written now (0xff, so the compiler cannot turn it
@@ -210,12 +191,12 @@ int main(int argc, char **argv)
         return 1;
     }
     double off[2];
-    off[0] = wall_minus_jack_us();
+    off[0] = wall_minus_jack_us(CLOCK_READINGS);
     printf("ready\n");
     fflush(stdout);
     for (double t = 0; t < seconds && !stop; t += 0.01)
         usleep(10000);
-    off[1] = wall_minus_jack_us();
+    off[1] = wall_minus_jack_us(CLOCK_READINGS);
     jack_deactivate(client);
     unsigned nc = atomic_load(&ncyc), no = atomic_load(&nons);
     FILE *f = fopen(out, "w");

@@ -706,22 +706,27 @@ def main():
             finally:
                 srv.close()
 
-        log("looperd ...")
-        srv = Looperd(jack, looperd_bin)
-        try:
+        def common_rows(srv, tag):
+            """The rows both servers get, in the same order: R[name_tag]."""
             if full:
-                R["rtt_l"] = m_rtt(srv, n_rtt)
-                R["load_wav_l"] = m_load(srv, 0, wav, reps)
-                R["load_flac_l"] = m_load(srv, 0, flac, reps)
+                R["rtt_" + tag] = m_rtt(srv, n_rtt)
+                R["load_wav_" + tag] = m_load(srv, 0, wav, reps)
+                R["load_flac_" + tag] = m_load(srv, 0, flac, reps)
             srv.load(0, click)
             if want("onset"):
-                R["onset_l"] = m_onset(jack, onset_bin, srv, 0, n_onsets, True)
-                log_onset("looperd", R["onset_l"])
+                R["onset_" + tag] = m_onset(jack, onset_bin, srv, 0, n_onsets, True)
+                log_onset(srv.label, R["onset_" + tag])
             if want("latency"):
-                R["plain_l"] = m_onset(jack, onset_bin, srv, 0, n_onsets, False, 0.1)
+                R["plain_" + tag] = m_onset(jack, onset_bin, srv, 0, n_onsets, False, 0.1)
             if full:
                 for i in range(32):
                     srv.load(i, wav)
+
+        log("looperd ...")
+        srv = Looperd(jack, looperd_bin)
+        try:
+            common_rows(srv, "l")
+            if full:
                 R["rss_l_after_loads"] = private_bytes(srv.pid) - 32 * 10 * RATE * 2 * 4
                 R["cpu_l"] = m_cpu(srv, cpu_secs)
                 R["accept_l"] = m_accept(srv, [5000, 10000, 20000, 40000, 80000, 160000],
@@ -774,19 +779,8 @@ def main():
             log("scsynth ...")
             sc = Scsynth(jack)
             try:
+                common_rows(sc, "s")
                 if full:
-                    R["rtt_s"] = m_rtt(sc, n_rtt)
-                    R["load_wav_s"] = m_load(sc, 0, wav, reps)
-                    R["load_flac_s"] = m_load(sc, 0, flac, reps)
-                sc.load(0, click)
-                if want("onset"):
-                    R["onset_s"] = m_onset(jack, onset_bin, sc, 0, n_onsets, True)
-                    log_onset("scsynth", R["onset_s"])
-                if want("latency"):
-                    R["plain_s"] = m_onset(jack, onset_bin, sc, 0, n_onsets, False, 0.1)
-                if full:
-                    for i in range(32):
-                        sc.load(i, wav)
                     R["cpu_s"] = m_cpu(sc, cpu_secs)
             finally:
                 sc.close()

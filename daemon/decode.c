@@ -335,9 +335,6 @@ static int64_t read_block(struct decoder *d, float *dst, uint64_t want)
  * header comment: a thread does not pay off for them). */
 #define PIPE_MIN_FRAMES (2 * (uint64_t)DECODE_BLOCK)
 
-/* The reader's stack, as the loader's: decoders keep large arrays there. */
-#define PIPE_STACK (1024 * 1024)
-
 /* The queue between the reader thread, which decodes, and the converter
  * (the calling thread), which runs soxr.  The reader fills block[tail],
  * tail = (head + count) % PIPE_BLOCKS, with no lock held: no other block is
@@ -427,7 +424,7 @@ static bool reader_start(struct reader *rd, struct decoder *d)
         goto no_room;
     if (pthread_attr_init(&attr) != 0)
         goto no_thread;
-    e = pthread_attr_setstacksize(&attr, PIPE_STACK);
+    e = pthread_attr_setstacksize(&attr, DECODE_STACK_SIZE);
     if (e == 0) {
         /* The thread starts with this thread's mask: block every signal it
          * could be picked for, so signals go where they would without it.
@@ -545,36 +542,32 @@ static int decode_direct(struct decoder *d)
             if (got <= 0)
                 return (int)got;
             d->filled += (uint32_t)got;
-        } else if (d->pcm16) {
-            /* 16-bit PCM: libsndfile copies the integers, and one pass here
-             * scales and deinterleaves them.  x * 2^-15 is exactly the float
-             * libsndfile's own conversion gives (SFC_SET_NORM_FLOAT), so
-             * this only saves a pass over twice the bytes.  Smaller blocks
-             * keep the integers in cache between the two passes. */
-            if (want > DECODE_S16_BLOCK)
-                want = DECODE_S16_BLOCK;
-            int64_t got = read_frames(d, d->scratch, want, true);
-            if (got <= 0)
-                return (int)got;
-            float *l = sample_buffer_channel(d->buf, 0) + d->filled;
-            float *rr = sample_buffer_channel(d->buf, 1) + d->filled;
-            const short *in = (const short *)d->scratch;
-            const float scale = 1.0f / 32768.0f;
-            for (int64_t i = 0; i < got; i++) {
-                l[i] = (float)in[2 * i] * scale;
-                rr[i] = (float)in[2 * i + 1] * scale;
-            }
-            d->filled += (uint32_t)got;
         } else {
-            int64_t got = read_block(d, d->scratch, want);
+            /* Stereo: read interleaved, deinterleave into the buffer.
+             * 16-bit PCM is read as integers and scaled here in the same
+             * pass: x * 2^-15 is exactly the float libsndfile's own
+             * conversion gives (SFC_SET_NORM_FLOAT), so this only saves a
+             * pass over twice the bytes; smaller blocks keep the integers
+             * in cache between the two passes. */
+            if (d->pcm16 && want > DECODE_S16_BLOCK)
+                want = DECODE_S16_BLOCK;
+            int64_t got = read_frames(d, d->scratch, want, d->pcm16);
             if (got <= 0)
                 return (int)got;
             float *l = sample_buffer_channel(d->buf, 0) + d->filled;
             float *rr = sample_buffer_channel(d->buf, 1) + d->filled;
-            const float *in = d->scratch;
-            for (int64_t i = 0; i < got; i++) {
-                l[i] = in[2 * i];
-                rr[i] = in[2 * i + 1];
+            if (d->pcm16) {
+                const short *in = (const short *)d->scratch;
+                for (int64_t i = 0; i < got; i++) {
+                    l[i] = (float)in[2 * i] * (1.0f / 32768.0f);
+                    rr[i] = (float)in[2 * i + 1] * (1.0f / 32768.0f);
+                }
+            } else {
+                const float *in = d->scratch;
+                for (int64_t i = 0; i < got; i++) {
+                    l[i] = in[2 * i];
+                    rr[i] = in[2 * i + 1];
+                }
             }
             d->filled += (uint32_t)got;
         }

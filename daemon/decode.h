@@ -18,6 +18,11 @@
 
 #include "sample.h"
 
+/* Stack for a thread that runs decode_file(): the decoders (libFLAC,
+ * libvorbis, libopus, mpg123) keep sizeable arrays on the stack, more than
+ * the daemon's 256 KiB default for threads. */
+#define DECODE_STACK_SIZE (1024 * 1024)
+
 /* Decodes `path` into a new buffer at `rate`.  `max_bytes` caps the size of
  * the decoded buffer (0: no cap).  On success returns 0 and stores the buffer
  * in *out (prefaulted, ready to publish).  On failure returns a negative

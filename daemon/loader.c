@@ -216,11 +216,9 @@ int loader_start(struct loader *l, struct engine *e, struct protocol *p,
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->cond, NULL);
     pthread_cond_init(&l->idle, NULL);
-    /* The decoders (libFLAC, libvorbis, libopus, mpg123) keep sizeable
-     * arrays on the stack: give this thread more than the daemon's default. */
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 1024 * 1024);
+    pthread_attr_setstacksize(&attr, DECODE_STACK_SIZE);
     int r = pthread_create(&l->thread, &attr, loader_main, l);
     pthread_attr_destroy(&attr);
     if (r != 0) {

@@ -68,6 +68,8 @@
 
 #include <jack/jack.h>
 
+#include "jack_clock.h"
+
 #define NCHAN 2
 #define MAX_SOURCES NCHAN
 #define READY_TIMEOUT_S 10
@@ -219,26 +221,6 @@ static int write_raw(const char *path, const float *buf, size_t nsamples)
     if (!ok)
         fprintf(stderr, "jack_record: writing %s failed: %s\n", path, strerror(errno));
     return ok ? 0 : -1;
-}
-
-/* CLOCK_REALTIME minus jack_get_time(), in microseconds: the reading with
- * the shortest wall-clock bracket of CLOCK_READINGS tries. */
-static double wall_minus_jack_us(void)
-{
-    double best = 0, best_width = -1;
-    for (int i = 0; i < CLOCK_READINGS; i++) {
-        struct timespec a, b;
-        clock_gettime(CLOCK_REALTIME, &a);
-        jack_time_t j = jack_get_time();
-        clock_gettime(CLOCK_REALTIME, &b);
-        double ua = a.tv_sec * 1e6 + a.tv_nsec * 1e-3;
-        double ub = b.tv_sec * 1e6 + b.tv_nsec * 1e-3;
-        if (best_width < 0 || ub - ua < best_width) {
-            best_width = ub - ua;
-            best = (ua + ub) * 0.5 - (double)j;
-        }
-    }
-    return best;
 }
 
 static int write_meta(const char *path, const struct recorder *r, jack_nframes_t rate,
@@ -448,7 +430,7 @@ int main(int argc, char **argv)
     }
 
     double clock_off[2];
-    clock_off[0] = wall_minus_jack_us();
+    clock_off[0] = wall_minus_jack_us(CLOCK_READINGS);
     atomic_store_explicit(&r->armed, true, memory_order_release);
 
     struct timespec deadline;
@@ -471,7 +453,7 @@ int main(int argc, char **argv)
     }
     if (atomic_load(&r->server_gone))
         fprintf(stderr, "jack_record: JACK server went away\n");
-    clock_off[1] = wall_minus_jack_us();
+    clock_off[1] = wall_minus_jack_us(CLOCK_READINGS);
 
     if (!atomic_load(&r->server_gone) && jack_deactivate(r->client))
         fprintf(stderr, "jack_record: jack_deactivate failed\n");
