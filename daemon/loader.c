@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "decode.h"
@@ -160,9 +161,30 @@ static void run_job(struct loader *l, struct load_job *job)
     /* The reply_ctx now travels with the message; the reply thread frees it. */
 }
 
+/* Decoding is bulk work that can keep both cores busy for tens of
+ * milliseconds (a long FLAC decodes and converts on two threads).  The OSC
+ * thread, which turns a /play into a ring message, and the reply thread must
+ * win the CPU the moment a packet or an event arrives, so the loader runs
+ * LOADER_NICE steps nicer than the rest of the process.  Linux keeps the
+ * nice value per thread (setpriority(PRIO_PROCESS, 0) sets the calling
+ * thread's) and a new thread inherits it, so the decoder threads the loader
+ * starts are just as nice.  Raising one's own nice value needs no privilege;
+ * on an idle machine it costs the load nothing. */
+static void be_nice(void)
+{
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, 0);
+    if (cur == -1 && errno != 0)
+        return;
+    int want = cur + LOADER_NICE > 19 ? 19 : cur + LOADER_NICE;
+    if (setpriority(PRIO_PROCESS, 0, want) < 0)
+        log_warn("loader: cannot lower its priority: %s", strerror(errno));
+}
+
 static void *loader_main(void *arg)
 {
     struct loader *l = arg;
+    be_nice();
     pthread_mutex_lock(&l->lock);
     for (;;) {
         while (l->count == 0 && !l->stop)

@@ -19,6 +19,9 @@
 #include "protocol.h"
 
 #define LOADER_QUEUE 64
+/* How much nicer than the rest of the daemon the loader and its decoder
+ * threads run (loader.c, be_nice). */
+#define LOADER_NICE 10
 
 struct load_job {
     uint32_t id;

@@ -148,20 +148,41 @@ class CoreEndToEnd(DaemonCase):
         self.assertEqual(self.osc.request("/play", "x")[1][:2], ["/play", "id must be a number"])
 
 
-def thread_faults(pid: int, name: str) -> tuple[int, int]:
-    """(minor, major) page faults so far of the thread of `pid` called
-    `name` (/proc/PID/task/TID/stat, fields 10 and 12)."""
+def thread_stat(pid: int, name: str) -> list[str]:
+    """The fields of /proc/PID/task/TID/stat after the command name, for the
+    thread of `pid` called `name` (fields[0] is field 3, the state)."""
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
                 if f.read().strip() != name:
                     continue
             with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+                return f.read().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        return int(fields[7]), int(fields[9])
     raise AssertionError(f"no thread called {name} in process {pid}")
+
+
+def thread_faults(pid: int, name: str) -> tuple[int, int]:
+    """(minor, major) page faults so far of the thread called `name`
+    (fields 10 and 12)."""
+    fields = thread_stat(pid, name)
+    return int(fields[7]), int(fields[9])
+
+
+def thread_nice(pid: int, name: str) -> int:
+    return int(thread_stat(pid, name)[16])  # field 19
+
+
+class ThreadPriorities(DaemonCase):
+    def test_loader_yields_to_the_control_threads(self):
+        """Decoding must not delay a /play: the loader (and the decoder
+        threads it starts, which inherit its nice value) runs ten steps
+        nicer than the OSC and reply threads."""
+        pid = self.daemon.proc.pid
+        osc = thread_nice(pid, "looperd-osc")
+        self.assertEqual(thread_nice(pid, "looperd-reply"), osc)
+        self.assertEqual(thread_nice(pid, "looperd-loader"), min(osc + 10, 19))
 
 
 class AudioThreadFaults(DaemonCase):
