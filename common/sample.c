@@ -51,14 +51,16 @@ static void *map_huge(size_t len)
     return start;
 }
 
-struct sample_buffer *sample_buffer_new(uint32_t frames, uint32_t channels, uint32_t rate)
+struct sample_buffer *sample_buffer_new_format(uint32_t frames, uint32_t channels, uint32_t rate,
+                                               uint32_t format)
 {
-    if (frames == 0 || channels < 1 || channels > SAMPLE_MAX_CHANNELS)
+    if (frames == 0 || channels < 1 || channels > SAMPLE_MAX_CHANNELS ||
+        (format != SAMPLE_F32 && format != SAMPLE_S16))
         return NULL;
-    size_t floats = (size_t)frames * channels;
-    if (floats > (SIZE_MAX - sizeof(struct sample_buffer)) / sizeof(float))
+    size_t frame_bytes = sample_frame_bytes(format, channels);
+    if (frames > (SIZE_MAX - sizeof(struct sample_buffer) - 4096) / frame_bytes)
         return NULL;
-    size_t bytes = sizeof(struct sample_buffer) + floats * sizeof(float);
+    size_t bytes = sizeof(struct sample_buffer) + (size_t)frames * frame_bytes;
     /* 64-byte alignment keeps the start of each channel friendly to SIMD
      * loads; calloc-like zeroing is left to the decoder, which writes every
      * frame anyway. */
@@ -79,10 +81,20 @@ struct sample_buffer *sample_buffer_new(uint32_t frames, uint32_t channels, uint
     b->frames = frames;
     b->channels = channels;
     b->rate = rate;
+    b->format = format;
     b->bytes = rounded;
-    b->ch[0] = b->data;
-    b->ch[1] = channels == 2 ? b->data + frames : b->data;
+    if (format == SAMPLE_S16) {
+        b->s16 = sample_buffer_s16(b);
+    } else {
+        b->ch[0] = b->data;
+        b->ch[1] = channels == 2 ? b->data + frames : b->data;
+    }
     return b;
+}
+
+struct sample_buffer *sample_buffer_new(uint32_t frames, uint32_t channels, uint32_t rate)
+{
+    return sample_buffer_new_format(frames, channels, rate, SAMPLE_F32);
 }
 
 void sample_buffer_prefault(struct sample_buffer *b)

@@ -407,6 +407,109 @@ static void mix_ramp(float *restrict l, float *restrict r, const float *restrict
     }
 }
 
+/* 16-bit sources (SAMPLE_S16, sample.h).  A stored integer x stands for
+ * x * 2^-15, exactly the float the F32 buffer of the same file holds (a
+ * 16-bit integer times a power of two), and these loops play bit for bit
+ * what the two above play from that float buffer:
+ *  - at a constant gain g, (g * 2^-15) * x, one multiply per sample after
+ *    the conversion, as for floats.  Whenever g * 2^-15 is exact (g == 0 or
+ *    g >= 2^-111, where it is a normal float), this product and the float
+ *    loop's g * (x * 2^-15) are the same real number, rounded by the same
+ *    instruction in the same FTZ/DAZ mode, so they are the same float.
+ *    mix_buf() checks that once per call and sends a smaller gain (below
+ *    -660 dB) to the ramp loop with a zero step instead, which is exact for
+ *    any gain;
+ *  - in a ramp, gi * (x * 2^-15): the float loop's own expression, with the
+ *    stored float computed on the way (one more multiply; fades are rare).
+ * `nch` is 1 (mono: its one channel to both outputs) or 2 (interleaved
+ * L R L R); each wrapper passes it as a constant, so all four loops
+ * vectorise with SSE2: punpcklwd/pcmpgtw to sign-extend (and, for stereo,
+ * to split the channels), cvtdq2ps to convert, then mulps/addps. */
+#define S16_SCALE 0x1p-15f
+
+static inline __attribute__((always_inline)) void mix_const_s16(float *restrict l,
+                                                                float *restrict r,
+                                                                const int16_t *restrict s, float gs,
+                                                                uint32_t n, uint32_t nch)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        l[i] += gs * (float)s[(size_t)i * nch];
+        r[i] += gs * (float)s[(size_t)i * nch + nch - 1];
+    }
+}
+
+static inline __attribute__((always_inline)) void mix_ramp_s16(float *restrict l, float *restrict r,
+                                                               const int16_t *restrict s, float g,
+                                                               float step, uint32_t n, uint32_t nch)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        float gi = g - step * (float)(int32_t)(i + 1);
+        gi = gi > 0.0f ? gi : 0.0f;
+        l[i] += gi * ((float)s[(size_t)i * nch] * S16_SCALE);
+        r[i] += gi * ((float)s[(size_t)i * nch + nch - 1] * S16_SCALE);
+    }
+}
+
+static void mix_const_s16_mono(float *restrict l, float *restrict r, const int16_t *restrict s,
+                               float gs, uint32_t n)
+{
+    mix_const_s16(l, r, s, gs, n, 1);
+}
+
+static void mix_const_s16_stereo(float *restrict l, float *restrict r, const int16_t *restrict s,
+                                 float gs, uint32_t n)
+{
+    mix_const_s16(l, r, s, gs, n, 2);
+}
+
+static void mix_ramp_s16_mono(float *restrict l, float *restrict r, const int16_t *restrict s,
+                              float g, float step, uint32_t n)
+{
+    mix_ramp_s16(l, r, s, g, step, n, 1);
+}
+
+static void mix_ramp_s16_stereo(float *restrict l, float *restrict r, const int16_t *restrict s,
+                                float g, float step, uint32_t n)
+{
+    mix_ramp_s16(l, r, s, g, step, n, 2);
+}
+
+/* Mixes frames [pos, pos + n) of `b` into l[0..n) and r[0..n), with the
+ * gain falling by `step` per frame from g (mix_ramp).  The branch on the
+ * format is taken once per call: a voice makes one call per period, two
+ * or three when it wraps or starts a fade. */
+static void mix_buf_ramp(const struct sample_buffer *b, uint32_t pos, float *l, float *r, float g,
+                         float step, uint32_t n)
+{
+    if (b->format == SAMPLE_S16) {
+        const int16_t *s = b->s16 + (size_t)pos * b->channels;
+        if (b->channels == 2)
+            mix_ramp_s16_stereo(l, r, s, g, step, n);
+        else
+            mix_ramp_s16_mono(l, r, s, g, step, n);
+    } else {
+        mix_ramp(l, r, b->ch[0] + pos, b->ch[1] + pos, g, step, n);
+    }
+}
+
+/* The same at a constant gain g (mix_const). */
+static void mix_buf(const struct sample_buffer *b, uint32_t pos, float *l, float *r, float g,
+                    uint32_t n)
+{
+    if (b->format == SAMPLE_S16) {
+        const int16_t *s = b->s16 + (size_t)pos * b->channels;
+        float gs = g * S16_SCALE;
+        if (gs * (1.0f / S16_SCALE) != g) /* g < 2^-111: not exact (see above) */
+            mix_buf_ramp(b, pos, l, r, g, 0.0f, n);
+        else if (b->channels == 2)
+            mix_const_s16_stereo(l, r, s, gs, n);
+        else
+            mix_const_s16_mono(l, r, s, gs, n);
+    } else {
+        mix_const(l, r, b->ch[0] + pos, b->ch[1] + pos, g, n);
+    }
+}
+
 /* Mixes one voice into the outputs.  Returns false when the voice is done
  * (sample end without loop, or fade finished). */
 static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t nframes)
@@ -430,25 +533,24 @@ static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t n
         uint32_t n = b->frames - v->pos;
         if (n > nframes - off)
             n = nframes - off;
-        const float *l = b->ch[0] + v->pos;
-        const float *r = b->ch[1] + v->pos;
         if (v->fade_step > 0 && fade_at > off) {
             /* A fade requested for a frame further into the period: full
              * gain up to there. */
             if (n > fade_at - off)
                 n = fade_at - off;
-            mix_const(out_l + off, out_r + off, l, r, v->gain, n);
+            mix_buf(b, v->pos, out_l + off, out_r + off, v->gain, n);
         } else if (v->fade_step > 0) {
             /* The ramp reaches zero on frame ceil(gain / step). */
             float left = ceilf(v->gain / v->fade_step);
             if (left <= (float)n) {
-                mix_ramp(out_l + off, out_r + off, l, r, v->gain, v->fade_step, (uint32_t)left);
+                mix_buf_ramp(b, v->pos, out_l + off, out_r + off, v->gain, v->fade_step,
+                             (uint32_t)left);
                 return false;
             }
-            mix_ramp(out_l + off, out_r + off, l, r, v->gain, v->fade_step, n);
+            mix_buf_ramp(b, v->pos, out_l + off, out_r + off, v->gain, v->fade_step, n);
             v->gain -= v->fade_step * (float)n;
         } else {
-            mix_const(out_l + off, out_r + off, l, r, v->gain, n);
+            mix_buf(b, v->pos, out_l + off, out_r + off, v->gain, n);
         }
         v->pos += n;
         off += n;
@@ -468,9 +570,18 @@ static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t n
  * misses come one at a time, since each voice's loop depends on the one
  * before through the output buffers; issued together up front they overlap,
  * and the period costs about one memory latency instead of one per stream.
- * Only the lines of this period are touched (4 per channel at 64 frames),
- * so nothing useful is evicted.  A hint only: it never faults, and a voice
- * wrapping around its loop simply misses on the wrapped part. */
+ * Only the lines of this period are touched, so nothing useful is evicted:
+ * at 64 frames, 4 per channel of a float buffer, 4 in all for a 16-bit
+ * stereo one (interleaved: one stream) and 2 for 16-bit mono.  A hint only: it never faults, and a
+ * voice wrapping around its loop simply misses on the wrapped part. */
+static void prefetch_span(const void *start, size_t bytes)
+{
+    uintptr_t p = (uintptr_t)start & ~(uintptr_t)63;
+    uintptr_t end = (uintptr_t)start + bytes;
+    for (; p < end; p += 64)
+        __builtin_prefetch((const void *)p, 0, 3);
+}
+
 static void voice_prefetch(const struct voice *v, uint32_t nframes)
 {
     if (v->delay >= nframes)
@@ -479,14 +590,15 @@ static void voice_prefetch(const struct voice *v, uint32_t nframes)
     uint32_t n = b->frames - v->pos;
     if (n > nframes - v->delay)
         n = nframes - v->delay;
-    for (uint32_t c = 0; c < 2; c++) {
-        if (c == 1 && b->ch[1] == b->ch[0])
-            break; /* mono: one channel read twice */
-        uintptr_t p = (uintptr_t)(b->ch[c] + v->pos) & ~(uintptr_t)63;
-        uintptr_t end = (uintptr_t)(b->ch[c] + v->pos + n);
-        for (; p < end; p += 64)
-            __builtin_prefetch((const void *)p, 0, 3);
+    if (b->format == SAMPLE_S16) {
+        /* One interleaved stream, mono or stereo. */
+        prefetch_span(b->s16 + (size_t)v->pos * b->channels,
+                      (size_t)n * sample_frame_bytes(SAMPLE_S16, b->channels));
+        return;
     }
+    prefetch_span(b->ch[0] + v->pos, (size_t)n * sizeof(float));
+    if (b->ch[1] != b->ch[0]) /* mono: one channel read twice */
+        prefetch_span(b->ch[1] + v->pos, (size_t)n * sizeof(float));
 }
 
 /* Heap order: earlier time first, then arrival order, so requests in one

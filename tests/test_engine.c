@@ -538,6 +538,282 @@ static void test_schedule_is_bounded(void **state)
     assert_true(engine_sched_reserve(&f->e)); /* room again */
 }
 
+/* ---- 16-bit buffers play exactly as float ones ------------------------- */
+
+/* Two engines, one playing float buffers and the other the same samples
+ * stored as 16-bit integers, driven by the same requests: every output
+ * sample must be the same float, bit for bit. */
+struct twin {
+    struct engine e[2]; /* [0] float, [1] 16-bit */
+    float l[2][PERIOD], r[2][PERIOD];
+    uint32_t rate;
+    uint64_t now;
+    uint64_t seq;
+};
+
+static struct twin *twin_new(uint32_t rate)
+{
+    struct twin *t = calloc(1, sizeof(*t));
+    assert_non_null(t);
+    t->rate = rate;
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(engine_init(&t->e[k], 4, 8, rate), 0);
+    return t;
+}
+
+static void twin_free(struct twin *t)
+{
+    for (int k = 0; k < 2; k++)
+        engine_destroy(&t->e[k]);
+    free(t);
+}
+
+/* `x`: frames x channels interleaved integers.  Slot `id` of the float
+ * engine gets them as x / 32768 in a SAMPLE_F32 buffer, the other engine's
+ * as they are in a SAMPLE_S16 one.  `gain` is the slot's (bank) gain. */
+static void twin_load(struct twin *t, uint32_t id, const int16_t *x, uint32_t frames,
+                      uint32_t channels, float gain)
+{
+    struct sample_buffer *f = sample_buffer_new(frames, channels, t->rate);
+    struct sample_buffer *s = sample_buffer_new_format(frames, channels, t->rate, SAMPLE_S16);
+    assert_non_null(f);
+    assert_non_null(s);
+    assert_int_equal(f->format, SAMPLE_F32);
+    assert_int_equal(s->format, SAMPLE_S16);
+    assert_null(s->ch[0]);
+    assert_ptr_equal(s->s16, s->data);
+    for (uint32_t c = 0; c < channels; c++) {
+        float *d = sample_buffer_channel(f, c);
+        for (uint32_t i = 0; i < frames; i++)
+            d[i] = (float)x[(size_t)i * channels + c] / 32768.0f;
+    }
+    memcpy(sample_buffer_s16(s), x, (size_t)frames * channels * sizeof(int16_t));
+    for (uint32_t c = 0; c < 2; c++)
+        for (uint32_t i = 0; i < frames; i += 997)
+            assert_true(sample_buffer_value(s, c, i) == sample_buffer_value(f, c, i));
+    t->seq++;
+    struct sample_buffer *bufs[2] = {f, s};
+    for (int k = 0; k < 2; k++) {
+        struct ctl_msg m = {
+            .type = CTL_LOAD, .id = id, .buf = bufs[k], .seq = t->seq, .velocity = gain};
+        assert_true(ring_push(&t->e[k].load, &m));
+    }
+}
+
+static void twin_send(struct twin *t, uint32_t type, uint32_t id, float vel)
+{
+    for (int k = 0; k < 2; k++) {
+        struct ctl_msg m = {.type = type, .id = id, .velocity = vel};
+        assert_true(ring_push(&t->e[k].cmd, &m));
+    }
+}
+
+static uint64_t twin_us(const struct twin *t, uint64_t frame)
+{
+    return (frame * 1000000u + t->rate / 2) / t->rate;
+}
+
+/* A request for output frame `frame` (timed, like a bundle's). */
+static void twin_send_at(struct twin *t, uint32_t type, uint32_t id, float vel, uint64_t frame)
+{
+    for (int k = 0; k < 2; k++) {
+        assert_true(engine_sched_reserve(&t->e[k]));
+        struct ctl_msg m = {
+            .type = type, .id = id, .velocity = vel, .flags = CTL_TIMED, .when = twin_us(t, frame)};
+        assert_true(ring_push(&t->e[k].cmd, &m));
+    }
+}
+
+/* Runs `periods` periods of PERIOD frames in both engines and fails at the
+ * first output sample that differs in any bit.  Returns how many of the
+ * samples compared were not zero, so a test can tell it compared sound. */
+static uint64_t twin_run(struct twin *t, uint32_t periods)
+{
+    uint64_t sounding = 0;
+    for (uint32_t p = 0; p < periods; p++) {
+        struct engine_clock c = {.t0 = twin_us(t, t->now), .t1 = twin_us(t, t->now + PERIOD)};
+        for (int k = 0; k < 2; k++)
+            engine_process(&t->e[k], t->l[k], t->r[k], PERIOD, c);
+        for (uint32_t i = 0; i < PERIOD; i++) {
+            if (memcmp(&t->l[0][i], &t->l[1][i], sizeof(float)) != 0 ||
+                memcmp(&t->r[0][i], &t->r[1][i], sizeof(float)) != 0)
+                fail_msg("frame %llu: float %a %a, 16-bit %a %a", (unsigned long long)(t->now + i),
+                         (double)t->l[0][i], (double)t->r[0][i], (double)t->l[1][i],
+                         (double)t->r[1][i]);
+            sounding += (t->l[0][i] != 0.0f) + (t->r[0][i] != 0.0f);
+        }
+        t->now += PERIOD;
+    }
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(atomic_load(&t->e[k].stats.lost_events), 0);
+    return sounding;
+}
+
+/* Every 16-bit value: channel 0 counts up from -32768, channel 1 visits
+ * them in another order (40503 is odd, so i * 40503 mod 2^16 is a
+ * permutation).  Frames 65536 and on repeat channel 0 reversed. */
+static int16_t *all_values(uint32_t frames, uint32_t channels)
+{
+    int16_t *x = malloc((size_t)frames * channels * sizeof(int16_t));
+    assert_non_null(x);
+    for (uint32_t i = 0; i < frames; i++) {
+        uint32_t k = i < 65536 ? i : 65535 - i % 65536;
+        x[(size_t)i * channels] = (int16_t)((int32_t)k - 32768);
+        if (channels == 2)
+            x[(size_t)i * channels + 1] = (int16_t)((int32_t)((k * 40503u) & 0xffff) - 32768);
+    }
+    return x;
+}
+
+/* Gains as velocity x the slot's gain: ordinary ones, the bank's largest,
+ * and the smallest ones around 2^-111, below which g * 2^-15 is no longer a
+ * normal float (the mixer then takes its exact fallback), down to a
+ * subnormal and zero. */
+static const struct {
+    float velocity, slot;
+} gains[] = {
+    {1.0f, 1.0f},
+    {0.5f, 1.0f},
+    {0.8f, 1.0f},
+    {1.0f / 3.0f, 1.0f},
+    {0.70710678f, 0.9f},
+    {0.001f, 1.0f},
+    {1.0f, 4.0f},
+    {0.6f, 3.3f},
+    {0x1p-111f, 1.0f},
+    {0x1.8p-111f, 1.0f},
+    {0x1.fffffep-112f, 1.0f},
+    {1e-35f, 1.0f},
+    {0x1p-60f, 0x1p-60f},
+    {1e-40f, 1.0f},
+    {0.0f, 1.0f},
+};
+#define NGAINS (sizeof(gains) / sizeof(gains[0]))
+#define ALL_PERIODS (65536 / PERIOD)
+
+/* Constant gain: all 65536 values, mono and stereo, at every gain. */
+static void test_s16_plays_like_f32_at_constant_gain(void **state)
+{
+    (void)state;
+    for (uint32_t ch = 1; ch <= 2; ch++) {
+        int16_t *x = all_values(65536, ch);
+        for (size_t g = 0; g < NGAINS; g++) {
+            struct twin *t = twin_new(RATE);
+            twin_load(t, 0, x, 65536, ch, gains[g].slot);
+            twin_send(t, CTL_PLAY, 0, gains[g].velocity);
+            uint64_t sounding = twin_run(t, ALL_PERIODS + 1);
+            if (gains[g].velocity * gains[g].slot >= 0x1p-111f)
+                assert_true(sounding >= 2 * 65536 - 4); /* only the zeros are silent */
+            twin_free(t);
+        }
+        free(x);
+    }
+}
+
+/* Fades: a ramp long enough to cross every value (an engine at 20 MHz has
+ * 100000 fade frames), one that ends inside the buffer (1 MHz: 5000), and
+ * the real one (240 frames at 48 kHz) starting mid-period at a run of
+ * offsets, after a stretch at constant gain. */
+static void test_s16_plays_like_f32_in_fades(void **state)
+{
+    (void)state;
+    for (uint32_t ch = 1; ch <= 2; ch++) {
+        int16_t *x = all_values(65536, ch);
+        for (size_t g = 0; g < NGAINS; g++) {
+            static const uint32_t rates[] = {20000000, 1000000};
+            for (size_t k = 0; k < 2; k++) {
+                struct twin *t = twin_new(rates[k]);
+                twin_load(t, 0, x, 65536, ch, gains[g].slot);
+                twin_send(t, CTL_PLAY, 0, gains[g].velocity);
+                twin_send(t, CTL_STOP_SLOT, 0, 0);
+                twin_run(t, ALL_PERIODS + 1);
+                twin_free(t);
+            }
+        }
+        for (size_t g = 0; g < NGAINS; g += 3) {
+            struct twin *t = twin_new(RATE);
+            twin_load(t, 0, x, 65536, ch, gains[g].slot);
+            for (uint64_t at = 37; at < 65536 - 300; at += 1001) {
+                twin_send_at(t, CTL_PLAY, 0, gains[g].velocity, t->now);
+                twin_send_at(t, CTL_STOP_SLOT, 0, 0, t->now + at);
+                twin_run(t, (uint32_t)(at / PERIOD) + 6);
+            }
+            twin_free(t);
+        }
+        free(x);
+    }
+}
+
+/* Several voices of both kinds summed, a loop wrapping inside a period,
+ * a steal and a fade: the 16-bit engine's voices are added in the same
+ * order as the float engine's, so the sums match bit for bit too. */
+static void test_s16_voices_mix_like_f32(void **state)
+{
+    (void)state;
+    int16_t *st = all_values(70001, 2);
+    int16_t *mo = all_values(1001, 1);
+    struct twin *t = twin_new(RATE);
+    twin_load(t, 0, st, 70001, 2, 1.0f);
+    twin_load(t, 1, mo, 1001, 1, 0.7f);
+    twin_load(t, 2, st + 2 * 123, 999, 2, 2.5f);
+    twin_send(t, CTL_PLAY, 0, 0.9f);
+    twin_send(t, CTL_LOOP, 1, 0.3f);
+    twin_send(t, CTL_LOOP, 2, 0.25f);
+    assert_true(twin_run(t, 40) > 0);
+    twin_send_at(t, CTL_PLAY, 0, 0.45f, t->now + 17);
+    for (int i = 0; i < 8; i++) /* past the polyphony of 8: steals */
+        twin_send_at(t, CTL_PLAY, 1, 0.1f * (float)(i + 1), t->now + 30 + 3 * (uint64_t)i);
+    assert_true(twin_run(t, 200) > 0);
+    assert_true(atomic_load(&t->e[1].stats.voices_stolen) > 0);
+    twin_send_at(t, CTL_STOP_SLOT, 2, 0, t->now + 50);
+    twin_run(t, 100);
+    twin_send(t, CTL_STOP, 0, 0);
+    twin_run(t, 10);
+    assert_int_equal(atomic_load(&t->e[1].stats.voices_active), 0);
+    twin_free(t);
+    free(st);
+    free(mo);
+}
+
+/* A 16-bit buffer takes two bytes a sample and keeps its frames
+ * interleaved; sample_buffer_value() reads either format. */
+static void test_s16_buffer_layout(void **state)
+{
+    (void)state;
+    struct sample_buffer *b = sample_buffer_new_format(1000, 2, RATE, SAMPLE_S16);
+    assert_non_null(b);
+    assert_int_equal(b->frames, 1000);
+    assert_int_equal(b->channels, 2);
+    assert_true(b->bytes >= sizeof(*b) + 1000 * 2 * sizeof(int16_t));
+    assert_true(b->bytes < sizeof(*b) + 1000 * 2 * sizeof(int16_t) + 64);
+    int16_t *x = sample_buffer_s16(b);
+    for (uint32_t i = 0; i < 2000; i++)
+        x[i] = (int16_t)(i * 31 - 32768);
+    assert_true(sample_buffer_value(b, 0, 5) == (float)x[10] / 32768.0f);
+    assert_true(sample_buffer_value(b, 1, 5) == (float)x[11] / 32768.0f);
+    sample_buffer_free(b);
+
+    b = sample_buffer_new_format(1000, 1, RATE, SAMPLE_S16);
+    assert_non_null(b);
+    sample_buffer_s16(b)[7] = -32768;
+    assert_true(sample_buffer_value(b, 0, 7) == -1.0f);
+    assert_true(sample_buffer_value(b, 1, 7) == -1.0f); /* mono: both outputs */
+    sample_buffer_free(b);
+
+    /* A buffer of a huge page or more is mapped (sample.c) in either format,
+     * and is as long as its samples. */
+    b = sample_buffer_new_format(48000 * 30, 2, RATE, SAMPLE_S16);
+    assert_non_null(b);
+    assert_true(b->bytes >= (size_t)48000 * 30 * 4 && b->bytes < (size_t)48000 * 30 * 4 + 8192);
+    sample_buffer_s16(b)[2 * 48000 * 30 - 1] = 1;
+    sample_buffer_prefault(b);
+    sample_buffer_free(b);
+
+    assert_null(sample_buffer_new_format(10, 2, RATE, 7));
+    assert_null(sample_buffer_new_format(0, 2, RATE, SAMPLE_S16));
+    assert_null(sample_buffer_new_format(10, 3, RATE, SAMPLE_S16));
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -563,6 +839,10 @@ int main(void)
         T(test_timed_stop_of_a_voice_started_in_the_same_period),
         T(test_timed_trigger_steals_at_its_frame),
         T(test_schedule_is_bounded),
+        T(test_s16_plays_like_f32_at_constant_gain),
+        T(test_s16_plays_like_f32_in_fades),
+        T(test_s16_voices_mix_like_f32),
+        T(test_s16_buffer_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
