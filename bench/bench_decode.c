@@ -11,7 +11,8 @@
  *             writing split (planar) output into a pre-touched buffer: what
  *             "decode + sample-rate conversion done alone" costs.
  *  - daemon:  the daemon's own decode_file() (decode.c: decode, deinterleave
- *             or convert, lock and touch the buffer), in this process: the
+ *             or convert, lock and touch the buffer; 16-bit PCM at RATE is
+ *             read as integers straight into it), in this process: the
  *             loader's share of a /load, without the OSC and audio-thread
  *             hops around it.
  * Each is run REPEATS times (default 7); the minimum and median are printed

@@ -727,7 +727,8 @@ def main():
         try:
             common_rows(srv, "l")
             if full:
-                R["rss_l_after_loads"] = private_bytes(srv.pid) - 32 * 10 * RATE * 2 * 4
+                # looperd keeps the WAV's 16-bit integers: 2 bytes a sample.
+                R["rss_l_after_loads"] = private_bytes(srv.pid) - 32 * 10 * RATE * 2 * 2
                 R["cpu_l"] = m_cpu(srv, cpu_secs)
                 R["accept_l"] = m_accept(srv, [5000, 10000, 20000, 40000, 80000, 160000],
                                          1 if QUICK else 2)
@@ -750,8 +751,9 @@ def main():
                 time.sleep(0.3)
                 # The raw audio, as for scsynth below: not /status's byte
                 # count, which is what the buffers allocate (their rounding
-                # is memory above the samples, and counts here).
-                raw = 32 * 10 * RATE * 2 * 4
+                # is memory above the samples, and counts here).  16-bit PCM
+                # at the JACK rate is kept as 16-bit integers (2 bytes).
+                raw = 32 * 10 * RATE * 2 * 2
                 R["rss_l"] = (private_bytes(srv.pid) - raw, raw)
                 R["rss_l_full"] = rss_bytes(srv.pid) - raw
                 R["rss_l0"] = rss0

@@ -2,7 +2,9 @@
  *
  * Pipeline: open + fstat -> libsndfile (float, interleaved, 64k-frame blocks)
  * -> either a plain deinterleave (same rate) or libsoxr (other rate) -> the
- * planar sample buffer the audio thread will play.  Nothing here is
+ * planar sample buffer the audio thread will play.  16-bit PCM at the
+ * engine rate skips all of it: libsndfile's integers are read straight into
+ * the buffer, which keeps them (SAMPLE_S16, sample.h).  Nothing here is
  * real-time.  At the engine rate it all runs on the loader thread: the
  * deinterleave costs next to nothing beside the decode.  A conversion costs
  * about as much as the decode itself (60 s of 44.1 kHz stereo FLAC: ~41 ms
@@ -26,10 +28,12 @@
  * Exact pass-through.  SFC_SET_NORM_FLOAT is on, so integer PCM arrives as
  * x / 2^(bits-1): for 16-bit that is x / 32768.0f, exact because the scale is
  * a power of two.  At the engine rate those floats are stored unchanged, so
- * a sample plays back bit for bit as libsndfile decoded it.  The one
- * exception: a float or double file may hold NaN or Inf, which would poison
- * the whole mix bus (and smear across a resampler's filter); those samples,
- * and only those, are replaced by 0.
+ * a sample plays back bit for bit as libsndfile decoded it.  16-bit PCM at
+ * the engine rate is stored as the integers x themselves (sf_readf_short),
+ * half the bytes, and the mixer plays x * 2^-15: the same floats, bit for
+ * bit (daemon/engine.c).  The one exception: a float or double file may
+ * hold NaN or Inf, which would poison the whole mix bus (and smear across a
+ * resampler's filter); those samples, and only those, are replaced by 0.
  *
  * Length.  libsndfile's frame count is used as the size of the buffer, so the
  * common case (WAV, AIFF, FLAC, Ogg: exact counts) allocates once, exactly,
@@ -112,8 +116,7 @@
 #include <sndfile.h>
 #include <soxr.h>
 
-#define DECODE_BLOCK 65536    /* frames per sf_readf_float call */
-#define DECODE_S16_BLOCK 8192 /* frames per sf_readf_short call (see decode_direct) */
+#define DECODE_BLOCK 65536 /* frames per libsndfile read */
 
 /* Longest libsndfile message worth quoting in a reason. */
 #define DECODE_LIBMSG_MAX 80
@@ -126,7 +129,7 @@ struct decoder {
     uint32_t rate;
     bool known;          /* sf_info.frames is a real count */
     bool sanitize;       /* float/double source: may hold NaN/Inf */
-    bool pcm16;          /* 16-bit PCM: read as integers at the engine rate */
+    uint32_t format;     /* of the buffer: SAMPLE_S16 for 16-bit PCM at the engine rate */
     uint64_t in_frames;  /* reported input length (when known) */
     uint64_t out_frames; /* output length for in_frames (when known) */
     uint64_t in_done;    /* input frames decoded so far */
@@ -200,7 +203,7 @@ static int fail_too_large(struct decoder *d, uint64_t frames, bool at_least)
     if (frames > UINT32_MAX)
         return fail(d, -E2BIG, "file too long (%s%" PRIu64 " frames; at most %" PRIu32 ")",
                     at_least ? "more than " : "", frames, UINT32_MAX);
-    uint64_t bytes = frames * d->channels * sizeof(float);
+    uint64_t bytes = frames * sample_frame_bytes(d->format, d->channels);
     /* Round the size up and the limit down, so the two never print equal. */
     return fail(d, -E2BIG, "file too large (%s%.1f MiB decoded; limit %.1f MiB)",
                 at_least ? "more than " : "", ceil(mib(bytes) * 10.0) / 10.0,
@@ -223,15 +226,19 @@ static void release(struct decoder *d)
  * buffer of `cap` frames. */
 static int rebuffer(struct decoder *d, uint32_t cap, uint32_t frames)
 {
-    struct sample_buffer *nb = sample_buffer_new(cap, d->channels, d->rate);
+    struct sample_buffer *nb = sample_buffer_new_format(cap, d->channels, d->rate, d->format);
     if (!nb)
         return -ENOMEM;
-    if (d->buf) {
+    if (d->buf && d->format == SAMPLE_S16) {
+        memcpy(sample_buffer_s16(nb), sample_buffer_s16(d->buf),
+               (size_t)frames * sample_frame_bytes(SAMPLE_S16, d->channels));
+    } else if (d->buf) {
         for (uint32_t c = 0; c < d->channels; c++)
             memcpy(sample_buffer_channel(nb, c), sample_buffer_channel(d->buf, c),
                    (size_t)frames * sizeof(float));
-        sample_buffer_free(d->buf);
     }
+    if (d->buf)
+        sample_buffer_free(d->buf);
     d->buf = nb;
     return 0;
 }
@@ -255,17 +262,20 @@ static int reserve(struct decoder *d, uint64_t want)
 }
 
 /* Gives the buffer exactly `frames` frames: zero-pads up to it, or drops the
- * tail.  A small excess is dropped in place (channel 1 moves down; `bytes`
- * still describes the allocation, so accounting stays true); a large one,
- * e.g. a truncated file whose header promised much more, is given back by
- * copying into a right-sized buffer. */
+ * tail.  A small excess is dropped in place (a planar channel 1 moves
+ * down; `bytes` still describes the allocation, so accounting stays true); a
+ * large one, e.g. a truncated file whose header promised much more, is given
+ * back by copying into a right-sized buffer. */
 static int finish(struct decoder *d, uint32_t frames)
 {
     int r = reserve(d, frames);
     if (r < 0)
         return r;
     struct sample_buffer *b = d->buf;
-    if (d->filled < frames) {
+    if (d->filled < frames && d->format == SAMPLE_S16) {
+        memset(sample_buffer_s16(b) + (size_t)d->filled * d->channels, 0,
+               (size_t)(frames - d->filled) * sample_frame_bytes(SAMPLE_S16, d->channels));
+    } else if (d->filled < frames) {
         for (uint32_t c = 0; c < d->channels; c++)
             memset(sample_buffer_channel(b, c) + d->filled, 0,
                    (size_t)(frames - d->filled) * sizeof(float));
@@ -276,7 +286,12 @@ static int finish(struct decoder *d, uint32_t frames)
     uint32_t excess = b->frames - frames;
     if (excess > b->frames / 8 && rebuffer(d, frames, frames) == 0)
         return 0;
-    /* In place (also the fallback if the smaller allocation failed). */
+    /* In place (also the fallback if the smaller allocation failed).
+     * Interleaved integers simply end earlier. */
+    if (d->format == SAMPLE_S16) {
+        b->frames = frames;
+        return 0;
+    }
     if (d->channels == 2)
         memmove(b->data + frames, b->data + b->frames, (size_t)frames * sizeof(float));
     b->frames = frames;
@@ -525,7 +540,9 @@ static int drain(struct decoder *d, struct reader *rd)
     return (int)got;
 }
 
-/* Same rate: the decoded floats go into the buffer unchanged. */
+/* Same rate: the decoded samples go into the buffer unchanged.  16-bit PCM
+ * is read as the file's integers straight into the buffer, interleaved as
+ * the mixer reads them (SAMPLE_S16); anything else as floats. */
 static int decode_direct(struct decoder *d)
 {
     for (;;) {
@@ -536,38 +553,29 @@ static int decode_direct(struct decoder *d)
         if (room == 0)
             return d->known ? 0 : drain(d, NULL); /* known: all the frames reported */
         uint64_t want = room < DECODE_BLOCK ? room : DECODE_BLOCK;
-        if (d->channels == 1) {
+        if (d->format == SAMPLE_S16) {
+            int16_t *dst = sample_buffer_s16(d->buf) + (size_t)d->filled * d->channels;
+            int64_t got = read_frames(d, dst, want, true);
+            if (got <= 0)
+                return (int)got;
+            d->filled += (uint32_t)got;
+        } else if (d->channels == 1) {
             /* Mono: libsndfile writes straight into the buffer. */
             int64_t got = read_block(d, sample_buffer_channel(d->buf, 0) + d->filled, want);
             if (got <= 0)
                 return (int)got;
             d->filled += (uint32_t)got;
         } else {
-            /* Stereo: read interleaved, deinterleave into the buffer.
-             * 16-bit PCM is read as integers and scaled here in the same
-             * pass: x * 2^-15 is exactly the float libsndfile's own
-             * conversion gives (SFC_SET_NORM_FLOAT), so this only saves a
-             * pass over twice the bytes; smaller blocks keep the integers
-             * in cache between the two passes. */
-            if (d->pcm16 && want > DECODE_S16_BLOCK)
-                want = DECODE_S16_BLOCK;
-            int64_t got = read_frames(d, d->scratch, want, d->pcm16);
+            /* Stereo: read interleaved, deinterleave into the buffer. */
+            int64_t got = read_block(d, d->scratch, want);
             if (got <= 0)
                 return (int)got;
             float *l = sample_buffer_channel(d->buf, 0) + d->filled;
             float *rr = sample_buffer_channel(d->buf, 1) + d->filled;
-            if (d->pcm16) {
-                const short *in = (const short *)d->scratch;
-                for (int64_t i = 0; i < got; i++) {
-                    l[i] = (float)in[2 * i] * (1.0f / 32768.0f);
-                    rr[i] = (float)in[2 * i + 1] * (1.0f / 32768.0f);
-                }
-            } else {
-                const float *in = d->scratch;
-                for (int64_t i = 0; i < got; i++) {
-                    l[i] = in[2 * i];
-                    rr[i] = in[2 * i + 1];
-                }
+            const float *in = d->scratch;
+            for (int64_t i = 0; i < got; i++) {
+                l[i] = in[2 * i];
+                rr[i] = in[2 * i + 1];
             }
             d->filled += (uint32_t)got;
         }
@@ -740,11 +748,13 @@ static int prepare(struct decoder *d, const SF_INFO *info)
     d->in_rate = (uint32_t)info->samplerate;
     int sub = info->format & SF_FORMAT_SUBMASK;
     d->sanitize = sub == SF_FORMAT_FLOAT || sub == SF_FORMAT_DOUBLE;
-    d->pcm16 = sub == SF_FORMAT_PCM_16;
+    /* 16-bit PCM at the engine rate keeps its integers (sample.h); the
+     * limit counts the bytes of the format stored. */
+    d->format = sub == SF_FORMAT_PCM_16 && d->in_rate == d->rate ? SAMPLE_S16 : SAMPLE_F32;
 
     d->max_frames = UINT32_MAX;
     if (d->max_bytes > 0) {
-        uint64_t f = d->max_bytes / (d->channels * sizeof(float));
+        uint64_t f = d->max_bytes / sample_frame_bytes(d->format, d->channels);
         if (f < d->max_frames)
             d->max_frames = f;
     }
@@ -772,9 +782,10 @@ static int prepare(struct decoder *d, const SF_INFO *info)
     if (rebuffer(d, (uint32_t)first, 0) < 0)
         return fail_nomem(d);
 
-    /* Mono at the engine rate decodes in place; everything else needs one
-     * block of interleaved frames. */
-    if (d->channels > 1 || d->in_rate != d->rate || !d->known) {
+    /* Mono floats and 16-bit integers at the engine rate decode in place;
+     * everything else needs one block of interleaved floats (so does the
+     * drain of an unknown length). */
+    if ((d->channels > 1 && d->format == SAMPLE_F32) || d->in_rate != d->rate || !d->known) {
         d->scratch = malloc((size_t)DECODE_BLOCK * d->channels * sizeof(float));
         if (!d->scratch)
             return fail_nomem(d);

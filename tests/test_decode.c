@@ -202,6 +202,15 @@ static struct sample_buffer *decode_ok(const char *path, uint32_t rate, size_t m
     assert_string_equal(errbuf, "");
     assert_int_equal(b->rate, rate);
     assert_true(b->frames > 0);
+    if (b->format == SAMPLE_S16) {
+        assert_ptr_equal(b->s16, b->data);
+        assert_null(b->ch[0]);
+        assert_null(b->ch[1]);
+        assert_true(b->bytes >= sizeof(*b) + (size_t)b->frames * b->channels * sizeof(int16_t));
+        return b;
+    }
+    assert_int_equal(b->format, SAMPLE_F32);
+    assert_null(b->s16);
     assert_ptr_equal(b->ch[0], b->data);
     if (b->channels == 2)
         assert_ptr_equal(b->ch[1], b->data + b->frames);
@@ -209,6 +218,22 @@ static struct sample_buffer *decode_ok(const char *path, uint32_t rate, size_t m
         assert_ptr_equal(b->ch[1], b->ch[0]);
     assert_true(b->bytes >= sizeof(*b) + (size_t)b->frames * b->channels * sizeof(float));
     return b;
+}
+
+/* A 16-bit buffer (16-bit PCM at the engine rate) holding exactly the
+ * integers x[0 .. n * channels), interleaved, which play as x / 32768. */
+static void check_s16(const struct sample_buffer *b, const short *x, size_t n, uint32_t channels)
+{
+    assert_int_equal(b->format, SAMPLE_S16);
+    assert_int_equal(b->frames, n);
+    assert_int_equal(b->channels, channels);
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t c = 0; c < channels; c++) {
+            short want = x[i * channels + c];
+            if (b->s16[i * channels + c] != want ||
+                !(sample_buffer_value(b, c, (uint32_t)i) == (float)want / 32768.0f))
+                fail_msg("frame %zu channel %u: %d, want %d", i, c, b->s16[i * channels + c], want);
+        }
 }
 
 /* Expects failure with `want`, a non-empty reason and no buffer. */
@@ -315,17 +340,18 @@ static void test_pcm16_mono_exact(void **state)
     write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 48000, x, (sf_count_t)n);
 
     struct sample_buffer *b = decode_ok(path, 48000, 0);
-    assert_int_equal(b->frames, n);
-    assert_int_equal(b->channels, 1);
-    assert_ptr_equal(b->ch[0], b->ch[1]);
-    for (size_t i = 0; i < n; i++) {
-        float want = (float)x[i] / 32768.0f;
-        if (!(b->ch[0][i] == want))
-            fail_msg("frame %zu: %.9g, want %.9g", i, b->ch[0][i], want);
-    }
-    assert_true(b->ch[0][0] == -1.0f);
-    assert_true(b->ch[0][1] == 32767.0f / 32768.0f);
-    assert_true(b->ch[0][2] == 0.0f);
+    check_s16(b, x, n, 1);
+    /* The allocation is the integers' size (what /status and the memory
+     * limits count), not the floats'. */
+    assert_true(b->bytes < sizeof(*b) + n * sizeof(int16_t) + 64);
+    assert_true(sample_buffer_value(b, 0, 0) == -1.0f);
+    assert_true(sample_buffer_value(b, 1, 1) == 32767.0f / 32768.0f);
+    assert_true(sample_buffer_value(b, 0, 2) == 0.0f);
+    sample_buffer_free(b);
+
+    /* At another rate it is converted, into floats. */
+    b = decode_ok(path, 44100, 0);
+    assert_int_equal(b->format, SAMPLE_F32);
     sample_buffer_free(b);
     free(x);
 }
@@ -346,15 +372,55 @@ static void test_pcm16_stereo_exact(void **state)
     write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2, 44100, x, (sf_count_t)n);
 
     struct sample_buffer *b = decode_ok(path, 44100, 0);
-    assert_int_equal(b->frames, n);
-    assert_int_equal(b->channels, 2);
-    for (size_t i = 0; i < n; i++) {
-        if (!(b->ch[0][i] == (float)x[2 * i] / 32768.0f &&
-              b->ch[1][i] == (float)x[2 * i + 1] / 32768.0f))
-            fail_msg("frame %zu: %.9g %.9g", i, b->ch[0][i], b->ch[1][i]);
-    }
+    check_s16(b, x, n, 2);
+    assert_true(b->bytes < sizeof(*b) + n * 2 * sizeof(int16_t) + 4096); /* mapped: to 4 KiB */
+    sample_buffer_free(b);
+
+    /* The same in AIFF (big-endian on disk). */
+    path = fixture("stereo16.aiff");
+    write_short(path, SF_FORMAT_AIFF | SF_FORMAT_PCM_16, 2, 44100, x, (sf_count_t)n);
+    b = decode_ok(path, 44100, 0);
+    check_s16(b, x, n, 2);
     sample_buffer_free(b);
     free(x);
+}
+
+/* Everything but 16-bit PCM stays float at the engine rate too: 24-bit,
+ * 8-bit, float.  24-bit values come through exactly as x / 2^23. */
+static void test_other_pcm_stays_float(void **state)
+{
+    (void)state;
+    const size_t n = 5000;
+    int *x = malloc(n * 2 * sizeof(int));
+    assert_non_null(x);
+    for (size_t i = 0; i < 2 * n; i++)
+        x[i] = (int)(((i * 2654435761u) & 0xffffff00u)); /* 24 significant bits */
+    const char *path = fixture("stereo24.wav");
+    SF_INFO info = {.samplerate = 48000, .channels = 2, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_24};
+    SNDFILE *sf = sf_open(path, SFM_WRITE, &info);
+    assert_non_null(sf);
+    assert_int_equal(sf_writef_int(sf, x, (sf_count_t)n), (sf_count_t)n);
+    assert_int_equal(sf_close(sf), 0);
+    struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->format, SAMPLE_F32);
+    assert_int_equal(b->frames, n);
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 2; c++)
+            if (!(b->ch[c][i] == (float)(x[2 * i + c] >> 8) / 8388608.0f))
+                fail_msg("frame %zu channel %d", i, c);
+    sample_buffer_free(b);
+    free(x);
+
+    short y[100];
+    for (int i = 0; i < 100; i++)
+        y[i] = (short)(i * 256 - 12800);
+    path = fixture("mono8.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_U8, 1, 48000, y, 100);
+    b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->format, SAMPLE_F32);
+    for (int i = 0; i < 100; i++)
+        assert_true(b->ch[0][i] == (float)(y[i] >> 8) / 128.0f);
+    sample_buffer_free(b);
 }
 
 /* A float file holding NaN/Inf: those become 0, everything else is exact. */
@@ -366,6 +432,7 @@ static void test_float_nonfinite(void **state)
     const char *path = fixture("nonfinite.wav");
     write_float(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1, 48000, x, 8);
     struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->format, SAMPLE_F32);
     assert_int_equal(b->frames, 8);
     for (int i = 0; i < 8; i++)
         assert_true(b->ch[0][i] == want[i]);
@@ -386,6 +453,7 @@ static void check_resampled(const char *name, int format, int channels, int in_r
     free(x);
 
     struct sample_buffer *b = decode_ok(path, 48000, 0);
+    assert_int_equal(b->format, SAMPLE_F32);
     assert_int_equal(b->channels, channels);
     assert_int_equal(b->frames, want);
     for (int c = 0; c < channels; c++) {
@@ -442,6 +510,7 @@ static void test_resample_down_and_lengths(void **state)
         write_short(p, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2, cases[i].in_rate, s, cases[i].frames);
         free(s);
         b = decode_ok(p, cases[i].rate, 0);
+        assert_int_equal(b->format, SAMPLE_F32); /* 16-bit, converted: floats */
         if (b->frames != cases[i].want)
             fail_msg("case %zu: %u frames, want %u", i, b->frames, cases[i].want);
         sample_buffer_free(b);
@@ -463,12 +532,7 @@ static void test_flac_exact(void **state)
     const char *path = fixture("stereo.flac");
     write_short(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2, 48000, x, (sf_count_t)n);
     struct sample_buffer *b = decode_ok(path, 48000, 0);
-    assert_int_equal(b->frames, n);
-    assert_int_equal(b->channels, 2);
-    for (size_t i = 0; i < n; i++)
-        if (!(b->ch[0][i] == (float)x[2 * i] / 32768.0f &&
-              b->ch[1][i] == (float)x[2 * i + 1] / 32768.0f))
-            fail_msg("frame %zu", i);
+    check_s16(b, x, n, 2); /* 16-bit FLAC keeps its integers too */
     sample_buffer_free(b);
     free(x);
 }
@@ -483,6 +547,7 @@ static void test_ogg_vorbis(void **state)
     free(x);
 
     struct sample_buffer *b = decode_ok(path, 44100, 0);
+    assert_int_equal(b->format, SAMPLE_F32);
     assert_int_equal(b->channels, 2);
     assert_int_equal(b->frames, 44100);
     for (int c = 0; c < 2; c++) {
@@ -527,9 +592,7 @@ static void test_truncated_wav(void **state)
     assert_int_equal(truncate(path, header + 1201), 0); /* 600.5 frames */
 
     struct sample_buffer *b = decode_ok(path, 48000, 0);
-    assert_int_equal(b->frames, 600);
-    for (int i = 0; i < 600; i++)
-        assert_true(b->ch[0][i] == (float)x[i] / 32768.0f);
+    check_s16(b, x, 600, 1);
     sample_buffer_free(b);
 
     /* Header only, no data at all. */
@@ -589,12 +652,7 @@ static void test_overstated_length(void **state)
     for (size_t k = 0; k < 3; k++) {
         fake_extra_frames = extra[k];
         struct sample_buffer *b = decode_ok(path, 48000, 0);
-        assert_int_equal(b->frames, n);
-        assert_int_equal(b->channels, 2);
-        for (size_t i = 0; i < n; i++)
-            if (!(b->ch[0][i] == (float)x[2 * i] / 32768.0f &&
-                  b->ch[1][i] == (float)x[2 * i + 1] / 32768.0f))
-                fail_msg("extra %ld: frame %zu differs", (long)extra[k], i);
+        check_s16(b, x, n, 2);
         sample_buffer_free(b);
 
         /* Converted: the length follows the frames actually decoded. */
@@ -604,7 +662,7 @@ static void test_overstated_length(void **state)
     }
     /* The limit is checked against the reported length, before decoding. */
     fake_extra_frames = 300000;
-    decode_fails(path, 48000, n * 2 * sizeof(float), -E2BIG);
+    decode_fails(path, 48000, n * 2 * sizeof(int16_t), -E2BIG);
     /* A length no buffer can hold is refused before allocating anything,
      * with or without a limit, also where the conversion would overflow. */
     fake_extra_frames = (sf_count_t)UINT32_MAX;
@@ -639,17 +697,14 @@ static void test_unknown_length(void **state)
 
     fake_unknown_length = true;
     struct sample_buffer *b = decode_ok(path, 48000, 0);
-    assert_int_equal(b->frames, n);
-    for (size_t i = 0; i < n; i++)
-        assert_true(b->ch[0][i] == (float)x[i] / 32768.0f);
+    check_s16(b, x, n, 1);
     sample_buffer_free(b);
 
-    /* Exactly at the limit, and one byte short of it. */
-    b = decode_ok(path, 48000, n * sizeof(float));
-    assert_int_equal(b->frames, n);
-    assert_true(b->ch[0][n - 1] == (float)x[n - 1] / 32768.0f);
+    /* Exactly at the limit (the integers' size), and one byte short of it. */
+    b = decode_ok(path, 48000, n * sizeof(int16_t));
+    check_s16(b, x, n, 1);
     sample_buffer_free(b);
-    decode_fails(path, 48000, n * sizeof(float) - 1, -E2BIG);
+    decode_fails(path, 48000, n * sizeof(int16_t) - 1, -E2BIG);
     decode_fails(path, 48000, 100000, -E2BIG);
     decode_fails(path, 48000, 1, -E2BIG);
     free(x);
@@ -707,6 +762,8 @@ static void assert_same_buffer(const struct sample_buffer *a, const struct sampl
     assert_int_equal(a->frames, b->frames);
     assert_int_equal(a->channels, b->channels);
     assert_int_equal(a->rate, b->rate);
+    assert_int_equal(a->format, SAMPLE_F32);
+    assert_int_equal(b->format, SAMPLE_F32);
     for (uint32_t c = 0; c < a->channels; c++)
         for (uint32_t i = 0; i < a->frames; i++)
             if (memcmp(&a->ch[c][i], &b->ch[c][i], sizeof(float)) != 0)
@@ -1153,16 +1210,18 @@ static void test_max_bytes(void **state)
     short x[2000] = {0};
     const char *path = fixture("small.wav");
     write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2, 48000, x, 1000);
-    /* 1000 frames x 2 channels x 4 bytes = 8000 bytes decoded. */
-    struct sample_buffer *b = decode_ok(path, 48000, 8000);
+    /* 1000 frames x 2 channels x 2 bytes = 4000 bytes stored: 16-bit at the
+     * engine rate keeps its integers. */
+    struct sample_buffer *b = decode_ok(path, 48000, 4000);
     assert_int_equal(b->frames, 1000);
+    assert_int_equal(b->format, SAMPLE_S16);
     sample_buffer_free(b);
-    decode_fails(path, 48000, 7999, -E2BIG);
+    decode_fails(path, 48000, 3999, -E2BIG);
     assert_non_null(strstr(errbuf, "file too large"));
     assert_non_null(strstr(errbuf, "MiB"));
 
-    /* The limit applies to the size at the output rate: 1000 frames at 48k
-     * become 2000 at 96k (16000 bytes). */
+    /* The limit applies to the size at the output rate, in floats once
+     * converted: 1000 frames at 48k become 2000 at 96k (16000 bytes). */
     b = decode_ok(path, 96000, 16000);
     assert_int_equal(b->frames, 2000);
     sample_buffer_free(b);
@@ -1174,9 +1233,22 @@ static void test_max_bytes(void **state)
     /* Mono counts one channel. */
     path = fixture("small-mono.wav");
     write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 48000, x, 1000);
-    b = decode_ok(path, 48000, 4000);
+    b = decode_ok(path, 48000, 2000);
     sample_buffer_free(b);
-    decode_fails(path, 48000, 3999, -E2BIG);
+    decode_fails(path, 48000, 1999, -E2BIG);
+    assert_string_equal(errbuf, "file too large (0.1 MiB decoded; limit 0.0 MiB)");
+
+    /* 16-bit, in MiB terms: 10 s of stereo at 48 kHz is 1.8 MiB stored. */
+    short *pcm = calloc(48000 * 10 * 2, sizeof(short));
+    assert_non_null(pcm);
+    path = fixture("ten-seconds-16.wav");
+    write_short(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2, 48000, pcm, 48000 * 10);
+    free(pcm);
+    decode_fails(path, 48000, 1024 * 1024, -E2BIG);
+    assert_string_equal(errbuf, "file too large (1.9 MiB decoded; limit 1.0 MiB)");
+    b = decode_ok(path, 48000, 2 * 1024 * 1024);
+    assert_int_equal(b->format, SAMPLE_S16);
+    sample_buffer_free(b);
 
     /* A big limit, in MiB terms. */
     float *big = calloc(48000 * 10, sizeof(float));
@@ -1226,6 +1298,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_pcm16_mono_exact, test_teardown),
         cmocka_unit_test_teardown(test_pcm16_stereo_exact, test_teardown),
+        cmocka_unit_test_teardown(test_other_pcm_stays_float, test_teardown),
         cmocka_unit_test_teardown(test_float_nonfinite, test_teardown),
         cmocka_unit_test_teardown(test_resample_sine, test_teardown),
         cmocka_unit_test_teardown(test_resample_stereo, test_teardown),

@@ -208,8 +208,9 @@ class Service(unittest.TestCase):
         status = None
         while time.monotonic() < deadline:
             status = osc.request("/status", expect="/status.reply")[1]
-            # rate 44100, and the sample at 44100 Hz: 44100 frames of floats.
-            if status[7] == 44100 and status[9] < 48000 * 4:
+            # rate 44100, and the sample at 44100 Hz: 44100 frames of floats
+            # (at 48 kHz it was 48000 frames of 16-bit integers, half that).
+            if status[7] == 44100 and 44100 * 4 <= status[9] < 48000 * 4:
                 break
             time.sleep(0.05)
         self.assertEqual(status[7], 44100)
