@@ -1,19 +1,38 @@
 /* bench_mixer.c - how fast does the mixer play 32 voices out of memory?
  *
- * 32 stereo voices, each playing its own 10 s buffer at 48 kHz (123 MB in
- * all, far more than any last-level cache, as on a stage where every pad
- * holds a different sample), rendered in JACK-sized periods of 64 frames by
- * the real engine_process().  A voice that ends is re-triggered at once, so
- * 32 always sound; their start times are staggered so that they read from 32
- * different places, not in lockstep.
+ * 32 stereo voices, each playing its own buffer (together at least three
+ * times the last-level cache, and at least 10 s at 48 kHz each, as on a
+ * stage where every pad holds a different sample), rendered in JACK-sized
+ * periods of 64 frames by the real engine_process().  The buffers are what
+ * the daemon builds for a 16-bit 48 kHz WAV: SAMPLE_S16, the integers
+ * interleaved (common/sample.h).  A voice that ends is re-triggered at
+ * once, so 32 always sound; their start times are staggered so that they
+ * read from 32 different places, not in lockstep.
  *
  * The same bytes are then summed in the same access pattern by a plain loop:
  * the memory-read floor, what the mixer would cost if reading the samples
- * were all it did.  The ratio of the two says how much the mixer adds on top
- * of the memory traffic it cannot avoid.
+ * (and converting them to float) were all it did.  The ratio of the two says
+ * how much the mixer adds on top of the memory traffic it cannot avoid.
+ *
+ * Each measurement is also made, in the same run, on a second engine whose
+ * buffers hold the same samples as planar floats (SAMPLE_F32, what a 24-bit
+ * or converted file gets, and what 16-bit files got before), alternating
+ * between the two so that both see the same moments of the machine: only
+ * ratios measured in the same run mean much on a VM whose speed drifts.
+ *
+ * Three measurements:
+ *  - back to back: periods rendered one after the other, REPS stretches of
+ *    each format in turn; the medians are printed;
+ *  - the memory floor, likewise;
+ *  - paced as under JACK: one period every 64 / 48000 s with the thread
+ *    asleep in between, timing only the engine_process() calls, in blocks
+ *    of PACED_BLOCK periods alternating between the formats; the median of
+ *    the blocks is printed.  This is what the daemon's callback costs.
  *
  * It prints numbers and never fails on timing.  Build with
- * -Dbuildtype=release for meaningful numbers (scripts/bench.sh).
+ * -Dbuildtype=release for meaningful numbers (scripts/bench.sh).  The lines
+ * "mixer:", "memory floor:" and "mixer, paced:" are the daemon's format, and
+ * bench/run_bench.py reads them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,11 +50,17 @@
 #define MIN_FRAMES (10u * RATE) /* at least 10 s per buffer */
 #define PERIOD 64u
 #define BATCH 4096u       /* periods between two clock readings */
-#define MIN_SECONDS 1.0   /* measure at least this long */
+#define REPS 5            /* back-to-back stretches of each format */
+#define REP_SECONDS 0.25  /* each at least this long */
 #define LLC_FACTOR 3      /* all buffers together: at least this many LLCs */
-#define PACED_SECONDS 3.0 /* the paced run: periods at the real rate */
+#define PACED_SECONDS 8.0 /* the paced run, both formats together */
+#define PACED_BLOCK 150u  /* periods of one format in a row (0.2 s) */
+#define PACED_SKIP 2u     /* first periods of a block left out (format switch) */
+#define NFORMATS 2        /* [0] the daemon's SAMPLE_S16, [1] SAMPLE_F32 */
 
 _Static_assert(MIN_FRAMES % PERIOD == 0, "a voice must end exactly at a period boundary");
+
+static const char *const format_name[NFORMATS] = {"16-bit interleaved", "float planar"};
 
 static double now(void)
 {
@@ -56,17 +81,27 @@ static void die(const char *what)
     exit(1);
 }
 
-/* Noise at -20 dBFS: no denormals, no zeros the hardware could shortcut. */
+/* Noise at -20 dBFS: no denormals, no zeros the hardware could shortcut.
+ * The same integers for both formats of buffer `seed`. */
+static int16_t noise(uint32_t *x)
+{
+    *x = *x * 1664525u + 1013904223u;
+    int32_t v = ((int32_t)(*x >> 16) - 32768) / 10; /* -3276 .. 3276 */
+    return (int16_t)(v ? v : 1);
+}
+
 static void fill(struct sample_buffer *b, uint32_t seed)
 {
     uint32_t x = seed * 2654435761u + 1;
-    for (uint32_t c = 0; c < b->channels; c++) {
-        float *p = sample_buffer_channel(b, c);
-        for (uint32_t i = 0; i < b->frames; i++) {
-            x = x * 1664525u + 1013904223u;
-            p[i] = ((float)(x >> 8) / 16777216.0f - 0.5f) * 0.2f;
-        }
+    if (b->format == SAMPLE_S16) {
+        int16_t *p = sample_buffer_s16(b);
+        for (size_t i = 0; i < (size_t)b->frames * b->channels; i++)
+            p[i] = noise(&x);
+        return;
     }
+    for (uint32_t i = 0; i < b->frames; i++)
+        for (uint32_t c = 0; c < b->channels; c++)
+            sample_buffer_channel(b, c)[i] = (float)noise(&x) / 32768.0f;
 }
 
 /* Size of the last-level cache in bytes, or 0 if unknown.  sysfs first:
@@ -108,10 +143,19 @@ static long llc_bytes(void)
     return best > 0 ? best : 0;
 }
 
-/* The floor's inner loop: the mixer's without the gain.  restrict as in the
- * mixer, so both get the same vectorisation. */
-static void sum_period(float *restrict l, float *restrict r, const float *restrict a,
-                       const float *restrict b)
+/* The floor's inner loops: the mixer's without the gain (for 16-bit, the
+ * conversion stays: the floor reads the same bytes and makes the same
+ * floats).  restrict as in the mixer, so both get the same vectorisation. */
+static void sum_period_s16(float *restrict l, float *restrict r, const int16_t *restrict s)
+{
+    for (uint32_t j = 0; j < PERIOD; j++) {
+        l[j] += (float)s[2 * j];
+        r[j] += (float)s[2 * j + 1];
+    }
+}
+
+static void sum_period_f32(float *restrict l, float *restrict r, const float *restrict a,
+                           const float *restrict b)
 {
     for (uint32_t j = 0; j < PERIOD; j++) {
         l[j] += a[j];
@@ -119,16 +163,25 @@ static void sum_period(float *restrict l, float *restrict r, const float *restri
     }
 }
 
+/* One engine with its 32 buffers and voices. */
+struct bench {
+    struct engine e;
+    struct sample_buffer *bufs[VOICES];
+    uint64_t next_start[VOICES]; /* period at which voice k is (re)triggered */
+    uint64_t p;                  /* periods rendered */
+    uint32_t pos[VOICES];        /* the floor's place in each buffer */
+    size_t total;                /* bytes of all buffers */
+    float out_l[PERIOD], out_r[PERIOD];
+};
+
+static uint32_t frames;             /* per buffer */
+static uint32_t periods_per_buffer; /* frames / PERIOD */
+static uint64_t stagger;            /* periods between two voices' starts */
+
 static void push(struct ring *r, const struct ctl_msg *m)
 {
     if (!ring_push(r, m))
         die("a control ring is full");
-}
-
-static void play(struct engine *e, uint32_t slot)
-{
-    struct ctl_msg m = {.type = CTL_PLAY, .id = slot, .velocity = 0.8f};
-    push(&e->cmd, &m);
 }
 
 /* Period p's place on JACK's microsecond clock, as audio.c passes it. */
@@ -139,190 +192,268 @@ static struct engine_clock clock_of(uint64_t p)
     return c;
 }
 
-struct result {
-    uint64_t periods;
-    double seconds;
-};
-
-static double ns_per_voice_frame(struct result r)
+static void bench_init(struct bench *b, uint32_t format)
 {
-    return r.seconds * 1e9 / ((double)r.periods * PERIOD * VOICES);
-}
-
-int main(void)
-{
-    static struct engine eng;
-    struct engine *e = &eng;
-    struct sample_buffer *bufs[VOICES];
-    static float out_l[PERIOD], out_r[PERIOD];
-
+    struct engine *e = &b->e;
     if (engine_init(e, VOICES, VOICES, RATE) < 0) /* one slot per voice */
         die("engine_init failed");
-
-    /* Buffers large enough that together they dwarf the last-level cache. */
-    long llc = llc_bytes();
-    uint64_t want = (uint64_t)llc * LLC_FACTOR / (VOICES * 2 * sizeof(float));
-    want = (want + PERIOD - 1) / PERIOD * PERIOD;
-    if (want > 60u * 60u * RATE)
-        want = 60u * 60u * RATE; /* an hour per voice is plenty */
-    const uint32_t frames = want > MIN_FRAMES ? (uint32_t)want : MIN_FRAMES;
-    const uint32_t periods_per_buffer = frames / PERIOD;
-
-    size_t total = 0;
     for (uint32_t k = 0; k < VOICES; k++) {
         if (!engine_buffer_reserve(e))
             die("engine_buffer_reserve refused a buffer");
-        bufs[k] = sample_buffer_new(frames, 2, RATE);
-        if (!bufs[k])
+        b->bufs[k] = sample_buffer_new_format(frames, 2, RATE, format);
+        if (!b->bufs[k])
             die("out of memory");
-        fill(bufs[k], k);
-        sample_buffer_prefault(bufs[k]);
-        total += bufs[k]->bytes;
+        fill(b->bufs[k], k);
+        sample_buffer_prefault(b->bufs[k]);
+        b->total += b->bufs[k]->bytes;
     }
-
-    printf("bench_mixer: %u stereo voices over %u distinct buffers of %u frames, %.1f MiB in all",
-           VOICES, VOICES, frames, (double)total / 1048576);
-    if (llc > 0)
-        printf(" (last-level cache %.1f MiB%s)", (double)llc / 1048576,
-               (size_t)llc * 2 > total ? ": NOT much larger, numbers flattered" : "");
-    printf("; periods of %u frames at %u Hz\n", PERIOD, RATE);
-
     /* Publish the buffers through the load ring, as the loader does. */
     uint64_t seq = 0;
     for (uint32_t k = 0; k < VOICES; k++) {
         if (ring_count(&e->load) == ring_capacity(&e->load))
-            engine_process(e, out_l, out_r, PERIOD, (struct engine_clock){0, 0});
+            engine_process(e, b->out_l, b->out_r, PERIOD, (struct engine_clock){0, 0});
         struct ctl_msg m = {
-            .type = CTL_LOAD, .id = k, .seq = ++seq, .buf = bufs[k], .velocity = 1.0f};
+            .type = CTL_LOAD, .id = k, .seq = ++seq, .buf = b->bufs[k], .velocity = 1.0f};
         push(&e->load, &m);
     }
-    engine_process(e, out_l, out_r, PERIOD, (struct engine_clock){0, 0});
+    engine_process(e, b->out_l, b->out_r, PERIOD, (struct engine_clock){0, 0});
     struct event ev;
     uint32_t loaded = 0;
     while (ring_pop(&e->events, &ev))
         loaded += ev.type == EV_LOADED;
     if (loaded != VOICES)
         die("not every buffer was loaded");
-
-    /* ---- the mixer ---------------------------------------------------- */
-
     /* Voice k starts at period k * stagger, then every periods_per_buffer
      * periods: it plays periods [start, start + periods_per_buffer) and is
      * re-triggered for the period right after its last one. */
-    const uint64_t stagger = periods_per_buffer / VOICES;
-    uint64_t next_start[VOICES];
     for (uint32_t k = 0; k < VOICES; k++)
-        next_start[k] = (uint64_t)k * stagger;
+        b->next_start[k] = (uint64_t)k * stagger;
+}
 
-    uint64_t p = 0;
-    /* Warm-up, untimed: until all 32 sound, then one more buffer's length. */
-    const uint64_t warm = (uint64_t)VOICES * stagger + periods_per_buffer;
-    struct result mix = {0, 0};
-    for (;;) {
-        bool timing = p >= warm;
-        double t0 = now();
-        for (uint32_t i = 0; i < BATCH; i++, p++) {
-            for (uint32_t k = 0; k < VOICES; k++) {
-                if (next_start[k] == p) {
-                    play(e, k);
-                    next_start[k] += periods_per_buffer;
-                }
-            }
-            /* No timed requests here: the clock does not matter. */
-            engine_process(e, out_l, out_r, PERIOD, (struct engine_clock){0, 0});
-            use(out_l, out_r);
-        }
-        double t1 = now();
-        if (timing) {
-            mix.periods += BATCH;
-            mix.seconds += t1 - t0;
-            if (mix.seconds >= MIN_SECONDS)
-                break;
+/* Renders the next period (re-triggering the voices due). */
+static void bench_period(struct bench *b)
+{
+    for (uint32_t k = 0; k < VOICES; k++) {
+        if (b->next_start[k] == b->p) {
+            struct ctl_msg m = {.type = CTL_PLAY, .id = k, .velocity = 0.8f};
+            push(&b->e.cmd, &m);
+            b->next_start[k] += periods_per_buffer;
         }
     }
-    /* ---- the same, paced as under JACK ---------------------------------
+    engine_process(&b->e, b->out_l, b->out_r, PERIOD, clock_of(b->p));
+    use(b->out_l, b->out_r);
+    b->p++;
+}
+
+/* Back to back for at least `seconds`: seconds per period. */
+static double run_back_to_back(struct bench *b, double seconds)
+{
+    uint64_t n = 0;
+    double spent = 0;
+    while (spent < seconds) {
+        double t0 = now();
+        for (uint32_t i = 0; i < BATCH; i++)
+            bench_period(b);
+        spent += now() - t0;
+        n += BATCH;
+    }
+    return spent / (double)n;
+}
+
+/* The floor: where the mixer's voice k is now, read on in the same order. */
+static void floor_start(struct bench *b)
+{
+    for (uint32_t k = 0; k < VOICES; k++) {
+        uint64_t since = b->p - (uint64_t)k * stagger;
+        b->pos[k] = (uint32_t)(since % periods_per_buffer) * PERIOD;
+    }
+}
+
+static double run_floor(struct bench *b, double seconds, double *checksum)
+{
+    uint64_t n = 0;
+    double spent = 0;
+    while (spent < seconds) {
+        double t0 = now();
+        for (uint32_t i = 0; i < BATCH; i++) {
+            memset(b->out_l, 0, sizeof(b->out_l));
+            memset(b->out_r, 0, sizeof(b->out_r));
+            for (uint32_t k = 0; k < VOICES; k++) {
+                const struct sample_buffer *s = b->bufs[k];
+                if (s->format == SAMPLE_S16)
+                    sum_period_s16(b->out_l, b->out_r, s->s16 + 2 * (size_t)b->pos[k]);
+                else
+                    sum_period_f32(b->out_l, b->out_r, s->ch[0] + b->pos[k], s->ch[1] + b->pos[k]);
+                b->pos[k] += PERIOD;
+                if (b->pos[k] >= frames)
+                    b->pos[k] = 0;
+            }
+            use(b->out_l, b->out_r);
+        }
+        spent += now() - t0;
+        n += BATCH;
+        *checksum += b->out_l[0] + b->out_r[0];
+    }
+    return spent / (double)n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, size_t n)
+{
+    double *t = malloc(n * sizeof(*t));
+    if (!t)
+        die("out of memory");
+    memcpy(t, v, n * sizeof(*t));
+    qsort(t, n, sizeof(*t), cmp_double);
+    double m = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    free(t);
+    return m;
+}
+
+/* Seconds per period -> ns per voice-frame. */
+static double ns(double seconds_per_period)
+{
+    return seconds_per_period * 1e9 / ((double)PERIOD * VOICES);
+}
+
+int main(void)
+{
+    static struct bench bench[NFORMATS];
+
+    /* Buffers large enough that together, in the daemon's format, they dwarf
+     * the last-level cache.  The float ones hold the same frames. */
+    long llc = llc_bytes();
+    uint64_t want = (uint64_t)llc * LLC_FACTOR / (VOICES * sample_frame_bytes(SAMPLE_S16, 2));
+    want = (want + PERIOD - 1) / PERIOD * PERIOD;
+    if (want > 60u * 60u * RATE)
+        want = 60u * 60u * RATE; /* an hour per voice is plenty */
+    frames = want > MIN_FRAMES ? (uint32_t)want : MIN_FRAMES;
+    periods_per_buffer = frames / PERIOD;
+    stagger = periods_per_buffer / VOICES;
+
+    bench_init(&bench[0], SAMPLE_S16);
+    bench_init(&bench[1], SAMPLE_F32);
+
+    printf("bench_mixer: %u stereo voices over %u distinct buffers of %u frames (%.1f s), "
+           "%.1f MiB in all as 16-bit (%.1f MiB as floats)",
+           VOICES, VOICES, frames, (double)frames / RATE, (double)bench[0].total / 1048576,
+           (double)bench[1].total / 1048576);
+    if (llc > 0)
+        printf(" (last-level cache %.1f MiB%s)", (double)llc / 1048576,
+               (size_t)llc * 2 > bench[0].total ? ": NOT much larger, numbers flattered" : "");
+    printf("; periods of %u frames at %u Hz\n", PERIOD, RATE);
+
+    /* Warm-up, untimed: until all 32 sound, then one more buffer's length. */
+    const uint64_t warm = (uint64_t)VOICES * stagger + periods_per_buffer;
+    for (int f = 0; f < NFORMATS; f++)
+        while (bench[f].p < warm)
+            bench_period(&bench[f]);
+
+    /* ---- back to back, the formats taking turns ----------------------- */
+    double mix[NFORMATS][REPS], mix_ratio[REPS];
+    for (int r = 0; r < REPS; r++) {
+        for (int q = 0; q < NFORMATS; q++) {
+            int f = (r + q) % NFORMATS; /* alternate which goes first */
+            mix[f][r] = run_back_to_back(&bench[f], REP_SECONDS);
+        }
+        mix_ratio[r] = mix[0][r] / mix[1][r];
+    }
+
+    /* ---- paced as under JACK -------------------------------------------
      * One period every 64 / 48000 s, the thread asleep in between, timing
      * only the engine_process() calls: what the callback really costs when
      * each voice reads a few cache lines per period and the caches and
      * prefetchers have gone cold in between (the loop above runs the
-     * periods back to back, which flatters it). */
-    struct result paced = {0, 0};
+     * periods back to back, which flatters it).  Blocks of PACED_BLOCK
+     * periods take turns between the formats; the first PACED_SKIP of each
+     * block are left out, so a switch costs neither. */
+    const uint32_t rounds =
+        (uint32_t)(PACED_SECONDS * RATE / PERIOD / (PACED_BLOCK * NFORMATS) + 0.5);
+    double *paced[NFORMATS], *paced_ratio = malloc(rounds * sizeof(double));
+    for (int f = 0; f < NFORMATS; f++)
+        paced[f] = malloc(rounds * sizeof(double));
+    if (!paced[0] || !paced[1] || !paced_ratio)
+        die("out of memory");
     {
         struct timespec tick;
         clock_gettime(CLOCK_MONOTONIC, &tick);
         const long period_ns = (long)(1e9 * PERIOD / RATE);
-        for (uint64_t n = 0; n < (uint64_t)(PACED_SECONDS * RATE / PERIOD); n++, p++) {
-            for (uint32_t k = 0; k < VOICES; k++) {
-                if (next_start[k] == p) {
-                    play(e, k);
-                    next_start[k] += periods_per_buffer;
+        for (uint32_t r = 0; r < rounds; r++) {
+            for (int q = 0; q < NFORMATS; q++) {
+                int f = (int)((r + (uint32_t)q) % NFORMATS);
+                double spent = 0;
+                for (uint32_t i = 0; i < PACED_BLOCK; i++) {
+                    double t0 = now();
+                    bench_period(&bench[f]);
+                    double t1 = now();
+                    if (i >= PACED_SKIP)
+                        spent += t1 - t0;
+                    tick.tv_nsec += period_ns;
+                    if (tick.tv_nsec >= 1000000000L) {
+                        tick.tv_nsec -= 1000000000L;
+                        tick.tv_sec++;
+                    }
+                    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &tick, NULL);
                 }
+                paced[f][r] = spent / (double)(PACED_BLOCK - PACED_SKIP);
             }
-            double t0 = now();
-            engine_process(e, out_l, out_r, PERIOD, clock_of(p));
-            double t1 = now();
-            use(out_l, out_r);
-            paced.periods++;
-            paced.seconds += t1 - t0;
-            tick.tv_nsec += period_ns;
-            if (tick.tv_nsec >= 1000000000L) {
-                tick.tv_nsec -= 1000000000L;
-                tick.tv_sec++;
-            }
-            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &tick, NULL);
+            paced_ratio[r] = paced[0][r] / paced[1][r];
         }
     }
 
-    uint32_t active = atomic_load(&e->stats.voices_active);
-    float peak = 0;
-    for (uint32_t i = 0; i < PERIOD; i++)
-        peak = out_l[i] > peak ? out_l[i] : peak;
+    uint32_t active[NFORMATS];
+    float peak[NFORMATS];
+    for (int f = 0; f < NFORMATS; f++) {
+        active[f] = atomic_load(&bench[f].e.stats.voices_active);
+        peak[f] = 0;
+        for (uint32_t i = 0; i < PERIOD; i++)
+            peak[f] = bench[f].out_l[i] > peak[f] ? bench[f].out_l[i] : peak[f];
+    }
 
     /* ---- the memory-read floor: same bytes, same order, plain sums ----- */
-
-    uint32_t pos[VOICES];
-    for (uint32_t k = 0; k < VOICES; k++) {
-        /* Where the mixer's voice k would be at period p. */
-        uint64_t since = p - (uint64_t)k * stagger;
-        pos[k] = (uint32_t)(since % periods_per_buffer) * PERIOD;
+    double flo[NFORMATS][REPS], checksum = 0;
+    for (int f = 0; f < NFORMATS; f++) {
+        floor_start(&bench[f]);
+        run_floor(&bench[f], REP_SECONDS, &checksum); /* warm-up */
     }
-    struct result floor_ = {0, 0};
-    double checksum = 0;
-    for (uint64_t batches = 0;; batches++) {
-        double t0 = now();
-        for (uint32_t i = 0; i < BATCH; i++) {
-            memset(out_l, 0, sizeof(out_l));
-            memset(out_r, 0, sizeof(out_r));
-            for (uint32_t k = 0; k < VOICES; k++) {
-                sum_period(out_l, out_r, bufs[k]->ch[0] + pos[k], bufs[k]->ch[1] + pos[k]);
-                pos[k] += PERIOD;
-                if (pos[k] >= frames)
-                    pos[k] = 0;
-            }
-            use(out_l, out_r);
+    for (int r = 0; r < REPS; r++)
+        for (int q = 0; q < NFORMATS; q++) {
+            int f = (r + q) % NFORMATS;
+            flo[f][r] = run_floor(&bench[f], REP_SECONDS, &checksum);
         }
-        double t1 = now();
-        checksum += out_l[0] + out_r[0];
-        if (batches == 0)
-            continue; /* warm-up */
-        floor_.periods += BATCH;
-        floor_.seconds += t1 - t0;
-        if (floor_.seconds >= MIN_SECONDS)
-            break;
+
+    double m = ns(median(mix[0], REPS)), fl = ns(median(flo[0], REPS));
+    double pc = ns(median(paced[0], rounds));
+    printf("mixer:        %7.3f ns per voice-frame  (16-bit interleaved buffers, as the daemon "
+           "builds them for a 16-bit WAV; median of %d x %.2f s; %u voices active, peak %.2f)\n",
+           m, REPS, REP_SECONDS, active[0], (double)peak[0]);
+    printf("memory floor: %7.3f ns per voice-frame  (the same bytes summed; checksum %.3g)\n", fl,
+           checksum);
+    printf("ratio:        %7.2f x the floor\n", m / fl);
+    printf("mixer, paced: %7.3f ns per voice-frame  (median of %u blocks of %u periods, one per "
+           "%.3f ms, asleep in between, as under JACK)\n",
+           pc, rounds, PACED_BLOCK, 1e3 * PERIOD / RATE);
+    printf("32 voices at %u Hz use %.2f%% of one core (back to back)\n", RATE,
+           m * VOICES * RATE / 1e9 * 100.0);
+    printf("same run, %s buffers of the same samples (%u voices active, peak %.2f):\n",
+           format_name[1], active[1], (double)peak[1]);
+    printf("  float mixer:        %7.3f ns per voice-frame; 16-bit / float %.2f (median of the "
+           "%d pairs)\n",
+           ns(median(mix[1], REPS)), median(mix_ratio, REPS), REPS);
+    printf("  float memory floor: %7.3f ns per voice-frame\n", ns(median(flo[1], REPS)));
+    printf("  float mixer, paced: %7.3f ns per voice-frame; 16-bit / float %.2f (median of the "
+           "%u pairs of blocks)\n",
+           ns(median(paced[1], rounds)), median(paced_ratio, rounds), rounds);
+
+    for (int f = 0; f < NFORMATS; f++) {
+        engine_destroy(&bench[f].e);
+        free(paced[f]);
     }
-
-    double m = ns_per_voice_frame(mix), f = ns_per_voice_frame(floor_);
-    printf("mixer:        %7.3f ns per voice-frame  (%llu periods in %.2f s; %u voices active, "
-           "peak %.2f)\n",
-           m, (unsigned long long)mix.periods, mix.seconds, active, (double)peak);
-    printf("memory floor: %7.3f ns per voice-frame  (%llu periods in %.2f s; checksum %.3g)\n", f,
-           (unsigned long long)floor_.periods, floor_.seconds, checksum);
-    printf("ratio:        %7.2f x the floor\n", m / f);
-    printf("mixer, paced: %7.3f ns per voice-frame  (%llu periods one per %.3f ms, asleep in "
-           "between, as under JACK)\n",
-           ns_per_voice_frame(paced), (unsigned long long)paced.periods, 1e3 * PERIOD / RATE);
-    printf("32 voices at %u Hz use %.2f%% of one core\n", RATE, m * VOICES * RATE / 1e9 * 100.0);
-
-    engine_destroy(e);
+    free(paced_ratio);
     return 0;
 }

@@ -589,7 +589,14 @@ def run_mixer(build):
     m = re.search(r"^mixer:\s+([\d.]+)", out, re.M)
     f = re.search(r"^memory floor:\s+([\d.]+)", out, re.M)
     pc = re.search(r"^mixer, paced:\s+([\d.]+)", out, re.M)
-    return float(m.group(1)), float(f.group(1)), float(pc.group(1)) if pc else None, out
+    # The same run's float planar buffers (16-bit / float: same-run ratios).
+    fm = re.search(r"^\s+float mixer:\s+[\d.]+ ns per voice-frame; 16-bit / float ([\d.]+)",
+                   out, re.M)
+    fp = re.search(r"^\s+float mixer, paced:\s+([\d.]+) ns per voice-frame; 16-bit / float "
+                   r"([\d.]+)", out, re.M)
+    ab = (float(fm.group(1)) if fm else None,
+          (float(fp.group(1)), float(fp.group(2))) if fp else None)
+    return float(m.group(1)), float(f.group(1)), float(pc.group(1)) if pc else None, ab, out
 
 
 def run_decode(build, path, reps=7):
@@ -679,7 +686,7 @@ def main():
     log("machine:", machine(), "load average", R["loadavg0"])
     if full:
         log("mixer (in-process) ...")
-        R["mixer"], R["floor"], R["mixer_paced"], mix_out = run_mixer(build)
+        R["mixer"], R["floor"], R["mixer_paced"], R["mixer_ab"], mix_out = run_mixer(build)
         log(mix_out.strip().replace("\n", "\n# "))
         log("decode references ...")
         R["dec_wav"] = run_decode(build, wav, reps)
@@ -933,6 +940,12 @@ def print_table(R):
         ratio(g("mixer"), g("floor")), "")
     row("  mixer paced like JACK, 1 period / 1.33 ms (ns/voice-frame)", fmt(g("mixer_paced"), nd=3),
         "", "", "")
+    ab = g("mixer_ab")
+    if ab and ab[1]:
+        row("  the same with float planar buffers, same run (ns/voice-frame); 16-bit / float",
+            fmt(ab[1][0], nd=3), "", fmt(ab[1][1]) + "x", "")
+    if ab and ab[0]:
+        row("  back to back, 16-bit / float buffers, same run", "", "", fmt(ab[0]) + "x", "")
     stl = g("stress_l")
     if stl:
         worst, p99, xr, loads, sent, secs = stl
