@@ -17,12 +17,12 @@
  *  - SAMPLE_S16: the file's own 16-bit integers, interleaved (L R L R ...;
  *    mono: one channel), standing for x / 32768.  16-bit PCM at the engine
  *    rate, the common case, is stored like this: half the bytes of floats,
- *    and one stream per voice instead of two.  Under JACK the mixer runs a
+ *    and one stream per stereo voice instead of two.  Under JACK the mixer runs a
  *    short period after a sleep, with every voice's samples out of cache, so
  *    what a period costs follows the cache lines and the streams it starts
  *    (docs/performance.md, "CPU per voice-frame").  The mixer converts as
  *    it reads, exactly: what it plays is bit for bit what the float buffer
- *    of the same file would play (daemon/engine.c, "The inner loops").
+ *    of the same file would play (daemon/engine.c, "16-bit sources").
  */
 #ifndef LOOPERD_SAMPLE_H
 #define LOOPERD_SAMPLE_H
