@@ -12,8 +12,8 @@
  *
  * The test runs against a real JACK server (started by with_jackd.py) for
  * a few hundred periods while it drives every kind of message through the
- * rings: loads, plays beyond the voice count (stealing), reloads of playing
- * slots (buffer release), pings and stops.  It first checks that the
+ * rings: loads (of float and 16-bit buffers), plays beyond the voice count
+ * (stealing), reloads of playing slots (buffer release), pings and stops.  It first checks that the
  * interposer itself catches calls (a test that cannot fail proves nothing).
  */
 #include <dlfcn.h>
@@ -203,18 +203,23 @@ static void self_check(void)
     atomic_store(&first_violation, NULL);
 }
 
-static struct sample_buffer *make_buf(struct engine *e, uint32_t frames, uint32_t channels)
+/* A buffer in either storage format (sample.h), so both mixers run. */
+static struct sample_buffer *make_buf(struct engine *e, uint32_t frames, uint32_t channels,
+                                      uint32_t format)
 {
     if (!engine_buffer_reserve(e))
         return NULL;
-    struct sample_buffer *b = sample_buffer_new(frames, channels, e->rate);
+    struct sample_buffer *b = sample_buffer_new_format(frames, channels, e->rate, format);
     if (!b)
         return NULL;
-    for (uint32_t c = 0; c < channels; c++) {
-        float *d = sample_buffer_channel(b, c);
-        for (uint32_t i = 0; i < frames; i++)
-            d[i] = 0.25f * (float)((i % 100) - 50) / 50.0f;
-    }
+    for (uint32_t i = 0; i < frames; i++)
+        for (uint32_t c = 0; c < channels; c++) {
+            int x = 8192 * ((int)(i % 100) - 50) / 50;
+            if (format == SAMPLE_S16)
+                sample_buffer_s16(b)[(size_t)i * channels + c] = (int16_t)x;
+            else
+                sample_buffer_channel(b, c)[i] = (float)x / 32768.0f;
+        }
     sample_buffer_prefault(b);
     return b;
 }
@@ -268,15 +273,18 @@ int main(void)
 
     uint64_t seq = 0;
     uint32_t period = audio_period(&audio);
-    /* Samples a few periods long so voices end, start and overlap often. */
+    /* Samples a few periods long so voices end, start and overlap often;
+     * mono and stereo, float and 16-bit. */
     for (int round = 0; round < 200; round++) {
         uint32_t id = (uint32_t)round % 4;
         if (round % 5 == 0)
-            push(&e.load, (struct ctl_msg){.type = CTL_LOAD,
-                                           .id = id,
-                                           .seq = ++seq,
-                                           .velocity = 1,
-                                           .buf = make_buf(&e, period * 3 + 17, 1 + round % 2)});
+            push(&e.load,
+                 (struct ctl_msg){.type = CTL_LOAD,
+                                  .id = id,
+                                  .seq = ++seq,
+                                  .velocity = 1,
+                                  .buf = make_buf(&e, period * 3 + 17, 1 + round % 2,
+                                                  (round / 10) % 2 ? SAMPLE_S16 : SAMPLE_F32)});
         for (int k = 0; k < 12; k++) /* more than the 8 voices: stealing */
             push(&e.cmd, (struct ctl_msg){.type = CTL_PLAY, .id = (id + k) % 4, .velocity = 0.5f});
         push(&e.cmd, (struct ctl_msg){.type = CTL_PING});
