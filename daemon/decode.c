@@ -411,15 +411,44 @@ static void reader_free(struct reader *rd)
         free(rd->block[i]);
 }
 
+/* Starts `fn(arg)` on a helper thread for the conversion: 1 MiB of stack
+ * like the loader (the decoders keep big arrays on the stack), named
+ * "looperd-decode", and with every signal blocked but the synchronous ones
+ * (see the header comment).  Returns 0 or an errno value. */
+static int start_helper(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int e = pthread_attr_init(&attr);
+    if (e != 0)
+        return e;
+    e = pthread_attr_setstacksize(&attr, DECODE_STACK_SIZE);
+    if (e == 0) {
+        /* The thread starts with this thread's mask: block every signal it
+         * could be picked for, so signals go where they would without it.
+         * Not the synchronous ones: a fault of its own is delivered to it
+         * whatever the mask, and blocked it would kill without a word from
+         * any handler. */
+        sigfillset(&all);
+        sigdelset(&all, SIGSEGV);
+        sigdelset(&all, SIGBUS);
+        sigdelset(&all, SIGFPE);
+        sigdelset(&all, SIGILL);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        e = pthread_create(thread, &attr, fn, arg);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (e == 0)
+            (void)pthread_setname_np(*thread, "looperd-decode");
+    }
+    pthread_attr_destroy(&attr);
+    return e;
+}
+
 /* Sets up the queue and starts the reader thread, which from then on owns
  * d->sf and the read state.  Returns false, with nothing left to undo, when
  * any of it cannot be had; the caller then converts sequentially. */
 static bool reader_start(struct reader *rd, struct decoder *d)
 {
-    pthread_attr_t attr;
-    sigset_t all, old;
-    int e;
-
     memset(rd, 0, sizeof(*rd));
     rd->src = *d;
     rd->src.soxr = NULL; /* none of the reader's business */
@@ -437,30 +466,8 @@ static bool reader_start(struct reader *rd, struct decoder *d)
         goto no_more;
     if (pthread_cond_init(&rd->room, NULL) != 0)
         goto no_room;
-    if (pthread_attr_init(&attr) != 0)
-        goto no_thread;
-    e = pthread_attr_setstacksize(&attr, DECODE_STACK_SIZE);
-    if (e == 0) {
-        /* The thread starts with this thread's mask: block every signal it
-         * could be picked for, so signals go where they would without it.
-         * Not the synchronous ones: a fault of its own is delivered to it
-         * whatever the mask, and blocked it would kill without a word from
-         * any handler. */
-        sigfillset(&all);
-        sigdelset(&all, SIGSEGV);
-        sigdelset(&all, SIGBUS);
-        sigdelset(&all, SIGFPE);
-        sigdelset(&all, SIGILL);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        e = pthread_create(&rd->thread, &attr, reader_main, rd);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (e == 0)
-            (void)pthread_setname_np(rd->thread, "looperd-decode");
-    }
-    pthread_attr_destroy(&attr);
-    if (e == 0)
+    if (start_helper(&rd->thread, reader_main, rd) == 0)
         return true;
-no_thread:
     pthread_cond_destroy(&rd->room);
 no_room:
     pthread_cond_destroy(&rd->more);
