@@ -10,10 +10,16 @@
  * decoder's grow-as-you-go path with real data.
  *
  * pthread_create() and pthread_join() are interposed the same way, to see
- * the reader thread of the conversion pipeline (its stack size, its signal
- * mask, that it is always joined) and to make its creation fail, which
- * forces the sequential path: the reference the pipelined output must match
- * bit for bit, and whose error reasons it must give word for word.
+ * the helper thread of a conversion (its stack size, its signal mask, that
+ * it is always joined) and to make its creation fail, which forces the
+ * sequential path: the reference the pipelined output must match bit for
+ * bit, the two-halves output within float rounding, and whose error
+ * reasons both must give word for word.
+ *
+ * sf_open_virtual(), sf_seek() and pread64() are interposed for the
+ * two-halves conversion, which opens the file a second time through
+ * libsndfile's virtual I/O (reading with pread) and seeks that handle to
+ * the middle: to see that it did, and to make each step fail.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -55,6 +61,7 @@ static char errbuf[256];
 
 static bool fake_unknown_length;
 static sf_count_t fake_extra_frames; /* added to the reported length */
+static bool fake_unseekable;         /* reported as not seekable */
 
 SNDFILE *sf_open_fd(int fd, int mode, SF_INFO *info, int close_desc)
 {
@@ -70,12 +77,15 @@ SNDFILE *sf_open_fd(int fd, int mode, SF_INFO *info, int close_desc)
         info->frames = SF_COUNT_MAX;
     else if (sf)
         info->frames += fake_extra_frames;
+    if (sf && fake_unseekable)
+        info->seekable = 0;
     return sf;
 }
 
 /* ---- pthread_create / pthread_join interposition ------------------------ */
 
 static bool fake_thread_failure; /* pthread_create fails with EAGAIN */
+static int fake_thread_failures; /* ... and so do the next this many */
 static int threads_created;      /* successful pthread_create calls */
 static int threads_joined;       /* successful pthread_join calls */
 static atomic_int threads_running;
@@ -115,6 +125,10 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(vo
     }
     if (fake_thread_failure)
         return EAGAIN;
+    if (fake_thread_failures > 0) {
+        fake_thread_failures--;
+        return EAGAIN;
+    }
     thread_stack = 0;
     if (attr && pthread_attr_getstacksize(attr, &thread_stack) != 0)
         abort();
@@ -141,6 +155,68 @@ int pthread_join(pthread_t thread, void **ret)
     if (e == 0)
         threads_joined++;
     return e;
+}
+
+/* ---- sf_open_virtual / sf_seek / pread64 interposition ----------------- */
+
+static int virtual_opens;            /* sf_open_virtual calls that succeeded */
+static int virtual_seeks;            /* sf_seek calls on such a handle */
+static SNDFILE *last_virtual;        /* the last handle it returned */
+static bool fake_virtual_failure;    /* sf_open_virtual fails */
+static bool fake_seek_failure;       /* sf_seek on a virtual handle fails */
+static atomic_int preads;            /* pread64 calls */
+static atomic_int pread_budget = -1; /* calls that succeed before pread64 fails with EIO; -1: all */
+
+SNDFILE *sf_open_virtual(SF_VIRTUAL_IO *io, int mode, SF_INFO *info, void *user)
+{
+    static SNDFILE *(*real)(SF_VIRTUAL_IO *, int, SF_INFO *, void *);
+    if (!real) {
+        void *sym = next_symbol("sf_open_virtual");
+        memcpy(&real, &sym, sizeof(sym));
+    }
+    if (fake_virtual_failure)
+        return NULL;
+    SNDFILE *sf = real(io, mode, info, user);
+    if (sf) {
+        virtual_opens++;
+        last_virtual = sf;
+    }
+    return sf;
+}
+
+sf_count_t sf_seek(SNDFILE *sf, sf_count_t frames, int whence)
+{
+    static sf_count_t (*real)(SNDFILE *, sf_count_t, int);
+    if (!real) {
+        void *sym = next_symbol("sf_seek");
+        memcpy(&real, &sym, sizeof(sym));
+    }
+    if (sf && sf == last_virtual) {
+        virtual_seeks++;
+        if (fake_seek_failure)
+            return -1;
+    }
+    return real(sf, frames, whence);
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
+{
+    static ssize_t (*real)(int, void *, size_t, off64_t);
+    if (!real) {
+        void *sym = next_symbol("pread64");
+        memcpy(&real, &sym, sizeof(sym));
+    }
+    atomic_fetch_add(&preads, 1);
+    int budget = atomic_load(&pread_budget);
+    while (budget >= 0) {
+        if (budget == 0) {
+            errno = EIO;
+            return -1;
+        }
+        if (atomic_compare_exchange_weak(&pread_budget, &budget, budget - 1))
+            break;
+    }
+    return real(fd, buf, n, off);
 }
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -301,9 +377,12 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return 0;
 }
 
+static uint64_t split_default; /* decode_split_min_frames as decode.c sets it */
+
 static int group_setup(void **state)
 {
     (void)state;
+    split_default = decode_split_min_frames;
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
@@ -319,6 +398,12 @@ static int test_teardown(void **state)
     fake_unknown_length = false;
     fake_extra_frames = 0;
     fake_thread_failure = false;
+    fake_thread_failures = 0;
+    fake_unseekable = false;
+    fake_virtual_failure = false;
+    fake_seek_failure = false;
+    atomic_store(&pread_budget, -1);
+    decode_split_min_frames = split_default;
     return 0;
 }
 
@@ -731,6 +816,10 @@ static void test_unknown_length(void **state)
 
 /* ---- the conversion pipeline (decode on a reader thread) ---------------- */
 
+/* These tests are about the pipelined path, which the two-halves split
+ * (further down) takes over for long files of most formats: they turn the
+ * split off, as bench_decode does to compare the two. */
+
 #define BLOCK 65536 /* decode.c's DECODE_BLOCK */
 
 /* decode_file() with the reader thread made impossible: the sequential
@@ -849,6 +938,7 @@ static struct sample_buffer *soxr_reference(const char *path, uint32_t rate)
 static void test_pipeline_matches_single_thread(void **state)
 {
     (void)state;
+    decode_split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
     const size_t n = 5 * BLOCK + 4321;
     short *x = malloc(n * 2 * sizeof(short));
     assert_non_null(x);
@@ -924,6 +1014,7 @@ static void test_pipeline_matches_single_thread(void **state)
 static void test_pipeline_short_files_sequential(void **state)
 {
     (void)state;
+    decode_split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
     static const struct {
         size_t frames;
         int threads;
@@ -947,6 +1038,7 @@ static void test_pipeline_short_files_sequential(void **state)
 static void test_pipeline_corrupt_flac(void **state)
 {
     (void)state;
+    decode_split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
     const size_t n = 400000;
     const char *path = fixture("pipeline-trunc.flac");
     static const double keep[] = {0.1, 0.5, 0.95, 0.999};
@@ -987,6 +1079,7 @@ static void test_pipeline_corrupt_flac(void **state)
 static void test_pipeline_error_after_output_complete(void **state)
 {
     (void)state;
+    decode_split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
     const size_t n = 400000;
     const char *path = fixture("pipeline-early.flac");
     write_noise(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 44100, n);
@@ -1015,6 +1108,7 @@ static void test_pipeline_error_after_output_complete(void **state)
 static void test_pipeline_unknown_length(void **state)
 {
     (void)state;
+    decode_split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
     const size_t n = 400000;
     const char *path = fixture("pipeline-unknown.wav");
     write_noise(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 44100, n);
@@ -1053,6 +1147,333 @@ static void test_pipeline_unknown_length(void **state)
         check_threads(created, 1);
         assert_string_equal(errbuf, reasons[k]);
     }
+}
+
+/* ---- the two halves (decode and convert on two threads) ----------------- */
+
+/* The two halves' output against the sequential path's: soxr filters in
+ * blocks (FFT convolution) that lie differently in the second half's
+ * stream, so the same sums are rounded differently; that is all that may
+ * differ (a few float ulps of signals below full scale). */
+#define SPLIT_TOLERANCE 1e-6
+
+/* Tones under noise, peaks about 0.6 (as floats, which libsndfile
+ * converts to `format`): content up to the top of the band, as music has,
+ * so any error in the filter's phase at the seam would show. */
+static void write_music(const char *path, int format, int channels, int rate, size_t frames)
+{
+    float *x = malloc(frames * (size_t)channels * sizeof(float));
+    assert_non_null(x);
+    uint32_t seed = 99;
+    for (size_t i = 0; i < frames; i++) {
+        double t = (double)i / rate;
+        for (int c = 0; c < channels; c++) {
+            seed = seed * 1664525u + 1013904223u;
+            double noise = ((double)(seed >> 8) / 16777216.0 - 0.5) * 0.2;
+            double v = 0.3 * sin(2.0 * PI * (c ? 330.0 : 440.0) * t) +
+                       0.15 * sin(2.0 * PI * (c ? 5100.0 : 3300.0) * t) + noise;
+            x[i * (size_t)channels + (size_t)c] = (float)v;
+        }
+    }
+    write_float(path, format, channels, rate, x, (sf_count_t)frames);
+    free(x);
+}
+
+/* The output frame where decode.c's second half starts: the input's
+ * middle, rounded to a multiple of in_rate / gcd frames (where input and
+ * output frames line up), converted. */
+static uint32_t seam_of(size_t frames, uint32_t in_rate, uint32_t rate)
+{
+    uint64_t a = in_rate, b = rate;
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    uint64_t p = in_rate / a, q = rate / a;
+    return (uint32_t)(((uint64_t)frames / 2 + p / 2) / p * q);
+}
+
+/* The largest |x - y| over every frame and channel, and in *near the same
+ * within `w` frames of `seam`. */
+static double max_diff(const struct sample_buffer *x, const struct sample_buffer *y, uint32_t seam,
+                       uint32_t w, double *near)
+{
+    double all = 0;
+    *near = 0;
+    for (uint32_t c = 0; c < x->channels; c++)
+        for (uint32_t i = 0; i < x->frames; i++) {
+            double d = fabs((double)x->ch[c][i] - (double)y->ch[c][i]);
+            if (!(d <= all)) /* NaN included */
+                all = d;
+            if (i + w >= seam && i < seam + w && !(d <= *near))
+                *near = d;
+        }
+    return all;
+}
+
+/* Converts `path` (`frames` at `in_rate`) to `rate`, expecting the two
+ * halves (`split`) or the pipeline, and checks the result against the
+ * sequential path: the same length, round(frames * rate / in_rate); the
+ * same bits from the pipeline; within SPLIT_TOLERANCE from the halves,
+ * near the seam as everywhere else.  Returns the largest difference. */
+static double check_split(const char *path, uint32_t in_rate, uint32_t rate, size_t frames,
+                          bool split)
+{
+    int created = threads_created, opens = virtual_opens, seeks = virtual_seeks;
+    struct sample_buffer *b = decode_ok(path, rate, 0);
+    check_threads(created, 1);
+    assert_int_equal(virtual_opens - opens, split ? 1 : 0);
+    assert_int_equal(virtual_seeks - seeks, split ? 1 : 0);
+
+    struct sample_buffer *seq = NULL;
+    assert_int_equal(decode_sequential(path, rate, 0, &seq), 0);
+    uint32_t want = (uint32_t)(((uint64_t)frames * rate + in_rate / 2) / in_rate);
+    assert_int_equal(seq->frames, want);
+    assert_int_equal(b->frames, want);
+    assert_int_equal(b->channels, seq->channels);
+    double all = 0, near = 0;
+    if (split) {
+        uint32_t seam = seam_of(frames, in_rate, rate);
+        all = max_diff(b, seq, seam, 4096, &near);
+        print_message("      %u -> %u Hz, %u ch, %zu frames: max |diff| %.3g; %.3g within 4096 "
+                      "frames of the seam (output frame %u)\n",
+                      in_rate, rate, b->channels, frames, all, near, seam);
+        if (!(all <= SPLIT_TOLERANCE))
+            fail_msg("max |diff| %.3g (near the seam %.3g)", all, near);
+    } else {
+        assert_same_buffer(b, seq);
+    }
+    sample_buffer_free(seq);
+    sample_buffer_free(b);
+    return all;
+}
+
+/* Long files convert in two halves on two threads, the second half's on a
+ * helper with the reader's stack and signal mask, always joined; the
+ * result is the sequential one within float rounding, at and around the
+ * seam too, for rates up and down, mono and stereo, odd lengths and
+ * lengths at the threshold (one frame below it: the pipeline, same bits). */
+static void test_split_matches_sequential(void **state)
+{
+    (void)state;
+    const size_t t = (size_t)decode_split_min_frames;
+    assert_true(t > 2 * BLOCK && t < 16 * BLOCK);
+    static const struct {
+        int format;
+        int channels;
+        uint32_t in_rate;
+        uint32_t rate;
+        long extra; /* frames beyond the threshold */
+        bool split;
+    } cases[] = {
+        {SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2, 44100, 48000, -1, false},
+        {SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2, 44100, 48000, 0, true},
+        {SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1, 44100, 48000, 12345, true},
+        {SF_FORMAT_WAV | SF_FORMAT_PCM_24, 2, 48000, 44100, 7777, true},
+        {SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 1, 48000, 44100, 3 * BLOCK + 1, true},
+        {SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2, 22050, 48000, 101, true},
+        {SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1, 22050, 48000, 0, true},
+        {SF_FORMAT_FLAC | SF_FORMAT_PCM_24, 1, 96000, 48000, 99, true},
+        {SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2, 96000, 48000, 4 * BLOCK + 3, true},
+        {SF_FORMAT_AIFF | SF_FORMAT_PCM_16, 2, 11025, 96000, 1, true},
+        {SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2, 44100, 48000, 30 * 44100 - 4 * BLOCK, true},
+    };
+    double worst = 0;
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        size_t frames = (size_t)((long)t + cases[k].extra);
+        const char *path = fixture(
+            (cases[k].format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC ? "split.flac" : "split.snd");
+        write_music(path, cases[k].format, cases[k].channels, (int)cases[k].in_rate, frames);
+        sigset_t before, after;
+        pthread_sigmask(SIG_BLOCK, NULL, &before);
+        double d = check_split(path, cases[k].in_rate, cases[k].rate, frames, cases[k].split);
+        worst = d > worst ? d : worst;
+        if (k == 1) {
+            /* The second half's thread: as the reader's (see above). */
+            assert_int_equal(thread_stack, 1024 * 1024);
+            static const int blocked[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGALRM, SIGPIPE};
+            for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
+                assert_true(sigismember(&thread_mask, blocked[i]));
+            assert_false(sigismember(&thread_mask, SIGSEGV));
+            pthread_sigmask(SIG_BLOCK, NULL, &after);
+            for (int sig = 1; sig < SIGRTMIN; sig++)
+                assert_int_equal(sigismember(&before, sig), sigismember(&after, sig));
+        }
+    }
+    print_message("      worst max |diff| %.3g (bound %.0e)\n", worst, SPLIT_TOLERANCE);
+}
+
+/* Expects `path` converted to `rate` without the two halves (no second
+ * handle opened, or given up on), on `threads` helper threads, bit for bit
+ * as `ref`. */
+static void expect_unsplit(const char *path, uint32_t rate, const struct sample_buffer *ref,
+                           int threads, bool opened)
+{
+    int created = threads_created, opens = virtual_opens;
+    struct sample_buffer *b = decode_ok(path, rate, 0);
+    check_threads(created, threads);
+    assert_int_equal(virtual_opens - opens, opened ? 1 : 0);
+    assert_same_buffer(b, ref);
+    sample_buffer_free(b);
+}
+
+/* The conversion done with the split turned off. */
+static struct sample_buffer *decode_unsplit(const char *path, uint32_t rate)
+{
+    uint64_t keep = decode_split_min_frames;
+    decode_split_min_frames = UINT64_MAX;
+    int opens = virtual_opens;
+    struct sample_buffer *b = decode_ok(path, rate, 0);
+    assert_int_equal(virtual_opens, opens);
+    decode_split_min_frames = keep;
+    return b;
+}
+
+/* Whenever the halves cannot work or may not be exact, the file converts
+ * as before (pipelined, or sequential without threads), bit for bit, and
+ * nothing is left open: unknown or unreliable lengths, files that cannot
+ * seek or whose seek is not exact, ratios soxr does not step exactly, the
+ * second open, the seek or the thread failing. */
+static void test_split_fallbacks(void **state)
+{
+    (void)state;
+    const size_t n = 2 * (size_t)decode_split_min_frames + 1001;
+    const char *path = fixture("fallback.flac");
+    write_music(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2, 44100, n);
+    int fds = count_fds();
+    struct sample_buffer *ref = decode_unsplit(path, 48000);
+
+    fake_virtual_failure = true; /* the second open */
+    expect_unsplit(path, 48000, ref, 1, false);
+    fake_virtual_failure = false;
+
+    int seeks = virtual_seeks;
+    fake_seek_failure = true; /* the seek to the middle */
+    expect_unsplit(path, 48000, ref, 1, true);
+    assert_int_equal(virtual_seeks, seeks + 1);
+    fake_seek_failure = false;
+
+    fake_thread_failures = 1; /* the halves' thread; the reader's starts */
+    expect_unsplit(path, 48000, ref, 1, true);
+    fake_thread_failure = true; /* every thread: sequential */
+    expect_unsplit(path, 48000, ref, 0, true);
+    fake_thread_failure = false;
+
+    fake_unseekable = true; /* libsndfile says it cannot seek */
+    expect_unsplit(path, 48000, ref, 1, false);
+    fake_unseekable = false;
+    sample_buffer_free(ref);
+
+    /* A reported length that is not the real one: the second handle,
+     * which sees the file as it is, does not agree, and the load goes on
+     * as before with the length it finds. */
+    fake_extra_frames = 5000;
+    ref = decode_unsplit(path, 48000);
+    assert_int_equal(ref->frames, (uint32_t)((n * 48000 + 22050) / 44100)); /* the real length */
+    expect_unsplit(path, 48000, ref, 1, true);
+    sample_buffer_free(ref);
+    fake_extra_frames = 0;
+
+    /* Unknown length: never split. */
+    fake_unknown_length = true;
+    ref = decode_unsplit(path, 48000);
+    expect_unsplit(path, 48000, ref, 1, false);
+    sample_buffer_free(ref);
+    fake_unknown_length = false;
+
+    /* A ratio soxr steps with a rounded increment (48000 / 47999). */
+    ref = decode_unsplit(path, 47999);
+    expect_unsplit(path, 47999, ref, 1, false);
+    sample_buffer_free(ref);
+
+    /* Formats whose seek is not exact or starts from the wrong state. */
+    static const struct {
+        const char *name;
+        int format;
+    } inexact[] = {
+        {"fallback.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS},
+        {"fallback-ima.wav", SF_FORMAT_WAV | SF_FORMAT_IMA_ADPCM},
+        {"fallback-gsm.wav", SF_FORMAT_WAV | SF_FORMAT_GSM610},
+    };
+    for (size_t k = 0; k < sizeof(inexact) / sizeof(inexact[0]); k++) {
+        const char *p = fixture(inexact[k].name);
+        int ch = (inexact[k].format & SF_FORMAT_SUBMASK) == SF_FORMAT_GSM610 ? 1 : 2;
+        write_music(p, inexact[k].format, ch, 44100, n);
+        ref = decode_unsplit(p, 48000);
+        expect_unsplit(p, 48000, ref, 1, false);
+        sample_buffer_free(ref);
+    }
+    assert_int_equal(count_fds(), fds);
+}
+
+/* An error in either half fails the load with the sequential path's code
+ * and reason, word for word, the earlier one when both halves fail; the
+ * helper is joined either way.  Cuts and damage in the second half (the
+ * seek to the middle works), in the first, and in both; and a read error
+ * that only the second handle's pread sees. */
+static void test_split_errors(void **state)
+{
+    (void)state;
+    const size_t n = 400000;
+    assert_true(n >= decode_split_min_frames);
+    const char *path = fixture("split-bad.flac");
+    static const struct {
+        double at;   /* where, as a fraction of the file */
+        double also; /* a second place, or 0 */
+        bool cut;    /* truncated there, else 64 bytes overwritten */
+        bool split;  /* the seek to the middle still works */
+    } cases[] = {
+        {0.95, 0, true, true},  {0.999, 0, true, true},  {0.75, 0, false, true},
+        {0.25, 0, false, true}, {0.1, 0.8, false, true}, {0.2, 0, true, false},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        write_noise(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 44100, n);
+        long size = file_size(path);
+        if (cases[k].cut) {
+            assert_int_equal(truncate(path, (off_t)((double)size * cases[k].at)), 0);
+        } else {
+            FILE *fp = fopen(path, "r+b");
+            assert_non_null(fp);
+            for (int w = 0; w < 2; w++) {
+                double at = w ? cases[k].also : cases[k].at;
+                if (at == 0)
+                    continue;
+                assert_int_equal(fseek(fp, (long)((double)size * at), SEEK_SET), 0);
+                for (int i = 0; i < 64; i++)
+                    fputc(0x5a ^ i, fp);
+            }
+            fclose(fp);
+        }
+        struct sample_buffer *b = NULL;
+        int want_r = decode_sequential(path, 48000, 0, &b);
+        assert_null(b);
+        assert_int_equal(want_r, -EINVAL);
+        char want[sizeof(errbuf)];
+        snprintf(want, sizeof(want), "%s", errbuf);
+        assert_true(strncmp(want, "corrupt audio data", 18) == 0);
+
+        int created = threads_created, seeks = virtual_seeks;
+        decode_fails(path, 48000, 0, -EINVAL);
+        check_threads(created, 1);
+        if (cases[k].split)
+            assert_int_equal(virtual_seeks, seeks + 1);
+        assert_string_equal(errbuf, want);
+    }
+
+    /* The second handle's reads fail (EIO) once it has seeked. */
+    write_noise(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 44100, n);
+    atomic_store(&preads, 0);
+    struct sample_buffer *b = decode_ok(path, 48000, 0); /* how many reads a good load makes */
+    sample_buffer_free(b);
+    int all = atomic_load(&preads);
+    assert_true(all > 20);
+    int created = threads_created, seeks = virtual_seeks;
+    atomic_store(&pread_budget, all / 2);
+    decode_fails(path, 48000, 0, -EIO);
+    check_threads(created, 1);
+    assert_int_equal(virtual_seeks, seeks + 1);
+    assert_true(strncmp(errbuf, "read error", 10) == 0);
 }
 
 /* ---- refusals ------------------------------------------------------------ */
@@ -1314,6 +1735,9 @@ int main(void)
         cmocka_unit_test_teardown(test_pipeline_corrupt_flac, test_teardown),
         cmocka_unit_test_teardown(test_pipeline_error_after_output_complete, test_teardown),
         cmocka_unit_test_teardown(test_pipeline_unknown_length, test_teardown),
+        cmocka_unit_test_teardown(test_split_matches_sequential, test_teardown),
+        cmocka_unit_test_teardown(test_split_fallbacks, test_teardown),
+        cmocka_unit_test_teardown(test_split_errors, test_teardown),
         cmocka_unit_test_teardown(test_missing_and_bad_paths, test_teardown),
         cmocka_unit_test_teardown(test_directory, test_teardown),
         cmocka_unit_test_teardown(test_fifo_does_not_block, test_teardown),
