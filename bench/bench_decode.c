@@ -14,7 +14,11 @@
  *             or convert, lock and touch the buffer; 16-bit PCM at RATE is
  *             read as integers straight into it), in this process: the
  *             loader's share of a /load, without the OSC and audio-thread
- *             hops around it.
+ *             hops around it.  For a conversion also "unsplit": the same
+ *             with the two-halves split turned off (decode_split_min_frames),
+ *             which leaves the pipelined path, run alternately with it.
+ *             BENCH_SPLIT_MIN_FRAMES moves the split's threshold for the
+ *             first (to time the split on files shorter than it).
  * Each is run REPEATS times (default 7); the minimum and median are printed
  * as one JSON line.  It never fails on timing.
  *
@@ -26,6 +30,7 @@
 #include <math.h>
 #include <sndfile.h>
 #include <soxr.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,19 +221,38 @@ int main(int argc, char **argv)
                "\"decode_convert_median_ms\": %.3f",
                quality_name, conv[0] * 1e3, conv[reps / 2] * 1e3);
     }
-    double dd[100];
+    /* decode_file() as the daemon runs it and, for a conversion, in the
+     * same run with the two-halves split turned off (the pipelined path),
+     * the two alternating so that a slow stretch of the VM hits both. */
+    bool ab = (unsigned)in_rate != rate;
+    const char *smf = getenv("BENCH_SPLIT_MIN_FRAMES");
+    if (smf && *smf)
+        decode_split_min_frames = strtoull(smf, NULL, 10);
+    uint64_t split_default = decode_split_min_frames;
+    double dd[100], dp[100];
     for (int i = 0; i < reps; i++) {
-        struct sample_buffer *b = NULL;
-        char err[256];
-        double t0 = now();
-        if (decode_file(path, rate, 0, &b, err, sizeof(err)) < 0)
-            die(err);
-        dd[i] = now() - t0;
-        sample_buffer_free(b);
+        for (int k = 0; k < (ab ? 2 : 1); k++) {
+            bool split = ((i + k) % 2 == 0) || !ab;
+            decode_split_min_frames = split ? split_default : UINT64_MAX;
+            struct sample_buffer *b = NULL;
+            char err[256];
+            double t0 = now();
+            if (decode_file(path, rate, 0, &b, err, sizeof(err)) < 0)
+                die(err);
+            (split ? dd : dp)[i] = now() - t0;
+            sample_buffer_free(b);
+        }
     }
+    decode_split_min_frames = split_default;
     qsort(dd, (size_t)reps, sizeof(double), cmp);
     printf(", \"daemon_decode_min_ms\": %.3f, \"daemon_decode_median_ms\": %.3f", dd[0] * 1e3,
            dd[reps / 2] * 1e3);
+    if (ab) {
+        qsort(dp, (size_t)reps, sizeof(double), cmp);
+        printf(
+            ", \"daemon_decode_unsplit_min_ms\": %.3f, \"daemon_decode_unsplit_median_ms\": %.3f",
+            dp[0] * 1e3, dp[reps / 2] * 1e3);
+    }
     printf("}\n");
     free(dst);
     free(o0);
