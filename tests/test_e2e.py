@@ -6,6 +6,7 @@ The recording is compared with the fixture sample for sample: a 16-bit WAV at
 the JACK rate decodes to x/32768 exactly and the mixer multiplies by the
 velocity (0.5, a power of two), so every recorded float must be equal, not
 close."""
+import math
 import os
 import subprocess
 import sys
@@ -118,6 +119,40 @@ class CoreEndToEnd(DaemonCase):
         path = os.path.join(self.tmp.name, "441.wav")
         write_wav(path, [1000] * 44100, 44100, 1)
         self.assertEqual(self.load(3, path), ("/done", ["/load", 3, 48000, 1]))
+
+    def test_long_resampled_load_is_seamless(self):
+        """A file long enough (at least four 65536-frame blocks) to be decoded
+        and converted in two halves on two threads (daemon/decode.c, "Two
+        halves"): the exact length, and a 1 kHz sine (left) and cosine
+        (right) that play through the seam without a step.  The seam lies
+        at the middle, 3.0 s into the output, where the sine crosses zero
+        and moves fastest, so a frame lost, repeated or out of phase there
+        would at least double a step."""
+        n, f, amp = 6 * 44100, 1000.0, 16000
+        w = 2 * math.pi * f / 44100
+        path = os.path.join(self.tmp.name, "441-long.wav")
+        write_wav(path, [(round(amp * math.sin(w * i)), round(amp * math.cos(w * i)))
+                         for i in range(n)], 44100, 2)
+        want = (n * RATE + 22050) // 44100
+        self.assertEqual(self.load(5, path), ("/done", ["/load", 5, want, 2]))
+        # Not heard by the tests after this one.
+        self.addCleanup(self.osc.request, "/unload", 5, expect=("/done",), timeout=5)
+        left, right, _ = self.record(lambda: self.osc.send("/play", 5, 1.0), 0, settle=3.6)
+        onset = find_onset(right, 0, channels=1)  # the cosine starts at full level
+        self.assertIsNotNone(onset, "nothing was played")
+        seam = want // 2
+        self.assertGreater(len(left), onset + seam + 4800, "the recording ends before the seam")
+        # The largest step a sine of this level makes at 48 kHz, plus the
+        # converter's ripple and 16-bit rounding; skip the start, where the
+        # cosine's jump from silence rings.
+        limit = amp / 32768.0 * 2 * math.pi * f / RATE * 1.01 + 1e-4
+        for name, ch in (("left", left), ("right", right)):
+            x = ch[onset + 1000:onset + seam + 4800]
+            steps = [abs(x[i + 1] - x[i]) for i in range(len(x) - 1)]
+            worst = max(range(len(steps)), key=steps.__getitem__)
+            self.assertLessEqual(steps[worst], limit,
+                                 f"{name}: step {steps[worst]:.5f} at output frame "
+                                 f"{worst + 1000} (seam at {seam})")
 
     def test_missing_file_fails_and_costs_nothing(self):
         self.assertEqual(self.load(4, self.stereo)[0], "/done")

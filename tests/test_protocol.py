@@ -422,6 +422,24 @@ class BadInputs(DaemonCase):
                  reply=("/load", "corrupt audio data (flac decoder lost sync)",
                         SHOT_SLOT), timeout=5)
 
+    def test_truncated_flac_converted(self):
+        """The same at another rate, long enough to be decoded in two halves
+        on two threads (daemon/decode.c, "Two halves"), cut where the second
+        half reads: the second half's decoder error fails the load, with the
+        same reason."""
+        if not shutil.which("sox"):
+            self.skipTest("sox is needed to write a FLAC fixture")
+        wav = os.path.join(self.dir, "noise441.wav")
+        flac = os.path.join(self.dir, "truncated441.flac")
+        rnd = random.Random(2)
+        write_wav(wav, [rnd.randint(-32768, 32767) for _ in range(44100 * 7 * 2)], 44100, 2)
+        subprocess.run(["sox", wav, flac], check=True, timeout=30)
+        with open(flac, "r+b") as f:
+            f.truncate(os.path.getsize(flac) * 9 // 10)
+        self.bad("/load", SHOT_SLOT, flac,
+                 reply=("/load", "corrupt audio data (flac decoder lost sync)",
+                        SHOT_SLOT), timeout=5)
+
     def test_truncated_wav_header_only(self):
         """A WAV whose header promises frames the file does not have at all.
         (libsndfile clamps a WAV's length to the data present, so a WAV cut
