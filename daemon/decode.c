@@ -212,9 +212,9 @@ struct decoder {
     char *err;
     size_t errlen;
     /* For opening the file a second time (the two halves). */
-    int fd;        /* the descriptor libsndfile owns: valid while sf is open */
-    int format;    /* SF_INFO.format as reported */
-    bool seekable; /* SF_INFO.seekable */
+    int file_fd;        /* the descriptor libsndfile owns: valid while sf is open */
+    int file_format;    /* SF_INFO.format as reported */
+    bool file_seekable; /* SF_INFO.seekable */
 };
 
 #if defined(__GNUC__)
@@ -974,8 +974,8 @@ static bool seeks_exactly(int format)
  * whole file itself.  On success `first` describes the caller's half. */
 static bool split_start(struct half *h, struct decoder *d, struct span *first)
 {
-    if (!d->known || d->in_frames < decode_split_min_frames || !d->seekable ||
-        !seeks_exactly(d->format))
+    if (!d->known || d->in_frames < decode_split_min_frames || !d->file_seekable ||
+        !seeks_exactly(d->file_format))
         return false;
     /* Input frames in multiples of p become output frames in multiples of
      * q exactly: a split point there has the same filter phase in both. */
@@ -1003,7 +1003,7 @@ static bool split_start(struct half *h, struct decoder *d, struct span *first)
     h->d.err = h->err;
     h->d.errlen = sizeof(h->err);
     h->start = mid - lead;
-    h->vf.fd = d->fd;
+    h->vf.fd = d->file_fd;
     h->span = (struct span){.pos = h->start,
                             .read_to = UINT64_MAX,
                             .lead = lead,
@@ -1017,7 +1017,7 @@ static bool split_start(struct half *h, struct decoder *d, struct span *first)
     memset(&info, 0, sizeof(info));
     h->d.sf = sf_open_virtual(&split_io, SFM_READ, &info, &h->vf);
     if (!h->d.sf || info.frames != (sf_count_t)d->in_frames || info.channels != (int)d->channels ||
-        info.samplerate != (int)d->in_rate || info.format != d->format)
+        info.samplerate != (int)d->in_rate || info.format != d->file_format)
         goto fail;
     sf_command(h->d.sf, SFC_SET_NORM_FLOAT, NULL, SF_TRUE);
     if (sf_seek(h->d.sf, (sf_count_t)h->start, SEEK_SET) != (sf_count_t)h->start)
@@ -1158,9 +1158,9 @@ static int open_audio(struct decoder *d, const char *path, SF_INFO *info)
             return fail(d, -EINVAL, "not an audio file or unsupported format (%s)", msg);
         return fail(d, -EINVAL, "not an audio file or unsupported format");
     }
-    d->fd = fd;
-    d->format = info->format;
-    d->seekable = info->seekable != 0;
+    d->file_fd = fd;
+    d->file_format = info->format;
+    d->file_seekable = info->seekable != 0;
     return 0;
 }
 
