@@ -15,7 +15,10 @@
  * that cannot be cut so overlap the two stages instead: a reader thread
  * decodes the next blocks while the loader thread converts the previous
  * one, and the load takes about max(decode, convert) plus one block instead
- * of their sum (see "The reader thread").
+ * of their sum (see "The reader thread").  The two come to the same when
+ * decoding and converting cost the same, as for that FLAC; the halves are
+ * faster the more one of the two outweighs the other (a 44.1 kHz WAV
+ * decodes in a fifth of its conversion's time).
  *
  * Opening safely.  The path comes from the network, so it may name anything.
  * It is opened O_NONBLOCK (a FIFO without a writer, or a device waiting for
@@ -100,25 +103,29 @@
  * If the thread or its blocks cannot be had, the same loop runs on the
  * calling thread alone: slower, never a failed load.
  *
- * Two halves.  Pipelined, a load still takes as long as the decode alone
- * (scsynth, which only decodes, takes that long too) while each core is
- * busy about half the time.  But the decode itself can be cut: FLAC frames
- * decode independently, and PCM has no decoder state at all.  So
- * decode_split() opens the file a second time, seeks that handle to the
- * middle, and while the loader thread decodes and converts the first half,
- * a helper thread (started like the reader: stack, signals, name) decodes
- * and converts the second with a converter of its own; each writes its
- * output straight into its own part of the final buffer, so nothing is
- * copied, and beside the buffer the second half needs only one block and a
- * converter.  60 s of FLAC then loads in about (decode + convert) / 2,
- * below the decode alone.  The second handle is libsndfile's virtual I/O
- * on the descriptor the first one owns, reading with pread() at a position
- * of its own: the path is not looked up again (it may name another file
- * by now), neither handle moves the other's file offset, and no second
- * descriptor is needed.  Separate SNDFILE handles and soxr instances share
- * no state (both converters are made on the loader thread), the two halves
- * of the buffer are disjoint, and pthread_join() makes the helper's writes
- * visible, so nothing is locked.
+ * Two halves.  Pipelined, a load takes max(decode, convert) plus a block:
+ * the longer stage sets the time, and the other stage's core waits for it.
+ * But the decode itself can be cut: FLAC frames decode independently, and
+ * PCM has no decoder state at all.  So decode_split() opens the file a
+ * second time, seeks that handle to the middle, and while the loader
+ * thread decodes and converts the first half, a helper thread (started
+ * like the reader: stack, signals, name) decodes and converts the second
+ * with a converter of its own; each writes its output straight into its
+ * own part of the final buffer, so nothing is copied, and beside the
+ * buffer the second half needs only one block and a converter.  The load
+ * then takes about (decode + convert) / 2 whatever their proportion: the
+ * same as the pipeline for 60 s of 44.1 kHz FLAC, whose decode and
+ * conversion cost about 40 ms each, but 0.6-0.9x of the pipeline's time
+ * here for a 44.1 kHz WAV (decoding is a fifth of the conversion) or for
+ * a 96 kHz FLAC (decoding is three times the conversion).  The second
+ * handle is libsndfile's virtual I/O on the descriptor the first one owns,
+ * reading with pread() at a position of its own: the path is not looked
+ * up again (it may name another file by now), neither handle moves the
+ * other's file offset, and no second descriptor is needed.  Separate
+ * SNDFILE handles and soxr instances share no state (both converters are
+ * made on the loader thread), the two halves of the buffer are disjoint,
+ * and pthread_join() makes the helper's writes visible, so nothing is
+ * locked.
  *
  * The seam.  The result must be the single pass's.  Input frame m and
  * output frame n fall on the same instant only when m = k * in_rate / g
@@ -151,21 +158,21 @@
  * When the halves are not used: lengths unknown or shorter than
  * decode_split_min_frames (four blocks, 6 s at 44.1 kHz: below that,
  * opening and seeking a second handle, the lead-in and the thread cost
- * what the split saves); files libsndfile cannot seek, or whose seek is
- * not exact and cheap (only PCM, companded PCM and FLAC are split; not the
- * ADPCMs and GSM, whose blocks carry state, nor Vorbis, Opus or MP3); a
+ * about what the split saves); files libsndfile cannot seek, or whose seek
+ * is not exact and cheap (only PCM, companded PCM and FLAC are split; not
+ * the ADPCMs and GSM, whose blocks carry state, nor Vorbis, Opus or MP3); a
  * second handle that does not report the first one's length and format (a
  * length that was only an estimate); a seek that fails; a thread that
- * cannot be had.  Then the pipelined path above runs as before, and with
- * no thread at all the sequential loop.  Errors: each half reads in blocks
+ * cannot be had.  Then the pipelined path above runs as before, and with no
+ * thread at all the sequential loop.  Errors: each half reads in blocks
  * that end where the sequential loop's do and stops once its window is
  * full, so together they read what the sequential loop reads, and an error
  * in either fails the load with the sequential loop's reason; the first
- * half's when both fail, since the sequential loop meets it first.  A
- * first half that fails tells the second to stop at its next block.  A
- * read error on the second handle, which virtual I/O would show libsndfile
- * only as a short read, is caught by its pread() wrapper and reported as
- * libsndfile reports one.
+ * half's when both fail, since the sequential loop meets it first.  A first
+ * half that fails tells the second to stop at its next block.  A read error
+ * on the second handle, which virtual I/O would show libsndfile only as a
+ * short read, is caught by its pread() wrapper and reported as libsndfile
+ * reports one.
  */
 #include "decode.h"
 
@@ -729,18 +736,26 @@ static int convert(struct decoder *d, struct reader *rd)
 
 /* ---- two halves on two threads --------------------------------------------- */
 
-/* Input frames, at the lower of the two rates, that each half reads beyond
- * the split point: about 3.5 times the widest reach of soxr HQ's filters
- * measured (1185 frames at the lower rate, 8 kHz to 48 kHz). */
+/* Frames, at the lower of the two rates, that the second half starts
+ * before the split point (and the first reads past it at a time): about
+ * 3.5 times the widest reach of soxr HQ's filters measured (1185 frames at
+ * the lower rate, 8 kHz to 48 kHz; see "The seam"). */
 #define SPLIT_LEAD 4096
-/* soxr runs an exact polyphase filter only for ratios whose fraction has a
- * denominator up to 2048 (its table limit at HQ); other ratios step with a
- * rounded increment, and a second converter started in the middle would
- * not keep the first one's phase (see the header comment). */
+/* soxr steps its polyphase filter exactly only for ratios whose fraction it
+ * finds with a denominator up to 2048 (the most phases it tries at HQ);
+ * others step by a rounded increment, and a second converter started in
+ * the middle would not keep the first one's phase (see "The seam"). */
 #define SPLIT_MAX_PHASES 2048
 /* Output frames per channel thrown away per soxr call (second half). */
 #define SPLIT_DISCARD 1024
 
+/* Four blocks, 6 s at 44.1 kHz.  Measured here, a FLAC of 2.7 blocks loads
+ * a little faster in halves (a WAV clearly), one of 1.7 blocks a little
+ * slower than sequentially: the second open, the seek (0.2 ms for FLAC),
+ * the converter and the thread's start cost 0.3-0.5 ms on the loader
+ * thread before either half begins.  Below four blocks what the halves win
+ * is under a millisecond, within this VM's noise, so the threshold sits
+ * where they clearly do not lose. */
 uint64_t decode_split_min_frames = 4 * (uint64_t)DECODE_BLOCK;
 
 /* A converter from the file's rate to the engine's at the daemon's quality
