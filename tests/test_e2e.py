@@ -127,7 +127,8 @@ class CoreEndToEnd(DaemonCase):
         (right) that play through the seam without a step.  The seam lies
         at the middle, 3.0 s into the output, where the sine crosses zero
         and moves fastest, so a frame lost, repeated or out of phase there
-        would at least double a step."""
+        would at least double a step.  (The unit tests compare every frame
+        with the sequential conversion; this is the daemon's loader.)"""
         n, f, amp = 6 * 44100, 1000.0, 16000
         w = 2 * math.pi * f / 44100
         path = os.path.join(self.tmp.name, "441-long.wav")
@@ -137,22 +138,31 @@ class CoreEndToEnd(DaemonCase):
         self.assertEqual(self.load(5, path), ("/done", ["/load", 5, want, 2]))
         # Not heard by the tests after this one.
         self.addCleanup(self.osc.request, "/unload", 5, expect=("/done",), timeout=5)
-        left, right, _ = self.record(lambda: self.osc.send("/play", 5, 1.0), 0, settle=3.6)
-        onset = find_onset(right, 0, channels=1)  # the cosine starts at full level
-        self.assertIsNotNone(onset, "nothing was played")
-        seam = want // 2
-        self.assertGreater(len(left), onset + seam + 4800, "the recording ends before the seam")
+        seam, span = want // 2, RATE // 10
         # The largest step a sine of this level makes at 48 kHz, plus the
-        # converter's ripple and 16-bit rounding; skip the start, where the
-        # cosine's jump from silence rings.
+        # converter's ripple and 16-bit rounding.
         limit = amp / 32768.0 * 2 * math.pi * f / RATE * 1.01 + 1e-4
-        for name, ch in (("left", left), ("right", right)):
-            x = ch[onset + 1000:onset + seam + 4800]
-            steps = [abs(x[i + 1] - x[i]) for i in range(len(x) - 1)]
-            worst = max(range(len(steps)), key=steps.__getitem__)
-            self.assertLessEqual(steps[worst], limit,
-                                 f"{name}: step {steps[worst]:.5f} at output frame "
-                                 f"{worst + 1000} (seam at {seam})")
+        for attempt in range(3):
+            left, right, meta = self.record(lambda: self.osc.send("/play", 5, 1.0), 0,
+                                            settle=3.3)
+            onset = find_onset(right, 0, channels=1)  # the cosine starts at full level
+            self.assertIsNotNone(onset, "nothing was played")
+            self.assertGreater(len(left), onset + seam + span, "the recording ends too early")
+            bad = []
+            for name, ch in (("left", left), ("right", right)):
+                x = ch[onset + seam - span:onset + seam + span]
+                steps = [abs(x[i + 1] - x[i]) for i in range(len(x) - 1)]
+                worst = max(range(len(steps)), key=steps.__getitem__)
+                if steps[worst] > limit:
+                    bad.append(f"{name}: step {steps[worst]:.5f} (limit {limit:.5f}) at output "
+                               f"frame {seam - span + worst} (seam at {seam})")
+            # A cycle the daemon missed (an xrun: JACK plays what its port
+            # held) is a step too, but not the decoder's: take it again.
+            if not bad or meta["xruns"] == 0:
+                break
+            print(f"take {attempt + 1}: {bad[0]} with {meta['xruns']} xrun(s); again",
+                  file=sys.stderr)
+        self.assertEqual(bad, [], f"xruns in the take: {meta['xruns']}")
 
     def test_missing_file_fails_and_costs_nothing(self):
         self.assertEqual(self.load(4, self.stereo)[0], "/done")
