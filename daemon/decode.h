@@ -34,9 +34,9 @@ int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample
                 char *err, size_t errlen);
 
 /* Conversions of a known length of at least this many input frames decode
- * and convert the file in two halves on two threads (decode.c, "Two
- * halves").  A variable only so that the tests and bench_decode can move
- * it (UINT64_MAX: never split) to compare the paths; the daemon leaves it
+ * and convert the file in two halves on two threads (decode_split.c).  A
+ * variable only so that the tests and bench_decode can move it
+ * (UINT64_MAX: never split) to compare the paths; the daemon leaves it
  * alone, and it must not change while decode_file() runs. */
 extern uint64_t decode_split_min_frames;
 

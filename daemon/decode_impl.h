@@ -1,0 +1,111 @@
+/* decode_impl.h - INTERNAL to the decoder: what decode.c, decode_pipe.c and
+ * decode_split.c share.  Nothing else includes it; the decoder's API is
+ * decode.h.
+ *
+ * One decoder is one load: the file libsndfile has open, the converter, the
+ * output buffer and how far it is filled, the limits, and where the reason
+ * for a failure goes.  decode.c makes it (open, probe, buffer) and decides
+ * which path fills it; the converting paths work on it, or on copies of it
+ * with a SNDFILE, converter and reason of their own for their helper
+ * threads.  The helpers declared here are decode.c's; see its header
+ * comment for the module as a whole.
+ */
+#ifndef LOOPERD_DECODE_IMPL_H
+#define LOOPERD_DECODE_IMPL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sndfile.h>
+#include <soxr.h>
+
+#include "sample.h"
+
+#define DECODE_BLOCK 65536 /* frames per libsndfile read */
+
+/* Longest libsndfile message worth quoting in a reason. */
+#define DECODE_LIBMSG_MAX 80
+
+struct decoder {
+    SNDFILE *sf;
+    soxr_t soxr; /* NULL when the rates match */
+    uint32_t channels;
+    uint32_t in_rate;
+    uint32_t rate;
+    bool known;          /* sf_info.frames is a real count */
+    bool sanitize;       /* float/double source: may hold NaN/Inf */
+    uint32_t format;     /* of the buffer: SAMPLE_S16 for 16-bit PCM at the engine rate */
+    uint64_t in_frames;  /* reported input length (when known) */
+    uint64_t out_frames; /* output length for in_frames (when known) */
+    uint64_t in_done;    /* input frames decoded so far */
+    uint64_t max_frames; /* output frames allowed by max_bytes / uint32 */
+    size_t max_bytes;
+    struct sample_buffer *buf;
+    uint32_t filled; /* output frames written into buf */
+    float *scratch;  /* DECODE_BLOCK interleaved input frames */
+    char *err;
+    size_t errlen;
+    /* For opening the file a second time (the two halves). */
+    int file_fd;        /* the descriptor libsndfile owns: valid while sf is open */
+    int file_format;    /* SF_INFO.format as reported */
+    bool file_seekable; /* SF_INFO.seekable */
+};
+
+/* ---- decode.c ------------------------------------------------------------- */
+
+/* Writes the reason into d->err (if any) and returns `e`, a negative errno. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+int decode_fail(struct decoder *d, int e, const char *fmt, ...);
+
+/* Copies a libsndfile message without its trailing full stop or newline, or
+ * an empty string when it is too long to be useful in a one-line reason. */
+void decode_libmsg(char *dst, size_t n, const char *msg);
+
+/* Output frames for `in` input frames: round(in * rate / in_rate), half up,
+ * in exact integer arithmetic.  UINT64_MAX when it does not fit. */
+uint64_t decode_out_len(const struct decoder *d, uint64_t in);
+
+/* Makes room for at least `want` output frames (clamped to max_frames; the
+ * caller checks the limit itself).  Only files of unknown length grow. */
+int decode_reserve(struct decoder *d, uint64_t want);
+
+/* Reads up to `want` frames of interleaved floats into `dst`, counting
+ * in_done.  Returns the count (0 at the end) or a negative errno, with the
+ * reason in d->err, if libsndfile reports an error or an unknown length
+ * turns out too large. */
+int64_t decode_read_block(struct decoder *d, float *dst, uint64_t want);
+
+/* A converter from the file's rate to the engine's at the daemon's quality
+ * (decode.c, "Resampling"); every converter of a load comes from here. */
+soxr_t decode_new_converter(const struct decoder *d, soxr_error_t *e);
+
+/* Starts `fn(arg)` on a helper thread (decode.c, "Helper threads").
+ * Returns 0 or an errno value. */
+int decode_start_helper(pthread_t *thread, void *(*fn)(void *), void *arg);
+
+/* ---- decode_pipe.c --------------------------------------------------------- */
+
+struct reader;
+
+/* The output has reached max_frames while the length is unknown: reads on
+ * to the end, from `rd` or (NULL) here, which either shows the file fits
+ * after all or fails as soon as it cannot. */
+int decode_drain(struct decoder *d, struct reader *rd);
+
+/* Converts the whole file through d->soxr, with a reader thread decoding
+ * ahead, or all on this thread for a short file or when the thread cannot
+ * be had. */
+int decode_pipe(struct decoder *d);
+
+/* ---- decode_split.c -------------------------------------------------------- */
+
+/* Converts the file in two halves on two threads when it qualifies.
+ * Returns false, with nothing done, when it does not; else true, with the
+ * load's result in *r and d's state as the sequential path would leave it. */
+bool decode_split(struct decoder *d, int *r);
+
+#endif
