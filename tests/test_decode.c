@@ -377,7 +377,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return 0;
 }
 
-static uint64_t split_default; /* decode_split_min_frames as decode.c sets it */
+static uint64_t split_default; /* decode_split_min_frames as decode_split.c sets it */
 
 static int group_setup(void **state)
 {
@@ -820,7 +820,7 @@ static void test_unknown_length(void **state)
  * (further down) takes over for long files of most formats: they turn the
  * split off, as bench_decode does to compare the two. */
 
-#define BLOCK 65536 /* decode.c's DECODE_BLOCK */
+#define BLOCK 65536 /* DECODE_BLOCK (daemon/decode_impl.h) */
 
 /* decode_file() with the reader thread made impossible: the sequential
  * path.  Returns its result; the reason is in errbuf. */
@@ -875,9 +875,9 @@ static void write_noise(const char *path, int format, int rate, size_t frames)
 
 /* The conversion done here on one thread, as plainly as it can be: the
  * file read in blocks of BLOCK frames by libsndfile, each fed to soxr
- * (SOXR_HQ, interleaved in, split out) with the calls decode.c makes for a
- * file of known length, into a buffer of round(frames * rate / in_rate)
- * frames, the rest zero. */
+ * (SOXR_HQ, interleaved in, split out) with the calls decode_pipe.c makes
+ * for a file of known length, into a buffer of round(frames * rate /
+ * in_rate) frames, the rest zero. */
 static struct sample_buffer *soxr_reference(const char *path, uint32_t rate)
 {
     SF_INFO info;
@@ -934,7 +934,7 @@ static struct sample_buffer *soxr_reference(const char *path, uint32_t rate)
 /* A conversion many blocks long runs on the reader thread, which has its
  * 1 MiB stack and every asynchronous signal blocked, and is joined; its
  * output is bit for bit the single-threaded conversion's, done here and by
- * decode.c's own sequential path. */
+ * decode_pipe.c's own sequential path. */
 static void test_pipeline_matches_single_thread(void **state)
 {
     (void)state;
@@ -1179,7 +1179,7 @@ static void write_music(const char *path, int format, int channels, int rate, si
     free(x);
 }
 
-/* The output frame where decode.c's second half starts: the input's
+/* The output frame where decode_split.c's second half starts: the input's
  * middle, rounded to a multiple of in_rate / gcd frames (where input and
  * output frames line up), converted. */
 static uint32_t seam_of(size_t frames, uint32_t in_rate, uint32_t rate)

@@ -122,12 +122,12 @@ class CoreEndToEnd(DaemonCase):
 
     def test_long_resampled_load_is_seamless(self):
         """A file long enough (at least four 65536-frame blocks) to be decoded
-        and converted in two halves on two threads (daemon/decode.c, "Two
-        halves"): the exact length, and a 1 kHz sine (left) and cosine
-        (right) that play through the seam without a step.  The seam lies
-        at the middle, 3.0 s into the output, where the sine crosses zero
-        and moves fastest, so a frame lost, repeated or out of phase there
-        would at least double a step.  (The unit tests compare every frame
+        and converted in two halves on two threads (daemon/decode_split.c):
+        the exact length, and a 1 kHz sine (left) and cosine (right) that
+        play through the seam without a step.  The seam lies at the middle,
+        3.0 s into the output, where the sine crosses zero and moves
+        fastest, so a frame lost, repeated or out of phase there would at
+        least double a step.  (The unit tests compare every frame
         with the sequential conversion; this is the daemon's loader.)"""
         n, f, amp = 6 * 44100, 1000.0, 16000
         w = 2 * math.pi * f / 44100

@@ -424,7 +424,7 @@ class BadInputs(DaemonCase):
 
     def test_truncated_flac_converted(self):
         """The same at another rate, long enough to be decoded in two halves
-        on two threads (daemon/decode.c, "Two halves"), cut where the second
+        on two threads (daemon/decode_split.c), cut where the second
         half reads: the second half's decoder error fails the load, with the
         same reason."""
         if not shutil.which("sox"):
