@@ -61,6 +61,15 @@ bool ring_pop(struct ring *r, void *elem)
     return true;
 }
 
+uint32_t ring_readable(const struct ring *r)
+{
+    /* tail is the caller's own counter: relaxed.  head: acquire, pairing
+     * with the producer's store-release in ring_push(). */
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    return head - tail;
+}
+
 uint32_t ring_count(const struct ring *r)
 {
     uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);

@@ -63,4 +63,16 @@ bool ring_pop(struct ring *r, void *elem);
  * progress up to the moment of the call; only a hint to third parties. */
 uint32_t ring_count(const struct ring *r);
 
+/* Consumer side: how many elements can be popped now, a snapshot.  head is
+ * read with a load-acquire, so everything the producer did before it pushed
+ * those elements is visible to the caller from here on -- and, by
+ * transitivity, everything that happened before that on any other thread,
+ * such as a push to another ring that the producer had seen (or been told
+ * of) before pushing.  The count only grows until the consumer pops, and
+ * popping at most this many applies exactly the snapshot: elements pushed
+ * after the call wait for the next one.  engine_process() relies on this to
+ * apply a command only after every sample load that was published before
+ * the command was sent. */
+uint32_t ring_readable(const struct ring *r);
+
 #endif
