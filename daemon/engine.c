@@ -3,7 +3,8 @@
  * engine_process() is the whole real-time path.  It is written so that its
  * running time is bounded by the pool sizes fixed at start-up:
  *  - at most one ring capacity of messages is applied per period, so a
- *    producer that keeps pushing cannot keep the audio thread in the loop;
+ *    producer that keeps pushing cannot keep the audio thread in the loop
+ *    (commands: only those already in the ring when the period began);
  *  - applying a message is O(1) except for the release check, which scans the
  *    voice pool once (O(voices));
  *  - mixing is O(voices x frames), with no per-voice work for free voices.
@@ -664,9 +665,17 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
 
     denormals_off();
 
+    /* Commands are applied up to a snapshot of the command ring taken
+     * before the load ring is drained (ring_readable(): acquire).  A
+     * command sent after a load was published -- e.g. a /play sent once the
+     * loader's /done arrived -- is therefore either in the snapshot, and
+     * then its load is already visible and applied just below, or it waits
+     * for the next period; it never finds the slot before its load.  The
+     * snapshot is at most the ring's capacity, so it also bounds the work. */
+    uint32_t ncmd = ring_readable(&e->cmd);
     for (uint32_t k = ring_capacity(&e->load); k > 0 && ring_pop(&e->load, &m); k--)
         apply(e, &m, 0);
-    for (uint32_t k = ring_capacity(&e->cmd); k > 0 && ring_pop(&e->cmd, &m); k--) {
+    for (; ncmd > 0 && ring_pop(&e->cmd, &m); ncmd--) {
         if (!(m.flags & CTL_TIMED))
             apply(e, &m, 0);
         else if (m.when >= clock.t1 && e->nsched < ENGINE_SCHED)

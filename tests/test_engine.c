@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -367,6 +369,82 @@ static void test_stale_load_never_overwrites_newer(void **state)
     assert_true(ring_pop(&f->e.events, &ev));
     assert_int_equal(ev.type, EV_LOAD_STALE);
     assert_int_equal(ev.id, 4);
+}
+
+/* Why a /done /load may be sent as soon as the buffer is on the load ring:
+ * a command pushed after a load was published is never applied before that
+ * load, even when it is pushed while the audio thread is between draining
+ * the load ring and draining the command ring.  A second thread plays the
+ * control side over and over: empty slot 0 (an unload, by command), a run
+ * of harmless commands, publish a buffer into slot 0 (load ring), then
+ * /play slot 0 (command ring).  Every /play must find the slot full and
+ * start a voice.  If engine_process drained the command ring to empty, a
+ * /play pushed after its load-ring drain would be applied in the same pass,
+ * before its load, and find the slot empty; the filler commands keep the
+ * audio thread inside that pass long enough for this to happen thousands
+ * of times per run. */
+#define RACE_ROUNDS 20000
+#define RACE_FILL 32
+
+struct race {
+    struct engine *e;
+    struct sample_buffer **bufs;
+    atomic_bool done;
+};
+
+static void push_retry(struct ring *r, const struct ctl_msg *m)
+{
+    while (!ring_push(r, m))
+        ;
+}
+
+static void *race_control(void *arg)
+{
+    struct race *r = arg;
+    for (uint32_t i = 0; i < RACE_ROUNDS; i++) {
+        uint64_t seq = 2 * (uint64_t)i + 1;
+        push_retry(&r->e->cmd, &(struct ctl_msg){.type = CTL_UNLOAD, .id = 0, .seq = seq});
+        for (int k = 0; k < RACE_FILL; k++)
+            push_retry(&r->e->cmd, &(struct ctl_msg){.type = CTL_STOP_SLOT, .id = 1});
+        push_retry(
+            &r->e->load,
+            &(struct ctl_msg){
+                .type = CTL_LOAD, .id = 0, .seq = seq + 1, .buf = r->bufs[i], .velocity = 1.0f});
+        push_retry(&r->e->cmd, &(struct ctl_msg){.type = CTL_PLAY, .id = 0, .velocity = 1.0f});
+    }
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+static void drain_outputs(struct fixture *f)
+{
+    struct event ev;
+    while (ring_pop(&f->e.events, &ev))
+        ;
+    count_trash(f, NULL); /* frees */
+}
+
+static void test_command_after_load_sees_it(void **state)
+{
+    struct fixture *f = *state;
+    struct race r = {.e = &f->e, .bufs = calloc(RACE_ROUNDS, sizeof(*r.bufs))};
+    assert_non_null(r.bufs);
+    for (uint32_t i = 0; i < RACE_ROUNDS; i++)
+        r.bufs[i] = make_buf(16, 1, 0.0f);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, race_control, &r), 0);
+    while (!atomic_load(&r.done)) {
+        run(f, PERIOD);
+        drain_outputs(f);
+    }
+    pthread_join(t, NULL);
+    while (ring_count(&f->e.cmd) || ring_count(&f->e.load)) {
+        run(f, PERIOD);
+        drain_outputs(f);
+    }
+    /* Each /play started a voice: none came before its load. */
+    assert_int_equal(f->e.started_counter, RACE_ROUNDS);
+    free(r.bufs); /* the buffers themselves went through the trash ring */
 }
 
 static void test_ping_round_trip_echoes_reply_and_wakes(void **state)
@@ -831,6 +909,7 @@ int main(void)
         T(test_reload_while_playing),
         T(test_reload_idle_slot_frees_old_at_once),
         T(test_stale_load_never_overwrites_newer),
+        T(test_command_after_load_sees_it),
         T(test_ping_round_trip_echoes_reply_and_wakes),
         T(test_stop_fades_out_every_voice),
         T(test_timed_play_starts_on_its_frame),
