@@ -217,12 +217,9 @@ static void bench_init(struct bench *b, uint32_t format)
         push(&e->load, &m);
     }
     engine_process(e, b->out_l, b->out_r, PERIOD, (struct engine_clock){0, 0});
-    struct event ev;
-    uint32_t loaded = 0;
-    while (ring_pop(&e->events, &ev))
-        loaded += ev.type == EV_LOADED;
-    if (loaded != VOICES)
-        die("not every buffer was loaded");
+    for (uint32_t k = 0; k < VOICES; k++)
+        if (e->slots[k].buf != b->bufs[k])
+            die("not every buffer was loaded");
     /* Voice k starts at period k * stagger, then every periods_per_buffer
      * periods: it plays periods [start, start + periods_per_buffer) and is
      * re-triggered for the period right after its last one. */

@@ -22,7 +22,8 @@ struct reply_ctx; /* defined by the control side; opaque here */
 enum ctl_type {
     CTL_PING = 1,  /* answer with EV_PONG */
     CTL_STOP,      /* fade out every voice, answer with EV_STOPPED */
-    CTL_LOAD,      /* publish `buf` into slot `id` unless `seq` is stale */
+    CTL_LOAD,      /* publish `buf` into slot `id` unless `seq` is stale;
+                      unanswered (the loader sent /done when it pushed it) */
     CTL_PLAY,      /* start a one-shot voice of slot `id` at `velocity` */
     CTL_LOOP,      /* (re)start the looping voice of slot `id` */
     CTL_STOP_SLOT, /* fade out the voices of slot `id` */
@@ -45,11 +46,9 @@ struct ctl_msg {
 };
 
 enum ev_type {
-    EV_PONG = 1,   /* reply to CTL_PING */
-    EV_STOPPED,    /* reply to CTL_STOP */
-    EV_LOADED,     /* a CTL_LOAD is now playable: id, frames, channels */
-    EV_LOAD_STALE, /* a CTL_LOAD lost to a newer load of the same slot */
-    EV_UNLOADED,   /* reply to CTL_UNLOAD */
+    EV_PONG = 1, /* reply to CTL_PING */
+    EV_STOPPED,  /* reply to CTL_STOP */
+    EV_UNLOADED, /* reply to CTL_UNLOAD */
 };
 
 struct event {

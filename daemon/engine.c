@@ -317,16 +317,15 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         push_event(e, EV_STOPPED, 0, NULL, m->reply);
         break;
     case CTL_LOAD: {
-        if (m->id >= e->nslots) {
+        /* The loader has answered the /load already.  A buffer older than
+         * the slot's last load or unload is dropped without a word: the
+         * loader never publishes one (it checks the same order under its
+         * lock), and if it did, the newer request would rightly stand. */
+        if (m->id >= e->nslots || m->seq < e->slots[m->id].seq) {
             discard(e, m->buf);
             break;
         }
         struct slot *s = &e->slots[m->id];
-        if (m->seq < s->seq) {
-            discard(e, m->buf);
-            push_event(e, EV_LOAD_STALE, m->id, NULL, m->reply);
-            break;
-        }
         struct sample_buffer *old = s->buf;
         s->buf = m->buf;
         s->seq = m->seq;
@@ -335,7 +334,6 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
             release_if_unused(e, old, m->id);
         else
             e->slots_loaded++;
-        push_event(e, EV_LOADED, m->id, m->buf, m->reply);
         break;
     }
     case CTL_PLAY:

@@ -12,11 +12,17 @@
  *    sizes are fixed for the life of the process.
  *  - `cmd` ring:    OSC thread -> audio   (ping, stop, play)
  *    `load` ring:   loader     -> audio   (load, carries a sample buffer)
- *    `events` ring: audio -> reply thread (pong, loaded, ...)
+ *    `events` ring: audio -> reply thread (pong, stopped, unloaded)
  *    `trash` ring:  audio -> reply thread (sample buffers to free)
  *    Each ring has exactly one producer and one consumer.
  *  - `wake` is posted by the audio thread after it pushed to `events` or
  *    `trash`, so the reply thread sleeps on it instead of polling.
+ *  - Order between the two rings into the audio thread: engine_process()
+ *    reads how many commands are waiting (with acquire ordering) before it
+ *    drains `load`, and applies only those.  So a command pushed after a
+ *    buffer was pushed onto `load` -- or sent by a client after hearing
+ *    about it -- is applied after that buffer is in its slot.  This is what
+ *    lets the loader answer /done as soon as it has pushed (loader.h).
  *
  * Why the trash ring can never be full: every live sample buffer is counted
  * in `live_buffers` from allocation (engine_buffer_reserve) to free
@@ -70,7 +76,8 @@ struct voice {
 
 struct engine_stats {
     _Atomic uint32_t voices_active; /* after the last period */
-    _Atomic uint32_t slots_loaded;
+    _Atomic uint32_t slots_loaded;  /* the audio thread's count; /status uses the
+                                       control side's (loader_slots_loaded) */
     _Atomic uint64_t periods;
     _Atomic uint64_t voices_stolen;
     _Atomic uint64_t late;        /* timed requests whose time had passed */
@@ -128,7 +135,8 @@ struct engine_clock {
     uint64_t t0, t1;
 };
 
-/* The real-time entry point: applies waiting control messages, then
+/* The real-time entry point: applies waiting control messages (the loads
+ * first, then the commands that were waiting when it began), then
  * overwrites `out_l` and `out_r` with `nframes` mixed frames.  Bounded time,
  * no allocation, no locks, no system calls other than sem_post. */
 void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes,

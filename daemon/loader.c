@@ -31,9 +31,11 @@ int loader_submit(struct loader *l, uint32_t id, const char *path, float gain, u
     return 0;
 }
 
+static const char superseded[] = "superseded by a newer load of this slot";
+
 static void fail_job(struct loader *l, struct load_job *job, const char *reason)
 {
-    if (job->reply)
+    if (job->reply || reason == superseded)
         log_info("load %u %s failed: %s", job->id, job->path, reason);
     else
         log_warn("load %u %s failed: %s", job->id, job->path, reason);
@@ -46,14 +48,51 @@ static void fail_job(struct loader *l, struct load_job *job, const char *reason)
 /* The load ring is drained every period, so it is full only while the audio
  * thread is not running (JACK stalled or gone): wait a little, then give up
  * rather than hold the queue forever. */
+#define PUBLISH_TRIES 200
+#define PUBLISH_WAIT_NS (5 * 1000 * 1000)
+
 static bool publish(struct loader *l, const struct ctl_msg *m)
 {
-    for (int tries = 0; tries < 200; tries++) {
+    for (int tries = 0; tries < PUBLISH_TRIES; tries++) {
         if (ring_push(&l->engine->load, m))
             return true;
-        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
+        nanosleep(&(struct timespec){.tv_nsec = PUBLISH_WAIT_NS}, NULL);
     }
     return false;
+}
+
+enum publish_result { PUBLISHED, SUPERSEDED_BY_NEWER, RING_FULL };
+
+/* Publishes a decoded buffer (m->buf) into slot job->id unless a newer
+ * request for the slot took effect first (loader.h: "Order of loads and
+ * unloads").  The check, the push and the slot's new state are one
+ * critical section under l->lock.  On PUBLISHED the slot takes *path (the
+ * copy kept for reloading) and *path is set to the old one, for the caller
+ * to free outside the lock. */
+static enum publish_result publish_load(struct loader *l, const struct load_job *job,
+                                        const struct ctl_msg *m, char **path)
+{
+    for (int tries = 0; tries < PUBLISH_TRIES; tries++) {
+        pthread_mutex_lock(&l->lock);
+        struct loaded_slot *ls = &l->slots[job->id];
+        if (ls->seq >= job->seq) {
+            pthread_mutex_unlock(&l->lock);
+            return SUPERSEDED_BY_NEWER;
+        }
+        if (ring_push(&l->engine->load, m)) {
+            char *old = ls->path;
+            if (!ls->loaded)
+                atomic_fetch_add_explicit(&l->nloaded, 1, memory_order_relaxed);
+            *ls = (struct loaded_slot){
+                .path = *path, .gain = job->gain, .seq = job->seq, .loaded = true};
+            pthread_mutex_unlock(&l->lock);
+            *path = old;
+            return PUBLISHED;
+        }
+        pthread_mutex_unlock(&l->lock);
+        nanosleep(&(struct timespec){.tv_nsec = PUBLISH_WAIT_NS}, NULL);
+    }
+    return RING_FULL;
 }
 
 /* With --sample-dir, relative paths are taken inside it and the real path
@@ -134,31 +173,35 @@ static void run_job(struct loader *l, struct load_job *job)
     }
     engine_buffer_charge(l->engine, buf);
     /* Once published the buffer belongs to the audio thread, which may
-     * replace it and have it freed at any moment: read what we log first. */
+     * replace it and have it freed at any moment: read what we answer and
+     * log first. */
     uint32_t frames = buf->frames, channels = buf->channels;
-    struct ctl_msg m = {.type = CTL_LOAD,
-                        .id = job->id,
-                        .seq = job->seq,
-                        .buf = buf,
-                        .velocity = job->gain,
-                        .reply = job->reply};
-    if (!publish(l, &m)) {
+    struct ctl_msg m = {
+        .type = CTL_LOAD, .id = job->id, .seq = job->seq, .buf = buf, .velocity = job->gain};
+    char *copy = strdup(job->path); /* NULL: not reloaded after a rate change */
+    switch (publish_load(l, job, &m, &copy)) {
+    case PUBLISHED:
+        break;
+    case SUPERSEDED_BY_NEWER:
+        free(copy);
+        engine_buffer_free(l->engine, buf);
+        fail_job(l, job, superseded);
+        return;
+    case RING_FULL:
+        free(copy);
         engine_buffer_free(l->engine, buf);
         fail_job(l, job, "busy: audio engine not running");
         return;
     }
-    log_info("loaded %u %s: %u frames, %u channels", job->id, job->path, frames, channels);
-    pthread_mutex_lock(&l->lock);
-    struct loaded_slot *ls = &l->slots[job->id];
-    if (job->seq > ls->seq) {
-        char *copy = strdup(job->path);
-        if (copy) {
-            free(ls->path);
-            *ls = (struct loaded_slot){.path = copy, .gain = job->gain, .seq = job->seq};
-        }
+    free(copy); /* the slot's previous path */
+    /* The buffer is on the load ring: whatever the client sends after this
+     * reply is applied after it (loader.h). */
+    if (job->reply) {
+        osc_send(l->proto->osc, &job->reply->peer, "/done", "siii", "/load", (int32_t)job->id,
+                 (int32_t)frames, (int32_t)channels);
+        reply_ctx_free(l->proto, job->reply);
     }
-    pthread_mutex_unlock(&l->lock);
-    /* The reply_ctx now travels with the message; the reply thread frees it. */
+    log_info("loaded %u %s: %u frames, %u channels", job->id, job->path, frames, channels);
 }
 
 /* Decoding is bulk work that can keep both cores busy for tens of
@@ -281,11 +324,20 @@ void loader_forget(struct loader *l, uint32_t id, uint64_t seq)
 {
     pthread_mutex_lock(&l->lock);
     struct loaded_slot *ls = &l->slots[id];
+    char *old = NULL;
     if (seq > ls->seq) {
-        free(ls->path);
+        old = ls->path;
+        if (ls->loaded)
+            atomic_fetch_sub_explicit(&l->nloaded, 1, memory_order_relaxed);
         *ls = (struct loaded_slot){.seq = seq};
     }
     pthread_mutex_unlock(&l->lock);
+    free(old);
+}
+
+uint32_t loader_slots_loaded(struct loader *l)
+{
+    return atomic_load_explicit(&l->nloaded, memory_order_relaxed);
 }
 
 void loader_reload_all(struct loader *l, _Atomic uint64_t *seq)

@@ -23,8 +23,8 @@ void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
     p->osc = osc;
     p->loader = loader;
     p->audio = audio;
-    /* Events come from reply_ctx-carrying requests and from the load ring;
-     * keep their sum within the event ring. */
+    /* Events come from reply_ctx-carrying requests and from the load ring
+     * (internal unloads); keep their sum within the event ring. */
     p->max_replies = ENGINE_EVENT_RING - ENGINE_LOAD_RING;
 }
 
@@ -330,13 +330,15 @@ static void handle_status(struct protocol *p, const struct req *q)
     struct engine *e = p->engine;
     uint64_t refused = atomic_load(&p->refused) + atomic_load(&p->osc->dropped_packets) +
                        atomic_load(&p->osc->denied_packets);
-    osc_send(
-        p->osc, q->from, "/status.reply", "iiiiiffiihs",
-        (int32_t)atomic_load(&e->stats.voices_active), (int32_t)atomic_load(&e->stats.slots_loaded),
-        (int32_t)atomic_load(&p->audio->xruns), (int32_t)atomic_load(&e->stats.late),
-        (int32_t)refused, (double)audio_dsp_load(p->audio), (double)audio_take_dsp_peak(p->audio),
-        (int32_t)e->rate, (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes),
-        atomic_load(&p->audio->gone) ? "jack-gone" : "running");
+    osc_send(p->osc, q->from, "/status.reply", "iiiiiffiihs",
+             /* Slots as the requests answered so far left them (loader.h), not
+              * the audio thread's count, which would lag a /done by a period. */
+             (int32_t)atomic_load(&e->stats.voices_active), (int32_t)loader_slots_loaded(p->loader),
+             (int32_t)atomic_load(&p->audio->xruns), (int32_t)atomic_load(&e->stats.late),
+             (int32_t)refused, (double)audio_dsp_load(p->audio),
+             (double)audio_take_dsp_peak(p->audio), (int32_t)e->rate,
+             (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes),
+             atomic_load(&p->audio->gone) ? "jack-gone" : "running");
 }
 
 static void handle_version(struct protocol *p, const struct req *q)

@@ -4,12 +4,14 @@
  * never does slow work itself: a /load goes to the loader's queue, /play,
  * /ping and /stop go to the audio thread's command ring.  Replies that can
  * only be given later (/pong after the audio thread saw the ping, /done
- * /load once the sample is playable) carry a reply_ctx, a copy of the
- * sender's address, through the rings; whoever sends the reply frees it.
+ * /load once the loader has published the sample) carry a reply_ctx, a copy
+ * of the sender's address, through the queue or the rings; whoever sends
+ * the reply frees it.
  *
  * Every live reply_ctx is counted, and the count is capped below the event
- * ring's capacity minus what the load ring can add: this is what makes a
- * full event ring impossible (engine.h), so the audio thread never has to
+ * ring's capacity minus what the load ring can add (the loader's internal
+ * unloads are answered by an event without a reply_ctx): this is what makes
+ * a full event ring impossible (engine.h), so the audio thread never has to
  * drop an answer.
  */
 #ifndef LOOPERD_PROTOCOL_H

@@ -19,16 +19,8 @@ static void answer(struct replier *r, const struct event *ev)
         case EV_STOPPED:
             osc_send(osc, to, "/done", "s", "/stop");
             break;
-        case EV_LOADED:
-            osc_send(osc, to, "/done", "siii", "/load", (int32_t)ev->id, (int32_t)ev->frames,
-                     (int32_t)ev->channels);
-            break;
         case EV_UNLOADED:
             osc_send(osc, to, "/done", "si", "/unload", (int32_t)ev->id);
-            break;
-        case EV_LOAD_STALE:
-            osc_send(osc, to, "/fail", "ssi", "/load", "superseded by a newer load of this slot",
-                     (int32_t)ev->id);
             break;
         default:
             break;

@@ -2,8 +2,9 @@
  *
  * It sleeps on the engine's semaphore, which the audio thread posts after
  * pushing events or giving back buffers.  Woken, it sends the replies the
- * events stand for (/pong, /done ..., /fail /load superseded) and frees the
+ * events stand for (/pong, /done /stop, /done /unload) and frees the
  * buffers from the trash ring.  No polling: an idle daemon is asleep here.
+ * (/load is answered by the loader thread: loader.h.)
  */
 #ifndef LOOPERD_REPLY_H
 #define LOOPERD_REPLY_H

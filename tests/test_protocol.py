@@ -871,6 +871,95 @@ class Messages(DaemonCase):
         self.assertEqual(self.osc.request("/unload", 4), ("/done", ["/unload", 4]))
         self.assert_still_healthy()
 
+    def wait_status(self, pred, timeout=2.0):
+        """Polls /status until pred(status) holds or `timeout` s pass; returns
+        the last status either way."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status()
+            if pred(st) or time.monotonic() > deadline:
+                return st
+            time.sleep(0.005)
+
+    def test_requests_after_load_done_find_the_sample(self):
+        """/done /load is sent as soon as the loader has handed the buffer to
+        the audio thread, before a period has taken it.  Whatever the client
+        sends next must still find the sample: /status counts the slot at
+        once, a /play (plain, or in a timed bundle) or a /loop starts a voice,
+        and an /unload empties the slot after the load (a /play after it
+        plays nothing).  Many rounds, so that /done falls at every phase of
+        the period."""
+        slot = 9
+        path = os.path.join(self.dir, "long.wav")
+        write_wav(path, [(100 + i % 1000, -100 - i % 1000) for i in range(RATE)], RATE, 2)
+        time.sleep(0.2)                 # one-shots of earlier tests have ended
+        base = self.status()
+        actions = ("play", "bundle", "loop", "unload")
+        for i in range(48):
+            action = actions[i % len(actions)]
+            with self.subTest(round=i, action=action):
+                self.assertEqual(self.load(slot, path), ("/done", ["/load", slot, RATE, 2]))
+                if action == "play":
+                    self.osc.send("/play", slot)
+                elif action == "bundle":
+                    self.osc.send_bundle(timetag_in(0.02), [("/play", [slot, 1.0])])
+                elif action == "loop":
+                    self.osc.send("/loop", slot)
+                else:
+                    self.assertEqual(self.osc.request("/unload", slot),
+                                     ("/done", ["/unload", slot]))
+                    self.assertEqual(self.status()["slots"], base["slots"])
+                    self.osc.send("/play", slot)
+                    time.sleep(4 * PERIOD / RATE)
+                    self.assertEqual(self.status()["voices"], base["voices"],
+                                     "a /play after /unload found the sample")
+                    continue
+                self.assertEqual(self.status()["slots"], base["slots"] + 1,
+                                 "/status sent after /done does not count the slot")
+                st = self.wait_status(lambda st: st["voices"] == base["voices"] + 1, 1.0)
+                self.assertEqual(st["voices"], base["voices"] + 1,
+                                 f"the {action} sent after /done found no sample")
+                self.assertEqual(self.osc.request("/unload", slot), ("/done", ["/unload", slot]))
+                st = self.wait_status(lambda st: (st["voices"], st["slots"])
+                                      == (base["voices"], base["slots"]))
+                self.assertEqual((st["voices"], st["slots"]), (base["voices"], base["slots"]))
+        st = self.wait_status(lambda st: st["bytes"] == base["bytes"])
+        self.assertEqual(st["bytes"], base["bytes"])
+
+    def test_unload_racing_a_load(self):
+        """/load and /unload of one slot sent back to back: they take effect
+        in the order sent.  The load is answered /done (it was ready before
+        the unload came; the unload then empties the slot after it) or /fail
+        "superseded" (the unload came first, the load changed nothing); the
+        unload is answered /done.  Either way the slot ends up empty, its
+        memory is given back, and a /play of it plays nothing."""
+        slot = 10
+        small = os.path.join(self.dir, "small.wav")
+        big = os.path.join(self.dir, "big.wav")
+        write_wav(small, [(1000, -1000)] * 64, RATE, 2)
+        write_wav(big, [(1000, -1000)] * (RATE * 10), RATE, 2)
+        time.sleep(0.2)
+        base = self.status()
+        outcomes = {}
+        for path, frames in ((small, 64), (big, RATE * 10)):
+            for i in range(10):
+                self.osc.send("/load", slot, path)
+                self.osc.send("/unload", slot)
+                replies = [self.osc.recv(10), self.osc.recv(10)]
+                loads = [r for r in replies if r[1][:1] == ["/load"]]
+                self.assertEqual(len(loads), 1, replies)
+                self.assertIn(loads[0], (("/done", ["/load", slot, frames, 2]),
+                                         ("/fail", ["/load", "superseded by a newer load of this"
+                                                    " slot", slot])))
+                self.assertIn(("/done", ["/unload", slot]), replies)
+                outcomes[loads[0][0]] = outcomes.get(loads[0][0], 0) + 1
+                self.assertEqual(self.status()["slots"], base["slots"])
+        self.osc.send("/play", slot)
+        time.sleep(4 * PERIOD / RATE)
+        st = self.wait_status(lambda st: st["bytes"] == base["bytes"])
+        self.assertEqual((st["slots"], st["voices"], st["bytes"]),
+                         (base["slots"], base["voices"], base["bytes"]), outcomes)
+
     def test_bundle_starts_on_its_frame(self):
         """Two plays in one future bundle start on the same frame (they add
         up to one play at their summed velocity, sample-exact); a late
