@@ -92,8 +92,10 @@ static inline float sample_buffer_value(const struct sample_buffer *b, uint32_t 
     return b->ch[c][i];
 }
 
-/* Locks the buffer's pages in memory (best effort) and touches each page,
- * so the audio thread never takes a page fault on it.  Call after filling. */
+/* Locks the buffer's pages in memory (best effort), so the audio thread
+ * never takes a page fault on it.  Call after filling: every frame must have
+ * been written (which is what makes each page resident; this does not
+ * touch them again). */
 void sample_buffer_prefault(struct sample_buffer *b);
 
 void sample_buffer_free(struct sample_buffer *b);
