@@ -51,6 +51,23 @@ static void *map_huge(size_t len)
     return start;
 }
 
+/* Smaller buffers come from the heap (a 16-bit stereo file at the engine
+ * rate up to about 5 s, a float one up to about 2.7 s).  When the heap has
+ * to grow for one, its pages are fresh, and the decoder writing them would
+ * take a page fault for each 4 KiB: for a 1.8 MiB buffer (10 s of 16-bit
+ * stereo) that added 1.1 ms to a decode of 0.3 ms on this VM.  They are
+ * populated in one call here instead (0.8 ms for the same buffer; the
+ * decode then takes its 0.3 ms).  Pages the heap already had in place
+ * cost a short walk.  MADV_POPULATE_WRITE maps them writable without
+ * changing a byte, so the range is widened to whole pages even where they
+ * hold other heap data.  Older kernels: EINVAL, faults as before. */
+static void populate_heap(void *p, size_t len)
+{
+    uintptr_t lo = (uintptr_t)p & ~(uintptr_t)4095;
+    uintptr_t hi = ((uintptr_t)p + len + 4095) & ~(uintptr_t)4095;
+    (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+}
+
 struct sample_buffer *sample_buffer_new_format(uint32_t frames, uint32_t channels, uint32_t rate,
                                                uint32_t format)
 {
@@ -73,6 +90,8 @@ struct sample_buffer *sample_buffer_new_format(uint32_t frames, uint32_t channel
         flags = SAMPLE_MAPPED;
     } else {
         b = aligned_alloc(64, rounded);
+        if (b)
+            populate_heap(b, rounded);
     }
     if (!b)
         return NULL;
