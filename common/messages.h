@@ -54,8 +54,6 @@ enum ev_type {
 struct event {
     uint32_t type; /* enum ev_type */
     uint32_t id;
-    uint32_t frames;
-    uint32_t channels;
     struct reply_ctx *reply;
 };
 

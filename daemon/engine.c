@@ -185,16 +185,9 @@ void engine_buffer_free(struct engine *e, struct sample_buffer *b)
 
 /* ---- audio thread from here on ---------------------------------------- */
 
-static bool push_event(struct engine *e, uint32_t type, uint32_t id, const struct sample_buffer *b,
-                       struct reply_ctx *reply)
+static bool push_event(struct engine *e, uint32_t type, uint32_t id, struct reply_ctx *reply)
 {
-    struct event ev = {
-        .type = type,
-        .id = id,
-        .frames = b ? b->frames : 0,
-        .channels = b ? b->channels : 0,
-        .reply = reply,
-    };
+    struct event ev = {.type = type, .id = id, .reply = reply};
     if (!ring_push(&e->events, &ev)) {
         /* Cannot happen while the control side keeps its bound on requests
          * in flight; counted so a test would see it. */
@@ -308,13 +301,13 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
 {
     switch (m->type) {
     case CTL_PING:
-        push_event(e, EV_PONG, 0, NULL, m->reply);
+        push_event(e, EV_PONG, 0, m->reply);
         break;
     case CTL_STOP:
         for (uint32_t i = 0; i < e->npool; i++)
             if (e->voices[i].buf)
                 voice_fade_out(e, &e->voices[i], delay);
-        push_event(e, EV_STOPPED, 0, NULL, m->reply);
+        push_event(e, EV_STOPPED, 0, m->reply);
         break;
     case CTL_LOAD: {
         /* The loader has answered the /load already.  A buffer older than
@@ -372,7 +365,7 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
                 release_if_unused(e, old, m->id);
             }
         }
-        push_event(e, EV_UNLOADED, m->id, NULL, m->reply);
+        push_event(e, EV_UNLOADED, m->id, m->reply);
         break;
     }
     default:
