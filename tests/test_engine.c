@@ -55,6 +55,17 @@ static struct sample_buffer *make_buf(uint32_t frames, uint32_t channels, float 
     return b;
 }
 
+/* A mono buffer of `frames` samples at full level, where a fade or a stop
+ * shows as the first sample below 1. */
+static struct sample_buffer *make_flat(uint32_t frames)
+{
+    struct sample_buffer *b = make_buf(frames, 1, 0.0f);
+    float *d = sample_buffer_channel(b, 0);
+    for (uint32_t i = 0; i < frames; i++)
+        d[i] = 1.0f;
+    return b;
+}
+
 static void load(struct fixture *f, uint32_t id, struct sample_buffer *b, uint64_t seq)
 {
     struct ctl_msg m = {.type = CTL_LOAD, .id = id, .buf = b, .seq = seq, .velocity = 1.0f};
@@ -463,10 +474,7 @@ static void test_ping_round_trip_echoes_reply_and_wakes(void **state)
 static void test_stop_fades_out_every_voice(void **state)
 {
     struct fixture *f = *state;
-    struct sample_buffer *b = make_buf(48000, 1, 0.0f);
-    float *d = sample_buffer_channel(b, 0);
-    for (uint32_t i = 0; i < 48000; i++)
-        d[i] = 1.0f; /* full scale DC: the ramp itself is what we see */
+    struct sample_buffer *b = make_flat(48000); /* DC: the ramp itself is what we see */
     load(f, 0, b, 1);
     send(f, CTL_PLAY, 0, 1.0f, NULL);
     send(f, CTL_PLAY, 0, 1.0f, NULL);
@@ -532,10 +540,7 @@ static void test_timed_play_in_the_past_is_late_and_immediate(void **state)
 static void test_timed_stop_fades_from_its_frame(void **state)
 {
     struct fixture *f = *state;
-    struct sample_buffer *b = make_buf(48000, 1, 0.0f);
-    float *d = sample_buffer_channel(b, 0);
-    for (uint32_t i = 0; i < 48000; i++)
-        d[i] = 1.0f;
+    struct sample_buffer *b = make_flat(48000);
     load(f, 0, b, 1);
     send(f, CTL_PLAY, 0, 1.0f, NULL);
     run(f, PERIOD);
@@ -557,10 +562,7 @@ static void test_timed_stop_fades_from_its_frame(void **state)
 static void test_timed_stop_of_a_voice_started_in_the_same_period(void **state)
 {
     struct fixture *f = *state;
-    struct sample_buffer *b = make_buf(48000, 1, 0.0f);
-    float *d = sample_buffer_channel(b, 0);
-    for (uint32_t i = 0; i < 48000; i++)
-        d[i] = 1.0f;
+    struct sample_buffer *b = make_flat(48000);
     load(f, 0, b, 1);
     run(f, PERIOD);
     send_at(f, CTL_PLAY, 0, 1.0f, f->now + 10);
@@ -576,10 +578,7 @@ static void test_timed_stop_of_a_voice_started_in_the_same_period(void **state)
 static void test_timed_trigger_steals_at_its_frame(void **state)
 {
     struct fixture *f = *state;
-    struct sample_buffer *b = make_buf(48000, 1, 0.0f);
-    float *d = sample_buffer_channel(b, 0);
-    for (uint32_t i = 0; i < 48000; i++)
-        d[i] = 1.0f;
+    struct sample_buffer *b = make_flat(48000);
     load(f, 0, b, 1);
     for (uint32_t i = 0; i < ENGINE_DEFAULT_VOICES; i++)
         send(f, CTL_PLAY, 0, 1.0f / 32, NULL);
