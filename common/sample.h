@@ -48,8 +48,11 @@ struct sample_buffer {
     const float *ch[SAMPLE_MAX_CHANNELS];
     /* SAMPLE_S16: frames x channels integers, interleaved; NULL for F32. */
     const int16_t *s16;
-    /* The samples: channels * frames floats (F32) or int16s (S16). */
-    float data[];
+    /* The samples: channels * frames floats (F32) or int16s (S16).  They
+     * start on a cache line: a period of 64 16-bit stereo frames that
+     * starts on a multiple of 64 (any voice started on a period boundary)
+     * then covers 4 lines, not 5 (engine.c, voice_prefetch). */
+    _Alignas(64) float data[];
 };
 
 /* Bytes of one stored frame (all its channels) in `format`. */

@@ -82,7 +82,10 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
      * at once, so making room never clicks and never delays a trigger. */
     e->npool = 2 * nvoices;
     e->slots = calloc(nslots, sizeof(*e->slots));
-    e->voices = calloc(e->npool, sizeof(*e->voices));
+    e->voice_words = (e->npool + 63) / 64;
+    e->voices = aligned_alloc(64, e->npool * sizeof(*e->voices));
+    if (e->voices)
+        memset(e->voices, 0, e->npool * sizeof(*e->voices));
     e->sched = calloc(ENGINE_SCHED, sizeof(*e->sched));
     if (!e->slots || !e->voices || !e->sched) {
         r = -ENOMEM;
@@ -223,7 +226,9 @@ static void release_if_unused(struct engine *e, const struct sample_buffer *b, u
 static void voice_end(struct engine *e, struct voice *v)
 {
     const struct sample_buffer *b = v->buf;
+    uint32_t i = (uint32_t)(v - e->voices);
     v->buf = NULL;
+    e->sounding[i / 64] &= ~((uint64_t)1 << (i % 64));
     release_if_unused(e, b, v->slot);
 }
 
@@ -278,14 +283,22 @@ static struct voice *voice_alloc(struct engine *e, uint32_t delay)
 static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, uint32_t delay)
 {
     struct voice *v = voice_alloc(e, delay);
+    const struct sample_buffer *b = e->slots[m->id].buf;
+    uint32_t i = (uint32_t)(v - e->voices);
     *v = (struct voice){
-        .buf = e->slots[m->id].buf,
+        .src = b->format == SAMPLE_S16 ? (const void *)b->s16 : (const void *)b->ch[0],
+        .src1 = b->ch[1],
+        .frames = b->frames,
+        .format = (uint8_t)b->format,
+        .channels = (uint8_t)b->channels,
+        .buf = b,
         .slot = m->id,
         .gain = m->velocity * e->slots[m->id].gain,
         .loop = loop,
         .delay = delay,
         .started = ++e->started_counter,
     };
+    e->sounding[i / 64] |= (uint64_t)1 << (i % 64);
 }
 
 static void fade_slot(struct engine *e, uint32_t id, uint32_t delay)
@@ -466,39 +479,38 @@ static void mix_ramp_s16_stereo(float *restrict l, float *restrict r, const int1
     mix_ramp_s16(l, r, s, g, step, n, 2);
 }
 
-/* Mixes frames [pos, pos + n) of `b` into l[0..n) and r[0..n), with the
- * gain falling by `step` per frame from g (mix_ramp).  The branch on the
- * format is taken once per call: a voice makes one call per period, two
- * or three when it wraps or starts a fade. */
-static void mix_buf_ramp(const struct sample_buffer *b, uint32_t pos, float *l, float *r, float g,
+/* Mixes frames [pos, pos + n) of voice v's samples into l[0..n) and
+ * r[0..n), with the gain falling by `step` per frame from g (mix_ramp).
+ * The branch on the format is taken once per call: a voice makes one call
+ * per period, two or three when it wraps or starts a fade. */
+static void mix_buf_ramp(const struct voice *v, uint32_t pos, float *l, float *r, float g,
                          float step, uint32_t n)
 {
-    if (b->format == SAMPLE_S16) {
-        const int16_t *s = b->s16 + (size_t)pos * b->channels;
-        if (b->channels == 2)
+    if (v->format == SAMPLE_S16) {
+        const int16_t *s = (const int16_t *)v->src + (size_t)pos * v->channels;
+        if (v->channels == 2)
             mix_ramp_s16_stereo(l, r, s, g, step, n);
         else
             mix_ramp_s16_mono(l, r, s, g, step, n);
     } else {
-        mix_ramp(l, r, b->ch[0] + pos, b->ch[1] + pos, g, step, n);
+        mix_ramp(l, r, (const float *)v->src + pos, v->src1 + pos, g, step, n);
     }
 }
 
 /* The same at a constant gain g (mix_const). */
-static void mix_buf(const struct sample_buffer *b, uint32_t pos, float *l, float *r, float g,
-                    uint32_t n)
+static void mix_buf(const struct voice *v, uint32_t pos, float *l, float *r, float g, uint32_t n)
 {
-    if (b->format == SAMPLE_S16) {
-        const int16_t *s = b->s16 + (size_t)pos * b->channels;
+    if (v->format == SAMPLE_S16) {
+        const int16_t *s = (const int16_t *)v->src + (size_t)pos * v->channels;
         float gs = g * S16_SCALE;
         if (gs * (1.0f / S16_SCALE) != g) /* g < 2^-111: not exact (see above) */
-            mix_buf_ramp(b, pos, l, r, g, 0.0f, n);
-        else if (b->channels == 2)
+            mix_buf_ramp(v, pos, l, r, g, 0.0f, n);
+        else if (v->channels == 2)
             mix_const_s16_stereo(l, r, s, gs, n);
         else
             mix_const_s16_mono(l, r, s, gs, n);
     } else {
-        mix_const(l, r, b->ch[0] + pos, b->ch[1] + pos, g, n);
+        mix_const(l, r, (const float *)v->src + pos, v->src1 + pos, g, n);
     }
 }
 
@@ -506,7 +518,6 @@ static void mix_buf(const struct sample_buffer *b, uint32_t pos, float *l, float
  * (sample end without loop, or fade finished). */
 static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t nframes)
 {
-    const struct sample_buffer *b = v->buf;
     uint32_t off = 0;
     /* The frame of this period at which a requested fade begins: it counts
      * from the period's start, like `delay`, and holds for this period only. */
@@ -522,7 +533,7 @@ static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t n
         v->delay = 0;
     }
     while (off < nframes) {
-        uint32_t n = b->frames - v->pos;
+        uint32_t n = v->frames - v->pos;
         if (n > nframes - off)
             n = nframes - off;
         if (v->fade_step > 0 && fade_at > off) {
@@ -530,23 +541,23 @@ static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t n
              * gain up to there. */
             if (n > fade_at - off)
                 n = fade_at - off;
-            mix_buf(b, v->pos, out_l + off, out_r + off, v->gain, n);
+            mix_buf(v, v->pos, out_l + off, out_r + off, v->gain, n);
         } else if (v->fade_step > 0) {
             /* The ramp reaches zero on frame ceil(gain / step). */
             float left = ceilf(v->gain / v->fade_step);
             if (left <= (float)n) {
-                mix_buf_ramp(b, v->pos, out_l + off, out_r + off, v->gain, v->fade_step,
+                mix_buf_ramp(v, v->pos, out_l + off, out_r + off, v->gain, v->fade_step,
                              (uint32_t)left);
                 return false;
             }
-            mix_buf_ramp(b, v->pos, out_l + off, out_r + off, v->gain, v->fade_step, n);
+            mix_buf_ramp(v, v->pos, out_l + off, out_r + off, v->gain, v->fade_step, n);
             v->gain -= v->fade_step * (float)n;
         } else {
-            mix_buf(b, v->pos, out_l + off, out_r + off, v->gain, n);
+            mix_buf(v, v->pos, out_l + off, out_r + off, v->gain, n);
         }
         v->pos += n;
         off += n;
-        if (v->pos >= b->frames) {
+        if (v->pos >= v->frames) {
             if (!v->loop)
                 return false;
             v->pos = 0; /* seamless: the next frame is frame 0, same period */
@@ -578,19 +589,18 @@ static void voice_prefetch(const struct voice *v, uint32_t nframes)
 {
     if (v->delay >= nframes)
         return;
-    const struct sample_buffer *b = v->buf;
-    uint32_t n = b->frames - v->pos;
+    uint32_t n = v->frames - v->pos;
     if (n > nframes - v->delay)
         n = nframes - v->delay;
-    if (b->format == SAMPLE_S16) {
+    if (v->format == SAMPLE_S16) {
         /* One interleaved stream, mono or stereo. */
-        prefetch_span(b->s16 + (size_t)v->pos * b->channels,
-                      (size_t)n * sample_frame_bytes(SAMPLE_S16, b->channels));
+        prefetch_span((const int16_t *)v->src + (size_t)v->pos * v->channels,
+                      (size_t)n * sample_frame_bytes(SAMPLE_S16, v->channels));
         return;
     }
-    prefetch_span(b->ch[0] + v->pos, (size_t)n * sizeof(float));
-    if (b->ch[1] != b->ch[0]) /* mono: one channel read twice */
-        prefetch_span(b->ch[1] + v->pos, (size_t)n * sizeof(float));
+    prefetch_span((const float *)v->src + v->pos, (size_t)n * sizeof(float));
+    if (v->src1 != v->src) /* mono: one channel read twice */
+        prefetch_span(v->src1 + v->pos, (size_t)n * sizeof(float));
 }
 
 /* Heap order: earlier time first, then arrival order, so requests in one
@@ -684,19 +694,22 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
     memset(out_l, 0, nframes * sizeof(float));
     memset(out_r, 0, nframes * sizeof(float));
 
-    for (uint32_t i = 0; i < e->npool; i++)
-        if (e->voices[i].buf)
-            voice_prefetch(&e->voices[i], nframes);
+    /* Both passes walk the set bits of `sounding`, in index order (the
+     * order of the sums, so the output does not depend on the bitmap). */
+    for (uint32_t w = 0; w < e->voice_words; w++)
+        for (uint64_t bits = e->sounding[w]; bits; bits &= bits - 1)
+            voice_prefetch(&e->voices[w * 64 + (uint32_t)__builtin_ctzll(bits)], nframes);
 
     uint32_t active = 0;
-    for (uint32_t i = 0; i < e->npool; i++) {
-        struct voice *v = &e->voices[i];
-        if (!v->buf)
-            continue;
-        if (voice_render(v, out_l, out_r, nframes))
-            active++;
-        else
-            voice_end(e, v);
+    for (uint32_t w = 0; w < e->voice_words; w++) {
+        /* A copy: voice_end() clears bits of e->sounding as it goes. */
+        for (uint64_t bits = e->sounding[w]; bits; bits &= bits - 1) {
+            struct voice *v = &e->voices[w * 64 + (uint32_t)__builtin_ctzll(bits)];
+            if (voice_render(v, out_l, out_r, nframes))
+                active++;
+            else
+                voice_end(e, v);
+        }
     }
 
     if (e->notify) {

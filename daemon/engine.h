@@ -62,17 +62,35 @@ struct slot {
     float gain;                /* the bank's gain for this slot, 1 from /load */
 };
 
+/* One voice, one cache line.  What a period reads of a sounding voice is
+ * its samples and this line, nothing else: the buffer's layout is copied
+ * here when the voice starts (src, src1, frames, format, channels), so
+ * mixing never goes through the buffer's header.  Why it matters: between
+ * two periods the thread sleeps, and on the machines this runs on the
+ * caches and TLB have mostly gone cold by the next one, so a period costs
+ * about one miss per distinct line it touches (docs/performance.md, "CPU
+ * per voice-frame"); a header on another page was one more miss, and one
+ * that had to come back before the samples' addresses were known. */
 struct voice {
-    const struct sample_buffer *buf; /* NULL when the voice is free */
-    uint32_t pos;                    /* next frame to play */
-    uint32_t slot;
+    const void *src;   /* SAMPLE_S16: the interleaved integers; SAMPLE_F32: channel 0 */
+    const float *src1; /* SAMPLE_F32: channel 1 (== src when mono); unused for S16 */
+    uint32_t frames;   /* the buffer's */
+    uint32_t pos;      /* next frame to play */
     float gain;
     float fade_step;  /* > 0 while fading out: subtracted from gain per frame */
-    bool loop;        /* wraps to frame 0 at the end instead of ending */
     uint32_t fade_in; /* frame of this period at which a requested fade starts */
     uint32_t delay;   /* frames of this period to wait before starting */
-    uint64_t started; /* start order, for stealing the oldest */
+    uint8_t format;   /* the buffer's (enum sample_format) */
+    uint8_t channels; /* the buffer's, 1 or 2 */
+    bool loop;        /* wraps to frame 0 at the end instead of ending */
+    uint32_t slot;
+    const struct sample_buffer *buf; /* NULL when the voice is free */
+    uint64_t started;                /* start order, for stealing the oldest */
 };
+_Static_assert(sizeof(struct voice) == 64, "a voice is one cache line");
+
+/* Words of the bitmap of sounding voices (engine.sounding). */
+#define ENGINE_VOICE_WORDS ((2 * ENGINE_MAX_VOICES + 63) / 64)
 
 struct engine_stats {
     _Atomic uint32_t voices_active; /* after the last period */
@@ -91,7 +109,11 @@ struct engine {
     uint32_t npool;   /* voice structs: nvoices plus as many to fade out in */
     uint32_t fade_frames;
     struct slot *slots;
-    struct voice *voices;
+    struct voice *voices; /* npool of them, 64-byte aligned */
+    /* Bit i set <=> voices[i].buf != NULL.  The period walks the set bits,
+     * so a free voice struct is never read (nor its cache line missed). */
+    uint64_t sounding[ENGINE_VOICE_WORDS];
+    uint32_t voice_words; /* words of `sounding` in use: ceil(npool / 64) */
     uint64_t started_counter;
     uint32_t slots_loaded;
     bool notify; /* audio thread pushed to events or trash this period */

@@ -890,11 +890,89 @@ static void test_s16_buffer_layout(void **state)
     assert_null(sample_buffer_new_format(10, 3, RATE, SAMPLE_S16));
 }
 
+/* The period walks the bitmap of sounding voices and mixes from each
+ * voice's own copy of its buffer's layout (engine.h, struct voice), so
+ * both must follow every start and end: random plays, loops, stops,
+ * steals, reloads and unloads, in periods of random lengths, checked after
+ * each period against the voice structs themselves, and the mix checked
+ * against a sum over the voice structs in index order. */
+static void test_sounding_bitmap_follows_voices(void **state)
+{
+    struct fixture *f = *state;
+    struct engine *e = &f->e;
+    uint32_t x = 12345;
+    uint64_t seq = 0;
+    for (uint32_t id = 0; id < 4; id++)
+        load(f, id, make_buf(300 + 97 * id, 1 + id % 2, 0.01f * (float)id), ++seq);
+    run(f, 0);
+    for (int step = 0; step < 3000; step++) {
+        x = x * 1664525u + 1013904223u;
+        uint32_t id = (x >> 8) % 4, what = (x >> 16) % 16;
+        if (what < 7)
+            send(f, CTL_PLAY, id, 0.5f, NULL);
+        else if (what < 9)
+            send(f, CTL_LOOP, id, 0.25f, NULL);
+        else if (what == 9)
+            send(f, CTL_STOP_SLOT, id, 0, NULL);
+        else if (what == 10)
+            send(f, CTL_STOP, 0, 0, NULL);
+        else if (what == 11)
+            load(f, id, make_buf(200 + (x >> 20) % 500, 1 + (x >> 24) % 2, 0.1f), ++seq);
+        else if (what == 12) {
+            struct ctl_msg m = {.type = CTL_UNLOAD, .id = id, .seq = ++seq};
+            assert_true(ring_push(&e->cmd, &m));
+        }
+        /* Before the period: what it must mix, from the voices as they
+         * stand once the requests are applied (a period of 0 frames). */
+        run(f, 0);
+        uint32_t n = 1 + (x >> 4) % 96;
+        float expect[96] = {0};
+        for (uint32_t i = 0; i < e->npool; i++) {
+            const struct voice *v = &e->voices[i];
+            if (!v->buf || v->delay || v->fade_step > 0 || v->pos + n > v->frames)
+                continue; /* only the plain case is predicted here */
+            for (uint32_t k = 0; k < n; k++)
+                expect[k] += v->gain * v->buf->ch[0][v->pos + k];
+        }
+        bool plain = true;
+        for (uint32_t i = 0; i < e->npool; i++) {
+            const struct voice *v = &e->voices[i];
+            plain &= !v->buf || (!v->delay && !(v->fade_step > 0) && v->pos + n <= v->frames);
+        }
+        run(f, n);
+        if (plain)
+            for (uint32_t k = 0; k < n; k++)
+                assert_true(f->l[k] == expect[k]);
+        uint32_t sounding = 0;
+        for (uint32_t i = 0; i < e->npool; i++) {
+            const struct voice *v = &e->voices[i];
+            bool bit = (e->sounding[i / 64] >> (i % 64)) & 1;
+            assert_int_equal(bit, v->buf != NULL);
+            if (!v->buf)
+                continue;
+            sounding++;
+            assert_ptr_equal(v->src, v->buf->ch[0]);
+            assert_ptr_equal(v->src1, v->buf->ch[1]);
+            assert_int_equal(v->frames, v->buf->frames);
+            assert_int_equal(v->channels, v->buf->channels);
+            assert_int_equal(v->format, v->buf->format);
+        }
+        for (uint32_t w = (e->npool + 63) / 64; w < ENGINE_VOICE_WORDS; w++)
+            assert_true(e->sounding[w] == 0);
+        assert_int_equal(atomic_load(&e->stats.voices_active), sounding);
+        struct sample_buffer *b;
+        while (ring_pop(&e->trash, &b))
+            sample_buffer_free(b);
+        count_events(f, EV_STOPPED);
+    }
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_one_voice_is_sample_times_velocity),
+        T(test_sounding_bitmap_follows_voices),
         T(test_mono_plays_on_both_outputs),
         T(test_two_voices_sum),
         T(test_voice_ends_at_sample_end),
