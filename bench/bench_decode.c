@@ -37,23 +37,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "decode.h"
 #include "sample.h"
 
 #define BLOCK 65536
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void die(const char *what)
 {
@@ -65,7 +53,7 @@ static double decode_once(const char *path, float *dst, sf_count_t *frames, int 
 {
     SF_INFO info;
     memset(&info, 0, sizeof(info));
-    double t0 = now();
+    double t0 = bench_now();
     SNDFILE *sf = sf_open(path, SFM_READ, &info);
     if (!sf)
         die(sf_strerror(NULL));
@@ -77,7 +65,7 @@ static double decode_once(const char *path, float *dst, sf_count_t *frames, int 
         done += got;
     }
     sf_close(sf);
-    double t1 = now();
+    double t1 = bench_now();
     *frames = done;
     *ch = info.channels;
     *rate = info.samplerate;
@@ -94,7 +82,7 @@ static double convert_once(const char *path, float *scratch, float *out0, float 
 {
     SF_INFO info;
     memset(&info, 0, sizeof(info));
-    double t0 = now();
+    double t0 = bench_now();
     SNDFILE *sf = sf_open(path, SFM_READ, &info);
     if (!sf)
         die(sf_strerror(NULL));
@@ -126,7 +114,7 @@ static double convert_once(const char *path, float *scratch, float *out0, float 
     }
     soxr_delete(s);
     sf_close(sf);
-    return now() - t0;
+    return bench_now() - t0;
 }
 
 static int make_flac(const char *path, double seconds, int rate)
@@ -209,14 +197,14 @@ int main(int argc, char **argv)
     decode_once(path, dst, &frames, &ch, &in_rate); /* warm the page cache */
     for (int i = 0; i < reps; i++)
         dec[i] = decode_once(path, dst, &frames, &ch, &in_rate);
-    qsort(dec, (size_t)reps, sizeof(double), cmp);
+    qsort(dec, (size_t)reps, sizeof(double), bench_cmp_double);
     printf("{\"file\": \"%s\", \"frames\": %lld, \"channels\": %d, \"rate\": %d, "
            "\"decode_min_ms\": %.3f, \"decode_median_ms\": %.3f",
            path, (long long)frames, ch, in_rate, dec[0] * 1e3, dec[reps / 2] * 1e3);
     if ((unsigned)in_rate != rate) {
         for (int i = 0; i < reps; i++)
             conv[i] = convert_once(path, dst, o0, o1, olen, rate);
-        qsort(conv, (size_t)reps, sizeof(double), cmp);
+        qsort(conv, (size_t)reps, sizeof(double), bench_cmp_double);
         printf(", \"convert_quality\": \"%s\", \"decode_convert_min_ms\": %.3f, "
                "\"decode_convert_median_ms\": %.3f",
                quality_name, conv[0] * 1e3, conv[reps / 2] * 1e3);
@@ -236,19 +224,19 @@ int main(int argc, char **argv)
             decode_split_min_frames = split ? split_default : UINT64_MAX;
             struct sample_buffer *b = NULL;
             char err[256];
-            double t0 = now();
+            double t0 = bench_now();
             if (decode_file(path, rate, 0, &b, err, sizeof(err)) < 0)
                 die(err);
-            (split ? dd : dp)[i] = now() - t0;
+            (split ? dd : dp)[i] = bench_now() - t0;
             sample_buffer_free(b);
         }
     }
     decode_split_min_frames = split_default;
-    qsort(dd, (size_t)reps, sizeof(double), cmp);
+    qsort(dd, (size_t)reps, sizeof(double), bench_cmp_double);
     printf(", \"daemon_decode_min_ms\": %.3f, \"daemon_decode_median_ms\": %.3f", dd[0] * 1e3,
            dd[reps / 2] * 1e3);
     if (ab) {
-        qsort(dp, (size_t)reps, sizeof(double), cmp);
+        qsort(dp, (size_t)reps, sizeof(double), bench_cmp_double);
         printf(
             ", \"daemon_decode_unsplit_min_ms\": %.3f, \"daemon_decode_unsplit_median_ms\": %.3f",
             dp[0] * 1e3, dp[reps / 2] * 1e3);

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "engine.h"
 #include "messages.h"
 #include "ring.h"
@@ -61,13 +62,6 @@
 _Static_assert(MIN_FRAMES % PERIOD == 0, "a voice must end exactly at a period boundary");
 
 static const char *const format_name[NFORMATS] = {"16-bit interleaved", "float planar"};
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Keeps the compiler from dropping work whose result nobody reads. */
 static inline void use(const float *l, const float *r)
@@ -248,10 +242,10 @@ static double run_back_to_back(struct bench *b, double seconds)
     uint64_t n = 0;
     double spent = 0;
     while (spent < seconds) {
-        double t0 = now();
+        double t0 = bench_now();
         for (uint32_t i = 0; i < BATCH; i++)
             bench_period(b);
-        spent += now() - t0;
+        spent += bench_now() - t0;
         n += BATCH;
     }
     return spent / (double)n;
@@ -271,7 +265,7 @@ static double run_floor(struct bench *b, double seconds, double *checksum)
     uint64_t n = 0;
     double spent = 0;
     while (spent < seconds) {
-        double t0 = now();
+        double t0 = bench_now();
         for (uint32_t i = 0; i < BATCH; i++) {
             memset(b->out_l, 0, sizeof(b->out_l));
             memset(b->out_r, 0, sizeof(b->out_r));
@@ -287,17 +281,11 @@ static double run_floor(struct bench *b, double seconds, double *checksum)
             }
             use(b->out_l, b->out_r);
         }
-        spent += now() - t0;
+        spent += bench_now() - t0;
         n += BATCH;
         *checksum += b->out_l[0] + b->out_r[0];
     }
     return spent / (double)n;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static double median(const double *v, size_t n)
@@ -306,7 +294,7 @@ static double median(const double *v, size_t n)
     if (!t)
         die("out of memory");
     memcpy(t, v, n * sizeof(*t));
-    qsort(t, n, sizeof(*t), cmp_double);
+    qsort(t, n, sizeof(*t), bench_cmp_double);
     double m = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     free(t);
     return m;
@@ -385,17 +373,12 @@ int main(void)
                 int f = (int)((r + (uint32_t)q) % NFORMATS);
                 double spent = 0;
                 for (uint32_t i = 0; i < PACED_BLOCK; i++) {
-                    double t0 = now();
+                    double t0 = bench_now();
                     bench_period(&bench[f]);
-                    double t1 = now();
+                    double t1 = bench_now();
                     if (i >= PACED_SKIP)
                         spent += t1 - t0;
-                    tick.tv_nsec += period_ns;
-                    if (tick.tv_nsec >= 1000000000L) {
-                        tick.tv_nsec -= 1000000000L;
-                        tick.tv_sec++;
-                    }
-                    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &tick, NULL);
+                    bench_pace(&tick, period_ns);
                 }
                 paced[f][r] = spent / (double)(PACED_BLOCK - PACED_SKIP);
             }

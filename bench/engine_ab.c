@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 void old_init(uint32_t frames);
 float old_period(void);
 uint32_t old_active(void);
@@ -28,19 +30,6 @@ uint32_t new_active(void);
 #define BLOCK 150      /* periods of one engine in a row (0.2 s) */
 #define SKIP 2         /* first periods of a block left out (the switch) */
 #define PERIOD_NS 1333333L
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -65,25 +54,20 @@ int main(int argc, char **argv)
             int f = (r + q) % 2; /* alternate which goes first */
             double spent = 0;
             for (int i = 0; i < BLOCK; i++) {
-                double t0 = now();
+                double t0 = bench_now();
                 sink += period[f]();
-                double t1 = now();
+                double t1 = bench_now();
                 if (i >= SKIP)
                     spent += t1 - t0;
-                tick.tv_nsec += PERIOD_NS;
-                if (tick.tv_nsec >= 1000000000L) {
-                    tick.tv_nsec -= 1000000000L;
-                    tick.tv_sec++;
-                }
-                clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &tick, NULL);
+                bench_pace(&tick, PERIOD_NS);
             }
             t[f][r] = spent / (BLOCK - SKIP) * 1e9 / (64.0 * 32.0);
         }
         ratio[r] = t[1][r] / t[0][r];
     }
-    qsort(t[0], rounds, sizeof(double), cmp);
-    qsort(t[1], rounds, sizeof(double), cmp);
-    qsort(ratio, rounds, sizeof(double), cmp);
+    qsort(t[0], rounds, sizeof(double), bench_cmp_double);
+    qsort(t[1], rounds, sizeof(double), bench_cmp_double);
+    qsort(ratio, rounds, sizeof(double), bench_cmp_double);
     printf("paced ns per voice-frame (%u and %u voices active): old %.3f  new %.3f  "
            "new/old %.3f (quartiles %.3f..%.3f, %d rounds)\n",
            old_active(), new_active(), t[0][rounds / 2], t[1][rounds / 2], ratio[rounds / 2],
