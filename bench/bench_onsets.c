@@ -62,7 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../tests/jack_clock.h"
+#include "jack_clock.h"
 
 #define MAX_CYCLES (750 * 600) /* ten minutes at 48 kHz / 64 */
 #define MAX_ONSETS 100000
@@ -191,12 +191,12 @@ int main(int argc, char **argv)
         return 1;
     }
     double off[2];
-    off[0] = wall_minus_jack_us(CLOCK_READINGS);
+    off[0] = wall_minus_jack_us(CLOCK_READINGS, NULL);
     printf("ready\n");
     fflush(stdout);
     for (double t = 0; t < seconds && !stop; t += 0.01)
         usleep(10000);
-    off[1] = wall_minus_jack_us(CLOCK_READINGS);
+    off[1] = wall_minus_jack_us(CLOCK_READINGS, NULL);
     jack_deactivate(client);
     unsigned nc = atomic_load(&ncyc), no = atomic_load(&nons);
     FILE *f = fopen(out, "w");

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jack_clock.h"
 #include "log.h"
 #include "memlock.h"
 
@@ -70,30 +71,9 @@ static int on_xrun(void *arg)
 /* OSC time is wall-clock time; the audio thread schedules on JACK's own
  * microsecond clock (jack_get_time()).  Reading the wall clock on both
  * sides of one JACK clock reading gives the offset between the two to about
- * a microsecond; the audio thread then turns the JACK time into a frame with
- * its own period's clock, so no extrapolation over seconds is involved. */
-static double wall_minus_jack(const struct audio *a, jack_time_t *jack_now)
-{
-    /* Three tries, keeping the one whose wall-clock readings lie closest
-     * together: a thread preempted between its two readings would place
-     * the JACK reading up to half the gap off (tens of microseconds, a frame
-     * or two). */
-    double best = 0, best_span = 1e9;
-    for (int i = 0; i < 3; i++) {
-        struct timespec r1, r2;
-        clock_gettime(CLOCK_REALTIME, &r1);
-        jack_time_t j = jack_get_time();
-        clock_gettime(CLOCK_REALTIME, &r2);
-        double t1 = r1.tv_sec + r1.tv_nsec * 1e-9, t2 = r2.tv_sec + r2.tv_nsec * 1e-9;
-        if (t2 - t1 < best_span) {
-            best_span = t2 - t1;
-            best = (t1 + t2) * 0.5 - (double)j * 1e-6;
-            *jack_now = j;
-        }
-    }
-    return best;
-}
-
+ * a microsecond (the narrowest of three tries, common/jack_clock.h); the audio thread then turns
+ * the JACK time into a frame with its own period's clock, so no extrapolation over seconds is
+ * involved. */
 uint64_t audio_time_of_wall(const struct audio *a, double wall, double *ahead)
 {
     if (!a->client) {
@@ -101,8 +81,8 @@ uint64_t audio_time_of_wall(const struct audio *a, double wall, double *ahead)
         return 0;
     }
     jack_time_t now = 0;
-    double offset = wall_minus_jack(a, &now);
-    double t = wall - offset; /* seconds on JACK's clock */
+    double offset = wall_minus_jack_us(3, &now) * 1e-6; /* jack_clock.h */
+    double t = wall - offset;                           /* seconds on JACK's clock */
     *ahead = t - (double)now * 1e-6;
     /* A second back is as late as any; the caller refuses the far future. */
     if (*ahead < -1.0)

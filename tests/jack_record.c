@@ -430,7 +430,7 @@ int main(int argc, char **argv)
     }
 
     double clock_off[2];
-    clock_off[0] = wall_minus_jack_us(CLOCK_READINGS);
+    clock_off[0] = wall_minus_jack_us(CLOCK_READINGS, NULL);
     atomic_store_explicit(&r->armed, true, memory_order_release);
 
     struct timespec deadline;
@@ -453,7 +453,7 @@ int main(int argc, char **argv)
     }
     if (atomic_load(&r->server_gone))
         fprintf(stderr, "jack_record: JACK server went away\n");
-    clock_off[1] = wall_minus_jack_us(CLOCK_READINGS);
+    clock_off[1] = wall_minus_jack_us(CLOCK_READINGS, NULL);
 
     if (!atomic_load(&r->server_gone) && jack_deactivate(r->client))
         fprintf(stderr, "jack_record: jack_deactivate failed\n");
