@@ -401,6 +401,11 @@ class Daemon:
 # OSC 1.0 codec
 
 IMMEDIATELY = 1
+
+# Linux socket options Python's socket module does not name
+# (asm-generic/socket.h).
+SO_RCVBUFFORCE = 33
+SO_RXQ_OVFL = 40
 _NTP_EPOCH_OFFSET = 2208988800  # 1900-01-01 -> 1970-01-01
 
 
@@ -619,6 +624,13 @@ class OscClient:
     def __init__(self, port: int, host: str = "127.0.0.1"):
         self.target = (host, port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Tests send hundreds of requests before reading the replies; the
+        # default 208 KiB holds only a few hundred small datagrams, and a
+        # reply the kernel drops here looks like one the daemon never sent.
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)
+        except PermissionError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.bind(("127.0.0.1", 0))
         self.local_port = self.sock.getsockname()[1]
         self.last_from: tuple[str, int] | None = None

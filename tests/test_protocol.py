@@ -37,9 +37,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (Daemon, JackServer, OscClient, Recorder,  # noqa: E402
-                          decode_message, deinterleave, encode_bundle,
-                          encode_message, find_onset, timetag_in, write_wav)
+from looperd_test import (SO_RCVBUFFORCE, SO_RXQ_OVFL,  # noqa: E402
+                          Daemon, JackServer, OscClient, Recorder, decode_message,
+                          deinterleave, encode_bundle, encode_message, find_onset,
+                          timetag_in, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -50,11 +51,6 @@ LOOP_SLOT, SHOT_SLOT = 1, 0
 LOOP_FRAMES = 1001      # not a multiple of the period: wraps fall mid-period
 SHOT_FRAMES = 4800      # 0.1 s
 VEL = 0.5
-
-# Linux socket options Python's socket module does not name
-# (asm-generic/socket.h).
-SO_RCVBUFFORCE = 33
-SO_RXQ_OVFL = 40
 
 
 def distinct(n, seed=0):
