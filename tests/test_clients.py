@@ -32,15 +32,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLIENTS = os.path.join(HERE, "clients")
 sys.path.insert(0, HERE)
-from looperd_test import (fixture_frames, DaemonCase, Recorder,  # noqa: E402
-                          deinterleave, find_onset, free_udp_port, write_wav)
+from looperd_test import (TAKES, fixture_frames, DaemonCase, Recorder,  # noqa: E402
+                          deinterleave, pause_before_retake, find_onset, free_udp_port, write_wav)
 
 RATE = 48000
 PERIOD = 256
 FRAMES = 12000  # 0.25 s
 VELOCITY = 0.5
-# Takes of a recording, when the machine disturbed the ones before (record()).
-ATTEMPTS = 4
 
 
 def run(argv, timeout=60, **kw):
@@ -73,8 +71,8 @@ class Clients(DaemonCase):
         the machine made JACK skip a cycle (a gap in the recording: the
         VM's xruns, nothing looperd does) cannot be compared sample by
         sample, so it is printed and taken again from silence, up to
-        ATTEMPTS times; the last take is asserted on in any case."""
-        for attempt in range(1, ATTEMPTS + 1):
+        TAKES times; the last take is asserted on in any case."""
+        for attempt in range(1, TAKES + 1):
             rec = Recorder(self.jack, self.daemon.outputs, seconds=settle + 60)
             try:
                 result = action()
@@ -86,7 +84,7 @@ class Clients(DaemonCase):
             print(f"\n  [{self.id().split('.')[-1]}] attempt {attempt} disturbed:"
                   f" {meta['gaps']} gaps, {meta['xruns']} xruns", file=sys.stderr)
             self.assertEqual(self.osc.request("/stop", timeout=5), ("/done", ["/stop"]))
-            time.sleep(0.05)  # the 5 ms fade, and then some
+            pause_before_retake(attempt)  # and the 5 ms fade is long over
         self.assertEqual(meta["gaps"], 0, "the recording has a gap")
         left, right = deinterleave(samples)
         return left, right, result

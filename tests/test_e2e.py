@@ -15,8 +15,9 @@ import unittest
 from array import array
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (fixture_frames, DaemonCase, Recorder, binary_path,  # noqa: E402
-                          deinterleave, find_onset, timetag_from_unix, write_wav)
+from looperd_test import (TAKES, fixture_frames, DaemonCase, Recorder,  # noqa: E402
+                          binary_path, deinterleave, find_onset, pause_before_retake,
+                          timetag_from_unix, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -41,8 +42,8 @@ class CoreEndToEnd(DaemonCase):
         A gap in the recording means JACK itself skipped a cycle (the dummy
         backend on a loaded machine can), not that looperd misplayed, and it
         would break the sample-for-sample comparison; such a take is recorded
-        again, at most twice, and the test fails if every take has a gap."""
-        for attempt in range(3):
+        again (TAKES in all), and the test fails if every take has a gap."""
+        for attempt in range(TAKES):
             rec = Recorder(self.jack, self.daemon.outputs, seconds=seconds + settle + 5)
             try:
                 action()
@@ -53,6 +54,7 @@ class CoreEndToEnd(DaemonCase):
                 break
             print(f"take {attempt + 1} has {meta['gaps']} gap(s) (xruns {meta['xruns']}); again",
                   file=sys.stderr)
+            pause_before_retake(attempt + 1)
         self.assertEqual(meta["gaps"], 0, "every take of the recording has a gap")
         left, right = deinterleave(samples)
         return left, right, meta
@@ -142,7 +144,7 @@ class CoreEndToEnd(DaemonCase):
         # The largest step a sine of this level makes at 48 kHz, plus the
         # converter's ripple and 16-bit rounding.
         limit = amp / 32768.0 * 2 * math.pi * f / RATE * 1.01 + 1e-4
-        for attempt in range(3):
+        for attempt in range(TAKES):
             left, right, meta = self.record(lambda: self.osc.send("/play", 5, 1.0), 0,
                                             settle=3.3)
             onset = find_onset(right, 0, channels=1)  # the cosine starts at full level
@@ -162,6 +164,7 @@ class CoreEndToEnd(DaemonCase):
                 break
             print(f"take {attempt + 1}: {bad[0]} with {meta['xruns']} xrun(s); again",
                   file=sys.stderr)
+            pause_before_retake(attempt + 1)
         self.assertEqual(bad, [], f"xruns in the take: {meta['xruns']}")
 
     def test_missing_file_fails_and_costs_nothing(self):

@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (SO_RCVBUFFORCE, SO_RXQ_OVFL,  # noqa: E402
                           Daemon, JackServer, OscClient, Recorder, decode_message,
                           deinterleave, encode_bundle, encode_message, find_onset,
-                          timetag_in, write_wav)
+                          pause_before_retake, timetag_in, write_wav, TAKES)
 
 RATE = 48000
 PERIOD = 256
@@ -178,7 +178,7 @@ class DaemonCase(unittest.TestCase):
                 left, right = left[:-PERIOD], right[:-PERIOD]
         return left, right
 
-    def retry(self, check, attempts=3):
+    def retry(self, check, attempts=TAKES):
         """Runs check() (which records and asserts).  If it fails while JACK
         was disturbed (an xrun in /status, or a gap in the recording - the
         machine is loaded, e.g. by parallel builds), it is run again: a
@@ -197,6 +197,7 @@ class DaemonCase(unittest.TestCase):
                 sys.stderr.write(f"\n  (JACK disturbed: {self.gaps} gaps, xruns "
                                  f"{st0['xruns']}->{st1['xruns']}, late "
                                  f"{st0['late']}->{st1['late']}; recording again) ")
+                pause_before_retake(attempt + 1)
 
     def assert_loop_continues(self, left, gain=VEL, what="the loop"):
         """left is the loop fixture, continued seamlessly across its wraps."""

@@ -51,8 +51,9 @@ import unittest
 from bisect import bisect_right
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (IMMEDIATELY, DaemonCase,  # noqa: E402
-                          Recorder, deinterleave, timetag_from_unix, write_wav)
+from looperd_test import (IMMEDIATELY, TAKES, DaemonCase,  # noqa: E402
+                          Recorder, deinterleave, pause_before_retake, timetag_from_unix,
+                          write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -60,10 +61,10 @@ FADE_FRAMES = round(0.005 * RATE)  # ENGINE_FADE_SECONDS * rate = 240
 FULL = 32767                        # full scale in a 16-bit WAV
 FULL_F = FULL / 32768.0             # what it decodes to
 EPS = 1e-5                          # float rounding in the mixer's ramp
-# Attempts per measurement (see TimingBase.record): a test process, jackd or
-# looperd's OSC thread (an ordinary thread) that is not scheduled for a few
-# ms makes a message late, or the recording gap, for reasons not looperd's.
-ATTEMPTS = 5  # this VM has stretches of 1-2.5 xruns/s with an idle server
+# Takes per measurement (TAKES; see TimingBase.record): a test process,
+# jackd or looperd's OSC thread (an ordinary thread) that is not scheduled
+# for a few ms makes a message late, or the recording gap, for reasons not
+# looperd's.
 
 
 class ClockMap:
@@ -140,9 +141,9 @@ class TimingBase(DaemonCase):
         machine.  An attempt with a gap or an xrun in the recording, a timed
         request that looperd got after its frame (the /status late counter),
         or a reason from check(left, right, meta, result) is disturbed: it is
-        printed and repeated, up to ATTEMPTS times.  The last attempt is
+        printed and repeated, up to TAKES times.  The last attempt is
         returned in any case, so the caller's assertions judge it."""
-        for attempt in range(1, ATTEMPTS + 1):
+        for attempt in range(1, TAKES + 1):
             late_before = self.late_count()
             rec = Recorder(self.jack, self.daemon.outputs, seconds=seconds + 10)
             try:
@@ -162,6 +163,7 @@ class TimingBase(DaemonCase):
                 break
             print(f"\n  [{self.id().split('.')[-1]}] attempt {attempt} disturbed:"
                   f" {'; '.join(why)}", file=sys.stderr)
+            pause_before_retake(attempt)
         self.assertEqual(meta["gaps"], 0, "the recording has a gap")
         self.assertEqual(meta["xruns"], 0, "xruns while recording")
         return left, right, meta, result
@@ -307,7 +309,7 @@ class WithLatency(TimingBase):
 
     def test_latency_is_steady(self):
         """The spread is far below a period.  An attempt with a large spread
-        is repeated (see ATTEMPTS): looperd stamps a message when its OSC
+        is repeated (see TAKES): looperd stamps a message when its OSC
         thread - an ordinary thread - reads it, so a scheduling delay of that
         thread shows as a late outlier; every attempt is printed."""
         self.load(0, self.wav("click.wav", [FULL, 0, 0]))
