@@ -785,7 +785,7 @@ def main():
 
         if full:
             st_secs, st_turns = (3, 2) if QUICK else (6, 4)
-            log(f"stress and idle server in turns, {st_turns} x 2 x {st_secs} s ...")
+            log(f"stress, idle server and busy loops in turns, {st_turns} x 3 x {st_secs} s ...")
             R["stress_l"] = m_stress_turns(jack, rec_bin, looperd_bin, wav, flac, st_secs,
                                            st_turns) + (st_secs,)
 
