@@ -3,7 +3,7 @@
 # suite (bench/run_bench.py): looperd against SuperCollider's scsynth on a
 # private `jackd -d dummy -r 48000 -p 64`.  It prints numbers and never fails
 # on timing; it exits non-zero only if the bench itself broke.  Run it on a
-# quiet machine: it takes about three minutes.
+# quiet machine: it takes about four minutes.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
