@@ -406,6 +406,7 @@ IMMEDIATELY = 1
 # (asm-generic/socket.h).
 SO_RCVBUFFORCE = 33
 SO_RXQ_OVFL = 40
+
 _NTP_EPOCH_OFFSET = 2208988800  # 1900-01-01 -> 1970-01-01
 
 
@@ -722,15 +723,35 @@ def read_raw(path) -> array:
 # backend skips cycles now and then, with an idle client too) cannot be
 # compared sample by sample, so the tests take it again, up to TAKES times,
 # and assert on the last take whatever it holds.  The VM's noisy stretches
-# last seconds (1-2.5 xruns/s at times), so each new take waits a little
-# longer than the one before: three takes back to back have all landed in
-# one stretch (CI).
+# last from seconds to a minute or more (5 to 116 xruns in every take of
+# three timing tests in a row, once), so a new take waits until the storm
+# has passed: until the daemon's xrun count has stood still for QUIET_S,
+# for at most STORM_WAIT_S.  Takes back to back had all landed in one
+# stretch (CI).  On a quiet machine none of this waits.
 TAKES = 5
+QUIET_S = 2.0
+STORM_WAIT_S = 30.0
 
 
-def pause_before_retake(disturbed: int) -> None:
-    """Call after the `disturbed`-th disturbed take (1, 2, ...)."""
+def pause_before_retake(disturbed: int, port: int | None = None) -> None:
+    """Call after the `disturbed`-th disturbed take (1, 2, ...), with the
+    daemon's OSC port: waits a little, then until its /status xrun count
+    has not moved for QUIET_S (a client of its own, so no reply the test
+    waits for is taken)."""
     time.sleep(min(0.4 * disturbed, 1.5))
+    if port is None:
+        return
+    with OscClient(port) as osc:
+        deadline = time.monotonic() + STORM_WAIT_S
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            xruns = osc.request("/status", expect="/status.reply", timeout=5)[1][2]
+            now = time.monotonic()
+            if xruns != last:
+                last, since = xruns, now
+            elif now - since >= QUIET_S:
+                return
+            time.sleep(0.25)
 
 
 class Recorder:

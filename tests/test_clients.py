@@ -84,7 +84,7 @@ class Clients(DaemonCase):
             print(f"\n  [{self.id().split('.')[-1]}] attempt {attempt} disturbed:"
                   f" {meta['gaps']} gaps, {meta['xruns']} xruns", file=sys.stderr)
             self.assertEqual(self.osc.request("/stop", timeout=5), ("/done", ["/stop"]))
-            pause_before_retake(attempt)  # and the 5 ms fade is long over
+            pause_before_retake(attempt, self.daemon.port)  # the 5 ms fade is long over too
         self.assertEqual(meta["gaps"], 0, "the recording has a gap")
         left, right = deinterleave(samples)
         return left, right, result

@@ -54,7 +54,7 @@ class CoreEndToEnd(DaemonCase):
                 break
             print(f"take {attempt + 1} has {meta['gaps']} gap(s) (xruns {meta['xruns']}); again",
                   file=sys.stderr)
-            pause_before_retake(attempt + 1)
+            pause_before_retake(attempt + 1, self.daemon.port)
         self.assertEqual(meta["gaps"], 0, "every take of the recording has a gap")
         left, right = deinterleave(samples)
         return left, right, meta
@@ -164,7 +164,7 @@ class CoreEndToEnd(DaemonCase):
                 break
             print(f"take {attempt + 1}: {bad[0]} with {meta['xruns']} xrun(s); again",
                   file=sys.stderr)
-            pause_before_retake(attempt + 1)
+            pause_before_retake(attempt + 1, self.daemon.port)
         self.assertEqual(bad, [], f"xruns in the take: {meta['xruns']}")
 
     def test_missing_file_fails_and_costs_nothing(self):

@@ -37,10 +37,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (SO_RCVBUFFORCE, SO_RXQ_OVFL,  # noqa: E402
+from looperd_test import (SO_RCVBUFFORCE, SO_RXQ_OVFL, TAKES,  # noqa: E402
                           Daemon, JackServer, OscClient, Recorder, decode_message,
                           deinterleave, encode_bundle, encode_message, find_onset,
-                          pause_before_retake, timetag_in, write_wav, TAKES)
+                          pause_before_retake, timetag_in, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -197,7 +197,7 @@ class DaemonCase(unittest.TestCase):
                 sys.stderr.write(f"\n  (JACK disturbed: {self.gaps} gaps, xruns "
                                  f"{st0['xruns']}->{st1['xruns']}, late "
                                  f"{st0['late']}->{st1['late']}; recording again) ")
-                pause_before_retake(attempt + 1)
+                pause_before_retake(attempt + 1, self.daemon.port)
 
     def assert_loop_continues(self, left, gain=VEL, what="the loop"):
         """left is the loop fixture, continued seamlessly across its wraps."""

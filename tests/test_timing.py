@@ -163,7 +163,7 @@ class TimingBase(DaemonCase):
                 break
             print(f"\n  [{self.id().split('.')[-1]}] attempt {attempt} disturbed:"
                   f" {'; '.join(why)}", file=sys.stderr)
-            pause_before_retake(attempt)
+            pause_before_retake(attempt, self.daemon.port)
         self.assertEqual(meta["gaps"], 0, "the recording has a gap")
         self.assertEqual(meta["xruns"], 0, "xruns while recording")
         return left, right, meta, result
