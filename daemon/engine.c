@@ -5,8 +5,9 @@
  *  - at most one ring capacity of messages is applied per period, so a
  *    producer that keeps pushing cannot keep the audio thread in the loop
  *    (commands: only those already in the ring when the period began);
- *  - applying a message is O(1) except for the release check, which scans the
- *    voice pool once (O(voices));
+ *  - applying a message walks the sounding voices at most once or twice
+ *    (the release check, a play's choice of a voice, a stop): O(voices),
+ *    and a free voice costs a bit of the `sounding` bitmap, not a read;
  *  - mixing is O(voices x frames), with no per-voice work for free voices.
  *
  * Releasing buffers: a voice points straight at the immutable buffer it
@@ -212,14 +213,27 @@ static void discard(struct engine *e, struct sample_buffer *b)
     e->notify = true;
 }
 
+/* Walks the sounding voices (engine.h, `sounding`) in index order, `v`
+ * naming each, so a free voice struct is never read.  Each word of the
+ * bitmap is copied before its bits are walked: the body may end the voice
+ * it is given (voice_end() clears its bit), but must not start one.  No
+ * `break` in the body: it would leave only the innermost loop. */
+#define FOR_EACH_SOUNDING(e, v)                                                                    \
+    for (uint32_t w_ = 0; w_ < (e)->voice_words; w_++)                                             \
+        for (uint64_t b_ = (e)->sounding[w_]; b_; b_ &= b_ - 1)                                    \
+            for (struct voice *v = &(e)->voices[w_ * 64 + (uint32_t)__builtin_ctzll(b_)]; v;       \
+                 v = NULL)
+
 /* Sends `b` back for freeing unless its slot or a voice still uses it. */
 static void release_if_unused(struct engine *e, const struct sample_buffer *b, uint32_t slot)
 {
     if (e->slots[slot].buf == b)
         return;
-    for (uint32_t i = 0; i < e->npool; i++)
-        if (e->voices[i].buf == b)
+    FOR_EACH_SOUNDING(e, v)
+    {
+        if (v->buf == b)
             return;
+    }
     discard(e, (struct sample_buffer *)b);
 }
 
@@ -253,12 +267,20 @@ static struct voice *voice_alloc(struct engine *e, uint32_t delay)
     struct voice *free_v = NULL, *oldest = NULL, *oldest_fading = NULL;
     uint32_t playing = 0;
 
-    for (uint32_t i = 0; i < e->npool; i++) {
-        struct voice *v = &e->voices[i];
-        if (!v->buf) {
-            if (!free_v)
-                free_v = v;
-        } else if (v->fade_step > 0) {
+    /* The lowest free index.  Bits past npool in the last word are never
+     * set, so they read as free: past npool means none is. */
+    for (uint32_t w = 0; w < e->voice_words; w++) {
+        uint64_t idle = ~e->sounding[w];
+        if (!idle)
+            continue;
+        uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(idle);
+        if (i < e->npool)
+            free_v = &e->voices[i];
+        break;
+    }
+    FOR_EACH_SOUNDING(e, v)
+    {
+        if (v->fade_step > 0) {
             if (!oldest_fading || v->started < oldest_fading->started)
                 oldest_fading = v;
         } else {
@@ -303,9 +325,11 @@ static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, ui
 
 static void fade_slot(struct engine *e, uint32_t id, uint32_t delay)
 {
-    for (uint32_t i = 0; i < e->npool; i++)
-        if (e->voices[i].buf && e->voices[i].slot == id)
-            voice_fade_out(e, &e->voices[i], delay);
+    FOR_EACH_SOUNDING(e, v)
+    {
+        if (v->slot == id)
+            voice_fade_out(e, v, delay);
+    }
 }
 
 /* Applies one request; voices it starts begin `delay` frames into the
@@ -317,9 +341,10 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         push_event(e, EV_PONG, 0, m->reply);
         break;
     case CTL_STOP:
-        for (uint32_t i = 0; i < e->npool; i++)
-            if (e->voices[i].buf)
-                voice_fade_out(e, &e->voices[i], delay);
+        FOR_EACH_SOUNDING(e, v)
+        {
+            voice_fade_out(e, v, delay);
+        }
         push_event(e, EV_STOPPED, 0, m->reply);
         break;
     case CTL_LOAD: {
@@ -352,9 +377,9 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
             break;
         /* One loop voice per slot: the running one fades out under the
          * restarted one. */
-        for (uint32_t i = 0; i < e->npool; i++) {
-            struct voice *v = &e->voices[i];
-            if (v->buf && v->loop && v->slot == m->id && !(v->fade_step > 0))
+        FOR_EACH_SOUNDING(e, v)
+        {
+            if (v->loop && v->slot == m->id && !(v->fade_step > 0))
                 voice_fade_out(e, v, delay);
         }
         voice_start(e, m, true, delay);
@@ -694,22 +719,19 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
     memset(out_l, 0, nframes * sizeof(float));
     memset(out_r, 0, nframes * sizeof(float));
 
-    /* Both passes walk the set bits of `sounding`, in index order (the
-     * order of the sums, so the output does not depend on the bitmap). */
-    for (uint32_t w = 0; w < e->voice_words; w++)
-        for (uint64_t bits = e->sounding[w]; bits; bits &= bits - 1)
-            voice_prefetch(&e->voices[w * 64 + (uint32_t)__builtin_ctzll(bits)], nframes);
-
+    /* Both passes go in index order (the order of the sums, so the output
+     * does not depend on the bitmap). */
+    FOR_EACH_SOUNDING(e, v)
+    {
+        voice_prefetch(v, nframes);
+    }
     uint32_t active = 0;
-    for (uint32_t w = 0; w < e->voice_words; w++) {
-        /* A copy: voice_end() clears bits of e->sounding as it goes. */
-        for (uint64_t bits = e->sounding[w]; bits; bits &= bits - 1) {
-            struct voice *v = &e->voices[w * 64 + (uint32_t)__builtin_ctzll(bits)];
-            if (voice_render(v, out_l, out_r, nframes))
-                active++;
-            else
-                voice_end(e, v);
-        }
+    FOR_EACH_SOUNDING(e, v)
+    {
+        if (voice_render(v, out_l, out_r, nframes))
+            active++;
+        else
+            voice_end(e, v);
     }
 
     if (e->notify) {

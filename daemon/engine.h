@@ -110,8 +110,10 @@ struct engine {
     uint32_t fade_frames;
     struct slot *slots;
     struct voice *voices; /* npool of them, 64-byte aligned */
-    /* Bit i set <=> voices[i].buf != NULL.  The period walks the set bits,
-     * so a free voice struct is never read (nor its cache line missed). */
+    /* Bit i set <=> voices[i].buf != NULL.  Every walk of the pool on the
+     * audio thread (mixing, stop, stealing, the release check) goes over
+     * the set bits, and a free voice is found as a clear bit, so a free
+     * voice struct is never read (nor its cache line missed). */
     uint64_t sounding[ENGINE_VOICE_WORDS];
     uint32_t voice_words; /* words of `sounding` in use: ceil(npool / 64) */
     uint64_t started_counter;
