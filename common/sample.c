@@ -2,10 +2,13 @@
 #include "sample.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 /* Buffers of at least a huge page get huge pages: mapped 2 MiB-aligned with
  * MADV_HUGEPAGE given before any page is touched, so filling (and locking)
@@ -51,6 +54,148 @@ static void *map_huge(size_t len)
     return start;
 }
 
+/* Spare mappings.  A mapped buffer that is freed can be kept, its pages
+ * populated and locked, for the next buffer that fits in it, rather than
+ * unmapped.  Why: on a VM whose guest hands free memory back to the host,
+ * fresh memory is backed again on first touch (populating 24 MiB takes
+ * about 2 ms here, but 15-900 ms every few mappings), and each munmap of a
+ * mapping in the daemon's address space sends a TLB shootdown to the CPU
+ * the audio thread runs on.  Reloading a sample -- the buffer before the
+ * slot's current one is freed when the next load replaces it -- then costs
+ * neither: the third load of the same file finds the first one's mapping.
+ *
+ * Bounded: at most SPARE_MAX mappings and spare_limit bytes (0, the
+ * default, keeps none: only the daemon asks for spares), the oldest given
+ * back first when a new one does not fit, and sample_spares_trim() gives
+ * back those kept too long.  A spare is taken for a buffer that needs at
+ * least three quarters of it, best fit first, so little is wasted; the
+ * buffer's `bytes` is then the whole mapping, and counts as such.  The lock
+ * is taken by the loader (allocating) and the reply thread (freeing), never
+ * by the audio thread. */
+#define SPARE_MAX 4
+
+struct spare {
+    void *p;
+    size_t bytes;
+    uint64_t freed_ns; /* CLOCK_MONOTONIC */
+};
+
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct spare spares[SPARE_MAX];
+static unsigned nspares;
+static size_t spare_bytes, spare_limit;
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Removes spares[i] (under the lock) and returns it. */
+static struct spare spare_remove(unsigned i)
+{
+    struct spare s = spares[i];
+    spares[i] = spares[--nspares];
+    spare_bytes -= s.bytes;
+    return s;
+}
+
+static unsigned spare_oldest(void)
+{
+    unsigned o = 0;
+    for (unsigned i = 1; i < nspares; i++)
+        if (spares[i].freed_ns < spares[o].freed_ns)
+            o = i;
+    return o;
+}
+
+/* A spare for a mapping of `need` bytes, or NULL; *got is its size. */
+static void *spare_take(size_t need, size_t *got)
+{
+    void *p = NULL;
+    pthread_mutex_lock(&spare_lock);
+    unsigned best = nspares;
+    for (unsigned i = 0; i < nspares; i++)
+        if (spares[i].bytes >= need && spares[i].bytes - need <= spares[i].bytes / 4 &&
+            (best == nspares || spares[i].bytes < spares[best].bytes))
+            best = i;
+    if (best < nspares) {
+        struct spare s = spare_remove(best);
+        p = s.p;
+        *got = s.bytes;
+    }
+    pthread_mutex_unlock(&spare_lock);
+    return p;
+}
+
+/* Keeps the mapping p of `bytes` as a spare if it may; false: unmap it.
+ * Older spares that must make room are unmapped after the lock is let go
+ * (munmap of a large mapping takes a while). */
+static bool spare_keep(void *p, size_t bytes)
+{
+    struct spare out[SPARE_MAX];
+    unsigned nout = 0;
+    bool kept = false;
+    pthread_mutex_lock(&spare_lock);
+    if (bytes <= spare_limit) {
+        while (nspares == SPARE_MAX || spare_bytes + bytes > spare_limit)
+            out[nout++] = spare_remove(spare_oldest());
+        spares[nspares++] = (struct spare){.p = p, .bytes = bytes, .freed_ns = now_ns()};
+        spare_bytes += bytes;
+        kept = true;
+    }
+    pthread_mutex_unlock(&spare_lock);
+    for (unsigned i = 0; i < nout; i++)
+        munmap(out[i].p, out[i].bytes);
+    return kept;
+}
+
+size_t sample_spares_trim(uint64_t max_age_ns)
+{
+    struct spare out[SPARE_MAX];
+    unsigned nout = 0;
+    uint64_t now = now_ns();
+    pthread_mutex_lock(&spare_lock);
+    for (unsigned i = 0; i < nspares;) {
+        if (now - spares[i].freed_ns >= max_age_ns)
+            out[nout++] = spare_remove(i); /* the last one moved to i */
+        else
+            i++;
+    }
+    size_t left = spare_bytes;
+    pthread_mutex_unlock(&spare_lock);
+    for (unsigned i = 0; i < nout; i++)
+        munmap(out[i].p, out[i].bytes);
+    return left;
+}
+
+void sample_spares_limit(size_t bytes)
+{
+    pthread_mutex_lock(&spare_lock);
+    spare_limit = bytes;
+    pthread_mutex_unlock(&spare_lock);
+    /* What no longer fits goes, oldest first; with 0, everything. */
+    for (;;) {
+        struct spare s = {0};
+        pthread_mutex_lock(&spare_lock);
+        if (spare_bytes > spare_limit)
+            s = spare_remove(spare_oldest());
+        pthread_mutex_unlock(&spare_lock);
+        if (!s.p)
+            return;
+        munmap(s.p, s.bytes);
+    }
+}
+
+size_t sample_spares_bytes(void)
+{
+    pthread_mutex_lock(&spare_lock);
+    size_t n = spare_bytes;
+    pthread_mutex_unlock(&spare_lock);
+    return n;
+}
+
 /* Smaller buffers come from the heap (a 16-bit stereo file at the engine
  * rate up to about 5 s, a float one up to about 2.7 s).  When the heap has
  * to grow for one, its pages are fresh, and the decoder writing them would
@@ -86,7 +231,11 @@ struct sample_buffer *sample_buffer_new_format(uint32_t frames, uint32_t channel
     struct sample_buffer *b;
     if (rounded >= HUGE_PAGE) {
         rounded = (rounded + 4095) & ~(size_t)4095;
-        b = map_huge(rounded);
+        size_t got;
+        if ((b = spare_take(rounded, &got)))
+            rounded = got; /* populated and locked already */
+        else
+            b = map_huge(rounded);
         flags = SAMPLE_MAPPED;
     } else {
         b = aligned_alloc(64, rounded);
@@ -139,7 +288,8 @@ void sample_buffer_free(struct sample_buffer *b)
     if (!b)
         return;
     if (b->flags & SAMPLE_MAPPED) {
-        munmap(b, b->bytes); /* unlocks too */
+        if (!spare_keep(b, b->bytes))
+            munmap(b, b->bytes); /* unlocks too */
         return;
     }
     (void)munlock(b, b->bytes);

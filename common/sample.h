@@ -101,6 +101,20 @@ static inline float sample_buffer_value(const struct sample_buffer *b, uint32_t 
  * touch them again). */
 void sample_buffer_prefault(struct sample_buffer *b);
 
+/* Frees a buffer; one of a huge page or more may be kept as a spare. */
 void sample_buffer_free(struct sample_buffer *b);
+
+/* Spare mappings (sample.c): freed buffers of a huge page or more are kept,
+ * populated and locked, for the next buffers that fit in them, up to
+ * `bytes` in all (at most 4 of them).  0, the default, keeps none and
+ * gives back any kept.  Thread-safe; not for the audio thread. */
+void sample_spares_limit(size_t bytes);
+
+/* Gives back the spares kept for `max_age_ns` or longer (0: all of them);
+ * returns the bytes still kept. */
+size_t sample_spares_trim(uint64_t max_age_ns);
+
+/* Bytes kept as spares now. */
+size_t sample_spares_bytes(void);
 
 #endif
