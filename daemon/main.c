@@ -32,6 +32,7 @@
 #include "osc.h"
 #include "protocol.h"
 #include "reply.h"
+#include "sample.h"
 
 #ifndef LOOPERD_VERSION
 #define LOOPERD_VERSION "unknown"
@@ -40,6 +41,7 @@
 /* A 10-minute stereo file at 96 kHz in float is 440 MiB. */
 #define DEFAULT_MAX_SAMPLE_MB 512
 #define DEFAULT_MAX_MEMORY_MB 4096
+#define MAIN_SPARE_MAX ((size_t)64 << 20)
 
 struct options {
     const char *name;
@@ -501,6 +503,10 @@ int main(int argc, char **argv)
         .max_memory_bytes = d->opt.max_memory_mb * 1024 * 1024,
         .sample_dir = d->opt.sample_dir,
     };
+    /* Freed sample mappings kept for reloads (sample.c): a quarter of the
+     * memory limit, at most 64 MiB (two 60 s stereo samples at 48 kHz). */
+    sample_spares_limit(limits.max_memory_bytes / 4 < MAIN_SPARE_MAX ? limits.max_memory_bytes / 4
+                                                                     : MAIN_SPARE_MAX);
     if (replier_start(&d->replier, &d->engine, &d->proto) < 0) {
         log_error("cannot start the reply thread");
         goto out_threads;
@@ -550,6 +556,7 @@ out_threads:
     bank_free(&d->bank);
 out_engine:
     engine_destroy(&d->engine);
+    sample_spares_limit(0);
 out_audio:
     audio_close(&d->audio);
     return status;

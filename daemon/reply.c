@@ -3,8 +3,10 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
+#include "sample.h"
 
 static void answer(struct replier *r, const struct event *ev)
 {
@@ -40,13 +42,29 @@ void replier_drain(struct replier *r)
         engine_buffer_free(r->engine, b);
 }
 
+/* Waits for the audio thread's post; while spare mappings wait to be given
+ * back, for at most a second. */
+static void wait_wake(struct replier *r)
+{
+    if (sample_spares_bytes() == 0) {
+        while (sem_wait(&r->engine->wake) < 0 && errno == EINTR)
+            ;
+        return;
+    }
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += 1;
+    while (sem_clockwait(&r->engine->wake, CLOCK_MONOTONIC, &t) < 0 && errno == EINTR)
+        ;
+}
+
 static void *replier_main(void *arg)
 {
     struct replier *r = arg;
     for (;;) {
-        while (sem_wait(&r->engine->wake) < 0 && errno == EINTR)
-            ;
+        wait_wake(r);
         replier_drain(r);
+        sample_spares_trim(REPLY_SPARE_KEEP_NS);
         if (atomic_load(&r->stop))
             return NULL;
     }

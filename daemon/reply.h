@@ -3,8 +3,11 @@
  * It sleeps on the engine's semaphore, which the audio thread posts after
  * pushing events or giving back buffers.  Woken, it sends the replies the
  * events stand for (/pong, /done /stop, /done /unload) and frees the
- * buffers from the trash ring.  No polling: an idle daemon is asleep here.
- * (/load is answered by the loader thread: loader.h.)
+ * buffers from the trash ring.  Freeing a buffer of a huge page or more
+ * may keep its mapping as a spare for the next load (sample.c); this thread
+ * gives spares back once they have waited REPLY_SPARE_KEEP_NS.  No polling:
+ * an idle daemon is asleep here, but for one wake-up a second while spares
+ * wait.  (/load is answered by the loader thread: loader.h.)
  */
 #ifndef LOOPERD_REPLY_H
 #define LOOPERD_REPLY_H
@@ -15,6 +18,11 @@
 
 #include "engine.h"
 #include "protocol.h"
+
+/* How long a freed sample's mapping is kept for a reload: long enough for
+ * a set of loads or a performer's reload of a slot, short enough that an
+ * idle daemon soon holds only what it plays. */
+#define REPLY_SPARE_KEEP_NS (30ull * 1000000000ull)
 
 struct replier {
     struct engine *engine;
