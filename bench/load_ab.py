@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""/load -> /done of the benchmark's 10 s WAV, for two or more looperd builds.
+"""/load -> /done of the benchmark's 10 s WAV (or a file), for two or more looperd builds.
 
-    python3 bench/load_ab.py [--rounds 8] [--per 10] LABEL=LOOPERD ...
+    python3 bench/load_ab.py [--rounds 8] [--per 10] [--file F] LABEL=LOOPERD ...
     e.g. python3 bench/load_ab.py main=/tmp/main/build-release/daemon/looperd \\
                                   this=build-release/daemon/looperd
 
@@ -12,7 +12,8 @@ builds see the same machine, alternating, and the medians compare.  The
 reference is bench_decode's libsndfile decode of the same file (median of 7,
 before and after).  Prints numbers, never fails on timing.  Standard library
 only; the harness is tests/looperd_test.py.  The file is written by the same
-code as run_bench.py's (10 s stereo 16-bit noise at 48 kHz)."""
+code as run_bench.py's (10 s stereo 16-bit noise at 48 kHz); --file loads
+another one instead, e.g. the 60 s FLAC of `bench_decode --make-flac F`."""
 import argparse
 import json
 import os
@@ -38,6 +39,7 @@ def main():
     ap.add_argument("--per", type=int, default=10, help="loads per daemon and round")
     ap.add_argument("--bench-decode", default=os.path.join(ROOT, "build-release", "bench",
                                                            "bench_decode"))
+    ap.add_argument("--file", help="load this file instead of the 10 s WAV")
     ap.add_argument("daemons", nargs="+", metavar="LABEL=LOOPERD")
     a = ap.parse_args()
     bins = [d.split("=", 1) for d in a.daemons]
@@ -46,17 +48,22 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="looperd-load-ab-")
     try:
-        run(a, bins, os.path.join(tmp, "ten.wav"))
+        wav = a.file or os.path.join(tmp, "ten.wav")
+        if not a.file:
+            write_ten(wav)
+        run(a, bins, wav)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(a, bins, wav):
+def write_ten(wav):
     rnd = random.Random(7)          # the same noise as run_bench.py
     noise = [rnd.randint(-8000, 8000) for _ in range(4096)]
     write_wav(wav, [(noise[i % 4096], noise[(i * 7) % 4096]) for i in range(10 * RATE)],
               RATE, 2)
 
+
+def run(a, bins, wav):
     def reference():
         out = subprocess.run([a.bench_decode, wav, str(RATE), "7"], capture_output=True,
                              text=True, check=True).stdout
