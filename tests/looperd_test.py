@@ -733,15 +733,17 @@ QUIET_S = 2.0
 STORM_WAIT_S = 30.0
 
 
-def pause_before_retake(disturbed: int, port: int | None = None) -> None:
+def pause_before_retake(disturbed: int, port: int | None = None, client=None) -> None:
     """Call after the `disturbed`-th disturbed take (1, 2, ...), with the
     daemon's OSC port: waits a little, then until its /status xrun count
     has not moved for QUIET_S (a client of its own, so no reply the test
-    waits for is taken)."""
+    waits for is taken).  `client`, if given, makes that client instead: a
+    daemon that serves only some addresses (--allow, --listen ::1) must be
+    asked from one of them."""
     time.sleep(min(0.4 * disturbed, 1.5))
-    if port is None:
+    if port is None and client is None:
         return
-    with OscClient(port) as osc:
+    with (client() if client else OscClient(port)) as osc:
         deadline = time.monotonic() + STORM_WAIT_S
         last, since = None, time.monotonic()
         while time.monotonic() < deadline:

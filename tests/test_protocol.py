@@ -197,7 +197,8 @@ class DaemonCase(unittest.TestCase):
                 sys.stderr.write(f"\n  (JACK disturbed: {self.gaps} gaps, xruns "
                                  f"{st0['xruns']}->{st1['xruns']}, late "
                                  f"{st0['late']}->{st1['late']}; recording again) ")
-                pause_before_retake(attempt + 1, self.daemon.port)
+                pause_before_retake(attempt + 1, client=lambda: Client(
+                    self.daemon.port, self.LISTEN_HOST, self.BIND, self.FAMILY))
 
     def assert_loop_continues(self, left, gain=VEL, what="the loop"):
         """left is the loop fixture, continued seamlessly across its wraps."""
