@@ -243,7 +243,8 @@ class Reload(DaemonCase):
 
         slot, long_n, short_n = 0, 300000, 270000
         files = {}
-        for name, n, mul, add in (("a", long_n, 37, 0), ("b", long_n, 41, 7), ("c", short_n, 53, 3)):
+        for name, n, mul, add in (("a", long_n, 37, 0), ("b", long_n, 41, 7),
+                                  ("c", short_n, 53, 3)):
             files[name] = (os.path.join(self.tmp.name, f"reload-{name}.wav"), pcm32(n, mul, add))
             write_wav(files[name][0], files[name][1], RATE, 2, sampwidth=4)
 
@@ -300,7 +301,8 @@ class Reload(DaemonCase):
                 left, right = deinterleave(got)
                 last = max((i for i in range(len(left)) if left[i] or right[i]), default=None)
                 self.assertIsNotNone(last, "nothing was recorded at the end")
-                self.assertGreater(len(left) - last, RATE // 10, "too little recorded after the end")
+                self.assertGreater(len(left) - last, RATE // 10,
+                                   "too little recorded after the end")
                 if last + 1 >= span:
                     tail = (left[last + 1 - span:], right[last + 1 - span:])
             if head is not None and tail is not None:
