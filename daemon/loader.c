@@ -10,6 +10,7 @@
 
 #include "decode.h"
 #include "log.h"
+#include "sample.h"
 
 int loader_submit(struct loader *l, uint32_t id, const char *path, float gain, uint64_t seq,
                   struct reply_ctx *reply)
@@ -241,6 +242,12 @@ static void *loader_main(void *arg)
         pthread_mutex_unlock(&l->lock);
         run_job(l, &job);
         free(job.path);
+        /* A buffer this job freed (a load refused, superseded or cut
+         * short) may have been kept as a spare, which the reply thread
+         * gives back in time; it only watches the clock while it knows of
+         * spares, so wake it (reply.h). */
+        if (sample_spares_bytes() > 0)
+            sem_post(&l->engine->wake);
         pthread_mutex_lock(&l->lock);
         l->busy = false;
         if (l->count == 0)
