@@ -110,6 +110,25 @@ static unsigned spare_oldest(void)
     return o;
 }
 
+/* Under the lock: removes the oldest spares into out[] until `incoming`
+ * more bytes (0: none, and no new entry) fit within the limits.  Returns
+ * how many were removed; the caller unmaps them once the lock is let go
+ * (munmap of a large mapping takes a while). */
+static unsigned spare_evict(size_t incoming, struct spare *out)
+{
+    unsigned nout = 0;
+    while (nspares > 0 &&
+           (nspares + (incoming > 0) > SPARE_MAX || spare_bytes + incoming > spare_limit))
+        out[nout++] = spare_remove(spare_oldest());
+    return nout;
+}
+
+static void spare_unmap(const struct spare *out, unsigned nout)
+{
+    for (unsigned i = 0; i < nout; i++)
+        munmap(out[i].p, out[i].bytes);
+}
+
 /* A spare for a mapping of `need` bytes, or NULL; *got is its size. */
 static void *spare_take(size_t need, size_t *got)
 {
@@ -129,9 +148,7 @@ static void *spare_take(size_t need, size_t *got)
     return p;
 }
 
-/* Keeps the mapping p of `bytes` as a spare if it may; false: unmap it.
- * Older spares that must make room are unmapped after the lock is let go
- * (munmap of a large mapping takes a while). */
+/* Keeps the mapping p of `bytes` as a spare if it may; false: unmap it. */
 static bool spare_keep(void *p, size_t bytes)
 {
     struct spare out[SPARE_MAX];
@@ -139,15 +156,13 @@ static bool spare_keep(void *p, size_t bytes)
     bool kept = false;
     pthread_mutex_lock(&spare_lock);
     if (bytes <= spare_limit) {
-        while (nspares == SPARE_MAX || spare_bytes + bytes > spare_limit)
-            out[nout++] = spare_remove(spare_oldest());
+        nout = spare_evict(bytes, out);
         spares[nspares++] = (struct spare){.p = p, .bytes = bytes, .freed_ns = now_ns()};
         spare_bytes += bytes;
         kept = true;
     }
     pthread_mutex_unlock(&spare_lock);
-    for (unsigned i = 0; i < nout; i++)
-        munmap(out[i].p, out[i].bytes);
+    spare_unmap(out, nout);
     return kept;
 }
 
@@ -165,27 +180,18 @@ size_t sample_spares_trim(uint64_t max_age_ns)
     }
     size_t left = spare_bytes;
     pthread_mutex_unlock(&spare_lock);
-    for (unsigned i = 0; i < nout; i++)
-        munmap(out[i].p, out[i].bytes);
+    spare_unmap(out, nout);
     return left;
 }
 
 void sample_spares_limit(size_t bytes)
 {
+    struct spare out[SPARE_MAX];
     pthread_mutex_lock(&spare_lock);
     spare_limit = bytes;
+    unsigned nout = spare_evict(0, out); /* what no longer fits; with 0, all */
     pthread_mutex_unlock(&spare_lock);
-    /* What no longer fits goes, oldest first; with 0, everything. */
-    for (;;) {
-        struct spare s = {0};
-        pthread_mutex_lock(&spare_lock);
-        if (spare_bytes > spare_limit)
-            s = spare_remove(spare_oldest());
-        pthread_mutex_unlock(&spare_lock);
-        if (!s.p)
-            return;
-        munmap(s.p, s.bytes);
-    }
+    spare_unmap(out, nout);
 }
 
 size_t sample_spares_bytes(void)
