@@ -24,7 +24,12 @@
  *   preallocated buffer and updates atomics: no allocation, locking or I/O.
  *   It checks continuity: jack_last_frame_time() of each cycle must equal the
  *   previous cycle's frame time + its nframes (mod 2^32); every mismatch is a
- *   gap.  An xrun callback counts xruns while recording.
+ *   gap.  An xrun callback counts xruns while recording.  Each gap and xrun
+ *   also notes where it fell, as a frame index of the recording (the first
+ *   MAX_MARKS of each), so a test can tell whether the part it compares was
+ *   touched: a gap's index is exact (the first frame after the jump); an
+ *   xrun's is the recording's length when the notification arrived, so at
+ *   or after the cycle that overran.
  * - When the buffer is full the callback stops recording and wakes main with
  *   pthread_kill(main, SIGUSR1) (once).  The JACK shutdown callback does the
  *   same if the server goes away.
@@ -32,7 +37,8 @@
  *   the recorded data is stable, and writes FILE as raw little-endian
  *   float32, interleaved L,R frames, no header, plus FILE.json:
  *   {"rate":R, "frames":N, "channels":2, "first_frame_time":T|null,
- *    "gaps":G, "xruns":X, ...clock fields below}.  Exit status 0 on success,
+ *    "gaps":G, "xruns":X, "gap_at":[i, ...], "xrun_at":[i, ...],
+ *    ...clock fields below}.  Exit status 0 on success,
  *   1 on runtime errors, 2 on usage errors.
  *
  * Clock fields (for timing tests; readers that do not know them ignore them):
@@ -40,6 +46,9 @@
  *   from jack_get_cycle_times() in the process callback (lock-free reads of
  *   JACK's shared timer, into a preallocated array): JACK's own smoothed
  *   frame <-> microsecond mapping, the one jack_time_to_frames() uses.
+ *   Entry k is the cycle whose frames start at recording index k * nframes,
+ *   even across a gap: a cycle whose times could not be read is logged as
+ *   [frame, 0, 0] rather than left out.
  * - "wall_minus_jack_us": [start, end], CLOCK_REALTIME minus jack_get_time()
  *   in microseconds, each the tightest of several readings of the wall clock
  *   on both sides of one jack_get_time(), taken on the main thread when the
@@ -74,6 +83,7 @@
 #define MAX_SOURCES NCHAN
 #define READY_TIMEOUT_S 10
 #define CLOCK_READINGS 64
+#define MAX_MARKS 256
 
 struct cycle {
     jack_nframes_t frame;
@@ -96,6 +106,7 @@ struct recorder {
     atomic_bool started;
     _Atomic uint32_t first_frame_time;
     atomic_uint gaps;
+    size_t gap_at[MAX_MARKS]; /* the first MAX_MARKS gaps' recording indices */
 
     /* Process thread only (read by main after deactivation). */
     jack_nframes_t expect_time;
@@ -105,6 +116,7 @@ struct recorder {
 
     /* Written by the notification / shutdown threads. */
     atomic_uint xruns;
+    size_t xrun_at[MAX_MARKS]; /* written by the notification thread */
     atomic_bool server_gone;
 };
 
@@ -121,7 +133,9 @@ static int process_cb(jack_nframes_t nframes, void *arg)
     if (first) {
         atomic_store_explicit(&r->first_frame_time, now, memory_order_relaxed);
     } else if (now != r->expect_time) {
-        atomic_fetch_add_explicit(&r->gaps, 1, memory_order_relaxed);
+        unsigned g = atomic_fetch_add_explicit(&r->gaps, 1, memory_order_relaxed);
+        if (g < MAX_MARKS)
+            r->gap_at[g] = atomic_load_explicit(&r->frames, memory_order_relaxed);
     }
     r->expect_time = now + nframes; /* unsigned: wraps like JACK's clock */
 
@@ -130,10 +144,12 @@ static int process_cb(jack_nframes_t nframes, void *arg)
         jack_nframes_t cf;
         jack_time_t cu, nu;
         float period_usecs;
-        if (jack_get_cycle_times(r->client, &cf, &cu, &nu, &period_usecs) == 0) {
-            r->cycles[nc] = (struct cycle){cf, cu, nu};
-            atomic_store_explicit(&r->ncycles, nc + 1, memory_order_release);
+        if (jack_get_cycle_times(r->client, &cf, &cu, &nu, &period_usecs) != 0) {
+            cf = now;
+            cu = nu = 0;
         }
+        r->cycles[nc] = (struct cycle){cf, cu, nu};
+        atomic_store_explicit(&r->ncycles, nc + 1, memory_order_release);
     }
 
     size_t done = atomic_load_explicit(&r->frames, memory_order_relaxed);
@@ -164,8 +180,14 @@ static int process_cb(jack_nframes_t nframes, void *arg)
 static int xrun_cb(void *arg)
 {
     struct recorder *r = arg;
-    if (atomic_load(&r->armed) && !atomic_load(&r->full))
-        atomic_fetch_add(&r->xruns, 1);
+    if (atomic_load(&r->armed) && !atomic_load(&r->full)) {
+        /* The only writer: the index first, then the count that
+         * publishes it to main (which may read while this thread runs). */
+        unsigned x = atomic_load_explicit(&r->xruns, memory_order_relaxed);
+        if (x < MAX_MARKS)
+            r->xrun_at[x] = atomic_load_explicit(&r->frames, memory_order_acquire);
+        atomic_store_explicit(&r->xruns, x + 1, memory_order_release);
+    }
     return 0;
 }
 
@@ -223,6 +245,14 @@ static int write_raw(const char *path, const float *buf, size_t nsamples)
     return ok ? 0 : -1;
 }
 
+static void write_marks(FILE *f, const char *key, const size_t *at, unsigned count)
+{
+    fprintf(f, ", \"%s\": [", key);
+    for (unsigned i = 0; i < count && i < MAX_MARKS; i++)
+        fprintf(f, "%s%zu", i ? ", " : "", at[i]);
+    fputs("]", f);
+}
+
 static int write_meta(const char *path, const struct recorder *r, jack_nframes_t rate,
                       const double off[2])
 {
@@ -244,11 +274,15 @@ static int write_meta(const char *path, const struct recorder *r, jack_nframes_t
     char fft[16] = "null";
     if (atomic_load(&r->started))
         snprintf(fft, sizeof fft, "%lu", (unsigned long)atomic_load(&r->first_frame_time));
+    /* One reading each, so a count and its marks agree. */
+    unsigned gaps = atomic_load(&r->gaps);
+    unsigned xruns = atomic_load_explicit(&r->xruns, memory_order_acquire);
     fprintf(f,
             "{\"rate\": %lu, \"frames\": %zu, \"channels\": %d, "
             "\"first_frame_time\": %s, \"gaps\": %u, \"xruns\": %u",
-            (unsigned long)rate, atomic_load(&r->frames), NCHAN, fft, atomic_load(&r->gaps),
-            atomic_load(&r->xruns));
+            (unsigned long)rate, atomic_load(&r->frames), NCHAN, fft, gaps, xruns);
+    write_marks(f, "gap_at", r->gap_at, gaps);
+    write_marks(f, "xrun_at", r->xrun_at, xruns);
     size_t nc = atomic_load_explicit(&r->ncycles, memory_order_acquire);
     fprintf(f, ", \"wall_minus_jack_us\": [%.3f, %.3f]", off[0], off[1]);
     if (nc > 0)
