@@ -756,10 +756,58 @@ def pause_before_retake(disturbed: int, port: int | None = None, client=None) ->
             time.sleep(0.25)
 
 
+# Where a disturbance spoils a recording.  A gap is a jump in JACK's frame
+# clock (the dummy driver woke late): every client still ran every cycle,
+# so the sound on either side is whole, but an xrun may mean a client
+# overran and the recorder copied a stale or half-written period.  So the
+# periods around either are suspect, NEAR_S each side, and an xrun is noted
+# only when its notification arrives, up to XRUN_LAG_S after its cycle.  A
+# test that compares content only (not when it sounds against JACK's clock)
+# needs just the frames it compares to be clean: on this VM a second-long
+# recording has a gap somewhere as often as not in a noisy stretch (CI),
+# while the sounding part of it is a fraction of that.
+NEAR_S = 0.02
+XRUN_LAG_S = 0.1
+
+
+def disturbed_in(meta, start: int, end: int) -> str | None:
+    """Why the recording's frames [start, end) cannot be trusted (a gap or
+    an xrun on or near them, or more of them than jack_record placed), or
+    None when they can."""
+    near, lag = round(NEAR_S * meta["rate"]), round(XRUN_LAG_S * meta["rate"])
+    why = []
+    for kind, count, marks, after in (("gap", meta["gaps"], meta["gap_at"], near),
+                                      ("xrun", meta["xruns"], meta["xrun_at"], near + lag)):
+        if count > len(marks):
+            why.append(f"{count} {kind}s, only {len(marks)} placed")
+            continue
+        hits = [i for i in marks if start - near <= i < end + after]
+        if hits:
+            why.append(f"{kind} at {', '.join(map(str, hits))}")
+    return "; ".join(why) or None
+
+
+def sounding_span(left, right) -> tuple[int, int] | None:
+    """(first, last + 1) of the frames where either channel is not silent,
+    or None for a silent recording."""
+    loud = [i for i, (a, b) in enumerate(zip(left, right)) if a != 0.0 or b != 0.0]
+    return (loud[0], loud[-1] + 1) if loud else None
+
+
+def sound_disturbed(left, right, meta) -> str | None:
+    """disturbed_in() over the sounding part of the recording: the test for
+    content-only comparisons (a silent stretch stays silent whatever a
+    disturbance does to it, but a trigger it delays moves the sound, which
+    is then judged where it lands)."""
+    span = sounding_span(left, right)
+    return disturbed_in(meta, *span) if span else None
+
+
 class Recorder:
     """jack_record connected to `sources` (one or two port names, -> in_1,
     in_2).  Waits for 'ready'; .stop() -> (array('f') interleaved L,R, meta)
-    where meta has rate, frames, channels, first_frame_time, gaps, xruns."""
+    where meta has rate, frames, channels, first_frame_time, gaps, xruns,
+    gap_at, xrun_at (see disturbed_in)."""
 
     def __init__(self, jack: JackServer, sources, seconds: float = 30,
                  binary: str | None = None, name: str | None = None,

@@ -33,7 +33,8 @@ ROOT = os.path.dirname(HERE)
 CLIENTS = os.path.join(HERE, "clients")
 sys.path.insert(0, HERE)
 from looperd_test import (TAKES, fixture_frames, DaemonCase, Recorder,  # noqa: E402
-                          deinterleave, pause_before_retake, find_onset, free_udp_port, write_wav)
+                          deinterleave, pause_before_retake, find_onset, free_udp_port,
+                          sound_disturbed, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -68,10 +69,13 @@ class Clients(DaemonCase):
     def record(self, action, settle):
         """Records the daemon's outputs while action() runs plus `settle`
         seconds; returns (left, right, action's result).  A take in which
-        the machine made JACK skip a cycle (a gap in the recording: the
-        VM's xruns, nothing looperd does) cannot be compared sample by
-        sample, so it is printed and taken again from silence, up to
-        TAKES times; the last take is asserted on in any case."""
+        the machine disturbed JACK (a gap or an xrun: the VM's, nothing
+        looperd does) on or near the sound cannot be compared sample by
+        sample, so it is printed and taken again from silence, up to TAKES
+        times; the last take is asserted on in any case.  Elsewhere a
+        disturbance costs nothing: these tests compare sound, not when it
+        came (sclang's start-up alone, seconds of work on this 2-CPU VM,
+        rarely let a whole recording through in a noisy stretch)."""
         for attempt in range(1, TAKES + 1):
             rec = Recorder(self.jack, self.daemon.outputs, seconds=settle + 60)
             try:
@@ -79,14 +83,16 @@ class Clients(DaemonCase):
                 time.sleep(settle)
             finally:
                 samples, meta = rec.stop()
-            if not meta["gaps"]:
+            left, right = deinterleave(samples)
+            why = sound_disturbed(left, right, meta)
+            if why is None:
                 break
             print(f"\n  [{self.id().split('.')[-1]}] attempt {attempt} disturbed:"
-                  f" {meta['gaps']} gaps, {meta['xruns']} xruns", file=sys.stderr)
+                  f" {why} ({meta['gaps']} gaps, {meta['xruns']} xruns in all)",
+                  file=sys.stderr)
             self.assertEqual(self.osc.request("/stop", timeout=5), ("/done", ["/stop"]))
             pause_before_retake(attempt, self.daemon.port)  # the 5 ms fade is long over too
-        self.assertEqual(meta["gaps"], 0, "the recording has a gap")
-        left, right = deinterleave(samples)
+        self.assertIsNone(why, "the sound was recorded with a gap or xrun near it")
         return left, right, result
 
     def assert_plays(self, left, right, copies=1, velocity=VELOCITY):
