@@ -37,8 +37,14 @@ clients read the wall-clock offset at different moments (a microsecond or
 two apart; a frame is 20.8 us), so an onset may round to the neighbouring
 frame.
 
-Measurements that the machine disturbed (gaps or xruns in the recording,
-requests looperd received after their frame) are repeated; see
+The recording's index of that frame comes from the same log (ClockMap):
+cycle k starts at index k * nframes, so a gap (the dummy driver woke late
+and JACK's frame clock jumped) does not shift what comes after it.
+
+The machine's disturbances are not looperd's errors.  An onset that a gap
+or an xrun came near (looperd_test.disturbed_in) is left out of the
+judgement; a take in which fewer than MIN_CLEAR of the onsets are clear,
+or a request reached looperd after its frame, is repeated; see
 TimingBase.record.  The numbers are printed on stderr (meson test -v).
 """
 import math
@@ -52,8 +58,8 @@ from bisect import bisect_right
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (IMMEDIATELY, TAKES, DaemonCase,  # noqa: E402
-                          Recorder, deinterleave, pause_before_retake, timetag_from_unix,
-                          write_wav)
+                          Recorder, deinterleave, disturbed_in, pause_before_retake,
+                          sound_disturbed, timetag_from_unix, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -68,30 +74,62 @@ EPS = 1e-5                          # float rounding in the mixer's ramp
 
 
 class ClockMap:
-    """Wall-clock time (Unix seconds) -> fractional JACK frame, from the
-    recorder's meta (see the module docstring)."""
+    """Wall-clock time (Unix seconds) -> fractional recording index, from the
+    recorder's meta (see the module docstring).  Entry k of the cycle log
+    starts at recording index k * PERIOD, so the mapping holds across a gap
+    (where JACK's frame clock jumps and the recording does not).  Entries
+    whose times do not move forward are left out: a cycle whose times could
+    not be read, and the one JACK2 logs at an xrun with its next_usecs (the
+    DLL's estimate) before its usecs."""
 
     def __init__(self, meta):
-        self.cycles = meta["cycles"]
-        assert self.cycles, "jack_record logged no cycles"
+        self.start, self.cycles = [], []
+        for k, c in enumerate(meta["cycles"]):
+            if c[2] > c[1] and (not self.cycles or c[1] > self.cycles[-1][1]):
+                self.start.append(k * PERIOD)
+                self.cycles.append(c)
+        assert self.cycles, "jack_record logged no usable cycle"
         off = meta["wall_minus_jack_us"]
         self.off = (off[0] + off[1]) / 2
         self.drift_us = off[1] - off[0]
-        self.first = meta["first_frame_time"]
         self.usecs = [c[1] for c in self.cycles]
-
-    def frame_at(self, wall):
-        """Absolute JACK frame (float, not wrapped) of wall time `wall`."""
-        j = wall * 1e6 - self.off
-        k = max(0, bisect_right(self.usecs, j) - 1)
-        frame, us, nus = self.cycles[k]
-        if frame < self.first:            # 2^32 wrap: keep it monotonic
-            frame += 1 << 32
-        return frame + (j - us) / (nus - us) * PERIOD
 
     def index_at(self, wall):
         """Recording index (float) of wall time `wall`."""
-        return self.frame_at(wall) - self.first
+        j = wall * 1e6 - self.off
+        k = max(0, bisect_right(self.usecs, j) - 1)
+        _, us, nus = self.cycles[k]
+        return self.start[k] + (j - us) / (nus - us) * PERIOD
+
+
+# The share of a take's onsets that must be clear of gaps and xruns for the
+# take to be judged.  Each of them shadows a few onsets (disturbed_in's
+# margins are 140 ms wide around an xrun, the bundles 54 ms apart); an onset
+# in its shadow is the machine's, not looperd's, and is left out.
+MIN_CLEAR = 0.75
+# How long after a gap or xrun JACK's DLL is taken to misjudge the period.
+DLL_SETTLE_S = 3.0
+
+
+def clear_onsets(meta, *points):
+    """The k whose points (onset, expected index, send index...: lists of
+    recording indices) no gap or xrun came near (disturbed_in)."""
+    return [k for k, pts in enumerate(zip(*points))
+            if disturbed_in(meta, math.floor(min(pts)), math.ceil(max(pts)) + 1) is None]
+
+
+def unjudgeable(meta, n, got, *points):
+    """For record()'s check: why a take of n onsets cannot be judged, or
+    None.  A count that is off in a take with a gap or an xrun is retaken
+    (two triggers on a skipped stretch sound together); in a clean one it
+    is left to the test to fail on."""
+    if len(got) != n:
+        return (f"{len(got)} onsets for {n} with {meta['gaps']} gaps, {meta['xruns']} xruns"
+                if meta["gaps"] or meta["xruns"] else None)
+    clear = clear_onsets(meta, got, *points)
+    if len(clear) < MIN_CLEAR * n:
+        return f"only {len(clear)} of {n} onsets clear of gaps and xruns"
+    return None
 
 
 def onsets(ch, threshold=0.25, min_gap=64):
@@ -134,14 +172,17 @@ class TimingBase(DaemonCase):
         audio thread got them (/status.reply argument 3)."""
         return self.osc.request("/status", expect="/status.reply", timeout=5)[1][3]
 
-    def record(self, action, seconds, check=None):
+    def record(self, action, seconds, check=None, sound_only=False):
         """Records while action() runs; returns (left, right, meta, result).
 
         Everything here runs as ordinary processes on a possibly shared
-        machine.  An attempt with a gap or an xrun in the recording, a timed
-        request that looperd got after its frame (the /status late counter),
-        or a reason from check(left, right, meta, result) is disturbed: it is
-        printed and repeated, up to TAKES times.  The last attempt is
+        machine.  An attempt is disturbed, printed and repeated (up to TAKES
+        times) when a timed request reached looperd after its frame (the
+        /status late counter), when a gap or xrun came on or near the sound
+        of a `sound_only` test (one of the sound's shape, not of when it
+        came: sound_disturbed), or for a reason from check(left, right, meta,
+        result): the tests of when things sound judge there which of their
+        events a gap or xrun came near (clear_onsets).  The last attempt is
         returned in any case, so the caller's assertions judge it."""
         for attempt in range(1, TAKES + 1):
             late_before = self.late_count()
@@ -152,8 +193,8 @@ class TimingBase(DaemonCase):
                 samples, meta = rec.stop()
             left, right = deinterleave(samples)
             why = []
-            if meta["gaps"] or meta["xruns"]:
-                why.append(f"{meta['gaps']} gaps, {meta['xruns']} xruns")
+            if sound_only and (reason := sound_disturbed(left, right, meta)):
+                why.append(reason)
             late = self.late_count() - late_before
             if late:
                 why.append(f"{late} timed requests late in looperd")
@@ -164,8 +205,9 @@ class TimingBase(DaemonCase):
             print(f"\n  [{self.id().split('.')[-1]}] attempt {attempt} disturbed:"
                   f" {'; '.join(why)}", file=sys.stderr)
             pause_before_retake(attempt, self.daemon.port)
-        self.assertEqual(meta["gaps"], 0, "the recording has a gap")
-        self.assertEqual(meta["xruns"], 0, "xruns while recording")
+        if sound_only:
+            self.assertIsNone(sound_disturbed(left, right, meta),
+                              "a gap or xrun on or near the sound in every take")
         return left, right, meta, result
 
 
@@ -213,28 +255,36 @@ class TimetagAccuracy(TimingBase):
             sleep_until(times[-1] + 0.3)
             return times, slow
 
+        def check(left, right, meta, result):
+            return unjudgeable(meta, n, onsets(left),
+                               [ClockMap(meta).index_at(tk) for tk in result[0]])
+
         # A bundle the test sent late is fine as long as looperd got it
         # before its frame (record() counts the late ones as disturbed).
-        left, right, meta, (times, slow) = self.record(action, 4.0)
+        left, right, meta, (times, slow) = self.record(action, 4.0, check)
         got = onsets(left)
         cm = ClockMap(meta)
         self.assertEqual(len(got), n, f"{len(got)} onsets, expected {n}")
         self.assertEqual(onsets(right), got)
 
         exp = [cm.index_at(tk) for tk in times]
+        clear = clear_onsets(meta, got, exp)
+        self.assertGreaterEqual(len(clear), MIN_CLEAR * n, "too few onsets clear of gaps/xruns")
         # Absolute: onset minus JACK's own mapping of the timetag (the ideal
         # is |error| <= 0.5: looperd rounds to the nearest frame).
-        abs_err = [got[k] - exp[k] for k in range(n)]
-        # Relative, in JACK's frames: spacing from the first onset minus the
-        # spacing of the timetags as JACK maps them.
-        rel_err = [(got[k] - got[0]) - round(exp[k] - exp[0]) for k in range(n)]
+        abs_err = [got[k] - exp[k] for k in clear]
+        # Relative, in JACK's frames: spacing from the first (clear) onset
+        # minus the spacing of the timetags as JACK maps them.
+        k0 = clear[0]
+        rel_err = [(got[k] - got[k0]) - round(exp[k] - exp[k0]) for k in clear]
         # Relative against the nominal rate, round((t_k - t_0) * 48000): only
         # printed.  The dummy backend's frame clock is not locked to the wall
         # clock: under load it runs up to hundreds of ppm slow or fast
         # (printed as "JACK clock"), and then over 2.7 s the nominal spacing
         # is off by several frames whatever looperd does.
-        nom_err = [(got[k] - got[0]) - round((times[k] - times[0]) * RATE) for k in range(n)]
-        print(f"\ntimetags (lead {lead * 1000:.0f} ms): absolute error vs JACK mapping"
+        nom_err = [(got[k] - got[k0]) - round((times[k] - times[k0]) * RATE) for k in clear]
+        print(f"\ntimetags (lead {lead * 1000:.0f} ms, {len(clear)} of {n} onsets clear of"
+              f" gaps/xruns): absolute error vs JACK mapping"
               f" min {min(abs_err):+.3f} max {max(abs_err):+.3f}"
               f" stdev {statistics.pstdev(abs_err):.3f};"
               f" relative error min {min(rel_err)} max {max(rel_err)};"
@@ -244,7 +294,7 @@ class TimetagAccuracy(TimingBase):
               f" less than {lead * 500:.0f} ms ahead)", file=sys.stderr)
         # The expected frame is JACK's mapping rounded to a whole frame.
         self.assertLessEqual(max(abs(e) for e in rel_err), 1, rel_err)
-        self.assertLessEqual(max(abs(got[k] - round(exp[k])) for k in range(n)), 1,
+        self.assertLessEqual(max(abs(got[k] - round(exp[k])) for k in clear), 1,
                              [round(e, 2) for e in abs_err])
 
     def test_far_ahead_bundles(self):
@@ -264,15 +314,25 @@ class TimetagAccuracy(TimingBase):
             sleep_until(times[-1] + 0.3)
             return times
 
-        left, _, meta, times = self.record(action, 4.0)
+        def check(left, right, meta, times):
+            return unjudgeable(meta, n, onsets(left),
+                               [ClockMap(meta).index_at(tk) for tk in times])
+
+        left, _, meta, times = self.record(action, 4.0, check)
         cm = ClockMap(meta)
         got = onsets(left)
         self.assertEqual(len(got), n)
-        abs_err = [got[k] - cm.index_at(times[k]) for k in range(n)]
-        print(f"\nfar-ahead timetags (0.3..3 s ahead): absolute error vs JACK mapping"
+        exp = [cm.index_at(tk) for tk in times]
+        clear = clear_onsets(meta, got, exp)
+        self.assertGreaterEqual(len(clear), MIN_CLEAR * n, "too few onsets clear of gaps/xruns")
+        abs_err = [got[k] - exp[k] for k in clear]
+        first, last = [e for k, e in zip(clear, abs_err) if k < 10], \
+            [e for k, e in zip(clear, abs_err) if k >= n - 10]
+        print(f"\nfar-ahead timetags (0.3..3 s ahead; {len(clear)} of {n} onsets clear of"
+              f" gaps/xruns): absolute error vs JACK mapping"
               f" min {min(abs_err):+.3f} max {max(abs_err):+.3f}"
-              f" (first 10: {min(abs_err[:10]):+.2f}..{max(abs_err[:10]):+.2f},"
-              f" last 10: {min(abs_err[-10:]):+.2f}..{max(abs_err[-10:]):+.2f});"
+              f" (first 10: {min(first, default=0):+.2f}..{max(first, default=0):+.2f},"
+              f" last 10: {min(last, default=0):+.2f}..{max(last, default=0):+.2f});"
               f" JACK clock {jack_rate(meta):.2f} frames/s", file=sys.stderr)
         self.assertLessEqual(max(abs(e) for e in abs_err), 1.5, abs_err)
 
@@ -294,13 +354,26 @@ def send_at_random_moments(osc, slot, n, rng):
     return sends, slow
 
 
-def latency_numbers(left, meta, sends):
+def latency_numbers(left, meta, sends, min_clear=MIN_CLEAR):
+    """((send-to-onset latencies, their stdev, max - min), None), over the
+    sends whose send and onset no gap or xrun came near (at least min_clear
+    of them), or (None, why)."""
     cm = ClockMap(meta)
     got = onsets(left, min_gap=32)
-    if len(got) != len(sends):
+    n = len(sends)
+    if len(got) != n:
         # Two messages held up together (their onsets merge) or one lost.
-        return None, f"{len(got)} onsets for {len(sends)} sends"
-    lat = [got[k] - cm.index_at(sends[k]) for k in range(len(sends))]
+        return None, f"{len(got)} onsets for {n} sends"
+    sent = [cm.index_at(t) for t in sends]
+    # Unlike a timetag, which both clients map through the cycle that plays
+    # it, a latency spans two of JACK's mappings 20 ms apart: after a
+    # jump its DLL misjudges the period for a few seconds, and 20 ms comes
+    # out as 930-965 frames (seen with jackd stopped for 30 ms).
+    settle = DLL_SETTLE_S * meta["rate"]
+    clear = clear_onsets(meta, got, sent, [i - settle for i in sent])
+    if len(clear) < min_clear * n:
+        return None, f"only {len(clear)} of {n} sends clear of gaps and xruns"
+    lat = [got[k] - sent[k] for k in clear]
     return (lat, statistics.pstdev(lat), max(lat) - min(lat)), None
 
 
@@ -324,7 +397,8 @@ class WithLatency(TimingBase):
             lat, sd, spread = res
             med = statistics.median(lat)
             outliers = sorted(round(v - med, 1) for v in lat if abs(v - med) > 4)
-            print(f"\n--latency 20: send-to-onset mean {statistics.mean(lat):.1f}"
+            print(f"\n--latency 20 ({len(lat)} of 50 sends clear of gaps/xruns):"
+                  f" send-to-onset mean {statistics.mean(lat):.1f}"
                   f" median {med:.1f} frames (20 ms = {0.02 * RATE:.0f}), stdev {sd:.2f},"
                   f" max-min {spread:.2f}; slow sends {slow}; outliers vs median"
                   f" {outliers}", file=sys.stderr)
@@ -349,13 +423,16 @@ class WithoutLatency(TimingBase):
     def test_control_run_spreads_over_a_period(self):
         self.load(0, self.wav("click.wav", [FULL, 0, 0]))
         rng = random.Random(8)
+        # Ten clear sends show a spread over the period (arrival phases are
+        # random); more are rarely clear of JACK's DLL settling in a storm.
         left, _, meta, (sends, _) = self.record(
             lambda: send_at_random_moments(self.osc, 0, 50, rng), 4.5,
-            lambda left, right, meta, result: latency_numbers(left, meta, result[0])[1])
-        res, why = latency_numbers(left, meta, sends)
+            lambda left, right, meta, result: latency_numbers(left, meta, result[0], 0.2)[1])
+        res, why = latency_numbers(left, meta, sends, 0.2)
         self.assertIsNone(why)
         lat, sd, spread = res
-        print(f"\nno --latency (control): send-to-onset mean {statistics.mean(lat):.1f},"
+        print(f"\nno --latency (control; {len(lat)} of 50 sends clear of gaps/xruns):"
+              f" send-to-onset mean {statistics.mean(lat):.1f},"
               f" stdev {sd:.2f}, max-min {spread:.2f} frames (period {PERIOD})",
               file=sys.stderr)
         # Plain messages start at the next period: the phase of the arrival in
@@ -398,7 +475,7 @@ class Fades(TimingBase):
                 self.osc.send(*stop_msg)
             time.sleep(0.4)
 
-        left, right, _, _ = self.record(action, 1.5)
+        left, right, _, _ = self.record(action, 1.5, sound_only=True)
         start = onsets(left)[0]
         last = max(i for i, v in enumerate(left) if v != 0.0)
         level = voices * FULL_F
@@ -440,11 +517,24 @@ class Fades(TimingBase):
             time.sleep(0.3)
             return t
 
-        left, _, meta, t = self.record(action, 1.0)
-        exp = ClockMap(meta).index_at(t)
-        start = onsets(left)[0]
-        fade = next(i for i in range(start, len(left)) if left[i] < FULL_F - EPS)
-        end = next(i for i in range(fade, len(left)) if left[i] == 0.0)
+        def measure(left, meta, t):
+            """(expected index, fade's first frame, first silent frame)."""
+            exp = ClockMap(meta).index_at(t)
+            start = onsets(left)[0]
+            fade = next(i for i in range(start, len(left)) if left[i] < FULL_F - EPS)
+            end = next(i for i in range(fade, len(left)) if left[i] == 0.0)
+            return exp, fade, end
+
+        def check(left, right, meta, t):
+            try:
+                exp, fade, end = measure(left, meta, t)
+            except (IndexError, StopIteration):
+                return None  # nothing to judge: the assertions below fail
+            return disturbed_in(meta, math.floor(min(exp, fade)), end + 1)
+
+        left, _, meta, t = self.record(action, 1.0, check)
+        exp, fade, end = measure(left, meta, t)
+        self.assertIsNone(check(left, None, meta, t), "a gap or xrun near the fade in every take")
         print(f"\ntimed /stop 5: fade starts {fade - exp:+.2f} frames from the timetag's"
               f" frame (at offset {fade % PERIOD} of its period; the recording starts"
               f" on a period), lasts {end - fade} frames", file=sys.stderr)
@@ -467,7 +557,7 @@ class Fades(TimingBase):
             self.osc.request("/stop", expect="/done")
             time.sleep(0.3)
 
-        left, _, _, _ = self.record(action, 1.6)
+        left, _, _, _ = self.record(action, 1.6, sound_only=True)
         first = onsets(left)[0]
         second = next(i for i in range(first, len(left)) if left[i] > 1.5)
         # Where the stolen voice starts to fade: the first frame after the
@@ -511,23 +601,37 @@ class ThirtyThird(TimingBase):
             time.sleep(0.2)
             return t, st
 
+        def measure(left, right, meta, t):
+            """(33rd's onsets, its expected index, the oldest voice's
+            onset, fade's first frame and first silent frame)."""
+            got = onsets(left)
+            exp = ClockMap(meta).index_at(t)
+            r_on = onsets(right)[0]
+            fade_start = next(i for i in range(r_on, len(right)) if right[i] < FULL_F - EPS)
+            fade_end = next(i for i in range(fade_start, len(right)) if right[i] == 0.0)
+            return got, exp, r_on, fade_start, fade_end
+
+        def check(left, right, meta, result):
+            try:
+                got, exp, _, fade_start, fade_end = measure(left, right, meta, result[0])
+            except (IndexError, StopIteration):
+                return None  # nothing to judge: the assertions below fail
+            return disturbed_in(meta, math.floor(min(got + [exp, fade_start])), fade_end + 1)
+
         # Once in a few hundred runs on a loaded machine (seen under ASan),
         # one onset was 7 frames off while every other timing test stayed
         # within a frame; record again then, and judge the last take.
         for take in range(3):
-            left, right, meta, (t, status) = self.record(action, 1.5)
-            cm = ClockMap(meta)
-            got = onsets(left)
+            left, right, meta, (t, status) = self.record(action, 1.5, check)
+            got, exp, r_on, fade_start, fade_end = measure(left, right, meta, t)
             self.assertEqual(len(got), 1, got)
-            exp = cm.index_at(t)
+            self.assertIsNone(check(left, right, meta, (t, status)),
+                              "a gap or xrun near the 33rd trigger in every take")
             if abs(got[0] - round(exp)) <= 1:
                 break
             print(f"\n33rd trigger: take {take + 1} onset error {got[0] - exp:+.3f} frames;"
                   " again", file=sys.stderr)
         # The oldest voice: from full to zero in about FADE_FRAMES.
-        r_on = onsets(right)[0]
-        fade_start = next(i for i in range(r_on, len(right)) if right[i] < FULL_F - EPS)
-        fade_end = next(i for i in range(fade_start, len(right)) if right[i] == 0.0)
         step, _ = max_step(right, r_on + 1, fade_end + 1)
         print(f"\n33rd trigger: onset error {got[0] - exp:+.3f} frames;"
               f" oldest voice fades over {fade_end - fade_start} frames starting"
@@ -578,7 +682,7 @@ class BigPools(TimingBase):
             self.osc.send("/play", 1023)
             time.sleep(0.3)
 
-        left, _, _, _ = self.record(action, 0.6)
+        left, _, _, _ = self.record(action, 0.6, sound_only=True)
         self.assertEqual(len(onsets(left)), 1)
         self.assertEqual(self.osc.request("/play", 1024),
                          ("/fail", ["/play", "id out of range (0..1023)", 1024]))
