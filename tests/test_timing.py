@@ -220,7 +220,7 @@ def sleep_until(wall):
 def jack_rate(meta):
     """JACK's frame rate measured against its own microsecond clock over the
     recording (frames per second of CLOCK_MONOTONIC)."""
-    c = meta["cycles"]
+    c = [x for x in meta["cycles"] if x[1]]  # not the cycles whose times were unread
     return (c[-1][0] - c[0][0]) * 1e6 / (c[-1][1] - c[0][1])
 
 
