@@ -36,7 +36,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, HERE)
 
-from looperd_test import (Daemon, JackServer, OscClient, Recorder,  # noqa: E402
+from looperd_test import (CycleClock, Daemon, JackServer, OscClient, Recorder,  # noqa: E402
                           decode_packet, encode_bundle, encode_message,
                           free_udp_port, timetag_from_unix, write_wav, _spawn,
                           _terminate)
@@ -373,35 +373,18 @@ def m_onset(jack, onset_bin, srv, slot, n, timed, spacing=0.1):
     return onset_errors(meta, walls)
 
 
-class JackClock:
+class JackClock(CycleClock):
     """Wall-clock time (Unix seconds) -> fractional JACK frame through JACK's
-    own mapping, exactly as tests/test_timing.py's ClockMap.frame_at: the
-    cycle times bench_onsets logged (jack_get_cycle_times(): frame, usecs,
-    next_usecs) and CLOCK_REALTIME - jack_get_time() (mean of its readings
-    at start and end).  W maps to
-        frame_k + (W - off - usecs_k) / (next_usecs_k - usecs_k) * period
-    with k the cycle whose [usecs, next_usecs) holds W - off.  Frames are
-    unwrapped from 32 bits relative to the first cycle (unwrap()).
-
-    One difference from ClockMap: at an xrun JACK2 reports one cycle whose
-    next_usecs lies before its usecs (seen here: usecs 5 ms ahead, the DLL's
-    next estimate behind it), which would break the bisection; such cycles,
-    and any whose usecs is not after the previous one's, are left out
-    (counted in `skipped`)."""
+    own mapping of the cycles bench_onsets logged (CycleClock, as
+    tests/test_timing.py's ClockMap does for a recording index): W maps to
+        frame_k + (W - off - usecs_k) / (next_usecs_k - usecs_k) * period.
+    Frames are unwrapped from 32 bits relative to the first cycle
+    (unwrap())."""
 
     def __init__(self, meta):
-        self.cycles, self.skipped = [], 0
-        for c in meta["jcycles"]:
-            if c[2] > c[1] and (not self.cycles or c[1] > self.cycles[-1][1]):
-                self.cycles.append(c)
-            else:
-                self.skipped += 1
+        super().__init__(meta["jcycles"], meta["wall_minus_jack_us"])
         self.period = meta["period"]
-        off = meta["wall_minus_jack_us"]
-        self.off = (off[0] + off[1]) / 2
-        self.drift_us = off[1] - off[0]
         self.first = self.cycles[0][0]
-        self.usecs = [c[1] for c in self.cycles]
 
     def unwrap(self, frame):
         """JACK's 32-bit frame counter, continued past 2^32 (monotonic from
@@ -409,11 +392,8 @@ class JackClock:
         return self.first + ((frame - self.first) & 0xFFFFFFFF)
 
     def frame_at(self, wall):
-        import bisect
-        j = wall * 1e6 - self.off
-        k = max(0, bisect.bisect_right(self.usecs, j) - 1)
-        frame, us, nus = self.cycles[k]
-        return self.unwrap(frame) + (j - us) / (nus - us) * self.period
+        _, (frame, _, _), x = self.locate(wall)
+        return self.unwrap(frame) + x * self.period
 
 
 def callback_start_frame(meta, unwrap, cw, w):

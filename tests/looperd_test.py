@@ -26,6 +26,7 @@ line (see ``binary_path``).  Temporary directories are removed on close unless
 from __future__ import annotations
 
 import atexit
+import bisect
 import glob
 import json
 import math
@@ -803,6 +804,41 @@ def sound_disturbed(left, right, meta) -> str | None:
     return disturbed_in(meta, *span) if span else None
 
 
+class CycleClock:
+    """Wall-clock time (Unix seconds) -> a place in a log of JACK cycles, as
+    jack_record (and bench_onsets) write it: [frame, usecs, next_usecs] per
+    cycle from jack_get_cycle_times(), JACK's own frame <-> microsecond
+    mapping, and CLOCK_REALTIME - jack_get_time() read at start and end
+    (their mean is used; `drift_us` is end - start).  Wall time W is in the
+    cycle k whose [usecs, next_usecs) holds W - offset, a fraction
+    (W - offset - usecs_k) / (next_usecs_k - usecs_k) of the way in.
+
+    Entries whose times do not move forward are left out (counted in
+    `skipped`): a cycle whose times were unread ([frame, 0, 0]), and the
+    one JACK2 logs at an xrun, its next_usecs (the DLL's next estimate)
+    before its usecs, which would break the bisection."""
+
+    def __init__(self, cycles, wall_minus_jack_us):
+        self.at, self.cycles = [], []  # each kept entry and its place in the log
+        for k, c in enumerate(cycles):
+            if c[2] > c[1] and (not self.cycles or c[1] > self.cycles[-1][1]):
+                self.at.append(k)
+                self.cycles.append(c)
+        assert self.cycles, "no usable cycle in the log"
+        self.skipped = len(cycles) - len(self.cycles)
+        self.off = (wall_minus_jack_us[0] + wall_minus_jack_us[1]) / 2
+        self.drift_us = wall_minus_jack_us[1] - wall_minus_jack_us[0]
+        self.usecs = [c[1] for c in self.cycles]
+
+    def locate(self, wall):
+        """(k, entry, fraction): the log's cycle holding `wall` (the last
+        before it, past the end), and how far into it (may exceed 1)."""
+        j = wall * 1e6 - self.off
+        i = max(0, bisect.bisect_right(self.usecs, j) - 1)
+        c = self.cycles[i]
+        return self.at[i], c, (j - c[1]) / (c[2] - c[1])
+
+
 class Recorder:
     """jack_record connected to `sources` (one or two port names, -> in_1,
     in_2).  Waits for 'ready'; .stop() -> (array('f') interleaved L,R, meta)
@@ -997,3 +1033,28 @@ class DaemonCase(unittest.TestCase):
 
     def setUp(self):
         self.osc.drain()
+
+    def record_takes(self, action, seconds, judge, before_retake=None):
+        """Records the daemon's outputs (room for `seconds`) while action()
+        runs, up to TAKES times: while judge(left, right, meta, result)
+        gives a reason the take cannot be judged (the machine disturbed what
+        the test compares: disturbed_in), it is printed, before_retake() is
+        called if given, and the take is made again after
+        pause_before_retake().  Returns (left, right, meta, result, reason)
+        of the last take; the caller asserts on it."""
+        for attempt in range(1, TAKES + 1):
+            rec = Recorder(self.jack, self.daemon.outputs, seconds=seconds)
+            try:
+                result = action()
+            finally:
+                samples, meta = rec.stop()
+            left, right = deinterleave(samples)
+            why = judge(left, right, meta, result)
+            if why is None:
+                break
+            print(f"\n  [{self.id().split('.')[-1]}] take {attempt} disturbed: {why}"
+                  f" ({meta['gaps']} gaps, {meta['xruns']} xruns in all)", file=sys.stderr)
+            if before_retake:
+                before_retake()
+            pause_before_retake(attempt, self.daemon.port)
+        return left, right, meta, result, why

@@ -32,9 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLIENTS = os.path.join(HERE, "clients")
 sys.path.insert(0, HERE)
-from looperd_test import (TAKES, fixture_frames, DaemonCase, Recorder,  # noqa: E402
-                          deinterleave, pause_before_retake, find_onset, free_udp_port,
-                          sound_disturbed, write_wav)
+from looperd_test import (fixture_frames, DaemonCase, find_onset,  # noqa: E402
+                          free_udp_port, sound_disturbed, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -76,22 +75,15 @@ class Clients(DaemonCase):
         disturbance costs nothing: these tests compare sound, not when it
         came (sclang's start-up alone, seconds of work on this 2-CPU VM,
         rarely let a whole recording through in a noisy stretch)."""
-        for attempt in range(1, TAKES + 1):
-            rec = Recorder(self.jack, self.daemon.outputs, seconds=settle + 60)
-            try:
-                result = action()
-                time.sleep(settle)
-            finally:
-                samples, meta = rec.stop()
-            left, right = deinterleave(samples)
-            why = sound_disturbed(left, right, meta)
-            if why is None:
-                break
-            print(f"\n  [{self.id().split('.')[-1]}] attempt {attempt} disturbed:"
-                  f" {why} ({meta['gaps']} gaps, {meta['xruns']} xruns in all)",
-                  file=sys.stderr)
-            self.assertEqual(self.osc.request("/stop", timeout=5), ("/done", ["/stop"]))
-            pause_before_retake(attempt, self.daemon.port)  # the 5 ms fade is long over too
+        def act():
+            result = action()
+            time.sleep(settle)
+            return result
+
+        left, right, _, result, why = self.record_takes(
+            act, settle + 60, lambda left, right, meta, _: sound_disturbed(left, right, meta),
+            before_retake=lambda: self.assertEqual(self.osc.request("/stop", timeout=5),
+                                                   ("/done", ["/stop"])))
         self.assertIsNone(why, "the sound was recorded with a gap or xrun near it")
         return left, right, result
 

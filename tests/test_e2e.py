@@ -46,21 +46,15 @@ class CoreEndToEnd(DaemonCase):
         is recorded again (TAKES in all), and the test fails if every take
         is spoilt.  Elsewhere they cost nothing: these tests compare sound,
         not when it came."""
-        for attempt in range(TAKES):
-            rec = Recorder(self.jack, self.daemon.outputs, seconds=seconds + settle + 5)
-            try:
-                action()
-                time.sleep(settle)
-            finally:
-                samples, meta = rec.stop()
-            left, right = deinterleave(samples)
+        def act():
+            action()
+            time.sleep(settle)
+
+        def judge(left, right, meta, _):
             frames = part(left, right)
-            why = disturbed_in(meta, *frames) if frames else None
-            if why is None:
-                break
-            print(f"take {attempt + 1}: {why} ({meta['gaps']} gaps, {meta['xruns']} xruns in"
-                  " all); again", file=sys.stderr)
-            pause_before_retake(attempt + 1, self.daemon.port)
+            return disturbed_in(meta, *frames) if frames else None
+
+        left, right, meta, _, why = self.record_takes(act, seconds + settle + 5, judge)
         self.assertIsNone(why, "every take has a gap or xrun where it is compared")
         return left, right, meta
 

@@ -54,12 +54,10 @@ import statistics
 import sys
 import time
 import unittest
-from bisect import bisect_right
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (IMMEDIATELY, TAKES, DaemonCase,  # noqa: E402
-                          Recorder, deinterleave, disturbed_in, pause_before_retake,
-                          sound_disturbed, timetag_from_unix, write_wav)
+from looperd_test import (IMMEDIATELY, CycleClock, DaemonCase,  # noqa: E402
+                          disturbed_in, sound_disturbed, timetag_from_unix, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -73,33 +71,19 @@ EPS = 1e-5                          # float rounding in the mixer's ramp
 # looperd's.
 
 
-class ClockMap:
+class ClockMap(CycleClock):
     """Wall-clock time (Unix seconds) -> fractional recording index, from the
     recorder's meta (see the module docstring).  Entry k of the cycle log
     starts at recording index k * PERIOD, so the mapping holds across a gap
-    (where JACK's frame clock jumps and the recording does not).  Entries
-    whose times do not move forward are left out: a cycle whose times could
-    not be read, and the one JACK2 logs at an xrun with its next_usecs (the
-    DLL's estimate) before its usecs."""
+    (where JACK's frame clock jumps and the recording does not)."""
 
     def __init__(self, meta):
-        self.start, self.cycles = [], []
-        for k, c in enumerate(meta["cycles"]):
-            if c[2] > c[1] and (not self.cycles or c[1] > self.cycles[-1][1]):
-                self.start.append(k * PERIOD)
-                self.cycles.append(c)
-        assert self.cycles, "jack_record logged no usable cycle"
-        off = meta["wall_minus_jack_us"]
-        self.off = (off[0] + off[1]) / 2
-        self.drift_us = off[1] - off[0]
-        self.usecs = [c[1] for c in self.cycles]
+        super().__init__(meta["cycles"], meta["wall_minus_jack_us"])
 
     def index_at(self, wall):
         """Recording index (float) of wall time `wall`."""
-        j = wall * 1e6 - self.off
-        k = max(0, bisect_right(self.usecs, j) - 1)
-        _, us, nus = self.cycles[k]
-        return self.start[k] + (j - us) / (nus - us) * PERIOD
+        k, _, x = self.locate(wall)
+        return (k + x) * PERIOD
 
 
 # The share of a take's onsets that must be clear of gaps and xruns for the
@@ -184,27 +168,22 @@ class TimingBase(DaemonCase):
         result): the tests of when things sound judge there which of their
         events a gap or xrun came near (clear_onsets).  The last attempt is
         returned in any case, so the caller's assertions judge it."""
-        for attempt in range(1, TAKES + 1):
+        def act():
             late_before = self.late_count()
-            rec = Recorder(self.jack, self.daemon.outputs, seconds=seconds + 10)
-            try:
-                result = action()
-            finally:
-                samples, meta = rec.stop()
-            left, right = deinterleave(samples)
+            return action(), late_before
+
+        def judge(left, right, meta, acted):
+            result, late_before = acted
             why = []
             if sound_only and (reason := sound_disturbed(left, right, meta)):
                 why.append(reason)
-            late = self.late_count() - late_before
-            if late:
+            if (late := self.late_count() - late_before):
                 why.append(f"{late} timed requests late in looperd")
             if check and not why and (reason := check(left, right, meta, result)):
                 why.append(reason)
-            if not why:
-                break
-            print(f"\n  [{self.id().split('.')[-1]}] attempt {attempt} disturbed:"
-                  f" {'; '.join(why)}", file=sys.stderr)
-            pause_before_retake(attempt, self.daemon.port)
+            return "; ".join(why) or None
+
+        left, right, meta, (result, _), _ = self.record_takes(act, seconds + 10, judge)
         if sound_only:
             self.assertIsNone(sound_disturbed(left, right, meta),
                               "a gap or xrun on or near the sound in every take")
