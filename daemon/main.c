@@ -388,6 +388,7 @@ static int run(struct daemon *d, const sigset_t *sigs)
                               .tv_nsec = (long)(tick % 1000000u) * 1000};
         int sig = sigtimedwait(sigs, NULL, &ts);
         uint64_t now = mono_usec();
+        log_tick();
         if (sig == SIGINT || sig == SIGTERM) {
             log_notice("shutting down (%s)", strsignal(sig));
             notify_send("STOPPING=1");
