@@ -275,6 +275,10 @@ static void drain_inputs(struct engine *e, struct protocol *p)
     struct ctl_msg m;
     while (ring_pop(&e->cmd, &m))
         reply_ctx_free(p, m.reply);
+    /* Timed requests still waiting for their time (a /ping an hour ahead). */
+    for (uint32_t i = 0; i < e->nsched; i++)
+        reply_ctx_free(p, e->sched[i].m.reply);
+    e->nsched = 0;
     while (ring_pop(&e->load, &m)) {
         engine_buffer_free(e, m.buf);
         reply_ctx_free(p, m.reply);
