@@ -22,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (Daemon, JackServer, OscClient, binary_path,  # noqa: E402
-                          decode_message, encode_bundle, encode_message, free_udp_port,
+                          decode_message, encode_message, free_udp_port,
                           timetag_in, write_wav)
 
 RATE = 48000
@@ -108,9 +108,9 @@ class TestLockOut(DaemonTest):
     ARGS = ("--latency", "10")
 
     def test_future_pings_leave_room_for_the_others(self):
-        """Pings an hour... well, ten minutes ahead from five clients: each
-        holds at most its share, all together at most the future share, and
-        another client's /ping, /load, /stop, /unload are all served."""
+        """Pings ten minutes ahead from five clients: each holds at most its
+        share, all together at most the future share, and another client's
+        /ping, /load, /stop, /unload are all served."""
         greedy = [self.client() for _ in range(5)]
         fails = fill_future(self, greedy, "/ping", [], 400)
         # Each source: refused beyond its own share (or the total one).
