@@ -2,12 +2,14 @@
 #include "bank.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -31,11 +33,87 @@ static char *resolve(const char *dir, const char *path)
     return out;
 }
 
+const char *bank_strerror(int err)
+{
+    switch (err) {
+    case -EISDIR:
+        return "is a directory";
+    case -ENODEV:
+        return "not a regular file (a FIFO, device or socket)";
+    case -EFBIG:
+        return "larger than 1 MiB (a bank is a short text file)";
+    default:
+        return strerror(-err);
+    }
+}
+
+/* Opens `file` for reading without ever blocking (O_NONBLOCK: a FIFO with
+ * no writer would block open() itself) and checks what it is before a byte
+ * is read.  Returns the descriptor, blocking again, or a negative errno. */
+static int open_checked(const char *file)
+{
+    int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int err = 0;
+    if (fstat(fd, &st) < 0)
+        err = -errno;
+    else if (S_ISDIR(st.st_mode))
+        err = -EISDIR;
+    else if (!S_ISREG(st.st_mode))
+        err = -ENODEV;
+    else if (st.st_size > BANK_MAX_BYTES)
+        err = -EFBIG;
+    else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+        err = -errno;
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+int bank_check(const char *file)
+{
+    int fd = open_checked(file);
+    if (fd < 0)
+        return fd;
+    close(fd);
+    return 0;
+}
+
 int bank_read(const char *file, uint32_t nslots, struct bank *out)
 {
-    FILE *f = fopen(file, "re");
-    if (!f)
-        return -errno;
+    *out = (struct bank){0};
+    int fd = open_checked(file);
+    if (fd < 0)
+        return fd;
+    /* The whole file, at most BANK_MAX_BYTES even if it grew since fstat. */
+    char *text = malloc(BANK_MAX_BYTES + 1);
+    size_t len = 0;
+    int err = text ? 0 : -ENOMEM;
+    while (err == 0) {
+        ssize_t n = read(fd, text + len, BANK_MAX_BYTES + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            err = -errno;
+        else if (n == 0)
+            break;
+        else if ((len += (size_t)n) > BANK_MAX_BYTES)
+            err = -EFBIG;
+    }
+    close(fd);
+    FILE *f = err == 0 ? fmemopen(text, len ? len : 1, "r") : NULL;
+    if (err == 0 && !f)
+        err = -errno;
+    if (err < 0) {
+        free(text);
+        return err;
+    }
+    if (len == 0)
+        text[0] = '\n'; /* fmemopen wants a size of at least 1 */
     char *copy = strdup(file);
     char *dir = copy ? dirname(copy) : NULL;
     out->nslots = nslots;
@@ -43,6 +121,7 @@ int bank_read(const char *file, uint32_t nslots, struct bank *out)
     if (!copy || !out->entries) {
         free(copy);
         fclose(f);
+        free(text);
         bank_free(out);
         return -ENOMEM;
     }
@@ -102,6 +181,7 @@ int bank_read(const char *file, uint32_t nslots, struct bank *out)
     free(line);
     free(copy);
     fclose(f);
+    free(text);
     return bad;
 }
 

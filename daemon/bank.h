@@ -5,7 +5,10 @@
  * loaded at start-up (before systemd hears READY=1) and again on SIGHUP,
  * when only the slots whose line or file changed are loaded again, and
  * slots that left the bank are emptied.  A bad line is reported with its
- * line number and skipped; the rest still loads.
+ * line number and skipped; the rest still loads.  The file itself must be
+ * a readable regular file of at most BANK_MAX_BYTES: anything else (missing,
+ * a directory, a FIFO, a device) is refused whole, without reading from it
+ * or blocking on it.
  */
 #ifndef LOOPERD_BANK_H
 #define LOOPERD_BANK_H
@@ -15,6 +18,7 @@
 #include <time.h>
 
 #define BANK_MAX_GAIN 4.0f /* +12 dB: room to lift a quiet sample */
+#define BANK_MAX_BYTES (1024 * 1024)
 
 struct bank_entry {
     char *path; /* absolute or relative to the cwd; NULL: slot not in the bank */
@@ -28,8 +32,14 @@ struct bank {
 };
 
 /* Reads `file` for a pool of `nslots`.  Returns the number of bad lines
- * (each logged), or a negative errno when the file cannot be read. */
+ * (each logged), or a negative errno when the file cannot be read or is not
+ * a bank file (bank_strerror() says why); then *out is empty. */
 int bank_read(const char *file, uint32_t nslots, struct bank *out);
+/* The checks of bank_read() on the file alone, reading nothing: 0 or a
+ * negative errno. */
+int bank_check(const char *file);
+/* The reason for a negative errno from bank_read() or bank_check(). */
+const char *bank_strerror(int err);
 void bank_free(struct bank *b);
 /* True when slot `id` must be loaded again going from `old` to `new`. */
 bool bank_changed(const struct bank *old, const struct bank *new, uint32_t id);

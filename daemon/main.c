@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+
+#include <jack/jack.h>
 
 #include "audio.h"
 #include "bank.h"
@@ -83,7 +86,8 @@ static void usage(FILE *f)
             "Plays audio samples on cue: a JACK client controlled over OSC/UDP.\n\n"
             "  -n, --name NAME          JACK client name (default looperd)\n"
             "  -p, --port N             UDP port for OSC (default 9000)\n"
-            "  -l, --listen ADDR        address to listen on, IPv4 or IPv6 (default 127.0.0.1)\n"
+            "  -l, --listen ADDR        address to listen on, IPv4 or IPv6 (default 127.0.0.1;\n"
+            "                           :: is every interface, IPv4 too)\n"
             "      --allow CIDR         serve only these sources (repeatable; default: all)\n"
             "      --no-connect         do not connect the outputs to the playback ports\n"
             "      --slots N            sample slots, ids 0..N-1 (default %d, at most %d)\n"
@@ -92,6 +96,7 @@ static void usage(FILE *f)
             "                           default 0: at the next period)\n"
             "      --sample-dir DIR     load only files below DIR; relative paths start there\n"
             "  -b, --bank FILE          load 'id path [gain]' lines at start-up; SIGHUP reloads\n"
+            "                           (a regular file of at most 1 MiB)\n"
             "      --max-sample-mb N    largest decoded sample accepted (default %d)\n"
             "      --max-memory-mb N    all samples together (default %d)\n"
             "  -v, --verbose            more log lines (repeat for debug)\n"
@@ -100,6 +105,38 @@ static void usage(FILE *f)
             "  -V, --version            print the version\n",
             ENGINE_DEFAULT_SLOTS, ENGINE_MAX_SLOTS, ENGINE_DEFAULT_VOICES, ENGINE_MAX_VOICES,
             DEFAULT_MAX_SAMPLE_MB, DEFAULT_MAX_MEMORY_MB);
+}
+
+/* What can be checked before anything slow starts: the reasons JACK or a
+ * later step would only report confusingly, or not at all. */
+static int check_options(const struct options *o)
+{
+    /* jack_client_name_size() counts the terminating NUL. */
+    size_t name_max = (size_t)jack_client_name_size() - 1;
+    if (!*o->name || strlen(o->name) > name_max) {
+        fprintf(stderr, "looperd: --name must be 1 to %zu characters (JACK's limit), not %zu\n",
+                name_max, strlen(o->name));
+        return -EINVAL;
+    }
+    if (o->sample_dir) {
+        struct stat st;
+        if (stat(o->sample_dir, &st) < 0) {
+            fprintf(stderr, "looperd: --sample-dir %s: %s\n", o->sample_dir, strerror(errno));
+            return -EINVAL;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "looperd: --sample-dir %s: not a directory\n", o->sample_dir);
+            return -EINVAL;
+        }
+    }
+    if (o->bank) {
+        int err = bank_check(o->bank);
+        if (err < 0) {
+            fprintf(stderr, "looperd: --bank %s: %s\n", o->bank, bank_strerror(err));
+            return -EINVAL;
+        }
+    }
+    return 0;
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -221,7 +258,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         fprintf(stderr, "looperd: unexpected argument '%s'\n", argv[optind]);
         return -EINVAL;
     }
-    return 0;
+    return check_options(o);
 }
 
 static void *osc_thread(void *arg)
@@ -238,6 +275,10 @@ static void drain_inputs(struct engine *e, struct protocol *p)
     struct ctl_msg m;
     while (ring_pop(&e->cmd, &m))
         reply_ctx_free(p, m.reply);
+    /* Timed requests still waiting for their time (a /ping an hour ahead). */
+    for (uint32_t i = 0; i < e->nsched; i++)
+        reply_ctx_free(p, e->sched[i].m.reply);
+    e->nsched = 0;
     while (ring_pop(&e->load, &m)) {
         engine_buffer_free(e, m.buf);
         reply_ctx_free(p, m.reply);
@@ -265,13 +306,14 @@ static uint64_t mono_usec(void)
 
 /* Loads the slots of the bank file that changed since `d->bank`, empties
  * those that left it.  At start-up d->bank is empty, so all load. */
-static void apply_bank(struct daemon *d)
+static int apply_bank(struct daemon *d)
 {
     struct bank next = {0};
     int bad = bank_read(d->opt.bank, d->engine.nslots, &next);
     if (bad < 0) {
-        log_error("cannot read the bank %s: %s", d->opt.bank, strerror(-bad));
-        return;
+        log_error("bank %s refused: %s%s", d->opt.bank, bank_strerror(bad),
+                  d->bank.entries ? "; the bank loaded before stays" : "");
+        return bad;
     }
     unsigned loads = 0, unloads = 0;
     for (uint32_t id = 0; id < next.nslots; id++) {
@@ -292,6 +334,7 @@ static void apply_bank(struct daemon *d)
     d->bank = next;
     log_notice("bank %s: %u slot%s to load, %u to empty, %d bad line%s", d->opt.bank, loads,
                loads == 1 ? "" : "s", unloads, bad, bad == 1 ? "" : "s");
+    return 0;
 }
 
 /* The loader has handed every buffer to the audio thread; wait (briefly)
@@ -388,6 +431,7 @@ static int run(struct daemon *d, const sigset_t *sigs)
                               .tv_nsec = (long)(tick % 1000000u) * 1000};
         int sig = sigtimedwait(sigs, NULL, &ts);
         uint64_t now = mono_usec();
+        log_tick();
         if (sig == SIGINT || sig == SIGTERM) {
             log_notice("shutting down (%s)", strsignal(sig));
             notify_send("STOPPING=1");
@@ -522,7 +566,8 @@ int main(int argc, char **argv)
     log_privileges(d, locked);
     if (d->opt.bank) {
         notify_send("STATUS=Loading the bank %s", d->opt.bank);
-        apply_bank(d);
+        if (apply_bank(d) < 0)
+            goto out_threads;
         if (!loader_wait_idle(&d->loader, 300000))
             log_warn("the bank is still loading after 5 minutes; going on");
         else

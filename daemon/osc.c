@@ -44,8 +44,18 @@ int osc_open(struct osc_server *s, const char *listen_addr, const char *port, ch
         goto fail;
     }
     if (ai->ai_family == AF_INET6) {
-        int one = 1;
-        (void)setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        /* "::" means every interface, IPv4 ones included: a dual-stack
+         * socket, whose IPv4 sources arrive as ::ffff:a.b.c.d (osc_allowed
+         * matches them against IPv4 rules).  Any other IPv6 address is
+         * IPv6 only. */
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        int v6only = !IN6_IS_ADDR_UNSPECIFIED(a6);
+        if (setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0 && !v6only) {
+            r = -errno;
+            snprintf(err, errlen, "cannot listen on %s for IPv4 too: %s", listen_addr,
+                     strerror(errno));
+            goto fail;
+        }
     }
     int rcv = OSC_RCVBUF;
     if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
@@ -143,15 +153,20 @@ bool osc_allowed(const struct osc_server *s, const struct osc_peer *from)
 {
     if (s->nallow == 0)
         return true;
+    const unsigned char *v4 = NULL, *v6 = NULL;
+    if (from->addr.ss_family == AF_INET) {
+        v4 = (const unsigned char *)&((const struct sockaddr_in *)&from->addr)->sin_addr;
+    } else if (from->addr.ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)&from->addr)->sin6_addr;
+        v6 = (const unsigned char *)a6;
+        /* An IPv4 client of a dual-stack socket: its IPv4 address. */
+        if (IN6_IS_ADDR_V4MAPPED(a6))
+            v4 = v6 + 12;
+    }
     for (unsigned i = 0; i < s->nallow; i++) {
         const struct osc_allow *a = &s->allow[i];
-        if (a->family != from->addr.ss_family)
-            continue;
-        const unsigned char *addr =
-            a->family == AF_INET
-                ? (const unsigned char *)&((const struct sockaddr_in *)&from->addr)->sin_addr
-                : (const unsigned char *)&((const struct sockaddr_in6 *)&from->addr)->sin6_addr;
-        if (prefix_match(addr, a->net, a->prefix))
+        const unsigned char *addr = a->family == AF_INET ? v4 : a->family == AF_INET6 ? v6 : NULL;
+        if (addr && prefix_match(addr, a->net, a->prefix))
             return true;
     }
     return false;

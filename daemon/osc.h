@@ -65,11 +65,14 @@ struct osc_server {
 /* Parses "ADDR[/PREFIX]" (IPv4 or IPv6) into *a.  Returns 0 or -EINVAL. */
 int osc_parse_allow(const char *text, struct osc_allow *a);
 /* True when `from` is covered by one of the server's --allow entries, or no
- * entry was given. */
+ * entry was given.  An IPv4-mapped IPv6 source (::ffff:a.b.c.d, an IPv4
+ * client of a dual-stack socket) matches IPv4 entries by its IPv4 address,
+ * and IPv6 entries as it is. */
 bool osc_allowed(const struct osc_server *s, const struct osc_peer *from);
 
 /* Binds `listen_addr` (numeric IPv4 or IPv6) port `port` ("0": any free
- * port).  Returns 0 or a negative errno, with a reason in err. */
+ * port); "::" is dual-stack (IPv4 too), other IPv6 addresses IPv6 only.
+ * Returns 0 or a negative errno, with a reason in err. */
 int osc_open(struct osc_server *s, const char *listen_addr, const char *port, char *err,
              size_t errlen);
 void osc_close(struct osc_server *s);

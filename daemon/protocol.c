@@ -28,10 +28,10 @@ void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
     p->max_replies = ENGINE_EVENT_RING - ENGINE_LOAD_RING;
 }
 
-struct reply_ctx *reply_ctx_new(struct protocol *p, const struct osc_peer *peer)
+static struct reply_ctx *reply_take(struct protocol *p, const struct osc_peer *peer, uint32_t limit)
 {
     uint32_t n = atomic_fetch_add(&p->replies_in_flight, 1);
-    if (n >= p->max_replies) {
+    if (n >= limit) {
         atomic_fetch_sub(&p->replies_in_flight, 1);
         return NULL;
     }
@@ -44,6 +44,11 @@ struct reply_ctx *reply_ctx_new(struct protocol *p, const struct osc_peer *peer)
     return r;
 }
 
+struct reply_ctx *reply_ctx_new(struct protocol *p, const struct osc_peer *peer)
+{
+    return reply_take(p, peer, p->max_replies - PROTOCOL_STOP_RESERVE);
+}
+
 void reply_ctx_free(struct protocol *p, struct reply_ctx *r)
 {
     if (!r)
@@ -52,16 +57,34 @@ void reply_ctx_free(struct protocol *p, struct reply_ctx *r)
     atomic_fetch_sub(&p->replies_in_flight, 1);
 }
 
+/* The address as a /fail echoes it: at most PROTOCOL_ECHO_MAX bytes, cut
+ * before a UTF-8 continuation byte, so that every reply fits a datagram
+ * whatever the client sent. */
+static const char *echo(const char *path, char buf[PROTOCOL_ECHO_MAX + 1])
+{
+    size_t n = strnlen(path, PROTOCOL_ECHO_MAX + 1);
+    if (n <= PROTOCOL_ECHO_MAX)
+        return path;
+    n = PROTOCOL_ECHO_MAX;
+    while (n > 0 && ((unsigned char)path[n] & 0xc0) == 0x80)
+        n--;
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+    return buf;
+}
+
 static void fail(struct protocol *p, const struct osc_peer *to, const char *path,
                  const char *reason)
 {
-    osc_send(p->osc, to, "/fail", "ss", path, reason);
+    char buf[PROTOCOL_ECHO_MAX + 1];
+    osc_send(p->osc, to, "/fail", "ss", echo(path, buf), reason);
 }
 
 static void fail_id(struct protocol *p, const struct osc_peer *to, const char *path,
                     const char *reason, int32_t id)
 {
-    osc_send(p->osc, to, "/fail", "ssi", path, reason, id);
+    char buf[PROTOCOL_ECHO_MAX + 1];
+    osc_send(p->osc, to, "/fail", "ssi", echo(path, buf), reason, id);
 }
 
 /* Clients send numbers as they please: Pd and TouchOSC only send floats,
@@ -138,29 +161,109 @@ struct req {
      * the optional velocity. */
     bool id_in_path;
     uint32_t path_id;
-    bool timed;    /* start at `when` (a future bundle, or --latency) */
-    uint64_t when; /* JACK time, us */
+    bool timed;      /* start at `when` (a future bundle, or --latency) */
+    bool tagged;     /* in a bundle with a timetag other than "immediately" */
+    bool future;     /* due more than PROTOCOL_NEAR_S after arrival */
+    uint64_t when;   /* JACK time, us */
+    double future_s; /* how far ahead it is due (s; <= 0: now or past) */
+    uint64_t due_ns; /* future: when it is due, CLOCK_MONOTONIC */
 };
+
+static uint64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static struct protocol_source source_of(const struct osc_peer *peer)
+{
+    struct protocol_source s = {.family = peer->addr.ss_family};
+    if (s.family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&peer->addr;
+        s.port = in->sin_port;
+        memcpy(s.addr, &in->sin_addr, 4);
+    } else if (s.family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&peer->addr;
+        s.port = in6->sin6_port;
+        memcpy(s.addr, &in6->sin6_addr, 16);
+    }
+    return s;
+}
+
+static bool same_source(const struct protocol_source *a, const struct protocol_source *b)
+{
+    return a->family == b->family && a->port == b->port && memcmp(a->addr, b->addr, 16) == 0;
+}
+
+/* Gives back the places of future requests now due; then NULL when one more
+ * future request from `from` is within both limits, else the reason. */
+static const char *future_check(struct protocol *p, const struct protocol_source *from)
+{
+    uint64_t now = mono_ns();
+    uint32_t mine = 0;
+    for (uint32_t i = 0; i < p->nfuture;) {
+        if (p->future[i].due_ns <= now) {
+            p->future[i] = p->future[--p->nfuture];
+            continue;
+        }
+        mine += same_source(&p->future[i].from, from);
+        i++;
+    }
+    if (mine >= PROTOCOL_FUTURE_PER_SOURCE)
+        return "busy: too many future requests from this client";
+    if (p->nfuture >= PROTOCOL_FUTURE_MAX)
+        return "busy: too many future requests";
+    return NULL;
+}
+
+/* Takes a place in the schedule unless `limit` are taken. */
+static bool sched_take(struct engine *e, uint32_t limit)
+{
+    uint32_t n = atomic_load_explicit(&e->sched_pending, memory_order_relaxed);
+    do {
+        if (n >= limit)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&e->sched_pending, &n, n + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
+/* A /stop due now may use the places kept for it. */
+static bool may_use_reserve(const struct req *q, const struct ctl_msg *m)
+{
+    return (m->type == CTL_STOP || m->type == CTL_STOP_SLOT) && !q->future;
+}
 
 /* Sends a request to the audio thread, timed if the request is.  Answers
  * /fail itself when a queue is full. */
 static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
 {
     const char *why = "busy: command queue full";
+    uint32_t keep = may_use_reserve(q, &m) ? 0 : PROTOCOL_STOP_RESERVE;
+    struct protocol_source from = source_of(q->from);
     if (atomic_load(&p->audio->gone)) {
         why = "JACK server is gone; reconnecting";
         goto refuse;
     }
+    if (q->future && (why = future_check(p, &from)) != NULL)
+        goto refuse;
+    why = "busy: command queue full";
+    if (ring_count(&p->engine->cmd) + keep >= ENGINE_CMD_RING)
+        goto refuse;
     if (q->timed) {
-        if (!engine_sched_reserve(p->engine)) {
+        if (!sched_take(p->engine, ENGINE_SCHED - keep)) {
             why = "busy: schedule full";
             goto refuse;
         }
         m.flags |= CTL_TIMED;
         m.when = q->when;
     }
-    if (ring_push(&p->engine->cmd, &m))
+    if (ring_push(&p->engine->cmd, &m)) {
+        if (q->future)
+            p->future[p->nfuture++] = (struct protocol_future){.due_ns = q->due_ns, .from = from};
         return true;
+    }
     if (q->timed)
         atomic_fetch_sub(&p->engine->sched_pending, 1);
 refuse:
@@ -176,7 +279,8 @@ refuse:
  * thread): /ping, /stop, /unload. */
 static void round_trip(struct protocol *p, const struct req *q, struct ctl_msg m)
 {
-    struct reply_ctx *r = reply_ctx_new(p, q->from);
+    uint32_t keep = may_use_reserve(q, &m) ? 0 : PROTOCOL_STOP_RESERVE;
+    struct reply_ctx *r = reply_take(p, q->from, p->max_replies - keep);
     if (!r) {
         atomic_fetch_add(&p->refused, 1);
         fail(p, q->from, q->path, "busy: too many requests in flight");
@@ -351,6 +455,13 @@ static void handle_quit(struct protocol *p, const struct req *q)
 {
     if (!no_args(p, q))
         return;
+    /* Nothing would keep a /quit until its time (a restart would forget
+     * it), so one for later is refused rather than done at once. */
+    if (q->tagged && q->future_s > 0) {
+        atomic_fetch_add(&p->refused, 1);
+        fail(p, q->from, q->path, "a /quit cannot be scheduled: send it without a timetag");
+        return;
+    }
     osc_send(p->osc, q->from, "/done", "s", "/quit");
     /* The main thread does the shutdown, as for SIGTERM. */
     kill(getpid(), SIGTERM);
@@ -402,6 +513,7 @@ static void handle_id_in_path(struct protocol *p, struct req *q)
             return;
         }
     }
+    atomic_fetch_add(&p->refused, 1);
     fail(p, q->from, q->path, "unknown address");
 }
 
@@ -423,10 +535,11 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
      * bundle) starts at the next period, or --latency after the kernel
      * received it.  The audio thread places the start on the exact frame and
      * counts requests whose time has already passed as late. */
+    double ahead = 0;
     if (!(tt.sec == LO_TT_IMMEDIATE.sec && tt.frac == LO_TT_IMMEDIATE.frac)) {
-        double ahead;
         q.when = audio_time_of_timetag(p->audio, tt, &ahead);
         q.timed = true;
+        q.tagged = true;
         if (ahead > PROTOCOL_MAX_AHEAD_S) {
             fail(p, from, path, "timetag too far in the future (at most 1 hour)");
             return;
@@ -435,9 +548,13 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
         struct timespec rx = from->rx;
         if (rx.tv_sec == 0)
             clock_gettime(CLOCK_REALTIME, &rx);
-        double ahead;
         q.when = audio_time_of_wall(p->audio, rx.tv_sec + rx.tv_nsec * 1e-9 + p->latency, &ahead);
         q.timed = true;
+    }
+    q.future_s = ahead;
+    if (q.timed && ahead > PROTOCOL_NEAR_S) {
+        q.future = true;
+        q.due_ns = mono_ns() + (uint64_t)(ahead * 1e9);
     }
 
     if (strcmp(path, "/play") == 0)

@@ -13,6 +13,19 @@
  * unloads are answered by an event without a reply_ctx): this is what makes
  * a full event ring impossible (engine.h), so the audio thread never has to
  * drop an answer.
+ *
+ * One client must not lock the others out (docs/protocol.md, "Limits"):
+ *  - a request due more than PROTOCOL_NEAR_S after it arrived is "future":
+ *    future requests hold at most PROTOCOL_FUTURE_MAX places (of the reply
+ *    budget and of the schedule) in all, and one source (address and port)
+ *    at most PROTOCOL_FUTURE_PER_SOURCE, so what waits for later never
+ *    starves what is due now;
+ *  - PROTOCOL_STOP_RESERVE places of the reply budget, the schedule and the
+ *    command ring are kept for /stop (in any form) due now, so a stop gets
+ *    through any flood;
+ *  - /quit needs none of them; a /quit with a future timetag is refused.
+ * The future places are tracked here, on the OSC thread, by due time: a
+ * place is given back when its request is due, whatever became of it.
  */
 #ifndef LOOPERD_PROTOCOL_H
 #define LOOPERD_PROTOCOL_H
@@ -30,6 +43,26 @@ struct reply_ctx {
     struct osc_peer peer;
 };
 
+/* Requests due further ahead than this (s) are "future". */
+#define PROTOCOL_NEAR_S 2.0
+#define PROTOCOL_FUTURE_MAX 512
+#define PROTOCOL_FUTURE_PER_SOURCE 128
+#define PROTOCOL_STOP_RESERVE 16
+/* A /fail echoes at most this many bytes of the request's address. */
+#define PROTOCOL_ECHO_MAX 200
+
+/* Who sent a request: address family, port and address bytes. */
+struct protocol_source {
+    uint16_t family;
+    uint16_t port;
+    unsigned char addr[16];
+};
+
+struct protocol_future {
+    uint64_t due_ns; /* CLOCK_MONOTONIC */
+    struct protocol_source from;
+};
+
 struct protocol {
     struct engine *engine;
     struct osc_server *osc;
@@ -40,6 +73,9 @@ struct protocol {
     _Atomic uint32_t replies_in_flight;
     _Atomic uint64_t refused; /* requests answered "busy" */
     double latency;           /* --latency, s: plain messages start this long after arrival */
+    /* Future requests accepted and not yet due; OSC thread only. */
+    struct protocol_future future[PROTOCOL_FUTURE_MAX];
+    uint32_t nfuture;
 };
 
 void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
@@ -53,7 +89,7 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
                      const struct osc_peer *from);
 
 /* NULL when too many replies are already in flight (the caller answers
- * "busy" right away instead). */
+ * "busy" right away instead).  Leaves PROTOCOL_STOP_RESERVE for /stop. */
 struct reply_ctx *reply_ctx_new(struct protocol *p, const struct osc_peer *peer);
 void reply_ctx_free(struct protocol *p, struct reply_ctx *r);
 
