@@ -11,10 +11,10 @@
  *  - mixing is O(voices x frames), with no per-voice work for free voices.
  *
  * Bounded periods.  A period may apply ENGINE_CMD_RING commands and as many
- * timed ones, so what one request costs is multiplied by thousands: with
- * 512 voice structs, a request that walked the pool made such a period take
- * milliseconds.  Every request now finds what it needs through bookkeeping
- * kept where voices start, start fading and end (engine.h, voice_links):
+ * timed ones, so what one request costs is multiplied by thousands: a walk
+ * of up to 512 voice structs per request does not fit in a period.  Every
+ * request finds what it needs through bookkeeping kept where voices start,
+ * start fading and end (engine.h, voice_links):
  *  - a /play or /loop: the lowest free struct from the `sounding` bitmap
  *    (npool / 64 words), the oldest playing voice at the head of the list of
  *    playing voices, the oldest fading one at the top of the heap of fading
@@ -32,8 +32,9 @@
  * Releasing buffers: a voice points straight at the immutable buffer it
  * started on, so reloading a slot never disturbs voices that sound; the old
  * buffer stays alive until neither its slot nor any voice refers to it, and
- * only then goes to the trash ring.  This check runs exactly when a reference
- * disappears (slot replaced, voice ended or stolen).
+ * only then goes to the trash ring.  Its count of users (engine.refs) drops
+ * exactly when a reference disappears (slot replaced or emptied, voice
+ * ended or cut), and the last one sends it.
  */
 #include "engine.h"
 
