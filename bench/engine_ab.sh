@@ -1,47 +1,68 @@
 #!/usr/bin/env bash
 # engine_ab.sh - the engine at two git revisions, paced like JACK, in turns
-# in one process (bench/engine_ab.c): how a change to the mixer moves the
-# cost of a period, on a machine whose speed drifts more than that.
+# in one process: how a change to the engine moves the cost of a period, on
+# a machine whose speed drifts more than that.
 #
-#   bench/engine_ab.sh OLD_REV NEW_REV [ROUNDS]
+#   bench/engine_ab.sh [--burst] [--once] OLD_REV NEW_REV [ROUNDS]
 #
-# Runs three pairings: OLD against NEW, NEW against OLD (the same engines,
-# their places swapped, to show any bias of the place), and OLD against
-# itself (what "no difference" looks like here).  For revisions from
-# "engine: 16-bit samples" on (SAMPLE_S16).  Builds with gcc -O3 in a
-# temporary directory; prints numbers and never fails on timing.
+# Without --burst: the mixer (bench/engine_ab.c), 32 voices of 16-bit
+# samples.  With --burst: the worst period (bench/engine_burst.c), a full
+# command ring of /play, of /loop and of /stop id on 256 voices (512
+# structs).  Runs three pairings: OLD against NEW, NEW against OLD (the
+# same engines, their places swapped, to show any bias of the place), and
+# OLD against itself (what "no difference" looks like here); --once runs
+# the first only.  For revisions from "engine: 16-bit samples" on
+# (SAMPLE_S16).  Builds with gcc -O3 in a temporary directory; prints
+# numbers and never fails on timing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-[ $# -ge 2 ] || { echo "usage: $0 OLD_REV NEW_REV [ROUNDS]" >&2; exit 2; }
-old=$1 new=$2 rounds=${3:-40}
+core=bench/engine_ab_core.c driver=bench/engine_ab.c syms=(init period active) once=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --burst) core=bench/engine_burst_core.c driver=bench/engine_burst.c syms=(init push run active) ;;
+    --once) once=1 ;;
+    *) break ;;
+    esac
+    shift
+done
+[ $# -ge 2 ] || { echo "usage: $0 [--burst] [--once] OLD_REV NEW_REV [ROUNDS]" >&2; exit 2; }
+old=$1 new=$2 rounds=${3:-}
 tmp=$(mktemp -d /tmp/looperd-engine-ab.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 CFLAGS=(-O3 -std=c11 -D_GNU_SOURCE -Wall -Werror)
 
-# side REV NAME: NAME.o exporting NAME_init, NAME_period, NAME_active.
+# side REV NAME: NAME.o exporting NAME_ plus each of ${syms[@]}.
 side() {
     local src=$tmp/src-$2 obj=$tmp/obj-$2
+    rm -rf "$src" "$obj"
     mkdir -p "$src" "$obj"
     git archive "$1" common daemon | tar -x -C "$src"
     for f in "$src"/common/*.c "$src"/daemon/engine.c "$src"/daemon/memlock.c; do
         gcc "${CFLAGS[@]}" -I"$src/common" -I"$src/daemon" -c "$f" -o "$obj/$(basename "$f" .c).o"
     done
     gcc "${CFLAGS[@]}" "-DAB(x)=$2_##x" -I"$src/common" -I"$src/daemon" \
-        -c bench/engine_ab_core.c -o "$obj/core.o"
+        -c "$core" -o "$obj/core.o"
     ld -r -o "$tmp/$2.o" "$obj"/*.o
-    objcopy --keep-global-symbol="$2_init" --keep-global-symbol="$2_period" \
-        --keep-global-symbol="$2_active" "$tmp/$2.o"
+    local keep=()
+    for s in "${syms[@]}"; do keep+=(--keep-global-symbol="$2_$s"); done
+    objcopy "${keep[@]}" "$tmp/$2.o"
 }
 
 run() { # OLD_REV NEW_REV LABEL
     side "$1" old
     side "$2" new
-    gcc -O2 -std=c11 -D_GNU_SOURCE bench/engine_ab.c "$tmp/old.o" "$tmp/new.o" \
+    gcc -O2 -std=c11 -D_GNU_SOURCE -Icommon -Idaemon "$driver" "$tmp/old.o" "$tmp/new.o" \
         -lm -lpthread -o "$tmp/ab"
-    printf '%-34s ' "$3:"
-    "$tmp/ab" "$rounds"
+    if [ "$driver" = bench/engine_burst.c ]; then
+        echo "$3:"
+        "$tmp/ab" $rounds
+    else
+        printf '%-34s ' "$3:"
+        "$tmp/ab" ${rounds:-40}
+    fi
 }
 
 run "$old" "$new" "old=$old new=$new"
+[ -n "$once" ] && exit 0
 run "$new" "$old" "swapped: old=$new new=$old"
 run "$old" "$old" "the same engine on both sides"

@@ -12,7 +12,8 @@ servers, about half a minute.
 
 Standard library only; the harness comes from tests/looperd_test.py, the C
 pieces from the build (bench_mixer, bench_decode, bench_jack_record,
-bench_onsets).
+bench_onsets), the worst-case period rows from bench/engine_ab.sh --burst
+(the engine of --burst-base and of HEAD built from git into one process).
 """
 
 from __future__ import annotations
@@ -624,6 +625,30 @@ def run_mixer(build):
     return float(m.group(1)), float(f.group(1)), float(pc.group(1)) if pc else None, ab, out
 
 
+# The engine before one period's work was bounded (every request walked the
+# voice pool): the "before" side of the worst-case period rows.
+BURST_BASE = "86ff194"
+
+
+def run_burst(base, rounds):
+    """bench/engine_ab.sh --burst: the worst period of `base` and HEAD in one
+    process.  Returns {kind: (old_us, new_us, new/old)} and the output, or
+    (None, why) when it cannot run (no git checkout, `base` unknown)."""
+    try:
+        out = subprocess.run([os.path.join(HERE, "engine_ab.sh"), "--burst", "--once", base,
+                              "HEAD", str(rounds)], capture_output=True, text=True,
+                             timeout=600, cwd=ROOT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, str(e)
+    if out.returncode != 0:
+        return None, (out.stderr or out.stdout).strip()
+    rows = {}
+    for m in re.finditer(r"^worst-case period, \d+ x (\S+(?: id)?), .*: old ([\d.]+) us  new "
+                         r"([\d.]+) us  new/old ([\d.]+)", out.stdout, re.M):
+        rows[m.group(1)] = (float(m.group(2)), float(m.group(3)), float(m.group(4)))
+    return rows, out.stdout
+
+
 def run_decode(build, path, reps=7):
     out = subprocess.run([os.path.join(build, "bench", "bench_decode"), path, str(RATE),
                           str(reps)], capture_output=True, text=True, check=True,
@@ -670,6 +695,9 @@ def main():
                     help="run only these rows, comma-separated: onset (timetagged onset"
                     " error), latency (plain-message latency, --latency 5 and none);"
                     " looperd and scsynth each")
+    ap.add_argument("--burst-base", default=BURST_BASE, metavar="REV",
+                    help="the engine the worst-case period rows compare HEAD with"
+                    f" (default {BURST_BASE}, the last one whose requests walked the pool)")
     args = ap.parse_args()
     QUICK = args.quick
     only = set(args.only.split(",")) if args.only else set()
@@ -713,6 +741,10 @@ def main():
         log("mixer (in-process) ...")
         R["mixer"], R["floor"], R["mixer_paced"], R["mixer_ab"], mix_out = run_mixer(build)
         log(mix_out.strip().replace("\n", "\n# "))
+        log(f"worst-case period, {args.burst_base} against HEAD (in-process) ...")
+        R["burst"], burst_out = run_burst(args.burst_base, 10 if QUICK else 30)
+        R["burst_base"] = args.burst_base
+        log(burst_out.strip().replace("\n", "\n# "))
         log("decode references ...")
         R["dec_wav"] = run_decode(build, wav, reps)
         R["dec_flac"] = run_decode(build, flac, reps)
@@ -968,6 +1000,12 @@ def print_table(R):
             fmt(ab[1][0], nd=3), "", fmt(ab[1][1]) + "x", "")
     if ab and ab[0]:
         row("  back to back, 16-bit / float buffers, same run", "", "", fmt(ab[0]) + "x", "")
+    burst = g("burst")
+    for kind in ("/play", "/loop", "/stop id"):
+        if burst and kind in burst:
+            old, new, rat = burst[kind]
+            row(f"worst period: 1,024 {kind} on 256 voices, 64 frames (us): {g('burst_base')}"
+                " / HEAD, same run", f"{old:.0f} / {new:.0f}", "", f"{rat:.3f}x", "")
     stl = g("stress_l")
     if stl:
         peaks, turns, loads, sent, secs = stl

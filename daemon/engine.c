@@ -4,17 +4,37 @@
  * running time is bounded by the pool sizes fixed at start-up:
  *  - at most one ring capacity of messages is applied per period, so a
  *    producer that keeps pushing cannot keep the audio thread in the loop
- *    (commands: only those already in the ring when the period began);
- *  - applying a message walks the sounding voices at most once or twice
- *    (the release check, a play's choice of a voice, a stop): O(voices),
- *    and a free voice costs a bit of the `sounding` bitmap, not a read;
+ *    (commands: only those already in the ring when the period began; the
+ *    timed ones that come due: at most the schedule's capacity);
+ *  - applying a message never walks the voice pool ("Bounded periods"
+ *    below);
  *  - mixing is O(voices x frames), with no per-voice work for free voices.
+ *
+ * Bounded periods.  A period may apply ENGINE_CMD_RING commands and as many
+ * timed ones, so what one request costs is multiplied by thousands: a walk
+ * of up to 512 voice structs per request does not fit in a period.  Every
+ * request finds what it needs through bookkeeping kept where voices start,
+ * start fading and end (engine.h, voice_links):
+ *  - a /play or /loop: the lowest free struct from the `sounding` bitmap
+ *    (npool / 64 words), the oldest playing voice at the head of the list of
+ *    playing voices, the oldest fading one at the top of the heap of fading
+ *    voices, the slot's loop voice in its slot: O(log npool);
+ *  - a /stop, a slot's stop or unload: the list of the playing voices (all,
+ *    or the slot's), each taken off it as it starts fading: O(1) per voice
+ *    faded, and a voice starts fading once, so all of them together in one
+ *    period cost at most the voices playing when it began plus those it
+ *    started;
+ *  - releasing a buffer: a count of its users (engine.refs), O(1).
+ * Which voice is stolen, faded or cut is the same as a walk would choose,
+ * and the struct a voice starts in is still the lowest free one, so the
+ * mix (summed in index order) is the same too.
  *
  * Releasing buffers: a voice points straight at the immutable buffer it
  * started on, so reloading a slot never disturbs voices that sound; the old
  * buffer stays alive until neither its slot nor any voice refers to it, and
- * only then goes to the trash ring.  This check runs exactly when a reference
- * disappears (slot replaced, voice ended or stolen).
+ * only then goes to the trash ring.  Its count of users (engine.refs) drops
+ * exactly when a reference disappears (slot replaced or emptied, voice
+ * ended or cut), and the last one sends it.
  */
 #include "engine.h"
 
@@ -54,9 +74,17 @@ static void free_pools(struct engine *e)
     free(e->slots);
     free(e->voices);
     free(e->sched);
+    free(e->links);
+    free(e->fading);
+    free(e->refs);
+    free(e->ref_free);
     e->slots = NULL;
     e->voices = NULL;
     e->sched = NULL;
+    e->links = NULL;
+    e->fading = NULL;
+    e->refs = NULL;
+    e->ref_free = NULL;
 }
 
 int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t rate)
@@ -88,7 +116,15 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
     if (e->voices)
         memset(e->voices, 0, e->npool * sizeof(*e->voices));
     e->sched = calloc(ENGINE_SCHED, sizeof(*e->sched));
-    if (!e->slots || !e->voices || !e->sched) {
+    /* Buffer entries: every slot's current buffer, and a retired buffer is
+     * used by at least one voice, so no more of those than voice structs. */
+    e->nrefs = nslots + e->npool;
+    e->links = calloc(e->npool, sizeof(*e->links));
+    e->fading = calloc(e->npool, sizeof(*e->fading));
+    e->refs = calloc(e->nrefs, sizeof(*e->refs));
+    e->ref_free = calloc(e->nrefs, sizeof(*e->ref_free));
+    if (!e->slots || !e->voices || !e->sched || !e->links || !e->fading || !e->refs ||
+        !e->ref_free) {
         r = -ENOMEM;
         goto fail;
     }
@@ -97,6 +133,17 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
     memlock_touch(e->slots, nslots * sizeof(*e->slots));
     memlock_touch(e->voices, e->npool * sizeof(*e->voices));
     memlock_touch(e->sched, ENGINE_SCHED * sizeof(*e->sched));
+    memlock_touch(e->fading, e->npool * sizeof(*e->fading));
+    memlock_touch(e->refs, e->nrefs * sizeof(*e->refs));
+    for (uint32_t i = 0; i < nslots; i++)
+        e->slots[i].ref = e->slots[i].playing = e->slots[i].loop = ENGINE_NONE;
+    for (uint32_t i = 0; i < e->npool; i++)
+        e->links[i] = (struct voice_links){ENGINE_NONE, ENGINE_NONE, ENGINE_NONE,
+                                           ENGINE_NONE, ENGINE_NONE, ENGINE_NONE};
+    e->oldest = e->newest = ENGINE_NONE;
+    for (uint32_t i = 0; i < e->nrefs; i++)
+        e->ref_free[i] = (uint16_t)(e->nrefs - 1 - i); /* entry 0 on top */
+    e->nref_free = e->nrefs;
     if ((r = ring_init(&e->cmd, ENGINE_CMD_RING, sizeof(struct ctl_msg))) < 0 ||
         (r = ring_init(&e->load, ENGINE_LOAD_RING, sizeof(struct ctl_msg))) < 0 ||
         (r = ring_init(&e->events, ENGINE_EVENT_RING, sizeof(struct event))) < 0 ||
@@ -224,26 +271,142 @@ static void discard(struct engine *e, struct sample_buffer *b)
             for (struct voice *v = &(e)->voices[w_ * 64 + (uint32_t)__builtin_ctzll(b_)]; v;       \
                  v = NULL)
 
-/* Sends `b` back for freeing unless its slot or a voice still uses it. */
-static void release_if_unused(struct engine *e, const struct sample_buffer *b, uint32_t slot)
+_Static_assert(ENGINE_MAX_SLOTS + 2 * ENGINE_MAX_VOICES < ENGINE_NONE,
+               "voice and buffer-entry indices fit in 16 bits beside ENGINE_NONE");
+
+/* ---- buffer users: engine.refs ----------------------------------------- */
+
+/* A new entry for `b`, counting its slot as its one user so far.  There is
+ * always a free one (engine_init: one per slot, one per voice struct; the
+ * caller has given back the slot's old entry first). */
+static uint16_t ref_new(struct engine *e, const struct sample_buffer *b)
 {
-    if (e->slots[slot].buf == b)
-        return;
-    FOR_EACH_SOUNDING(e, v)
-    {
-        if (v->buf == b)
-            return;
-    }
-    discard(e, (struct sample_buffer *)b);
+    uint16_t r = e->ref_free[--e->nref_free];
+    e->refs[r] = (struct buf_ref){.buf = b, .count = 1};
+    return r;
 }
+
+/* One user of entry r less; the last sends the buffer back for freeing. */
+static void ref_drop(struct engine *e, uint16_t r)
+{
+    struct buf_ref *br = &e->refs[r];
+    if (--br->count > 0)
+        return;
+    discard(e, (struct sample_buffer *)br->buf);
+    br->buf = NULL;
+    e->ref_free[e->nref_free++] = r;
+}
+
+/* ---- the heap of fading voices, oldest start on top -------------------- */
+
+static void fading_place(struct engine *e, uint32_t pos, struct fade_entry x)
+{
+    e->fading[pos] = x;
+    e->links[x.voice].heap = (uint16_t)pos;
+}
+
+/* Moves x, meant for place `pos`, up or down to where it belongs. */
+static void fading_settle(struct engine *e, uint32_t pos, struct fade_entry x)
+{
+    while (pos > 0) {
+        uint32_t parent = (pos - 1) / 2;
+        if (e->fading[parent].started <= x.started)
+            break;
+        fading_place(e, pos, e->fading[parent]);
+        pos = parent;
+    }
+    for (;;) {
+        uint32_t c = 2 * pos + 1;
+        if (c >= e->nfading)
+            break;
+        if (c + 1 < e->nfading && e->fading[c + 1].started < e->fading[c].started)
+            c++;
+        if (x.started <= e->fading[c].started)
+            break;
+        fading_place(e, pos, e->fading[c]);
+        pos = c;
+    }
+    fading_place(e, pos, x);
+}
+
+static void fading_add(struct engine *e, uint32_t i)
+{
+    uint32_t pos = e->nfading++;
+    fading_settle(e, pos, (struct fade_entry){.started = e->voices[i].started, .voice = i});
+}
+
+static void fading_remove(struct engine *e, uint32_t i)
+{
+    uint32_t pos = e->links[i].heap;
+    e->links[i].heap = ENGINE_NONE;
+    struct fade_entry last = e->fading[--e->nfading];
+    if (pos < e->nfading)
+        fading_settle(e, pos, last);
+}
+
+/* ---- the lists of playing voices --------------------------------------- */
+
+/* A new voice is the newest: it goes to the end of the engine's list, and
+ * to the front of its slot's (whose order does not matter). */
+static void playing_add(struct engine *e, uint32_t i)
+{
+    struct voice_links *l = &e->links[i];
+    struct slot *s = &e->slots[e->voices[i].slot];
+    l->prev = e->newest;
+    l->next = ENGINE_NONE;
+    if (e->newest != ENGINE_NONE)
+        e->links[e->newest].next = (uint16_t)i;
+    else
+        e->oldest = (uint16_t)i;
+    e->newest = (uint16_t)i;
+    l->sprev = ENGINE_NONE;
+    l->snext = s->playing;
+    if (s->playing != ENGINE_NONE)
+        e->links[s->playing].sprev = (uint16_t)i;
+    s->playing = (uint16_t)i;
+    if (e->voices[i].loop)
+        s->loop = (uint16_t)i;
+    e->nplaying++;
+}
+
+static void playing_remove(struct engine *e, uint32_t i)
+{
+    struct voice_links *l = &e->links[i];
+    struct slot *s = &e->slots[e->voices[i].slot];
+    if (l->prev != ENGINE_NONE)
+        e->links[l->prev].next = l->next;
+    else
+        e->oldest = l->next;
+    if (l->next != ENGINE_NONE)
+        e->links[l->next].prev = l->prev;
+    else
+        e->newest = l->prev;
+    if (l->sprev != ENGINE_NONE)
+        e->links[l->sprev].snext = l->snext;
+    else
+        s->playing = l->snext;
+    if (l->snext != ENGINE_NONE)
+        e->links[l->snext].sprev = l->sprev;
+    if (s->loop == i)
+        s->loop = ENGINE_NONE;
+    l->prev = l->next = l->sprev = l->snext = ENGINE_NONE;
+    e->nplaying--;
+}
+
+/* ---- voices ------------------------------------------------------------- */
 
 static void voice_end(struct engine *e, struct voice *v)
 {
-    const struct sample_buffer *b = v->buf;
     uint32_t i = (uint32_t)(v - e->voices);
+    if (v->fade_step > 0)
+        fading_remove(e, i);
+    else
+        playing_remove(e, i);
     v->buf = NULL;
     e->sounding[i / 64] &= ~((uint64_t)1 << (i % 64));
-    release_if_unused(e, b, v->slot);
+    uint16_t r = e->links[i].ref;
+    e->links[i].ref = ENGINE_NONE;
+    ref_drop(e, r);
 }
 
 /* Fades a voice out, starting `delay` frames into the current period (so a
@@ -253,19 +416,25 @@ static void voice_fade_out(struct engine *e, struct voice *v, uint32_t delay)
 {
     if (v->fade_step > 0)
         return; /* already fading: keep the shorter remaining ramp */
-    v->fade_step = v->gain / (float)e->fade_frames;
-    v->fade_in = delay;
-    if (!(v->fade_step > 0))
+    float step = v->gain / (float)e->fade_frames;
+    if (!(step > 0)) {
         voice_end(e, v); /* silent voice: nothing to fade */
+        return;
+    }
+    uint32_t i = (uint32_t)(v - e->voices);
+    playing_remove(e, i);
+    v->fade_step = step;
+    v->fade_in = delay;
+    fading_add(e, i);
 }
 
 /* A voice struct to start a new voice in.  At full polyphony the oldest
  * playing voice starts fading out (in its own struct) to make room.  Only if
- * every spare struct is also busy fading, the oldest fading voice is cut. */
+ * every spare struct is also busy fading, the oldest fading voice (the one
+ * that started first) is cut. */
 static struct voice *voice_alloc(struct engine *e, uint32_t delay)
 {
     struct voice *free_v = NULL, *oldest = NULL, *oldest_fading = NULL;
-    uint32_t playing = 0;
 
     /* The lowest free index.  Bits past npool in the last word are never
      * set, so they read as free: past npool means none is. */
@@ -278,18 +447,12 @@ static struct voice *voice_alloc(struct engine *e, uint32_t delay)
             free_v = &e->voices[i];
         break;
     }
-    FOR_EACH_SOUNDING(e, v)
-    {
-        if (v->fade_step > 0) {
-            if (!oldest_fading || v->started < oldest_fading->started)
-                oldest_fading = v;
-        } else {
-            playing++;
-            if (!oldest || v->started < oldest->started)
-                oldest = v;
-        }
-    }
-    if (playing >= e->nvoices && oldest) {
+    /* Both chosen before the steal, which adds a voice to the fading ones. */
+    if (e->nfading > 0)
+        oldest_fading = &e->voices[e->fading[0].voice];
+    if (e->oldest != ENGINE_NONE)
+        oldest = &e->voices[e->oldest];
+    if (e->nplaying >= e->nvoices && oldest) {
         voice_fade_out(e, oldest, delay);
         atomic_fetch_add_explicit(&e->stats.voices_stolen, 1, memory_order_relaxed);
         if (!oldest->buf && !free_v)
@@ -305,7 +468,8 @@ static struct voice *voice_alloc(struct engine *e, uint32_t delay)
 static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, uint32_t delay)
 {
     struct voice *v = voice_alloc(e, delay);
-    const struct sample_buffer *b = e->slots[m->id].buf;
+    struct slot *s = &e->slots[m->id];
+    const struct sample_buffer *b = s->buf;
     uint32_t i = (uint32_t)(v - e->voices);
     *v = (struct voice){
         .src = b->format == SAMPLE_S16 ? (const void *)b->s16 : (const void *)b->ch[0],
@@ -315,21 +479,23 @@ static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, ui
         .channels = (uint8_t)b->channels,
         .buf = b,
         .slot = m->id,
-        .gain = m->velocity * e->slots[m->id].gain,
+        .gain = m->velocity * s->gain,
         .loop = loop,
         .delay = delay,
         .started = ++e->started_counter,
     };
     e->sounding[i / 64] |= (uint64_t)1 << (i % 64);
+    e->links[i].ref = s->ref;
+    e->refs[s->ref].count++;
+    playing_add(e, i);
 }
 
+/* Fades out every playing voice of slot `id`; each leaves the slot's list
+ * as it starts fading (or ends, if silent). */
 static void fade_slot(struct engine *e, uint32_t id, uint32_t delay)
 {
-    FOR_EACH_SOUNDING(e, v)
-    {
-        if (v->slot == id)
-            voice_fade_out(e, v, delay);
-    }
+    while (e->slots[id].playing != ENGINE_NONE)
+        voice_fade_out(e, &e->voices[e->slots[id].playing], delay);
 }
 
 /* Applies one request; voices it starts begin `delay` frames into the
@@ -341,10 +507,9 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         push_event(e, EV_PONG, 0, m->reply);
         break;
     case CTL_STOP:
-        FOR_EACH_SOUNDING(e, v)
-        {
-            voice_fade_out(e, v, delay);
-        }
+        /* The fading voices fade on as they are. */
+        while (e->oldest != ENGINE_NONE)
+            voice_fade_out(e, &e->voices[e->oldest], delay);
         push_event(e, EV_STOPPED, 0, m->reply);
         break;
     case CTL_LOAD: {
@@ -361,10 +526,14 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         s->buf = m->buf;
         s->seq = m->seq;
         s->gain = m->velocity;
+        if (old == m->buf)
+            break; /* the same buffer again: its entry stands */
+        /* The old entry first: its place may be the one the new takes. */
         if (old)
-            release_if_unused(e, old, m->id);
+            ref_drop(e, s->ref);
         else
             e->slots_loaded++;
+        s->ref = ref_new(e, m->buf);
         break;
     }
     case CTL_PLAY:
@@ -377,11 +546,8 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
             break;
         /* One loop voice per slot: the running one fades out under the
          * restarted one. */
-        FOR_EACH_SOUNDING(e, v)
-        {
-            if (v->loop && v->slot == m->id && !(v->fade_step > 0))
-                voice_fade_out(e, v, delay);
-        }
+        if (e->slots[m->id].loop != ENGINE_NONE)
+            voice_fade_out(e, &e->voices[e->slots[m->id].loop], delay);
         voice_start(e, m, true, delay);
         break;
     case CTL_STOP_SLOT:
@@ -400,7 +566,8 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
             s->seq = m->seq;
             if (old) {
                 e->slots_loaded--;
-                release_if_unused(e, old, m->id);
+                ref_drop(e, s->ref);
+                s->ref = ENGINE_NONE;
             }
         }
         push_event(e, EV_UNLOADED, m->id, m->reply);

@@ -56,10 +56,17 @@
  * short enough to feel instant. */
 #define ENGINE_FADE_SECONDS 0.005
 
+/* "No voice" / "no entry" in the 16-bit indices of the voice pool's
+ * bookkeeping (npool <= 512, nslots + npool <= 1536). */
+#define ENGINE_NONE 0xffffu
+
 struct slot {
     struct sample_buffer *buf; /* current buffer or NULL; owned by the engine */
     uint64_t seq;              /* seq of the load that filled it */
     float gain;                /* the bank's gain for this slot, 1 from /load */
+    uint16_t ref;              /* buf's entry in engine.refs, ENGINE_NONE when empty */
+    uint16_t playing;          /* first of the slot's playing voices (voice_links.snext) */
+    uint16_t loop;             /* the slot's playing loop voice, or ENGINE_NONE */
 };
 
 /* One voice, one cache line.  What a period reads of a sounding voice is
@@ -89,6 +96,37 @@ struct voice {
 };
 _Static_assert(sizeof(struct voice) == 64, "a voice is one cache line");
 
+/* The voice pool's bookkeeping, beside the voices so that mixing never
+ * reads it (it is touched where a voice starts, starts fading or ends).  A
+ * sounding voice is either playing (fade_step not > 0) or fading:
+ *  - a playing voice is on the engine's list of playing voices, oldest
+ *    first (prev/next), and on its slot's list of playing voices
+ *    (sprev/snext);
+ *  - a fading voice is in the heap of fading voices, oldest start first
+ *    (heap: its place there).
+ * `ref` is the entry of engine.refs that counts the voice's use of its
+ * buffer.  All indices are voice indices or ENGINE_NONE. */
+struct voice_links {
+    uint16_t prev, next;
+    uint16_t sprev, snext;
+    uint16_t heap;
+    uint16_t ref;
+};
+
+/* A fading voice in engine.fading: its start order is the key. */
+struct fade_entry {
+    uint64_t started;
+    uint32_t voice;
+};
+
+/* A buffer a slot or a voice uses, and how many of them do: the slot that
+ * holds it counts one, every sounding voice on it one more.  When the count
+ * reaches 0 the buffer goes to the trash ring, once. */
+struct buf_ref {
+    const struct sample_buffer *buf;
+    uint32_t count;
+};
+
 /* Words of the bitmap of sounding voices (engine.sounding). */
 #define ENGINE_VOICE_WORDS ((2 * ENGINE_MAX_VOICES + 63) / 64)
 
@@ -110,13 +148,25 @@ struct engine {
     uint32_t fade_frames;
     struct slot *slots;
     struct voice *voices; /* npool of them, 64-byte aligned */
-    /* Bit i set <=> voices[i].buf != NULL.  Every walk of the pool on the
-     * audio thread (mixing, stop, stealing, the release check) goes over
-     * the set bits, and a free voice is found as a clear bit, so a free
-     * voice struct is never read (nor its cache line missed). */
+    /* Bit i set <=> voices[i].buf != NULL.  The one walk of the pool on
+     * the audio thread, mixing, goes over the set bits, and a free voice is
+     * found as a clear bit, so a free voice struct is never read (nor its
+     * cache line missed). */
     uint64_t sounding[ENGINE_VOICE_WORDS];
     uint32_t voice_words; /* words of `sounding` in use: ceil(npool / 64) */
     uint64_t started_counter;
+    /* Everything the pool's requests need is found through these, so one
+     * request costs O(log npool) (a /play, a /loop) or O(1) per voice it
+     * fades (a /stop, a slot's stop or unload), never a walk of the pool
+     * (engine.c, "Bounded periods"). */
+    struct voice_links *links; /* npool of them */
+    uint16_t oldest, newest;   /* ends of the list of playing voices */
+    uint32_t nplaying;         /* voices on it */
+    struct fade_entry *fading; /* min-heap of the fading voices, npool places */
+    uint32_t nfading;
+    struct buf_ref *refs; /* nrefs entries: one per slot, one per voice struct */
+    uint16_t *ref_free;   /* stack of the unused entries of refs */
+    uint32_t nrefs, nref_free;
     uint32_t slots_loaded;
     bool notify; /* audio thread pushed to events or trash this period */
 

@@ -967,6 +967,545 @@ static void test_sounding_bitmap_follows_voices(void **state)
     }
 }
 
+/* ---- the voice pool's bookkeeping ------------------------------------- */
+
+/* An engine of other sizes in the same fixture. */
+static struct fixture *fixture_of(uint32_t nslots, uint32_t nvoices)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(engine_init(&f->e, nslots, nvoices, RATE), 0);
+    return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+    engine_destroy(&f->e);
+    free(f);
+}
+
+static bool playing(const struct voice *v)
+{
+    return v->buf && !(v->fade_step > 0);
+}
+
+static bool fading(const struct voice *v)
+{
+    return v->buf && v->fade_step > 0;
+}
+
+/* The bookkeeping against the voice structs themselves (engine.h,
+ * voice_links): the list of playing voices holds exactly the playing ones,
+ * oldest first; each slot's list exactly that slot's; a slot's loop voice is
+ * its one playing loop voice; the heap holds exactly the fading voices, in
+ * heap order; every buffer entry counts its slot and its voices. */
+static void check_books(const struct engine *e)
+{
+    uint32_t nplay = 0, nfade = 0;
+    for (uint32_t i = 0; i < e->npool; i++) {
+        nplay += playing(&e->voices[i]);
+        nfade += fading(&e->voices[i]);
+    }
+    assert_int_equal(e->nplaying, nplay);
+    assert_int_equal(e->nfading, nfade);
+
+    uint32_t n = 0, prev = ENGINE_NONE;
+    for (uint32_t i = e->oldest; i != ENGINE_NONE; i = e->links[i].next) {
+        assert_true(i < e->npool);
+        assert_true(playing(&e->voices[i]));
+        assert_int_equal(e->links[i].prev, prev);
+        if (prev != ENGINE_NONE)
+            assert_true(e->voices[prev].started < e->voices[i].started);
+        prev = i;
+        assert_true(++n <= nplay);
+    }
+    assert_int_equal(n, nplay);
+    assert_int_equal(e->newest, prev);
+
+    uint32_t in_slots = 0;
+    for (uint32_t s = 0; s < e->nslots; s++) {
+        uint32_t loops = 0, sprev = ENGINE_NONE;
+        for (uint32_t i = e->slots[s].playing; i != ENGINE_NONE; i = e->links[i].snext) {
+            assert_true(playing(&e->voices[i]));
+            assert_int_equal(e->voices[i].slot, s);
+            assert_int_equal(e->links[i].sprev, sprev);
+            sprev = i;
+            loops += e->voices[i].loop;
+            assert_true(++in_slots <= nplay);
+        }
+        assert_true(loops <= 1);
+        if (loops)
+            assert_true(e->voices[e->slots[s].loop].loop && e->voices[e->slots[s].loop].slot == s);
+        assert_int_equal(e->slots[s].loop != ENGINE_NONE, loops);
+    }
+    assert_int_equal(in_slots, nplay);
+
+    for (uint32_t p = 0; p < e->nfading; p++) {
+        uint32_t i = e->fading[p].voice;
+        assert_true(fading(&e->voices[i]));
+        assert_int_equal(e->links[i].heap, p);
+        assert_true(e->fading[p].started == e->voices[i].started);
+        if (p > 0)
+            assert_true(e->fading[(p - 1) / 2].started <= e->fading[p].started);
+    }
+
+    uint32_t used = 0;
+    for (uint32_t r = 0; r < e->nrefs; r++) {
+        const struct buf_ref *br = &e->refs[r];
+        if (!br->count) {
+            assert_null(br->buf);
+            continue;
+        }
+        used++;
+        uint32_t users = 0;
+        for (uint32_t s = 0; s < e->nslots; s++)
+            if (e->slots[s].buf == br->buf) {
+                assert_int_equal(e->slots[s].ref, r);
+                users++;
+            }
+        for (uint32_t i = 0; i < e->npool; i++)
+            if (e->voices[i].buf) {
+                assert_int_equal(e->voices[i].buf == br->buf, e->links[i].ref == r);
+                users += e->links[i].ref == r;
+            }
+        assert_int_equal(br->count, users);
+    }
+    assert_int_equal(used + e->nref_free, e->nrefs);
+    for (uint32_t s = 0; s < e->nslots; s++)
+        assert_int_equal(e->slots[s].buf == NULL, e->slots[s].ref == ENGINE_NONE);
+}
+
+/* The reference: the pool as it was kept before it had any bookkeeping, a
+ * walk of every voice struct for each request (the same rules, written the
+ * obvious way), run on a copy of the engine's voices and slots. */
+#define M_SLOTS 8
+#define M_TRASH 4096
+
+struct model {
+    uint32_t npool, nvoices, nslots, fade_frames;
+    struct voice v[2 * ENGINE_MAX_VOICES];
+    struct sample_buffer *buf[M_SLOTS];
+    uint64_t seq[M_SLOTS];
+    float gain[M_SLOTS];
+    uint64_t started, stolen;
+    const struct sample_buffer *trash[M_TRASH];
+    uint32_t ntrash;
+};
+
+static void model_sync(struct model *m, const struct engine *e)
+{
+    m->npool = e->npool;
+    m->nvoices = e->nvoices;
+    m->nslots = e->nslots;
+    m->fade_frames = e->fade_frames;
+    memcpy(m->v, e->voices, e->npool * sizeof(*e->voices));
+    for (uint32_t s = 0; s < e->nslots; s++) {
+        m->buf[s] = e->slots[s].buf;
+        m->seq[s] = e->slots[s].seq;
+        m->gain[s] = e->slots[s].gain;
+    }
+    m->started = e->started_counter;
+    m->stolen = atomic_load(&e->stats.voices_stolen);
+    m->ntrash = 0;
+}
+
+static bool model_uses(const struct model *m, const struct sample_buffer *b)
+{
+    for (uint32_t s = 0; s < m->nslots; s++)
+        if (m->buf[s] == b)
+            return true;
+    for (uint32_t i = 0; i < m->npool; i++)
+        if (m->v[i].buf == b)
+            return true;
+    return false;
+}
+
+static void model_discard(struct model *m, const struct sample_buffer *b)
+{
+    assert_true(m->ntrash < M_TRASH);
+    m->trash[m->ntrash++] = b;
+}
+
+static void model_end(struct model *m, struct voice *v)
+{
+    const struct sample_buffer *b = v->buf;
+    v->buf = NULL;
+    if (!model_uses(m, b))
+        model_discard(m, b);
+}
+
+static void model_fade(struct model *m, struct voice *v, uint32_t delay)
+{
+    if (v->fade_step > 0)
+        return;
+    v->fade_step = v->gain / (float)m->fade_frames;
+    v->fade_in = delay;
+    if (!(v->fade_step > 0))
+        model_end(m, v);
+}
+
+static struct voice *model_alloc(struct model *m, uint32_t delay)
+{
+    struct voice *free_v = NULL, *oldest = NULL, *oldest_fading = NULL;
+    uint32_t nplay = 0;
+    for (uint32_t i = 0; i < m->npool && !free_v; i++)
+        if (!m->v[i].buf)
+            free_v = &m->v[i];
+    for (uint32_t i = 0; i < m->npool; i++) {
+        struct voice *v = &m->v[i];
+        if (!v->buf)
+            continue;
+        if (v->fade_step > 0) {
+            if (!oldest_fading || v->started < oldest_fading->started)
+                oldest_fading = v;
+        } else {
+            nplay++;
+            if (!oldest || v->started < oldest->started)
+                oldest = v;
+        }
+    }
+    if (nplay >= m->nvoices && oldest) {
+        model_fade(m, oldest, delay);
+        m->stolen++;
+        if (!oldest->buf && !free_v)
+            free_v = oldest;
+    }
+    if (!free_v) {
+        free_v = oldest_fading ? oldest_fading : oldest;
+        model_end(m, free_v);
+    }
+    return free_v;
+}
+
+static void model_start(struct model *m, const struct ctl_msg *c, bool loop)
+{
+    struct voice *v = model_alloc(m, 0);
+    const struct sample_buffer *b = m->buf[c->id];
+    *v = (struct voice){.buf = b,
+                        .frames = b->frames,
+                        .slot = c->id,
+                        .gain = c->velocity * m->gain[c->id],
+                        .loop = loop,
+                        .started = ++m->started};
+}
+
+static void model_apply(struct model *m, const struct ctl_msg *c)
+{
+    switch (c->type) {
+    case CTL_STOP:
+        for (uint32_t i = 0; i < m->npool; i++)
+            if (m->v[i].buf)
+                model_fade(m, &m->v[i], 0);
+        break;
+    case CTL_LOAD: {
+        if (c->seq < m->seq[c->id]) {
+            model_discard(m, c->buf);
+            break;
+        }
+        struct sample_buffer *old = m->buf[c->id];
+        m->buf[c->id] = c->buf;
+        m->seq[c->id] = c->seq;
+        m->gain[c->id] = c->velocity;
+        if (old && !model_uses(m, old))
+            model_discard(m, old);
+        break;
+    }
+    case CTL_PLAY:
+    case CTL_LOOP:
+        if (!m->buf[c->id])
+            break;
+        if (c->type == CTL_LOOP)
+            for (uint32_t i = 0; i < m->npool; i++) {
+                struct voice *v = &m->v[i];
+                if (v->buf && v->loop && v->slot == c->id && !(v->fade_step > 0))
+                    model_fade(m, v, 0);
+            }
+        model_start(m, c, c->type == CTL_LOOP);
+        break;
+    case CTL_STOP_SLOT:
+    case CTL_UNLOAD:
+        if (c->type == CTL_UNLOAD && c->seq < m->seq[c->id])
+            break;
+        for (uint32_t i = 0; i < m->npool; i++)
+            if (m->v[i].buf && m->v[i].slot == c->id)
+                model_fade(m, &m->v[i], 0);
+        if (c->type == CTL_UNLOAD) {
+            struct sample_buffer *old = m->buf[c->id];
+            m->buf[c->id] = NULL;
+            m->seq[c->id] = c->seq;
+            if (old && !model_uses(m, old))
+                model_discard(m, old);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* Pops the engine's trash and checks it holds exactly `want` (in any
+ * order), each buffer once; frees them. */
+static void expect_trash(struct fixture *f, const struct sample_buffer **want, uint32_t n)
+{
+    struct sample_buffer *got[M_TRASH];
+    uint32_t ngot = 0;
+    while (ngot < M_TRASH && ring_pop(&f->e.trash, &got[ngot]))
+        ngot++;
+    assert_int_equal(ngot, n);
+    for (uint32_t k = 0; k < ngot; k++) {
+        uint32_t same = 0, wanted = 0;
+        for (uint32_t j = 0; j < ngot; j++)
+            same += got[j] == got[k];
+        for (uint32_t j = 0; j < n; j++)
+            wanted += want[j] == got[k];
+        assert_int_equal(same, 1);
+        assert_int_equal(wanted, 1);
+    }
+    for (uint32_t k = 0; k < ngot; k++)
+        sample_buffer_free(got[k]);
+}
+
+static uint32_t rnd(uint32_t *x)
+{
+    *x = *x * 1664525u + 1013904223u;
+    return *x >> 8;
+}
+
+/* Random requests in periods of random lengths, now and then a burst that
+ * fills the command ring; after the requests of every period (applied in a
+ * period of 0 frames) the voices, the slots, the steal count and the
+ * buffers sent back are those of the reference model; after the period is
+ * mixed, the buffers sent back are exactly those nothing uses any more; and
+ * the bookkeeping agrees with the voices every time. */
+static void pool_against_model(uint32_t nvoices, uint32_t periods, uint32_t seed)
+{
+    struct fixture *f = fixture_of(M_SLOTS, nvoices);
+    struct engine *e = &f->e;
+    static struct model m;
+    uint32_t x = seed;
+    uint64_t seq = 0;
+    for (uint32_t p = 0; p < periods; p++) {
+        model_sync(&m, e);
+        struct ctl_msg c;
+        uint32_t nload = rnd(&x) % 8 == 0 ? 1 + rnd(&x) % 3 : 0;
+        for (uint32_t k = 0; k < nload; k++) {
+            uint32_t id = rnd(&x) % M_SLOTS;
+            uint32_t frames = 20 + rnd(&x) % 700;
+            /* Now and then one that a newer request has overtaken. */
+            uint64_t s = rnd(&x) % 6 == 0 && seq > 3 ? seq - 3 : ++seq;
+            c = (struct ctl_msg){.type = CTL_LOAD,
+                                 .id = id,
+                                 .seq = s,
+                                 .buf = make_buf(frames, 1 + rnd(&x) % 2, 0.01f),
+                                 .velocity = (float)(1 + rnd(&x) % 4) / 4};
+            assert_true(ring_push(&e->load, &c));
+            model_apply(&m, &c);
+        }
+        uint32_t burst = rnd(&x) % 25 == 0;
+        uint32_t ncmd = burst ? ENGINE_CMD_RING : rnd(&x) % (3 * nvoices + 4);
+        uint32_t burst_type = CTL_PLAY + rnd(&x) % 3; /* play, loop or stop_slot */
+        for (uint32_t k = 0; k < ncmd; k++) {
+            uint32_t what = rnd(&x) % 40;
+            c = (struct ctl_msg){.id = rnd(&x) % M_SLOTS,
+                                 .velocity = rnd(&x) % 10 == 0 ? 0.0f : 0.5f};
+            if (burst)
+                c.type = burst_type == CTL_STOP_SLOT && k % 2 ? CTL_PLAY : burst_type;
+            else if (what < 26)
+                c.type = CTL_PLAY;
+            else if (what < 33)
+                c.type = CTL_LOOP;
+            else if (what < 37)
+                c.type = CTL_STOP_SLOT;
+            else if (what < 38)
+                c.type = CTL_STOP;
+            else
+                c = (struct ctl_msg){.type = CTL_UNLOAD,
+                                     .id = c.id,
+                                     .seq = rnd(&x) % 4 == 0 && seq > 2 ? seq - 2 : ++seq};
+            assert_true(ring_push(&e->cmd, &c));
+            model_apply(&m, &c);
+        }
+        run(f, 0);
+        for (uint32_t i = 0; i < e->npool; i++) {
+            const struct voice *v = &e->voices[i], *w = &m.v[i];
+            assert_ptr_equal(v->buf, w->buf);
+            if (!v->buf)
+                continue;
+            assert_int_equal(v->slot, w->slot);
+            assert_true(v->started == w->started);
+            assert_int_equal(v->loop, w->loop);
+            assert_true(v->gain == w->gain);
+            assert_true(v->fade_step == w->fade_step);
+            assert_int_equal(v->fade_in, w->fade_in);
+            assert_int_equal(v->delay, w->delay);
+            assert_int_equal(v->pos, w->pos);
+            assert_int_equal(v->frames, w->frames);
+        }
+        for (uint32_t s = 0; s < M_SLOTS; s++) {
+            assert_ptr_equal(e->slots[s].buf, m.buf[s]);
+            assert_true(e->slots[s].seq == m.seq[s]);
+        }
+        assert_true(e->started_counter == m.started);
+        assert_true(atomic_load(&e->stats.voices_stolen) == m.stolen);
+        expect_trash(f, m.trash, m.ntrash);
+        check_books(e);
+
+        /* Mixing ends voices (and starts none): what nothing uses any more
+         * goes back, once. */
+        model_sync(&m, e);
+        run(f, 1 + rnd(&x) % 160);
+        const struct sample_buffer *gone[2 * ENGINE_MAX_VOICES];
+        uint32_t ngone = 0;
+        for (uint32_t i = 0; i < m.npool; i++) {
+            const struct sample_buffer *b = m.v[i].buf;
+            if (!b || e->voices[i].buf)
+                continue;
+            m.v[i].buf = NULL; /* ended in this period */
+            if (!model_uses(&m, b))
+                gone[ngone++] = b; /* its last user */
+        }
+        expect_trash(f, gone, ngone);
+        check_books(e);
+        struct event ev;
+        while (ring_pop(&e->events, &ev))
+            ;
+    }
+    fixture_free(f);
+}
+
+/* Few voices and slots: every request steals, cuts or fades. */
+static void test_pool_matches_a_walk_small(void **state)
+{
+    (void)state;
+    pool_against_model(3, 4000, 1);
+}
+
+/* The largest pool (512 structs), with bursts of a whole command ring. */
+static void test_pool_matches_a_walk_large(void **state)
+{
+    (void)state;
+    pool_against_model(ENGINE_MAX_VOICES, 300, 7);
+}
+
+/* A voice restarted on one struct while others fade: which one a cut takes
+ * is the one that started first, not the one that began fading first. */
+static void test_cut_takes_the_oldest_started_fading_voice(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_of(2, 2); /* 2 voices, 4 structs */
+    struct engine *e = &f->e;
+    load(f, 0, make_buf(4800, 1, 0.1f), 1);
+    load(f, 1, make_buf(4800, 1, 0.2f), 2);
+    send(f, CTL_PLAY, 0, 1.0f, NULL);   /* started 1, struct 0 */
+    send(f, CTL_PLAY, 1, 1.0f, NULL);   /* started 2, struct 1 */
+    send(f, CTL_STOP_SLOT, 1, 0, NULL); /* 2 fades first */
+    send(f, CTL_PLAY, 0, 1.0f, NULL);   /* started 3, struct 2 */
+    send(f, CTL_PLAY, 0, 1.0f, NULL);   /* 4 in struct 3: steals 1, which fades */
+    run(f, 0);
+    assert_true(fading(&e->voices[0]) && fading(&e->voices[1]));
+    assert_true(playing(&e->voices[2]) && playing(&e->voices[3]));
+    assert_int_equal(atomic_load(&e->stats.voices_stolen), 1);
+    send(f, CTL_PLAY, 1, 1.0f, NULL); /* steals 3; no struct free: cuts 1 */
+    run(f, 0);
+    assert_true(e->voices[0].started == 5 && playing(&e->voices[0]));
+    assert_true(e->voices[1].started == 2 && fading(&e->voices[1]));
+    assert_true(e->voices[2].started == 3 && fading(&e->voices[2]));
+    assert_true(e->voices[3].started == 4 && playing(&e->voices[3]));
+    assert_int_equal(atomic_load(&e->stats.voices_stolen), 2);
+    check_books(e);
+    fixture_free(f);
+}
+
+/* A full command ring of /play in one period on the largest pool: the last
+ * 256 play, the 256 before them fade, every earlier one was cut. */
+static void test_full_ring_of_plays_in_one_period(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_of(1, ENGINE_MAX_VOICES);
+    struct engine *e = &f->e;
+    struct sample_buffer *b = make_buf(48000, 2, 0.1f);
+    load(f, 0, b, 1);
+    for (uint32_t k = 0; k < ENGINE_CMD_RING; k++)
+        send(f, CTL_PLAY, 0, 0.5f, NULL);
+    run(f, PERIOD);
+    assert_int_equal(e->nplaying, ENGINE_MAX_VOICES);
+    assert_int_equal(e->nfading, ENGINE_MAX_VOICES);
+    for (uint32_t i = 0; i < e->npool; i++) {
+        const struct voice *v = &e->voices[i];
+        assert_true(v->started > ENGINE_CMD_RING - 2 * ENGINE_MAX_VOICES);
+        assert_int_equal(playing(v), v->started > ENGINE_CMD_RING - ENGINE_MAX_VOICES);
+    }
+    assert_int_equal(atomic_load(&e->stats.voices_stolen), ENGINE_CMD_RING - ENGINE_MAX_VOICES);
+    assert_int_equal(e->refs[e->slots[0].ref].count, 1 + 2 * ENGINE_MAX_VOICES);
+    check_books(e);
+    /* A /stop and a ring of /loop: each fades the one before; the last one
+     * plays. */
+    send(f, CTL_STOP, 0, 0, NULL);
+    for (uint32_t k = 1; k < ENGINE_CMD_RING; k++)
+        send(f, CTL_LOOP, 0, 0.5f, NULL);
+    run(f, PERIOD);
+    assert_int_equal(e->nplaying, 1);
+    assert_int_equal(e->nfading, e->npool - 1);
+    assert_true(e->voices[e->slots[0].loop].started == e->started_counter);
+    assert_int_equal(count_events(f, EV_STOPPED), 1);
+    check_books(e);
+    fixture_free(f);
+}
+
+/* Buffers retired while voices still play them: each goes back once, when
+ * its last voice ends, whichever ends first; the slot's current one only
+ * when the slot lets it go. */
+static void test_retired_buffers_go_back_once_with_their_last_voice(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b1 = make_buf(300, 1, 0.1f);
+    struct sample_buffer *b2 = make_buf(150, 1, 0.2f);
+    struct sample_buffer *b3 = make_buf(300, 1, 0.3f);
+    load(f, 0, b1, 1);
+    send(f, CTL_PLAY, 0, 1.0f, NULL); /* on b1, frames 0..300 */
+    run(f, 100);
+    send(f, CTL_PLAY, 0, 1.0f, NULL); /* on b1, frames 100..400 */
+    run(f, 0);
+    load(f, 0, b2, 2);
+    send(f, CTL_PLAY, 0, 1.0f, NULL); /* after the load: on b2, 100..250 */
+    run(f, 0);
+    load(f, 0, b3, 3);
+    send(f, CTL_LOOP, 0, 1.0f, NULL); /* on b3 */
+    run(f, 0);
+    check_books(&f->e);
+    run(f, 160); /* frame 260: b2's one voice has ended */
+    expect_trash(f, (const struct sample_buffer *[]){b2}, 1);
+    run(f, 50); /* 310: one of b1's two voices has ended */
+    expect_trash(f, NULL, 0);
+    run(f, 100); /* 410: and the other */
+    expect_trash(f, (const struct sample_buffer *[]){b1}, 1);
+    check_books(&f->e);
+    send(f, CTL_STOP, 0, 0, NULL);
+    run(f, f->e.fade_frames + 1);
+    assert_int_equal(f->e.nfading + f->e.nplaying, 0);
+    expect_trash(f, NULL, 0); /* b3 is still loaded */
+    struct ctl_msg m = {.type = CTL_UNLOAD, .id = 0, .seq = 4};
+    assert_true(ring_push(&f->e.cmd, &m));
+    run(f, 1);
+    expect_trash(f, (const struct sample_buffer *[]){b3}, 1);
+    check_books(&f->e);
+}
+
+/* The same buffer published into its slot again (the loader never does;
+ * the engine must not count it twice nor let it go while it is loaded). */
+static void test_same_buffer_again_stays_loaded(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(100, 1, 0.1f);
+    load(f, 0, b, 1);
+    send(f, CTL_PLAY, 0, 1.0f, NULL);
+    run(f, 10);
+    load(f, 0, b, 2);
+    run(f, 200);
+    expect_trash(f, NULL, 0);
+    assert_ptr_equal(f->e.slots[0].buf, b);
+    check_books(&f->e);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -998,6 +1537,12 @@ int main(void)
         T(test_s16_plays_like_f32_in_fades),
         T(test_s16_voices_mix_like_f32),
         T(test_s16_buffer_layout),
+        T(test_retired_buffers_go_back_once_with_their_last_voice),
+        T(test_same_buffer_again_stays_loaded),
+        cmocka_unit_test(test_cut_takes_the_oldest_started_fading_voice),
+        cmocka_unit_test(test_full_ring_of_plays_in_one_period),
+        cmocka_unit_test(test_pool_matches_a_walk_small),
+        cmocka_unit_test(test_pool_matches_a_walk_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
