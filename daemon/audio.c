@@ -51,11 +51,15 @@ int audio_process(jack_nframes_t nframes, void *arg)
     jack_nframes_t frame;
     jack_time_t t0, t1;
     float period_us;
-    struct engine_clock clock = {0, 0};
+    struct engine_clock clock = {0, 0, 0};
     if (jack_get_cycle_times(a->client, &frame, &t0, &t1, &period_us) == 0 && t1 > t0) {
         clock.t0 = t0;
         clock.t1 = t1;
     }
+    /* JACK's clock now, for the age of untimed triggers: after a stall the
+     * cycle times above still follow JACK's smoothed timeline for a while,
+     * this does not (RT-safe: a clock read, no system call). */
+    clock.now = jack_get_time();
     engine_process(a->engine, l, r, nframes, clock);
     /* Peak DSP load: this callback's share of its period.  A relaxed
      * compare-and-swap loop; the reader resets it with an exchange. */

@@ -158,6 +158,8 @@ static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
         }
         m.flags |= CTL_TIMED;
         m.when = q->when;
+    } else {
+        m.arrived = audio_time_of_arrival(p->audio, q->from->rx);
     }
     if (ring_push(&p->engine->cmd, &m))
         return true;
