@@ -76,11 +76,16 @@ class Flood:
 
 
 class BusyLoops:
-    """Two processes that spin, loading both cores."""
+    """Two processes that spin, loading both cores, and a third that keeps
+    JACK clients coming and going (jack_lsp, as a patchbay polls): each one
+    sends the daemon's client a notification that libjack handles under a
+    process-wide lock, so the server's shutdown finds that thread busy."""
 
-    def __init__(self, n=2):
+    def __init__(self, env, n=2):
         self.procs = [_spawn([sys.executable, "-c", "while True: pass"])
                       for _ in range(n)]
+        self.procs.append(_spawn(["sh", "-c", "while :; do jack_lsp >/dev/null 2>&1; done"],
+                                 env=env))
 
     def close(self):
         for p in self.procs:
@@ -149,7 +154,7 @@ class JackFaults(unittest.TestCase):
         for n in range(GRACEFUL_STOPS + KILLS):
             graceful = n < GRACEFUL_STOPS
             what = f"after {'graceful stop' if graceful else 'kill'} {n + 1}"
-            busy = BusyLoops() if graceful else None
+            busy = BusyLoops(self.jack.env) if graceful else None
             try:
                 time.sleep(0.2)
                 if graceful:
