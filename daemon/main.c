@@ -449,6 +449,13 @@ static int run(struct daemon *d, const sigset_t *sigs)
          * is done (audio.h). */
         if (gone && audio_poll_lost(&d->audio) && now >= next_retry) {
             next_retry = now + 250000;
+            /* The old client's threads are gone; a shutdown signal one of
+             * them raised late must not be taken for the new client's. */
+            sigset_t lost;
+            sigemptyset(&lost);
+            sigaddset(&lost, SIGUSR1);
+            while (sigtimedwait(&lost, NULL, &(struct timespec){0}) == SIGUSR1)
+                ;
             gone = !reconnect(d);
         }
         if (!stuck && atomic_load(&d->audio.stuck)) {
