@@ -189,6 +189,21 @@ class JackFaults(unittest.TestCase):
         self.assertEqual(code, 0, d.log()[-3000:])
         self.assertNotIn("Segmentation", d.log())
 
+    def test_quit_while_the_server_is_gone(self):
+        d, osc = self.daemon()
+        name = self.jack.name
+        self.jack.proc.kill()
+        self.jack.proc.wait()
+        self.jack.close()
+        self.wait_state(d, osc, "jack-gone", "after a kill")
+        self.assertEqual(osc.request("/quit", expect="/done", timeout=3.0), ("/done", ["/quit"]))
+        try:
+            code = d.proc.wait(timeout=SIGTERM_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            self.fail(f"/quit not honoured within {SIGTERM_WITHIN_S} s:\n{d.log()[-3000:]}")
+        self.assertEqual(code, 0, d.log()[-3000:])
+        self.restart_jack(name)  # a killed server's slot is freed by its successor
+
     def test_stalled_server_drops_stale_plain_triggers(self):
         d, osc = self.daemon()
         late0 = self.status(osc)[3]
