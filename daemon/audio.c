@@ -365,6 +365,7 @@ static void *closer_main(void *arg)
 void audio_lost(struct audio *a)
 {
     atomic_store(&a->gone, true);
+    atomic_store(&a->rate, 0);
     atomic_store(&a->period, 0);
     atomic_store(&a->dsp_load_ppm, 0);
     if (!a->client)
@@ -465,6 +466,7 @@ void audio_close(struct audio *a)
     jack_client_close(a->client);
     a->client = NULL;
     a->active = false;
+    atomic_store(&a->rate, 0);
     atomic_store(&a->period, 0);
     atomic_store(&a->clock_valid, false);
 }
