@@ -84,13 +84,26 @@ class BusyLoops:
     def __init__(self, env, n=2):
         self.procs = [_spawn([sys.executable, "-c", "while True: pass"])
                       for _ in range(n)]
-        self.procs.append(_spawn(["sh", "-c", "while :; do jack_lsp >/dev/null 2>&1; done"],
-                                 env=env))
+        self.stop_event = threading.Event()
+        self.churn = threading.Thread(target=self._churn, args=(env,), daemon=True)
+        self.churn.start()
+
+    def _churn(self, env):
+        # Each jack_lsp is waited for (and killed if it hangs), so none
+        # outlives the test.
+        while not self.stop_event.is_set():
+            try:
+                subprocess.run(["jack_lsp"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
 
     def close(self):
+        self.stop_event.set()
         for p in self.procs:
             _terminate(p, grace=1)
         self.procs = []
+        self.churn.join(5)
 
 
 class JackFaults(unittest.TestCase):
