@@ -205,12 +205,12 @@ static void bench_init(struct bench *b, uint32_t format)
     uint64_t seq = 0;
     for (uint32_t k = 0; k < VOICES; k++) {
         if (ring_count(&e->load) == ring_capacity(&e->load))
-            engine_process(e, b->out_l, b->out_r, PERIOD, (struct engine_clock){0, 0});
+            engine_process(e, b->out_l, b->out_r, PERIOD, (struct engine_clock){0});
         struct ctl_msg m = {
             .type = CTL_LOAD, .id = k, .seq = ++seq, .buf = b->bufs[k], .velocity = 1.0f};
         push(&e->load, &m);
     }
-    engine_process(e, b->out_l, b->out_r, PERIOD, (struct engine_clock){0, 0});
+    engine_process(e, b->out_l, b->out_r, PERIOD, (struct engine_clock){0});
     for (uint32_t k = 0; k < VOICES; k++)
         if (e->slots[k].buf != b->bufs[k])
             die("not every buffer was loaded");

@@ -53,13 +53,13 @@ void AB(init)(uint32_t frames)
     }
     for (uint32_t k = 0; k < VOICES; k++) {
         if (ring_count(&e.load) == ring_capacity(&e.load))
-            engine_process(&e, out_l, out_r, PERIOD, (struct engine_clock){0, 0});
+            engine_process(&e, out_l, out_r, PERIOD, (struct engine_clock){0});
         struct ctl_msg m = {
             .type = CTL_LOAD, .id = k, .seq = k + 1, .buf = bufs[k], .velocity = 1.0f};
         if (!ring_push(&e.load, &m))
             die("load ring full");
     }
-    engine_process(&e, out_l, out_r, PERIOD, (struct engine_clock){0, 0});
+    engine_process(&e, out_l, out_r, PERIOD, (struct engine_clock){0});
     for (uint32_t k = 0; k < VOICES; k++)
         next_start[k] = (uint64_t)k * (periods_per_buffer / VOICES);
 }

@@ -41,6 +41,8 @@ struct ctl_msg {
     uint32_t flags;            /* CTL_TIMED */
     uint64_t when;             /* CTL_TIMED: JACK time (jack_get_time(), us) */
     uint64_t seq;              /* CTL_LOAD, CTL_UNLOAD: request order, newer wins */
+    uint64_t arrived;          /* untimed CTL_PLAY, CTL_LOOP: JACK time (us) the
+                                  request arrived, 0 unknown; see ENGINE_STALE_US */
     struct sample_buffer *buf; /* CTL_LOAD: ownership moves to the audio side */
     struct reply_ctx *reply;   /* echoed in the event; may be NULL */
 };

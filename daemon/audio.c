@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,10 +18,18 @@
 #include "memlock.h"
 
 /* libjack reports a missing server in four lines of its own; we say it once,
- * clearly, and keep its words for --verbose. */
+ * clearly, and keep its words for --verbose.  libjack calls this from any of
+ * its threads, also from inside jack_client_close(). */
 static void jack_quiet(const char *msg)
 {
     log_debug("jack: %s", msg);
+}
+
+static uint64_t raw_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC_RAW, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
 
 static inline uint64_t now_ns(void)
@@ -41,11 +51,15 @@ int audio_process(jack_nframes_t nframes, void *arg)
     jack_nframes_t frame;
     jack_time_t t0, t1;
     float period_us;
-    struct engine_clock clock = {0, 0};
+    struct engine_clock clock = {0, 0, 0};
     if (jack_get_cycle_times(a->client, &frame, &t0, &t1, &period_us) == 0 && t1 > t0) {
         clock.t0 = t0;
         clock.t1 = t1;
     }
+    /* JACK's clock now, for the age of untimed triggers: after a stall the
+     * cycle times above still follow JACK's smoothed timeline for a while,
+     * this does not (RT-safe: a clock read, no system call). */
+    clock.now = jack_get_time();
     engine_process(a->engine, l, r, nframes, clock);
     /* Peak DSP load: this callback's share of its period.  A relaxed
      * compare-and-swap loop; the reader resets it with an exchange. */
@@ -69,25 +83,51 @@ static int on_xrun(void *arg)
 #define NTP_UNIX_OFFSET 2208988800.0
 
 /* OSC time is wall-clock time; the audio thread schedules on JACK's own
- * microsecond clock (jack_get_time()).  Reading the wall clock on both
- * sides of one JACK clock reading gives the offset between the two to about
- * a microsecond (the narrowest of three tries, common/jack_clock.h); the audio thread then turns
- * the JACK time into a frame with its own period's clock, so no extrapolation over seconds is
- * involved. */
+ * microsecond clock (jack_get_time()).  The owner thread publishes where
+ * JACK's clock stands against CLOCK_MONOTONIC_RAW (audio_tick); here the
+ * wall clock is read on both sides of a CLOCK_MONOTONIC_RAW reading, the
+ * narrowest of three tries (common/jack_clock.h), which places it to about a
+ * microsecond without calling libjack.  The audio thread then turns the JACK
+ * time into a frame with its own period's clock, so no extrapolation over
+ * seconds is involved. */
+static bool jack_now(const struct audio *a, double *wall_minus_jack_us, double *now_us)
+{
+    if (!atomic_load_explicit(&a->clock_valid, memory_order_acquire))
+        return false;
+    double raw = 0;
+    double wall_minus_raw = wall_minus_raw_us(3, &raw); /* jack_clock.h */
+    double jack_minus_raw =
+        (double)atomic_load_explicit(&a->jack_minus_raw_ns, memory_order_relaxed) * 1e-3;
+    *wall_minus_jack_us = wall_minus_raw - jack_minus_raw;
+    *now_us = raw + jack_minus_raw;
+    return true;
+}
+
 uint64_t audio_time_of_wall(const struct audio *a, double wall, double *ahead)
 {
-    if (!a->client) {
+    double offset_us, now_us;
+    if (!jack_now(a, &offset_us, &now_us)) {
         *ahead = 0;
         return 0;
     }
-    jack_time_t now = 0;
-    double offset = wall_minus_jack_us(3, &now) * 1e-6; /* jack_clock.h */
-    double t = wall - offset;                           /* seconds on JACK's clock */
-    *ahead = t - (double)now * 1e-6;
+    double t = wall - offset_us * 1e-6; /* seconds on JACK's clock */
+    *ahead = t - now_us * 1e-6;
     /* A second back is as late as any; the caller refuses the far future. */
     if (*ahead < -1.0)
-        t = (double)now * 1e-6 - 1.0;
+        t = now_us * 1e-6 - 1.0;
     return t <= 0 ? 0 : (uint64_t)(t * 1e6 + 0.5);
+}
+
+uint64_t audio_time_of_arrival(const struct audio *a, struct timespec rx)
+{
+    double offset_us, now_us;
+    if (!jack_now(a, &offset_us, &now_us))
+        return 0;
+    if (rx.tv_sec == 0 && rx.tv_nsec == 0)
+        return (uint64_t)now_us;
+    double t = (double)rx.tv_sec * 1e6 + (double)rx.tv_nsec * 1e-3 - offset_us;
+    /* A kernel stamp later than now is a clock step; take now. */
+    return t <= 0 ? 0 : t > now_us ? (uint64_t)now_us : (uint64_t)t;
 }
 
 uint64_t audio_time_of_timetag(const struct audio *a, lo_timetag tt, double *ahead)
@@ -114,7 +154,7 @@ uint64_t audio_time_of_timetag(const struct audio *a, lo_timetag tt, double *ahe
 
 float audio_dsp_load(const struct audio *a)
 {
-    return a->client ? jack_cpu_load(a->client) : 0;
+    return (float)atomic_load_explicit(&a->dsp_load_ppm, memory_order_relaxed) / 10000.0f;
 }
 
 float audio_take_dsp_peak(struct audio *a)
@@ -128,6 +168,32 @@ static void on_shutdown(void *arg)
     kill(getpid(), SIGUSR1);
 }
 
+/* Runs on the notification thread: no libjack call, only the atomic. */
+static int on_buffer_size(jack_nframes_t n, void *arg)
+{
+    struct audio *a = arg;
+    atomic_store(&a->period, n);
+    return 0;
+}
+
+/* Owner thread, with a client: publishes where JACK's clock stands. */
+static void publish_clock(struct audio *a)
+{
+    double us = jack_minus_raw_us(3); /* jack_clock.h */
+    atomic_store_explicit(&a->jack_minus_raw_ns, (int64_t)(us * 1000.0), memory_order_relaxed);
+    atomic_store_explicit(&a->clock_valid, true, memory_order_release);
+}
+
+void audio_tick(struct audio *a)
+{
+    if (!a->client || atomic_load(&a->gone))
+        return;
+    publish_clock(a);
+    atomic_store(&a->period, jack_get_buffer_size(a->client));
+    float load = jack_cpu_load(a->client);
+    atomic_store(&a->dsp_load_ppm, load > 0 ? (uint32_t)(load * 10000.0f) : 0);
+}
+
 int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
 {
     jack_status_t status = 0;
@@ -135,6 +201,11 @@ int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
     a->client = NULL;
     a->out[0] = a->out[1] = NULL;
     a->active = false;
+    for (unsigned i = 0; i < AUDIO_MAX_THREADS; i++)
+        atomic_store(&a->threads[i].ready, false);
+    atomic_store(&a->nthreads, 0);
+    atomic_store(&a->activating, false);
+    a->process_tid = 0;
     jack_set_error_function(jack_quiet);
     jack_set_info_function(jack_quiet);
     a->client = jack_client_open(name, JackNoStartServer | JackUseExactName, &status);
@@ -151,6 +222,9 @@ int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
             snprintf(err, errlen, "cannot open a JACK client (status 0x%x)", (unsigned)status);
         return -ENOTCONN;
     }
+    atomic_store(&a->rate, jack_get_sample_rate(a->client));
+    atomic_store(&a->period, jack_get_buffer_size(a->client));
+    publish_clock(a);
     return 0;
 }
 
@@ -158,11 +232,11 @@ int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
  * went away), so the OSC side never has to ask first. */
 uint32_t audio_rate(const struct audio *a)
 {
-    return a->client ? jack_get_sample_rate(a->client) : 0;
+    return atomic_load(&a->rate);
 }
 uint32_t audio_period(const struct audio *a)
 {
-    return a->client ? jack_get_buffer_size(a->client) : 0;
+    return atomic_load(&a->period);
 }
 const char *audio_client_name(const struct audio *a)
 {
@@ -189,11 +263,20 @@ static void connect_outputs(struct audio *a)
 
 /* Runs on each of libjack's threads, the audio thread among them, before
  * it does anything else: the stack pages the process callback will use are
- * touched here, not in its first period. */
+ * touched here, not in its first period.  Each thread also notes its kernel
+ * id, so that a lost client is closed only once its notification thread has
+ * ended (audio.h). */
 static void audio_thread_init(void *arg)
 {
-    (void)arg;
+    struct audio *a = arg;
     memlock_touch_stack();
+    unsigned i = atomic_fetch_add(&a->nthreads, 1);
+    if (i < AUDIO_MAX_THREADS) {
+        a->threads[i].self = pthread_self();
+        a->threads[i].tid = (pid_t)syscall(SYS_gettid);
+        a->threads[i].after_activate = atomic_load(&a->activating);
+        atomic_store_explicit(&a->threads[i].ready, true, memory_order_release);
+    }
 }
 
 int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen)
@@ -211,6 +294,7 @@ int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen)
     jack_set_thread_init_callback(a->client, audio_thread_init, a);
     jack_set_process_callback(a->client, audio_process, a);
     jack_set_xrun_callback(a->client, on_xrun, a);
+    jack_set_buffer_size_callback(a->client, on_buffer_size, a);
     jack_on_shutdown(a->client, on_shutdown, a);
     return 0;
 }
@@ -223,27 +307,114 @@ int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size
     /* The client's shared segments are mapped by now; the audio thread's
      * first period must not fault them (or our code) in. */
     a->locked_bytes = memlock_audio_mappings();
+    atomic_store(&a->activating, true);
     if (jack_activate(a->client) != 0) {
         snprintf(err, errlen, "cannot activate the JACK client");
         return -EIO;
     }
     a->active = true;
     /* For top -H, ps -L and the page-fault test. */
-    pthread_setname_np(jack_client_thread_id(a->client), "looperd-audio");
+    pthread_t audio_thread = jack_client_thread_id(a->client);
+    pthread_setname_np(audio_thread, "looperd-audio");
+    unsigned n = atomic_load(&a->nthreads);
+    for (unsigned i = 0; i < n && i < AUDIO_MAX_THREADS; i++)
+        if (atomic_load_explicit(&a->threads[i].ready, memory_order_acquire) &&
+            pthread_equal(a->threads[i].self, audio_thread))
+            a->process_tid = a->threads[i].tid;
     if (connect)
         connect_outputs(a);
     return 0;
 }
 
+/* True while a thread libjack started at activation, other than the
+ * process thread (so: the notification thread), still exists. */
+static bool notification_thread_alive(struct audio *a)
+{
+    unsigned n = atomic_load(&a->nthreads);
+    for (unsigned i = 0; i < n && i < AUDIO_MAX_THREADS; i++) {
+        struct audio_thread *t = &a->threads[i];
+        if (!atomic_load_explicit(&t->ready, memory_order_acquire) || !t->after_activate ||
+            t->tid == a->process_tid)
+            continue;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/task/%d", (int)t->tid);
+        struct stat st;
+        if (stat(path, &st) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The closer thread: closes a lost client once libjack's notification
+ * thread has ended by itself, so that jack_client_close() never cancels it
+ * in the middle of a notification (audio.h). */
+static void *closer_main(void *arg)
+{
+    struct audio *a = arg;
+    for (int i = 0; i < AUDIO_NOTIFY_WAIT_S * 100 && notification_thread_alive(a); i++)
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    if (notification_thread_alive(a))
+        log_warn("JACK's notification thread is still running %d s after the server went "
+                 "away; closing the client anyway",
+                 AUDIO_NOTIFY_WAIT_S);
+    jack_client_close(a->closing_client);
+    atomic_store(&a->close_done, true);
+    return NULL;
+}
+
 void audio_lost(struct audio *a)
 {
     atomic_store(&a->gone, true);
-    audio_close(a);
+    atomic_store(&a->rate, 0);
+    atomic_store(&a->period, 0);
+    atomic_store(&a->dsp_load_ppm, 0);
+    if (!a->client)
+        return;
+    a->closing_client = a->client;
+    a->client = NULL;
+    a->active = false;
+    atomic_store(&a->close_done, false);
+    a->close_started_us = raw_us();
+    if (pthread_create(&a->closer, NULL, closer_main, a) != 0) {
+        /* Without a closer the dead client stays open: libjack would close
+         * it inside the next jack_client_open(), on this thread, which is
+         * what must not happen.  Give up on JACK; the watchdog says so. */
+        log_error("cannot start a thread to close the lost JACK client; not reconnecting");
+        atomic_store(&a->stuck, true);
+        return;
+    }
+    pthread_setname_np(a->closer, "looperd-close");
+    a->closing = true;
+}
+
+bool audio_poll_lost(struct audio *a)
+{
+    if (atomic_load(&a->stuck))
+        return false;
+    if (!a->closing)
+        return true;
+    if (atomic_load(&a->close_done)) {
+        pthread_join(a->closer, NULL);
+        a->closing = false;
+        a->closing_client = NULL;
+        return true;
+    }
+    if (raw_us() - a->close_started_us > (uint64_t)AUDIO_CLOSE_DEADLINE_S * 1000000u) {
+        /* The closer is blocked inside libjack, holding its locks: no
+         * client can be opened in this process any more. */
+        pthread_detach(a->closer);
+        a->closing = false;
+        atomic_store(&a->stuck, true);
+        log_error("closing the lost JACK client has not finished in %d s: libjack is stuck "
+                  "in this process and looperd cannot reconnect; restart it",
+                  AUDIO_CLOSE_DEADLINE_S);
+    }
+    return false;
 }
 
 void audio_remember_links(struct audio *a)
 {
-    if (!a->client || atomic_load(&a->gone))
+    if (!a->client || atomic_load(&a->gone) || !a->active)
         return;
     for (int i = 0; i < 2; i++) {
         const char **c = jack_port_get_connections(a->out[i]);
@@ -279,6 +450,15 @@ bool audio_realtime(const struct audio *a, int *prio)
 
 void audio_close(struct audio *a)
 {
+    /* A lost client still being closed: let the closer finish first (the
+     * exit guard bounds the wait), so that nothing tears libjack down under
+     * it. */
+    if (a->closing) {
+        while (!atomic_load(&a->close_done))
+            nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+        pthread_join(a->closer, NULL);
+        a->closing = false;
+    }
     if (!a->client)
         return;
     if (a->active)
@@ -286,4 +466,7 @@ void audio_close(struct audio *a)
     jack_client_close(a->client);
     a->client = NULL;
     a->active = false;
+    atomic_store(&a->rate, 0);
+    atomic_store(&a->period, 0);
+    atomic_store(&a->clock_valid, false);
 }

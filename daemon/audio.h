@@ -2,30 +2,87 @@
  *
  * This is the only module that talks to JACK.  The process callback fetches
  * the two port buffers and calls engine_process(); everything real-time
- * lives in engine.c.  When the server goes away JACK calls our shutdown
- * handler on one of its own threads; we only raise SIGUSR1 there and let the
- * main thread decide.
+ * lives in engine.c.
+ *
+ * Threads.  Only the thread that owns the client (the main thread; while a
+ * lost client is being closed, the closer thread below) calls libjack,
+ * jack_get_time() included; libjack's own threads run our callbacks.  What
+ * other threads need (rate, period, DSP load, JACK's clock against
+ * CLOCK_MONOTONIC_RAW, whether the server is there) the owner publishes in
+ * atomics, refreshed by audio_tick(); the "any thread" functions below read
+ * only those and the system clocks.
+ *
+ * Losing the server.  JACK calls our shutdown handler on one of its own
+ * threads; we only raise SIGUSR1 there and let the main thread decide.
+ * jack_client_close() must not run on the main thread then: libjack (jack2)
+ * stops its notification thread with an asynchronous pthread_cancel(), and
+ * if that thread is at that moment handling a notification it holds a
+ * process-wide libjack mutex, which then stays locked for ever and the close
+ * (and every later jack_client_open()) blocks on it.  So audio_lost() hands
+ * the client to a closer thread that first waits for the notification
+ * thread to end on its own (it does once the server's socket closes), and
+ * only then closes.  The main thread reconnects once the closer is done;
+ * if it is not done in AUDIO_CLOSE_DEADLINE_S, libjack in this process is
+ * wedged, the audio side is marked stuck and never reconnects (the
+ * watchdog stops, so a supervisor restarts the daemon).
  */
 #ifndef LOOPERD_AUDIO_H
 #define LOOPERD_AUDIO_H
 
 #include <jack/jack.h>
 #include <lo/lo.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "engine.h"
 
 #define AUDIO_MAX_LINKS 16
+/* libjack threads of one client we keep track of (process, notification,
+ * message buffer; a few spare). */
+#define AUDIO_MAX_THREADS 8
+/* How long the closer waits for libjack's notification thread to end before
+ * it closes anyway, and how long the main thread waits for the closer
+ * before it gives the audio side up as stuck. */
+#define AUDIO_NOTIFY_WAIT_S 5
+#define AUDIO_CLOSE_DEADLINE_S 10
+
+struct audio_thread {
+    pthread_t self;
+    pid_t tid;           /* kernel thread id */
+    bool after_activate; /* started by jack_activate(), not before */
+    _Atomic bool ready;  /* the fields above are written */
+};
 
 struct audio {
-    jack_client_t *client;
+    jack_client_t *client; /* owner thread only */
     jack_port_t *out[2];
     struct engine *engine;
     bool active;
-    _Atomic bool gone; /* the server went away; reconnecting */
+    _Atomic bool gone;  /* the server went away; reconnecting */
+    _Atomic bool stuck; /* a lost client could not be closed: no reconnecting */
+    /* Published by the owner thread for every other. */
+    _Atomic uint32_t rate;             /* 0 while there is no client */
+    _Atomic uint32_t period;           /* 0 while there is no client */
+    _Atomic uint32_t dsp_load_ppm;     /* jack_cpu_load(), percent per 10,000 */
+    _Atomic int64_t jack_minus_raw_ns; /* jack_get_time() - CLOCK_MONOTONIC_RAW */
+    _Atomic bool clock_valid;
+    /* libjack's threads of the current client, as they announced themselves
+     * through the thread-init callback. */
+    struct audio_thread threads[AUDIO_MAX_THREADS];
+    _Atomic unsigned nthreads;
+    _Atomic bool activating;
+    pid_t process_tid;
+    /* The closer of a lost client (audio_lost, audio_poll_lost). */
+    pthread_t closer;
+    jack_client_t *closing_client;
+    bool closing;
+    _Atomic bool close_done;
+    uint64_t close_started_us;
     /* Where our outputs were connected, remembered while the server runs so
      * the connections can be restored when it comes back. */
     char links[2][AUDIO_MAX_LINKS][256];
@@ -40,8 +97,10 @@ struct audio {
  * Returns 0 or a negative errno with a one-line reason in err.  Counters in
  * *a survive a reconnect; call memset once before the first open. */
 int audio_open(struct audio *a, const char *name, char *err, size_t errlen);
+/* Any thread: the published rate and period (0 while there is no client). */
 uint32_t audio_rate(const struct audio *a);
 uint32_t audio_period(const struct audio *a);
+/* Owner thread. */
 const char *audio_client_name(const struct audio *a);
 
 /* Registers out_1/out_2 and installs audio_process() as the process
@@ -52,9 +111,17 @@ int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen);
 int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size_t errlen);
 void audio_close(struct audio *a);
 
-/* Main thread, after the shutdown callback fired: releases the dead client
- * and marks the audio side gone until audio_open/audio_start succeed. */
+/* Main thread, after the shutdown callback fired: marks the audio side gone
+ * until audio_open/audio_start succeed, and hands the dead client to the
+ * closer thread.  Never blocks. */
 void audio_lost(struct audio *a);
+/* Main thread, every tick while gone: true once the lost client is closed
+ * and a reconnect may be tried.  Marks the audio side stuck (and logs it)
+ * when the closer misses AUDIO_CLOSE_DEADLINE_S. */
+bool audio_poll_lost(struct audio *a);
+/* Owner thread, every tick: publishes the period, the DSP load and the
+ * offset of JACK's clock. */
+void audio_tick(struct audio *a);
 /* Main thread: remembers the current connections of our outputs. */
 void audio_remember_links(struct audio *a);
 /* Main thread: reconnects what audio_remember_links saw; returns how many
@@ -64,14 +131,19 @@ unsigned audio_restore_links(struct audio *a);
  * that priority. */
 bool audio_realtime(const struct audio *a, int *prio);
 
-/* JACK's clock time (us, jack_get_time()) of a wall-clock time: seconds
- * since 1970 as a double, or an OSC (NTP) timetag.  *ahead: how far ahead of
- * now it is, in seconds (negative: past).  0 while there is no client. */
+/* Any thread.  JACK's clock time (us, jack_get_time()) of a wall-clock time:
+ * seconds since 1970 as a double, or an OSC (NTP) timetag.  *ahead: how far
+ * ahead of now it is, in seconds (negative: past).  0 while the owner has
+ * not yet published JACK's clock. */
 uint64_t audio_time_of_wall(const struct audio *a, double wall, double *ahead);
 uint64_t audio_time_of_timetag(const struct audio *a, lo_timetag tt, double *ahead);
+/* Any thread: JACK's clock time of a CLOCK_REALTIME time stamp (a packet's
+ * arrival; all zero: now), for the staleness of untimed triggers. */
+uint64_t audio_time_of_arrival(const struct audio *a, struct timespec rx);
 
-/* DSP load in percent: JACK's running average, and the worst single period
- * since the previous call of audio_take_dsp_peak(). */
+/* Any thread.  DSP load in percent: JACK's running average (as of the last
+ * audio_tick), and the worst single period since the previous call of
+ * audio_take_dsp_peak(). */
 float audio_dsp_load(const struct audio *a);
 float audio_take_dsp_peak(struct audio *a);
 

@@ -851,6 +851,14 @@ static void apply_timed(struct engine *e, const struct ctl_msg *m, struct engine
     atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
 }
 
+/* An untimed /play or /loop that waited too long (the server stalled) is
+ * dropped rather than fired with everything else that waited. */
+static inline bool stale(const struct ctl_msg *m, struct engine_clock c)
+{
+    return (m->type == CTL_PLAY || m->type == CTL_LOOP) && m->arrived && c.now &&
+           c.now > m->arrived + ENGINE_STALE_US;
+}
+
 void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes,
                     struct engine_clock clock)
 {
@@ -869,9 +877,12 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
     for (uint32_t k = ring_capacity(&e->load); k > 0 && ring_pop(&e->load, &m); k--)
         apply(e, &m, 0);
     for (; ncmd > 0 && ring_pop(&e->cmd, &m); ncmd--) {
-        if (!(m.flags & CTL_TIMED))
-            apply(e, &m, 0);
-        else if (m.when >= clock.t1 && e->nsched < ENGINE_SCHED)
+        if (!(m.flags & CTL_TIMED)) {
+            if (stale(&m, clock))
+                atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
+            else
+                apply(e, &m, 0);
+        } else if (m.when >= clock.t1 && e->nsched < ENGINE_SCHED)
             sched_push(e, &m);
         else
             apply_timed(e, &m, clock, nframes); /* due now (or, impossibly, no room) */

@@ -55,6 +55,10 @@
 /* Length of the fade applied by /stop, in seconds: long enough not to click,
  * short enough to feel instant. */
 #define ENGINE_FADE_SECONDS 0.005
+/* An untimed trigger this much older than the period that would start it
+ * (after a stall of the server) is stale: a performer's tap from seconds
+ * ago is not music. */
+#define ENGINE_STALE_US 1000000u
 
 /* "No voice" / "no entry" in the 16-bit indices of the voice pool's
  * bookkeeping (npool <= 512, nslots + npool <= 1536). */
@@ -136,7 +140,8 @@ struct engine_stats {
                                        control side's (loader_slots_loaded) */
     _Atomic uint64_t periods;
     _Atomic uint64_t voices_stolen;
-    _Atomic uint64_t late;        /* timed requests whose time had passed */
+    _Atomic uint64_t late;        /* timed requests whose time had passed, and
+                                     stale untimed triggers (dropped) */
     _Atomic uint64_t lost_events; /* must stay 0: see the proof above */
 };
 
@@ -204,9 +209,13 @@ void engine_destroy(struct engine *e);
 
 /* The period being rendered, on JACK's microsecond clock: it starts at t0
  * and the next one at t1 (jack_get_cycle_times()).  Timed requests due in
- * [t0, t1) start at their proportional frame offset inside the period. */
+ * [t0, t1) start at their proportional frame offset inside the period.
+ * `now` is JACK's clock as the period is rendered (jack_get_time(); 0:
+ * unknown): an untimed /play or /loop that arrived more than
+ * ENGINE_STALE_US before it is dropped and counted late. */
 struct engine_clock {
     uint64_t t0, t1;
+    uint64_t now;
 };
 
 /* The real-time entry point: applies waiting control messages (the loads

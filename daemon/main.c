@@ -3,13 +3,17 @@
  * The main thread owns the life cycle and nothing else: it parses options,
  * builds every fixed-size structure before the JACK client is activated,
  * starts the threads (reply, loader, OSC), loads the bank, tells systemd it
- * is ready, then waits for signals in run(): SIGINT/SIGTERM (clean exit 0),
- * SIGHUP (reload the bank), SIGUSR1 (raised by JACK's shutdown callback: the
- * server went away; samples and the OSC service stay, and we reconnect
- * every 250 ms until it is back).  The same loop sends the systemd watchdog
- * pings.  Shutdown runs in the reverse order of start-up so that no thread
- * ever sees freed state: the producers stop first, then the audio thread,
- * then the reply thread drains what is left.
+ * is ready, then waits for signals in run(): SIGHUP (reload the bank),
+ * SIGUSR1 (raised by JACK's shutdown callback: the server went away; samples
+ * and the OSC service stay, and we reconnect every 250 ms until it is back;
+ * audio.h says why the lost client is closed on another thread).  The same
+ * loop sends the systemd watchdog pings.  SIGINT/SIGTERM (and /quit) are
+ * taken by the exit guard thread, which asks run() to return (clean exit 0)
+ * and, should the shutdown not finish within SHUTDOWN_DEADLINE_S (a thread
+ * stuck in libjack, a decode stuck in read()), ends the process itself with
+ * status 0.  Shutdown runs in the reverse order of start-up so that no
+ * thread ever sees freed state: the producers stop first, then the audio
+ * thread, then the reply thread drains what is left.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jack/jack.h>
 
@@ -45,6 +50,8 @@
 #define DEFAULT_MAX_SAMPLE_MB 512
 #define DEFAULT_MAX_MEMORY_MB 4096
 #define MAIN_SPARE_MAX ((size_t)64 << 20)
+/* From SIGTERM to the process's end, whatever blocks. */
+#define SHUTDOWN_DEADLINE_S 5
 
 struct options {
     const char *name;
@@ -365,6 +372,33 @@ static void log_privileges(struct daemon *d, bool locked)
                rt ? rtbuf : "NOT real-time (JACK runs without -R or lacks RTPRIO)");
 }
 
+/* The signal that asked for the shutdown (SIGINT, SIGTERM), 0 before. */
+static _Atomic int quit_signal;
+static pthread_t main_thread;
+
+/* The exit guard: takes SIGINT/SIGTERM, wakes run() (SIGUSR2) to shut down
+ * in order, and ends the process if that has not happened in
+ * SHUTDOWN_DEADLINE_S.  Its last words go straight to stderr with write():
+ * whatever is stuck may hold stdio's lock. */
+static void *exit_guard(void *arg)
+{
+    const sigset_t *quit = arg;
+    int sig = 0;
+    while (sigwait(quit, &sig) != 0)
+        ;
+    atomic_store(&quit_signal, sig);
+    pthread_kill(main_thread, SIGUSR2);
+    struct timespec left = {.tv_sec = SHUTDOWN_DEADLINE_S};
+    while (nanosleep(&left, &left) != 0)
+        ;
+    char line[160];
+    int n = snprintf(line, sizeof(line), "%sshutdown did not finish within %d s; exiting now\n",
+                     getenv("JOURNAL_STREAM") ? "<3>" : "looperd: error: ", SHUTDOWN_DEADLINE_S);
+    if (n > 0)
+        (void)!write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    _exit(0);
+}
+
 /* JACK is back: the same engine, samples and voices carry on.  If the rate
  * changed, every slot is decoded and converted again for the new rate. */
 static bool reconnect(struct daemon *d)
@@ -425,6 +459,7 @@ static int run(struct daemon *d, const sigset_t *sigs)
         tick = wd / 2;
     uint64_t last_periods = atomic_load(&d->engine.stats.periods);
     uint64_t next_wd = 0, next_links = 0, next_retry = 0;
+    bool stuck = false;
 
     for (;;) {
         struct timespec ts = {.tv_sec = (time_t)(tick / 1000000u),
@@ -432,8 +467,9 @@ static int run(struct daemon *d, const sigset_t *sigs)
         int sig = sigtimedwait(sigs, NULL, &ts);
         uint64_t now = mono_usec();
         log_tick();
-        if (sig == SIGINT || sig == SIGTERM) {
-            log_notice("shutting down (%s)", strsignal(sig));
+        int quit = atomic_load(&quit_signal);
+        if (quit) {
+            log_notice("shutting down (%s)", strsignal(quit));
             notify_send("STOPPING=1");
             return 0;
         }
@@ -453,20 +489,37 @@ static int run(struct daemon *d, const sigset_t *sigs)
             audio_lost(&d->audio);
             gone = true;
         }
-        if (gone && now >= next_retry) {
+        /* The lost client is closed on its own thread; retry only once that
+         * is done (audio.h). */
+        if (gone && audio_poll_lost(&d->audio) && now >= next_retry) {
             next_retry = now + 250000;
+            /* The old client's threads are gone; a shutdown signal one of
+             * them raised late must not be taken for the new client's. */
+            sigset_t lost;
+            sigemptyset(&lost);
+            sigaddset(&lost, SIGUSR1);
+            while (sigtimedwait(&lost, NULL, &(struct timespec){0}) == SIGUSR1)
+                ;
             gone = !reconnect(d);
         }
-        if (!gone && now >= next_links) {
-            next_links = now + 1000000;
-            audio_remember_links(&d->audio);
+        if (!stuck && atomic_load(&d->audio.stuck)) {
+            stuck = true;
+            notify_send("STATUS=JACK client stuck in libjack; cannot reconnect, restart looperd");
+        }
+        if (!gone) {
+            audio_tick(&d->audio);
+            if (now >= next_links) {
+                next_links = now + 1000000;
+                audio_remember_links(&d->audio);
+            }
         }
         if (wd && now >= next_wd) {
             /* Ping only while the audio thread really runs (its period count
-             * moves), or while we are knowingly waiting for JACK: a stuck
-             * audio thread stops the pings and systemd restarts us. */
+             * moves), or while we are knowingly waiting for JACK and can
+             * still reconnect: a stuck audio thread, or a lost client libjack
+             * cannot close, stops the pings and systemd restarts us. */
             uint64_t periods = atomic_load(&d->engine.stats.periods);
-            if (gone || periods != last_periods) {
+            if ((gone && !stuck) || periods != last_periods) {
                 notify_send("WATCHDOG=1");
                 next_wd = now + wd / 2;
             }
@@ -498,8 +551,16 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGUSR1);
+    sigaddset(&sigs, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* SIGINT/SIGTERM go to the exit guard, the rest to run(). */
+    static sigset_t quit_sigs;
+    sigemptyset(&quit_sigs);
+    sigaddset(&quit_sigs, SIGINT);
+    sigaddset(&quit_sigs, SIGTERM);
+    sigdelset(&sigs, SIGINT);
+    sigdelset(&sigs, SIGTERM);
 
     /* Locked memory is memory nobody else can have.  Under MCL_ONFAULT a
      * stack costs only the pages it touches, but on a kernel without it
@@ -516,6 +577,14 @@ int main(int argc, char **argv)
         pthread_attr_destroy(&attr);
     }
     mallopt(M_ARENA_MAX, 1);
+
+    main_thread = pthread_self();
+    pthread_t guard_tid;
+    if (pthread_create(&guard_tid, NULL, exit_guard, &quit_sigs) != 0) {
+        log_error("cannot start the exit guard thread");
+        return 1;
+    }
+    pthread_detach(guard_tid);
 
     /* Lock memory as it is touched, so neither the audio thread nor a
      * sample ever takes a page fault (memlock.h says why "as touched" and

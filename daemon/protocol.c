@@ -258,6 +258,8 @@ static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
         }
         m.flags |= CTL_TIMED;
         m.when = q->when;
+    } else {
+        m.arrived = audio_time_of_arrival(p->audio, q->from->rx);
     }
     if (ring_push(&p->engine->cmd, &m)) {
         if (q->future)
@@ -442,7 +444,9 @@ static void handle_status(struct protocol *p, const struct req *q)
              (int32_t)refused, (double)audio_dsp_load(p->audio),
              (double)audio_take_dsp_peak(p->audio), (int32_t)e->rate,
              (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes),
-             atomic_load(&p->audio->gone) ? "jack-gone" : "running");
+             atomic_load(&p->audio->stuck)  ? "jack-stuck"
+             : atomic_load(&p->audio->gone) ? "jack-gone"
+                                            : "running");
 }
 
 static void handle_version(struct protocol *p, const struct req *q)

@@ -537,6 +537,35 @@ static void test_timed_play_in_the_past_is_late_and_immediate(void **state)
     assert_int_equal(atomic_load(&f->e.stats.late), 1);
 }
 
+/* An untimed /play or /loop more than ENGINE_STALE_US older than the period
+ * (a stalled server) is dropped and counted late; a younger one, or a /stop,
+ * or one whose arrival is unknown, is applied. */
+static void test_stale_untimed_triggers_are_dropped(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(100, 1, 0.25f);
+    load(f, 0, b, 1);
+    const uint64_t now = 50000000;
+    struct ctl_msg m = {
+        .type = CTL_PLAY, .id = 0, .velocity = 1.0f, .arrived = now - ENGINE_STALE_US - 1};
+    assert_true(ring_push(&f->e.cmd, &m));
+    m.type = CTL_LOOP;
+    assert_true(ring_push(&f->e.cmd, &m));
+    struct engine_clock c = {.t0 = now, .t1 = now + 5333, .now = now};
+    engine_process(&f->e, f->l, f->r, PERIOD, c);
+    assert_true(f->l[0] == 0.0f);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
+    assert_int_equal(atomic_load(&f->e.stats.late), 2);
+    m.type = CTL_PLAY;
+    m.arrived = now - ENGINE_STALE_US + 1;
+    assert_true(ring_push(&f->e.cmd, &m));
+    m.arrived = 0;
+    assert_true(ring_push(&f->e.cmd, &m));
+    engine_process(&f->e, f->l, f->r, PERIOD, c);
+    assert_true(f->l[0] == 2 * b->ch[0][0]);
+    assert_int_equal(atomic_load(&f->e.stats.late), 2);
+}
+
 static void test_timed_stop_fades_from_its_frame(void **state)
 {
     struct fixture *f = *state;
@@ -1529,6 +1558,7 @@ int main(void)
         T(test_stop_fades_out_every_voice),
         T(test_timed_play_starts_on_its_frame),
         T(test_timed_play_in_the_past_is_late_and_immediate),
+        T(test_stale_untimed_triggers_are_dropped),
         T(test_timed_stop_fades_from_its_frame),
         T(test_timed_stop_of_a_voice_started_in_the_same_period),
         T(test_timed_trigger_steals_at_its_frame),
