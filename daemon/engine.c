@@ -403,7 +403,9 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
                 release_if_unused(e, old, m->id);
             }
         }
-        push_event(e, EV_UNLOADED, m->id, m->reply);
+        /* The loader's own unloads carry no reply: no event (protocol.h). */
+        if (m->reply)
+            push_event(e, EV_UNLOADED, m->id, m->reply);
         break;
     }
     default:
