@@ -172,7 +172,7 @@ class Loader(unittest.TestCase):
         while len(replies) < 2 and time.monotonic() < deadline:
             m = osc.try_recv(0.5)
             if m and m[0] in ("/done", "/fail") and m[1][0] == "/load":
-                replies[m[1][1]] = m
+                replies[m[1][1] if m[0] == "/done" else m[1][2]] = m
         self.assertEqual(replies.get(1, (None,))[0], "/done", replies)
         self.assertEqual(replies.get(2, (None,))[0], "/done", replies)
         self.assertTrue(self.wait_log(d, "converted 0 "), "slot 0 was not converted")
@@ -229,7 +229,7 @@ class Loader(unittest.TestCase):
         while len(replies) < 2 and time.monotonic() < deadline:
             m = osc.try_recv(0.5)
             if m and m[0] in ("/done", "/fail") and m[1][0] == "/load":
-                replies[m[1][1]] = m
+                replies[m[1][1] if m[0] == "/done" else m[1][2]] = m
         self.assertEqual(replies.get(1),
                          ("/fail", ["/load", "no progress reading the file for 5 s: abandoned",
                                     1]), replies)
