@@ -16,15 +16,18 @@
 #include "log.h"
 #include "sample.h"
 
-/* One job on its worker thread.  `done` and `abandoned` are under l->lock;
- * whoever comes last frees the task: the coordinator when it saw the job
- * end, the worker when the job was abandoned. */
+/* One job on its worker thread.  `done`, `claimed` and `abandoned` are
+ * under l->lock.  The worker claims the job before it answers or publishes
+ * anything; the coordinator abandons only a job not claimed, so exactly
+ * one of them answers it.  Whoever comes last frees the task: the
+ * coordinator when it saw the job end, the worker when it was abandoned. */
 struct load_task {
     struct loader *l;
     struct load_job job;
     _Atomic uint64_t progress; /* decode_fd's */
     pthread_t thread;
     bool done;
+    bool claimed;
     bool abandoned;
 };
 
@@ -72,7 +75,9 @@ static const char superseded[] = "superseded by a newer load of this slot";
 
 static void fail_job(struct loader *l, struct load_job *job, const char *reason)
 {
-    if (job->reconvert)
+    if (!job->path)
+        log_warn("emptying slot %u failed: %s", job->id, reason);
+    else if (job->reconvert)
         log_warn("slot %u %s not converted to the new rate (it plays at the old one): %s", job->id,
                  job->path, reason);
     else if (job->reply || reason == superseded)
@@ -120,6 +125,7 @@ static enum publish_result publish_load(struct loader *l, struct load_task *t,
             return r;
         }
         if (ring_push(&l->engine->load, m)) {
+            t->claimed = true;
             char *old = ls->path;
             if (!ls->loaded)
                 atomic_fetch_add_explicit(&l->nloaded, 1, memory_order_relaxed);
@@ -239,14 +245,16 @@ static void run_unload(struct loader *l, struct load_task *t)
     log_warn("cannot empty slot %u: audio engine not running", t->job.id);
 }
 
-/* True when the job was abandoned (under the lock): it must not touch the
- * reply, publish, or log as if it still counted. */
-static bool abandoned(struct loader *l, struct load_task *t)
+/* Claims the job for its worker (struct load_task): true when it may
+ * answer; false when it was abandoned, and must not touch the reply,
+ * publish, or log as if it still counted. */
+static bool claim(struct loader *l, struct load_task *t)
 {
     pthread_mutex_lock(&l->lock);
-    bool a = t->abandoned;
+    bool mine = !t->abandoned;
+    t->claimed = mine;
     pthread_mutex_unlock(&l->lock);
-    return a;
+    return mine;
 }
 
 static void run_job(struct loader *l, struct load_task *t)
@@ -263,20 +271,21 @@ static void run_job(struct loader *l, struct load_task *t)
         uint32_t rate = atomic_load(&l->rate);
         int fd = open_sample(l, job->path, err, sizeof(err));
         if (fd < 0) {
-            if (!abandoned(l, t))
+            if (claim(l, t))
                 fail_job(l, job, err);
             return;
         }
         if (!engine_buffer_reserve(l->engine)) {
             close(fd);
-            fail_job(l, job, "busy: too many sample buffers waiting to be freed");
+            if (claim(l, t))
+                fail_job(l, job, "busy: too many sample buffers waiting to be freed");
             return;
         }
         int r =
             decode_fd(fd, rate, l->limits.max_sample_bytes, &t->progress, &buf, err, sizeof(err));
         if (r < 0) {
             engine_buffer_unreserve(l->engine);
-            if (!abandoned(l, t))
+            if (claim(l, t))
                 fail_job(l, job, err);
             return;
         }
@@ -289,7 +298,7 @@ static void run_job(struct loader *l, struct load_task *t)
                      l->limits.max_memory_bytes / 1048576.0);
             sample_buffer_free(buf);
             engine_buffer_unreserve(l->engine);
-            if (!abandoned(l, t))
+            if (claim(l, t))
                 fail_job(l, job, err);
             return;
         }
@@ -317,13 +326,14 @@ static void run_job(struct loader *l, struct load_task *t)
             return;
         case SUPERSEDED_BY_NEWER:
             engine_buffer_free(l->engine, buf);
-            if (job->reconvert) /* the slot changed since: nothing to convert */
-                return;
-            fail_job(l, job, superseded);
+            /* A reconversion whose slot changed since: nothing to say. */
+            if (!job->reconvert && claim(l, t))
+                fail_job(l, job, superseded);
             return;
         case RING_FULL:
             engine_buffer_free(l->engine, buf);
-            fail_job(l, job, "busy: audio engine not running");
+            if (claim(l, t))
+                fail_job(l, job, "busy: audio engine not running");
             return;
         }
         /* The buffer is on the load ring: whatever the client sends after
@@ -492,7 +502,7 @@ static void run_watched(struct loader *l, struct load_job *job)
         if (p != seen) {
             seen = p;
             deadline_in(&stall, LOADER_STALL_MS);
-        } else if (passed(&stall)) {
+        } else if (passed(&stall) && !t->claimed) {
             /* Abandoned: the worker frees the task if it ever ends. */
             t->abandoned = true;
             l->stalled++;
