@@ -12,8 +12,8 @@ daemon.  fanotify's permission events need CAP_SYS_ADMIN."""
 import ctypes
 import math
 import os
-import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -77,6 +77,27 @@ def pitch(samples, rate):
     if len(ups) < 3:
         return None
     return (len(ups) - 1) * rate / (ups[-1] - ups[0])
+
+
+# Runs argv[1:] with openat2() failing ENOSYS, as on a kernel older than
+# 5.6: a seccomp filter (x86-64 syscall number 437), no new privileges.
+NO_OPENAT2 = r"""
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+def ins(code, jt, jf, k):
+    return struct.pack("HBBI", code, jt, jf, k)
+prog = (ins(0x20, 0, 0, 0)                      # ld  [nr]
+        + ins(0x15, 0, 1, 437)                  # jeq openat2
+        + ins(0x06, 0, 0, 0x00050000 | 38)      # ret ERRNO(ENOSYS)
+        + ins(0x06, 0, 0, 0x7fff0000))          # ret ALLOW
+buf = ctypes.create_string_buffer(prog)
+fprog = struct.pack("HxxxxxxQ", 4, ctypes.addressof(buf))
+fbuf = ctypes.create_string_buffer(fprog)
+assert libc.prctl(38, 1, 0, 0, 0) == 0          # PR_SET_NO_NEW_PRIVS
+assert libc.prctl(22, 2, ctypes.addressof(fbuf), 0, 0) == 0  # SECCOMP_MODE_FILTER
+os.execv(sys.argv[1], sys.argv[1:])
+"""
 
 
 class Loader(unittest.TestCase):
@@ -288,6 +309,58 @@ class Loader(unittest.TestCase):
         print(f"\n  sample-dir race: {frames}", file=sys.stderr)
         self.assertNotIn(2000, frames, "a load read the file outside --sample-dir")
         self.assertGreater(frames.get(1000, 0), 0, "no load got through at all")
+        self.assertEqual(d.stop(), 0)
+
+    def test_sample_dir_on_a_kernel_without_openat2_is_refused(self):
+        samples = self.path("samples")
+        os.makedirs(samples)
+        binary = os.environ["LOOPERD_BIN"]
+        proc = subprocess.Popen(
+            [sys.executable, "-c", NO_OPENAT2, binary, "--no-connect", "--port", "0",
+             "--name", f"looperd-noat2-{os.getpid()}", "--sample-dir", samples],
+            env=self.jack.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            self.fail(f"looperd started with --sample-dir although openat2 fails:\n{err}")
+        self.assertNotEqual(proc.returncode, 0, err)
+        self.assertIn("--sample-dir needs openat2() (Linux 5.6 or later)", err)
+
+    # -- item 7: the bound -------------------------------------------------
+
+    def test_abandoned_loads_are_bounded(self):
+        """Four loads stuck in read() are abandoned one after the other; with
+        four pending, the next load is refused at once, and once their reads
+        return the loader takes loads again."""
+        files = [self.path(f"stuck{i}.wav") for i in range(5)]
+        good = self.path("good.wav")
+        for f in files + [good]:
+            sine(f, 300)
+        d, osc = self.daemon()
+        gates = [ReadGate(f) for f in files]
+        for g in gates:
+            self.addCleanup(g.close)
+        for slot, f in enumerate(files):
+            osc.send("/load", slot, f)
+        replies = {}
+        deadline = time.monotonic() + 40
+        while len(replies) < 5 and time.monotonic() < deadline:
+            m = osc.try_recv(0.5)
+            if m and m[0] == "/fail" and m[1][0] == "/load":
+                replies[m[1][2]] = m[1][1]
+        abandon = "no progress reading the file for 5 s: abandoned"
+        refuse = "busy: too many loads stalled on files that cannot be read"
+        self.assertEqual(replies, {0: abandon, 1: abandon, 2: abandon, 3: abandon, 4: refuse})
+        for g in gates:
+            g.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and d.log().count("abandoned read returned") < 4:
+            time.sleep(0.05)
+        self.assertEqual(d.log().count("abandoned read returned"), 4)
+        self.assertEqual(osc.request("/load", 6, good, expect=("/done", "/fail"))[0], "/done")
+        self.assertEqual(self.status(osc)[1], 1)
         self.assertEqual(d.stop(), 0)
 
     # -- item 12 -----------------------------------------------------------
