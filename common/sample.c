@@ -298,6 +298,9 @@ void sample_buffer_free(struct sample_buffer *b)
             munmap(b, b->bytes); /* unlocks too */
         return;
     }
-    (void)munlock(b, b->bytes);
+    /* No munlock: a heap buffer shares its first and last pages with
+     * other heap data, maybe a buffer that is playing, and munlock would
+     * unlock those whole pages.  Under the daemon's mlockall the heap
+     * stays locked anyway; free() gives the pages back when it can. */
     free(b);
 }

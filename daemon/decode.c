@@ -299,6 +299,7 @@ static int64_t read_frames(struct decoder *d, void *dst, uint64_t want, bool s16
     }
     if (got <= 0)
         return 0;
+    decode_progress(d);
     if (d->sanitize && !s16)
         sanitize(dst, (size_t)got * d->channels);
     d->in_done += (uint64_t)got;
@@ -440,13 +441,10 @@ static int open_fail(struct decoder *d, int e)
     }
 }
 
-/* Opens `path` as a regular file and hands it to libsndfile. */
-static int open_audio(struct decoder *d, const char *path, SF_INFO *info)
+/* Checks that `fd` (opened O_NONBLOCK) is a regular file and hands it to
+ * libsndfile, which owns it from then on; closes it on every failure. */
+static int open_audio_fd(struct decoder *d, int fd, SF_INFO *info)
 {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return open_fail(d, errno);
-
     struct stat st;
     int r = 0;
     if (fstat(fd, &st) < 0) {
@@ -485,6 +483,15 @@ static int open_audio(struct decoder *d, const char *path, SF_INFO *info)
     d->file_format = info->format;
     d->file_seekable = info->seekable != 0;
     return 0;
+}
+
+/* Opens `path` as a regular file and hands it to libsndfile. */
+static int open_audio(struct decoder *d, const char *path, SF_INFO *info)
+{
+    int fd = open(path, DECODE_OPEN_FLAGS);
+    if (fd < 0)
+        return open_fail(d, errno);
+    return open_audio_fd(d, fd, info);
 }
 
 /* Validates the stream and sets up the length, limit and converter. */
@@ -562,10 +569,13 @@ static int prepare(struct decoder *d, const SF_INFO *info)
     return 0;
 }
 
-int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample_buffer **out,
-                char *err, size_t errlen)
+/* The load, from an open file (fd >= 0) or a path. */
+static int decode_any(const char *path, int fd, uint32_t rate, size_t max_bytes,
+                      _Atomic uint64_t *progress, struct sample_buffer **out, char *err,
+                      size_t errlen)
 {
-    struct decoder d = {.rate = rate, .max_bytes = max_bytes, .err = err, .errlen = errlen};
+    struct decoder d = {
+        .rate = rate, .max_bytes = max_bytes, .err = err, .errlen = errlen, .progress = progress};
     SF_INFO info;
     int r;
 
@@ -573,12 +583,19 @@ int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample
         err[0] = '\0';
     if (out)
         *out = NULL;
-    if (!path || !out)
+    if ((!path && fd < 0) || !out) {
+        if (fd >= 0)
+            close(fd);
         return decode_fail(&d, -EINVAL, "invalid arguments");
-    if (rate == 0)
+    }
+    if (rate == 0) {
+        if (fd >= 0)
+            close(fd);
         return decode_fail(&d, -EINVAL, "invalid engine rate");
+    }
 
-    if ((r = open_audio(&d, path, &info)) < 0 || (r = prepare(&d, &info)) < 0)
+    r = fd >= 0 ? open_audio_fd(&d, fd, &info) : open_audio(&d, path, &info);
+    if (r < 0 || (r = prepare(&d, &info)) < 0)
         goto out;
 
     r = d.soxr ? decode_resampled(&d) : decode_direct(&d);
@@ -612,4 +629,22 @@ int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample
 out:
     release(&d);
     return r;
+}
+
+int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample_buffer **out,
+                char *err, size_t errlen)
+{
+    return decode_any(path, -1, rate, max_bytes, NULL, out, err, errlen);
+}
+
+int decode_fd(int fd, uint32_t rate, size_t max_bytes, _Atomic uint64_t *progress,
+              struct sample_buffer **out, char *err, size_t errlen)
+{
+    return decode_any(NULL, fd < 0 ? -1 : fd, rate, max_bytes, progress, out, err, errlen);
+}
+
+int decode_open_error(int e, char *err, size_t errlen)
+{
+    struct decoder d = {.err = err, .errlen = errlen};
+    return open_fail(&d, e);
 }

@@ -7,12 +7,14 @@
  * thread of its own (signals blocked), always joined before decode_file()
  * returns.
  *
- * The path is opened with O_NONBLOCK and checked to be a regular file before
+ * The path is opened with O_NONBLOCK (DECODE_OPEN_FLAGS) and checked to be a regular file before
  * anything reads it, so a FIFO or a device can never block the loader.
  */
 #ifndef LOOPERD_DECODE_H
 #define LOOPERD_DECODE_H
 
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +34,22 @@
  * suitable for an OSC /fail reply, into err[errlen]. */
 int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample_buffer **out,
                 char *err, size_t errlen);
+
+/* How a file to decode is opened: O_NONBLOCK so that a FIFO or a device
+ * cannot block the open, O_NOCTTY so that a tty never becomes ours. */
+#define DECODE_OPEN_FLAGS (O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+
+/* The same from a descriptor opened with DECODE_OPEN_FLAGS (the loader
+ * resolves and opens the path itself: loader.c, "Opening"), which it owns
+ * from then on: it is closed on every path.  `progress`, if not NULL, is
+ * bumped after every read that returned data, by whichever thread of the
+ * load made it, so a caller can tell a read that blocks from a long decode. */
+int decode_fd(int fd, uint32_t rate, size_t max_bytes, _Atomic uint64_t *progress,
+              struct sample_buffer **out, char *err, size_t errlen);
+
+/* Writes the reason decode_file() gives for failing to open a path with
+ * errno `e` and returns it as a negative errno. */
+int decode_open_error(int e, char *err, size_t errlen);
 
 /* Conversions of a known length of at least this many input frames decode
  * and convert the file in two halves on two threads (decode_split.c).  A

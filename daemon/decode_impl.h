@@ -14,6 +14,7 @@
 #define LOOPERD_DECODE_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,7 +52,17 @@ struct decoder {
     int file_fd;        /* the descriptor libsndfile owns: valid while sf is open */
     int file_format;    /* SF_INFO.format as reported */
     bool file_seekable; /* SF_INFO.seekable */
+    /* Bumped after every read that returned data (any thread of the load),
+     * so the loader can tell a stalled read from a long decode; NULL: none. */
+    _Atomic uint64_t *progress;
 };
+
+/* Counts one read that made progress (decode_impl.h, struct decoder). */
+static inline void decode_progress(const struct decoder *d)
+{
+    if (d->progress)
+        atomic_fetch_add_explicit(d->progress, 1, memory_order_relaxed);
+}
 
 /* ---- decode.c ------------------------------------------------------------- */
 

@@ -118,7 +118,8 @@ uint64_t decode_split_min_frames = 4 * (uint64_t)DECODE_BLOCK;
 struct vfile {
     int fd;
     sf_count_t pos;
-    int error; /* errno of a failed read: libsndfile would see only a short read */
+    int error;                  /* errno of a failed read: libsndfile would see only a short read */
+    _Atomic uint64_t *progress; /* the load's (struct decoder) */
 };
 
 static sf_count_t vf_length(void *user)
@@ -151,6 +152,8 @@ static sf_count_t vf_read(void *dst, sf_count_t count, void *user)
             break;
         done += n;
         vf->pos += n;
+        if (vf->progress)
+            atomic_fetch_add_explicit(vf->progress, 1, memory_order_relaxed);
     }
     return done;
 }
@@ -364,6 +367,7 @@ static bool split_start(struct half *h, struct decoder *d, struct span *first)
     h->d.errlen = sizeof(h->err);
     h->start = mid - lead;
     h->vf.fd = d->file_fd;
+    h->vf.progress = d->progress;
     h->span = (struct span){.pos = h->start,
                             .read_to = UINT64_MAX,
                             .lead = lead,

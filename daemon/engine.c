@@ -570,7 +570,9 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
                 s->ref = ENGINE_NONE;
             }
         }
-        push_event(e, EV_UNLOADED, m->id, m->reply);
+        /* The loader's own unloads carry no reply: no event (protocol.h). */
+        if (m->reply)
+            push_event(e, EV_UNLOADED, m->id, m->reply);
         break;
     }
     default:

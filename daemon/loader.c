@@ -2,15 +2,34 @@
 #include "loader.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "decode.h"
 #include "log.h"
 #include "sample.h"
+
+/* One job on its worker thread.  `done`, `claimed` and `abandoned` are
+ * under l->lock.  The worker claims the job before it answers or publishes
+ * anything; the coordinator abandons only a job not claimed, so exactly
+ * one of them answers it.  Whoever comes last frees the task: the
+ * coordinator when it saw the job end, the worker when it was abandoned. */
+struct load_task {
+    struct loader *l;
+    struct load_job job;
+    _Atomic uint64_t progress; /* decode_fd's */
+    pthread_t thread;
+    bool done;
+    bool claimed;
+    bool abandoned;
+};
 
 int loader_submit(struct loader *l, uint32_t id, const char *path, float gain, uint64_t seq,
                   struct reply_ctx *reply)
@@ -27,8 +46,28 @@ int loader_submit(struct loader *l, uint32_t id, const char *path, float gain, u
     l->queue[(l->head + l->count) % LOADER_QUEUE] =
         (struct load_job){.id = id, .gain = gain, .seq = seq, .path = copy, .reply = reply};
     l->count++;
-    pthread_cond_signal(&l->cond);
+    pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
+    return 0;
+}
+
+int loader_submit_bank(struct loader *l, uint32_t id, const char *path, float gain, uint64_t seq)
+{
+    char *copy = NULL;
+    if (path && !(copy = strdup(path)))
+        return -ENOMEM;
+    pthread_mutex_lock(&l->lock);
+    struct loaded_slot *ls = &l->slots[id];
+    char *old = ls->bank ? ls->bank_path : NULL;
+    if (!ls->bank)
+        l->nbank++;
+    ls->bank = true;
+    ls->bank_path = copy;
+    ls->bank_gain = gain;
+    ls->bank_seq = seq;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+    free(old);
     return 0;
 }
 
@@ -36,7 +75,12 @@ static const char superseded[] = "superseded by a newer load of this slot";
 
 static void fail_job(struct loader *l, struct load_job *job, const char *reason)
 {
-    if (job->reply || reason == superseded)
+    if (!job->path)
+        log_warn("emptying slot %u failed: %s", job->id, reason);
+    else if (job->reconvert)
+        log_warn("slot %u %s not converted to the new rate (it plays at the old one): %s", job->id,
+                 job->path, reason);
+    else if (job->reply || reason == superseded)
         log_info("load %u %s failed: %s", job->id, job->path, reason);
     else
         log_warn("load %u %s failed: %s", job->id, job->path, reason);
@@ -44,6 +88,7 @@ static void fail_job(struct loader *l, struct load_job *job, const char *reason)
         osc_send(l->proto->osc, &job->reply->peer, "/fail", "ssi", "/load", reason,
                  (int32_t)job->id);
     reply_ctx_free(l->proto, job->reply);
+    job->reply = NULL;
 }
 
 /* The load ring is drained every period, so it is full only while the audio
@@ -52,158 +97,282 @@ static void fail_job(struct loader *l, struct load_job *job, const char *reason)
 #define PUBLISH_TRIES 200
 #define PUBLISH_WAIT_NS (5 * 1000 * 1000)
 
-static bool publish(struct loader *l, const struct ctl_msg *m)
-{
-    for (int tries = 0; tries < PUBLISH_TRIES; tries++) {
-        if (ring_push(&l->engine->load, m))
-            return true;
-        nanosleep(&(struct timespec){.tv_nsec = PUBLISH_WAIT_NS}, NULL);
-    }
-    return false;
-}
-
-enum publish_result { PUBLISHED, SUPERSEDED_BY_NEWER, RING_FULL };
+enum publish_result { PUBLISHED, SUPERSEDED_BY_NEWER, RING_FULL, OLD_RATE, ABANDONED };
 
 /* Publishes a decoded buffer (m->buf) into slot job->id unless a newer
  * request for the slot took effect first (loader.h: "Order of loads and
- * unloads").  The check, the push and the slot's new state are one
+ * unloads"), the buffer is not at the running rate, or the job was
+ * abandoned.  The checks, the push and the slot's new state are one
  * critical section under l->lock.  On PUBLISHED the slot takes *path (the
  * copy kept for reloading) and *path is set to the old one, for the caller
  * to free outside the lock. */
-static enum publish_result publish_load(struct loader *l, const struct load_job *job,
+static enum publish_result publish_load(struct loader *l, struct load_task *t,
                                         const struct ctl_msg *m, char **path)
 {
+    const struct load_job *job = &t->job;
     for (int tries = 0; tries < PUBLISH_TRIES; tries++) {
         pthread_mutex_lock(&l->lock);
         struct loaded_slot *ls = &l->slots[job->id];
-        if (ls->seq >= job->seq) {
+        enum publish_result r = PUBLISHED;
+        if (t->abandoned)
+            r = ABANDONED;
+        else if (job->reconvert ? !ls->loaded || ls->seq != job->seq : ls->seq >= job->seq)
+            r = SUPERSEDED_BY_NEWER;
+        else if (m->buf->rate != atomic_load(&l->rate))
+            r = OLD_RATE;
+        if (r != PUBLISHED) {
             pthread_mutex_unlock(&l->lock);
-            return SUPERSEDED_BY_NEWER;
+            return r;
         }
         if (ring_push(&l->engine->load, m)) {
+            t->claimed = true;
             char *old = ls->path;
             if (!ls->loaded)
                 atomic_fetch_add_explicit(&l->nloaded, 1, memory_order_relaxed);
-            *ls = (struct loaded_slot){
-                .path = *path, .gain = job->gain, .seq = job->seq, .loaded = true};
+            if (ls->stale)
+                l->nstale--;
+            ls->path = *path;
+            ls->gain = job->gain;
+            ls->seq = job->seq;
+            ls->loaded = true;
+            ls->stale = false;
             pthread_mutex_unlock(&l->lock);
             *path = old;
             return PUBLISHED;
         }
         pthread_mutex_unlock(&l->lock);
+        atomic_fetch_add_explicit(&t->progress, 1, memory_order_relaxed);
         nanosleep(&(struct timespec){.tv_nsec = PUBLISH_WAIT_NS}, NULL);
     }
     return RING_FULL;
 }
 
-/* With --sample-dir, relative paths are taken inside it and the real path
- * (symlinks and ".." resolved) must stay inside it.  Returns the path to
- * open (malloc'd) or NULL with a reason. */
-static char *confine(struct loader *l, const char *path, char *err, size_t errlen)
+/* ---- opening ------------------------------------------------------------ */
+
+/* `path` without the directory `dir` it starts with (no leading '/'), or
+ * NULL when it does not start with it. */
+static const char *below(const char *dir, const char *path)
 {
-    if (!l->sample_dir)
-        return strdup(path);
-    char *joined = NULL;
-    if (path[0] != '/') {
-        if (asprintf(&joined, "%s/%s", l->sample_dir, path) < 0)
-            return NULL;
-        path = joined;
-    }
-    char *real = realpath(path, NULL);
-    int saved = errno;
-    free(joined);
-    if (!real) {
-        snprintf(err, errlen, "%s",
-                 saved == ENOENT         ? "no such file"
-                 : saved == EACCES       ? "permission denied"
-                 : saved == ENAMETOOLONG ? "path too long"
-                                         : strerror(saved));
+    size_t n = strlen(dir);
+    if (strcmp(dir, "/") == 0)
+        n = 0;
+    else if (strncmp(path, dir, n) != 0 || (path[n] != '/' && path[n] != '\0'))
         return NULL;
-    }
-    size_t n = strlen(l->sample_dir);
-    if (strncmp(real, l->sample_dir, n) != 0 || (real[n] != '/' && strcmp(l->sample_dir, "/"))) {
-        snprintf(err, errlen, "outside the sample directory");
-        free(real);
-        return NULL;
-    }
-    return real;
+    path += n;
+    while (*path == '/')
+        path++;
+    return *path ? path : ".";
 }
 
-static void run_job(struct loader *l, struct load_job *job)
+static long sys_openat2(int dirfd, const char *path, int flags)
 {
+    struct open_how how = {
+        .flags = (uint64_t)flags,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    return syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+static const char no_openat2[] =
+    "--sample-dir needs openat2() (Linux 5.6 or later), which this kernel lacks";
+
+/* Opens the file a load names (loader.h, "Opening"): a descriptor to hand
+ * to decode_fd(), or a negative errno with the reason in err. */
+static int open_sample(struct loader *l, const char *path, char *err, size_t errlen)
+{
+    if (!l->sample_dir) {
+        int fd = open(path, DECODE_OPEN_FLAGS);
+        return fd >= 0 ? fd : decode_open_error(errno, err, errlen);
+    }
+    const char *rel = path;
+    if (path[0] == '/') {
+        rel = below(l->sample_dir, path);
+        if (!rel)
+            rel = below(l->limits.sample_dir, path);
+        if (!rel) {
+            snprintf(err, errlen, "outside the sample directory");
+            return -EXDEV;
+        }
+    }
+    long fd = -1;
+    /* EAGAIN: a rename or mount during the walk, and the kernel could not
+     * rule out an escape through ".."; trying again is what it asks. */
+    for (int tries = 0; tries < 16; tries++) {
+        fd = sys_openat2(l->dir_fd, rel, DECODE_OPEN_FLAGS);
+        if (fd >= 0 || (errno != EAGAIN && errno != EINTR))
+            break;
+    }
+    if (fd >= 0)
+        return (int)fd;
+    switch (errno) {
+    case EXDEV:
+        snprintf(err, errlen, "outside the sample directory");
+        return -EXDEV;
+    case ELOOP:
+        snprintf(err, errlen,
+                 "outside the sample directory (a /proc magic link) or too many symbolic links");
+        return -ELOOP;
+    case ENOSYS:
+        snprintf(err, errlen, "%s", no_openat2);
+        return -ENOSYS;
+    case EAGAIN:
+        snprintf(err, errlen, "busy: the sample directory kept changing while opening");
+        return -EAGAIN;
+    default:
+        return decode_open_error(errno, err, errlen);
+    }
+}
+
+/* ---- one job ------------------------------------------------------------ */
+
+/* Empties slot job->id for a bank's entry that left: through the load ring,
+ * so it stays ordered with this thread's loads.  The engine answers no
+ * event for it (it carries no reply); the control side forgets the slot
+ * once the request is on the ring. */
+static void run_unload(struct loader *l, struct load_task *t)
+{
+    struct ctl_msg m = {.type = CTL_UNLOAD, .id = t->job.id, .seq = t->job.seq};
+    for (int tries = 0; tries < PUBLISH_TRIES; tries++) {
+        pthread_mutex_lock(&l->lock);
+        bool pushed = !t->abandoned && ring_push(&l->engine->load, &m);
+        pthread_mutex_unlock(&l->lock);
+        if (pushed) {
+            loader_forget(l, t->job.id, t->job.seq);
+            return;
+        }
+        nanosleep(&(struct timespec){.tv_nsec = PUBLISH_WAIT_NS}, NULL);
+    }
+    log_warn("cannot empty slot %u: audio engine not running", t->job.id);
+}
+
+/* Claims the job for its worker (struct load_task): true when it may
+ * answer; false when it was abandoned, and must not touch the reply,
+ * publish, or log as if it still counted. */
+static bool claim(struct loader *l, struct load_task *t)
+{
+    pthread_mutex_lock(&l->lock);
+    bool mine = !t->abandoned;
+    t->claimed = mine;
+    pthread_mutex_unlock(&l->lock);
+    return mine;
+}
+
+static void run_job(struct loader *l, struct load_task *t)
+{
+    struct load_job *job = &t->job;
     char err[256];
     struct sample_buffer *buf = NULL;
 
     if (!job->path) {
-        /* An internal unload (a slot that left the bank): it goes through
-         * the load ring so it stays ordered with this thread's loads. */
-        struct ctl_msg m = {.type = CTL_UNLOAD, .id = job->id, .seq = job->seq};
-        loader_forget(l, job->id, job->seq);
-        if (!publish(l, &m))
-            log_warn("cannot empty slot %u: audio engine not running", job->id);
+        run_unload(l, t);
         return;
     }
-
-    char *path = confine(l, job->path, err, sizeof(err));
-    if (!path) {
-        fail_job(l, job, err);
+    for (;;) {
+        uint32_t rate = atomic_load(&l->rate);
+        int fd = open_sample(l, job->path, err, sizeof(err));
+        if (fd < 0) {
+            if (claim(l, t))
+                fail_job(l, job, err);
+            return;
+        }
+        if (!engine_buffer_reserve(l->engine)) {
+            close(fd);
+            if (claim(l, t))
+                fail_job(l, job, "busy: too many sample buffers waiting to be freed");
+            return;
+        }
+        int r =
+            decode_fd(fd, rate, l->limits.max_sample_bytes, &t->progress, &buf, err, sizeof(err));
+        if (r < 0) {
+            engine_buffer_unreserve(l->engine);
+            if (claim(l, t))
+                fail_job(l, job, err);
+            return;
+        }
+        uint64_t used = atomic_load(&l->engine->sample_bytes);
+        if (l->limits.max_memory_bytes && used + buf->bytes > l->limits.max_memory_bytes) {
+            snprintf(err, sizeof(err),
+                     "sample memory limit reached (%.1f MiB in use, this sample %.1f MiB, limit "
+                     "%.0f MiB)",
+                     used / 1048576.0, buf->bytes / 1048576.0,
+                     l->limits.max_memory_bytes / 1048576.0);
+            sample_buffer_free(buf);
+            engine_buffer_unreserve(l->engine);
+            if (claim(l, t))
+                fail_job(l, job, err);
+            return;
+        }
+        engine_buffer_charge(l->engine, buf);
+        /* Once published the buffer belongs to the audio thread, which may
+         * replace it and have it freed at any moment: read what we answer
+         * and log first. */
+        uint32_t frames = buf->frames, channels = buf->channels;
+        struct ctl_msg m = {
+            .type = CTL_LOAD, .id = job->id, .seq = job->seq, .buf = buf, .velocity = job->gain};
+        char *copy = strdup(job->path); /* NULL: not reloaded after a rate change */
+        enum publish_result pr = publish_load(l, t, &m, &copy);
+        free(copy); /* on PUBLISHED, the slot's previous path */
+        switch (pr) {
+        case PUBLISHED:
+            break;
+        case OLD_RATE:
+            /* The rate changed while this decoded: again, at the new one. */
+            engine_buffer_free(l->engine, buf);
+            log_info("load %u %s: the sample rate changed during the decode; again at %u Hz",
+                     job->id, job->path, atomic_load(&l->rate));
+            continue;
+        case ABANDONED:
+            engine_buffer_free(l->engine, buf);
+            return;
+        case SUPERSEDED_BY_NEWER:
+            engine_buffer_free(l->engine, buf);
+            /* A reconversion whose slot changed since: nothing to say. */
+            if (!job->reconvert && claim(l, t))
+                fail_job(l, job, superseded);
+            return;
+        case RING_FULL:
+            engine_buffer_free(l->engine, buf);
+            if (claim(l, t))
+                fail_job(l, job, "busy: audio engine not running");
+            return;
+        }
+        /* The buffer is on the load ring: whatever the client sends after
+         * this reply is applied after it (loader.h). */
+        if (job->reply) {
+            osc_send(l->proto->osc, &job->reply->peer, "/done", "siii", "/load", (int32_t)job->id,
+                     (int32_t)frames, (int32_t)channels);
+            reply_ctx_free(l->proto, job->reply);
+            job->reply = NULL;
+        }
+        log_info("%s %u %s: %u frames, %u channels", job->reconvert ? "converted" : "loaded",
+                 job->id, job->path, frames, channels);
         return;
     }
-    if (!engine_buffer_reserve(l->engine)) {
-        free(path);
-        fail_job(l, job, "busy: too many sample buffers waiting to be freed");
-        return;
-    }
-    int r = decode_file(path, l->engine->rate, l->limits.max_sample_bytes, &buf, err, sizeof(err));
-    free(path);
-    if (r < 0) {
-        engine_buffer_unreserve(l->engine);
-        fail_job(l, job, err);
-        return;
-    }
-    uint64_t used = atomic_load(&l->engine->sample_bytes);
-    if (l->limits.max_memory_bytes && used + buf->bytes > l->limits.max_memory_bytes) {
-        snprintf(err, sizeof(err),
-                 "sample memory limit reached (%.1f MiB in use, this sample %.1f MiB, limit "
-                 "%.0f MiB)",
-                 used / 1048576.0, buf->bytes / 1048576.0, l->limits.max_memory_bytes / 1048576.0);
-        sample_buffer_free(buf);
-        engine_buffer_unreserve(l->engine);
-        fail_job(l, job, err);
-        return;
-    }
-    engine_buffer_charge(l->engine, buf);
-    /* Once published the buffer belongs to the audio thread, which may
-     * replace it and have it freed at any moment: read what we answer and
-     * log first. */
-    uint32_t frames = buf->frames, channels = buf->channels;
-    struct ctl_msg m = {
-        .type = CTL_LOAD, .id = job->id, .seq = job->seq, .buf = buf, .velocity = job->gain};
-    char *copy = strdup(job->path); /* NULL: not reloaded after a rate change */
-    switch (publish_load(l, job, &m, &copy)) {
-    case PUBLISHED:
-        break;
-    case SUPERSEDED_BY_NEWER:
-        free(copy);
-        engine_buffer_free(l->engine, buf);
-        fail_job(l, job, superseded);
-        return;
-    case RING_FULL:
-        free(copy);
-        engine_buffer_free(l->engine, buf);
-        fail_job(l, job, "busy: audio engine not running");
-        return;
-    }
-    free(copy); /* the slot's previous path */
-    /* The buffer is on the load ring: whatever the client sends after this
-     * reply is applied after it (loader.h). */
-    if (job->reply) {
-        osc_send(l->proto->osc, &job->reply->peer, "/done", "siii", "/load", (int32_t)job->id,
-                 (int32_t)frames, (int32_t)channels);
-        reply_ctx_free(l->proto, job->reply);
-    }
-    log_info("loaded %u %s: %u frames, %u channels", job->id, job->path, frames, channels);
 }
+
+static void *task_main(void *arg)
+{
+    struct load_task *t = arg;
+    struct loader *l = t->l;
+    run_job(l, t);
+    pthread_mutex_lock(&l->lock);
+    t->done = true;
+    bool orphan = t->abandoned;
+    if (orphan)
+        l->stalled--;
+    else
+        pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+    if (orphan) {
+        log_info("load %u %s: the abandoned read returned; nothing published", t->job.id,
+                 t->job.path);
+        free(t->job.path);
+        free(t);
+    }
+    return NULL;
+}
+
+/* ---- the coordinator ---------------------------------------------------- */
 
 /* Decoding is bulk work that can keep both cores busy for tens of
  * milliseconds (a long FLAC decodes and converts on two threads).  The OSC
@@ -211,9 +380,9 @@ static void run_job(struct loader *l, struct load_job *job)
  * win the CPU the moment a packet or an event arrives, so the loader runs
  * LOADER_NICE steps nicer than the rest of the process.  Linux keeps the
  * nice value per thread (setpriority(PRIO_PROCESS, 0) sets the calling
- * thread's) and a new thread inherits it, so the decoder threads the loader
- * starts are just as nice.  Raising one's own nice value needs no privilege;
- * on an idle machine it costs the load nothing. */
+ * thread's) and a new thread inherits it, so the workers and decoder
+ * threads the loader starts are just as nice.  Raising one's own nice value
+ * needs no privilege; on an idle machine it costs the load nothing. */
 static void be_nice(void)
 {
     errno = 0;
@@ -225,32 +394,156 @@ static void be_nice(void)
         log_warn("loader: cannot lower its priority: %s", strerror(errno));
 }
 
+/* Under the lock: the next job, a client's first, then a slot's own work
+ * (a bank's entry before a reconversion).  False when there is none. */
+static bool next_job(struct loader *l, struct load_job *job)
+{
+    if (l->count > 0) {
+        *job = l->queue[l->head];
+        l->head = (l->head + 1) % LOADER_QUEUE;
+        l->count--;
+        return true;
+    }
+    uint32_t n = l->engine->nslots;
+    while (l->nbank + l->nstale > 0) {
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t id = (l->scan + k) % n;
+            struct loaded_slot *ls = &l->slots[id];
+            if (l->nbank > 0 ? !ls->bank : !ls->stale)
+                continue;
+            l->scan = (id + 1) % n;
+            if (l->nbank > 0) {
+                *job = (struct load_job){
+                    .id = id, .gain = ls->bank_gain, .seq = ls->bank_seq, .path = ls->bank_path};
+                ls->bank = false;
+                ls->bank_path = NULL;
+                l->nbank--;
+                return true;
+            }
+            ls->stale = false;
+            l->nstale--;
+            char *copy = ls->path ? strdup(ls->path) : NULL;
+            if (!copy) {
+                log_warn("slot %u not converted to the new rate: out of memory", id);
+                break;
+            }
+            *job = (struct load_job){
+                .id = id, .gain = ls->gain, .seq = ls->seq, .path = copy, .reconvert = true};
+            return true;
+        }
+    }
+    return false;
+}
+
+static void deadline_in(struct timespec *t, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+static bool passed(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/* Under the lock, with l->busy set: runs `job` on a worker and waits until
+ * it ends or stalls.  Lets go of the lock while it waits. */
+static void run_watched(struct loader *l, struct load_job *job)
+{
+    if (l->stalled >= LOADER_MAX_STALLED) {
+        pthread_mutex_unlock(&l->lock);
+        fail_job(l, job, "busy: too many loads stalled on files that cannot be read");
+        free(job->path);
+        pthread_mutex_lock(&l->lock);
+        return;
+    }
+    struct load_task *t = calloc(1, sizeof(*t));
+    if (!t) {
+        pthread_mutex_unlock(&l->lock);
+        fail_job(l, job, "out of memory");
+        free(job->path);
+        pthread_mutex_lock(&l->lock);
+        return;
+    }
+    t->l = l;
+    t->job = *job;
+    atomic_init(&t->progress, 0);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, DECODE_STACK_SIZE);
+    int r = pthread_create(&t->thread, &attr, task_main, t);
+    pthread_attr_destroy(&attr);
+    if (r != 0) {
+        pthread_mutex_unlock(&l->lock);
+        fail_job(l, job, "busy: cannot start a loader thread");
+        free(job->path);
+        free(t);
+        pthread_mutex_lock(&l->lock);
+        return;
+    }
+    pthread_setname_np(t->thread, "looperd-load");
+    uint64_t seen = 0;
+    struct timespec stall;
+    deadline_in(&stall, LOADER_STALL_MS);
+    while (!t->done) {
+        struct timespec tick;
+        deadline_in(&tick, 250);
+        pthread_cond_timedwait(&l->cond, &l->lock, &tick);
+        if (t->done)
+            break;
+        uint64_t p = atomic_load_explicit(&t->progress, memory_order_relaxed);
+        if (p != seen) {
+            seen = p;
+            deadline_in(&stall, LOADER_STALL_MS);
+        } else if (passed(&stall) && !t->claimed) {
+            /* Abandoned: the worker frees the task if it ever ends. */
+            t->abandoned = true;
+            l->stalled++;
+            struct load_job j = t->job;
+            t->job.reply = NULL;
+            pthread_detach(t->thread);
+            pthread_mutex_unlock(&l->lock);
+            j.path = j.path ? j.path : "";
+            fail_job(l, &j, "no progress reading the file for 5 s: abandoned");
+            pthread_mutex_lock(&l->lock);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+    pthread_join(t->thread, NULL);
+    free(t->job.path);
+    free(t);
+    /* A buffer this job freed (a load refused, superseded or cut short)
+     * may have been kept as a spare, which the reply thread gives back in
+     * time; it only watches the clock while it knows of spares, so wake it
+     * (reply.h). */
+    if (sample_spares_bytes() > 0)
+        sem_post(&l->engine->wake);
+    pthread_mutex_lock(&l->lock);
+}
+
 static void *loader_main(void *arg)
 {
     struct loader *l = arg;
     be_nice();
     pthread_mutex_lock(&l->lock);
     for (;;) {
-        while (l->count == 0 && !l->stop)
+        struct load_job job;
+        while (!l->stop && !next_job(l, &job))
             pthread_cond_wait(&l->cond, &l->lock);
         if (l->stop)
             break;
-        struct load_job job = l->queue[l->head];
-        l->head = (l->head + 1) % LOADER_QUEUE;
-        l->count--;
         l->busy = true;
-        pthread_mutex_unlock(&l->lock);
-        run_job(l, &job);
-        free(job.path);
-        /* A buffer this job freed (a load refused, superseded or cut
-         * short) may have been kept as a spare, which the reply thread
-         * gives back in time; it only watches the clock while it knows of
-         * spares, so wake it (reply.h). */
-        if (sample_spares_bytes() > 0)
-            sem_post(&l->engine->wake);
-        pthread_mutex_lock(&l->lock);
+        run_watched(l, &job);
         l->busy = false;
-        if (l->count == 0)
+        if (l->count == 0 && l->nbank == 0)
             pthread_cond_broadcast(&l->idle);
     }
     /* Shutting down: drop what is still queued. */
@@ -272,11 +565,29 @@ int loader_start(struct loader *l, struct engine *e, struct protocol *p,
     l->engine = e;
     l->proto = p;
     l->limits = *limits;
+    l->dir_fd = -1;
+    atomic_init(&l->rate, e->rate);
     if (limits->sample_dir) {
         l->sample_dir = realpath(limits->sample_dir, NULL);
         if (!l->sample_dir) {
             int saved = errno;
             snprintf(err, errlen, "--sample-dir %s: %s", limits->sample_dir, strerror(saved));
+            return -saved;
+        }
+        l->dir_fd = open(l->sample_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int saved = errno;
+        long probe = l->dir_fd < 0 ? -1 : sys_openat2(l->dir_fd, ".", O_PATH | O_CLOEXEC);
+        if (probe >= 0)
+            close((int)probe);
+        else if (l->dir_fd >= 0)
+            saved = errno;
+        if (probe < 0) {
+            snprintf(err, errlen, "--sample-dir %s: %s", limits->sample_dir,
+                     saved == ENOSYS ? no_openat2 : strerror(saved));
+            if (l->dir_fd >= 0)
+                close(l->dir_fd);
+            free(l->sample_dir);
+            l->sample_dir = NULL;
             return -saved;
         }
     }
@@ -286,7 +597,11 @@ int loader_start(struct loader *l, struct engine *e, struct protocol *p,
         return -ENOMEM;
     }
     pthread_mutex_init(&l->lock, NULL);
-    pthread_cond_init(&l->cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cond, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&l->idle, NULL);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -295,6 +610,8 @@ int loader_start(struct loader *l, struct engine *e, struct protocol *p,
     pthread_attr_destroy(&attr);
     if (r != 0) {
         snprintf(err, errlen, "cannot start the loader thread");
+        if (l->dir_fd >= 0)
+            close(l->dir_fd);
         free(l->sample_dir);
         l->sample_dir = NULL;
         free(l->slots);
@@ -312,16 +629,28 @@ void loader_stop(struct loader *l)
         return;
     pthread_mutex_lock(&l->lock);
     l->stop = true;
-    pthread_cond_signal(&l->cond);
+    pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
     pthread_join(l->thread, NULL);
-    pthread_mutex_destroy(&l->lock);
-    pthread_cond_destroy(&l->cond);
-    pthread_cond_destroy(&l->idle);
-    for (uint32_t i = 0; i < l->engine->nslots; i++)
+    pthread_mutex_lock(&l->lock);
+    uint32_t stalled = l->stalled;
+    for (uint32_t i = 0; i < l->engine->nslots; i++) {
         free(l->slots[i].path);
-    free(l->slots);
-    l->slots = NULL;
+        free(l->slots[i].bank_path);
+        l->slots[i].path = l->slots[i].bank_path = NULL;
+    }
+    pthread_mutex_unlock(&l->lock);
+    /* Abandoned workers may still wake up and take the lock: it stays. */
+    if (stalled == 0) {
+        pthread_mutex_destroy(&l->lock);
+        pthread_cond_destroy(&l->cond);
+        pthread_cond_destroy(&l->idle);
+        free(l->slots);
+        l->slots = NULL;
+    }
+    if (l->dir_fd >= 0)
+        close(l->dir_fd);
+    l->dir_fd = -1;
     free(l->sample_dir);
     l->sample_dir = NULL;
     l->started = false;
@@ -336,7 +665,12 @@ void loader_forget(struct loader *l, uint32_t id, uint64_t seq)
         old = ls->path;
         if (ls->loaded)
             atomic_fetch_sub_explicit(&l->nloaded, 1, memory_order_relaxed);
-        *ls = (struct loaded_slot){.seq = seq};
+        if (ls->stale)
+            l->nstale--;
+        ls->path = NULL;
+        ls->loaded = false;
+        ls->stale = false;
+        ls->seq = seq;
     }
     pthread_mutex_unlock(&l->lock);
     free(old);
@@ -347,19 +681,21 @@ uint32_t loader_slots_loaded(struct loader *l)
     return atomic_load_explicit(&l->nloaded, memory_order_relaxed);
 }
 
-void loader_reload_all(struct loader *l, _Atomic uint64_t *seq)
+void loader_set_rate(struct loader *l, uint32_t rate)
 {
-    for (uint32_t id = 0; id < l->engine->nslots; id++) {
-        pthread_mutex_lock(&l->lock);
-        char *path = l->slots[id].path ? strdup(l->slots[id].path) : NULL;
-        float gain = l->slots[id].gain;
-        pthread_mutex_unlock(&l->lock);
-        if (!path)
-            continue;
-        if (loader_submit(l, id, path, gain, atomic_fetch_add(seq, 1) + 1, NULL) < 0)
-            log_warn("cannot queue slot %u for conversion to the new rate", id);
-        free(path);
+    pthread_mutex_lock(&l->lock);
+    if (rate != atomic_load(&l->rate)) {
+        atomic_store(&l->rate, rate);
+        for (uint32_t id = 0; id < l->engine->nslots; id++) {
+            struct loaded_slot *ls = &l->slots[id];
+            if (ls->loaded && ls->path && !ls->stale) {
+                ls->stale = true;
+                l->nstale++;
+            }
+        }
+        pthread_cond_broadcast(&l->cond);
     }
+    pthread_mutex_unlock(&l->lock);
 }
 
 bool loader_wait_idle(struct loader *l, int timeout_ms)
@@ -374,7 +710,7 @@ bool loader_wait_idle(struct loader *l, int timeout_ms)
     }
     bool ok = true;
     pthread_mutex_lock(&l->lock);
-    while ((l->count > 0 || l->busy) && ok)
+    while ((l->count > 0 || l->nbank > 0 || l->busy) && ok)
         ok = pthread_cond_timedwait(&l->idle, &l->lock, &deadline) == 0;
     pthread_mutex_unlock(&l->lock);
     return ok;

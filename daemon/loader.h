@@ -1,30 +1,62 @@
-/* loader.h - the loader thread: decode and convert files off the OSC and
- * audio threads, then publish the buffer to the audio thread.
+/* loader.h - the loader: decode and convert files off the OSC and audio
+ * threads, then publish the buffer to the audio thread.
  *
- * Requests wait in a small bounded FIFO (a full queue is answered "busy",
- * never waited on by the OSC thread).  One worker decodes them in order, so
- * a long file delays later loads but never /ping or /play.  The worker
- * answers every /load itself: /fail when it cannot load the file, and
- * /done as soon as the buffer is on the engine's load ring, without waiting
- * for the audio thread to take it.  That is safe because the audio thread
- * applies a command only after every load published before the command was
- * sent (engine_process takes a snapshot of the command ring before it
- * drains the load ring), so whatever a client sends after /done -- /play,
- * /loop, a bundle, /unload -- finds the sample, and /status counts slots
- * here, on the control side (loader_slots_loaded).
+ * Requests.  A client's /load waits in a small bounded FIFO (a full queue
+ * is answered "busy", never waited on by the OSC thread).  Work the daemon
+ * gives itself -- a bank's entries (loader_submit_bank) and the
+ * reconversion of every sample after a sample-rate change (loader_set_rate)
+ * -- is kept per slot instead, at most one of each per slot, so it never
+ * fills the FIFO: a bank of as many entries as there are slots is taken
+ * whole.  The coordinator thread takes the FIFO first, then the per-slot
+ * work, one job at a time, in order.
+ *
+ * Stalled reads.  Each job runs on a worker thread of its own while the
+ * coordinator watches it: the decoder counts every read that returned data
+ * (decode_fd's `progress`), and a job that makes no progress for
+ * LOADER_STALL_MS (a read that blocks forever: a stalled network mount, a
+ * /proc file that waits) is abandoned: answered /fail, and the coordinator
+ * goes on with the next job.  The abandoned worker is left blocked; if its
+ * read ever returns it drops whatever it decoded and ends, publishing and
+ * answering nothing.  At most LOADER_MAX_STALLED of them exist at once
+ * (each holds a thread, a descriptor and at most one sample's buffer); a
+ * job that finds that many is refused with /fail at once.
+ *
+ * Replies.  The worker answers every /load itself: /fail when it cannot
+ * load the file, and /done as soon as the buffer is on the engine's load
+ * ring, without waiting for the audio thread to take it.  That is safe
+ * because the audio thread applies a command only after every load
+ * published before the command was sent (engine_process takes a snapshot
+ * of the command ring before it drains the load ring), so whatever a
+ * client sends after /done -- /play, /loop, a bundle, /unload -- finds the
+ * sample, and /status counts slots here, on the control side
+ * (loader_slots_loaded).
  *
  * Order of loads and unloads of one slot.  Every /load and /unload gets a
  * sequence number when it is received; the newest request decides.  Each
  * slot's entry in `slots` holds the sequence number of the newest load
- * published into it or unload requested of it.  A decoded buffer is
+ * published into it or unload applied to it.  A decoded buffer is
  * published only if its own number is newer; else the load is answered
- * /fail "superseded by a newer load of this slot" and nothing changes.  The
- * check and the push happen under `lock`, which loader_forget() (an unload)
- * takes too, so an unload is either seen by that check or comes after the
- * push: then its command reaches the audio thread after the buffer and
- * empties the slot after it -- the order in which the two were requested,
- * with the load already answered /done.  The audio thread keeps its own
- * check and silently drops a buffer older than its slot's last request.
+ * /fail "superseded by a newer load of this slot" and nothing changes.  A
+ * reconversion re-does the slot's current load under the same number, and
+ * is published only while that load is still the slot's newest.  The check
+ * and the push happen under `lock`, which loader_forget() takes too.  An
+ * unload changes this state only once the audio thread has applied it
+ * (the reply thread calls loader_forget() on its event, before /done): an
+ * unload refused, or a timed one dropped before its time, leaves the slot
+ * as it was.  The audio thread keeps its own check and silently drops a
+ * buffer older than its slot's last request.
+ *
+ * Sample rate.  The loader decodes at `rate` (loader_set_rate).  A buffer
+ * is published only if its rate (sample_buffer.rate) is the running rate,
+ * checked under `lock`; a decode that finished at an old rate is run again
+ * at the new one.  loader_set_rate() marks every loaded slot for
+ * reconversion under the same lock, so a buffer published at the old rate
+ * is converted again too.
+ *
+ * Opening (item 8 of issue 14).  With --sample-dir the path is resolved and
+ * opened in one step, openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+ * below a descriptor of the directory, so no symlink swapped in at any
+ * moment can lead outside; the file is decoded from that descriptor.
  */
 #ifndef LOOPERD_LOADER_H
 #define LOOPERD_LOADER_H
@@ -42,23 +74,36 @@
 /* How much nicer than the rest of the daemon the loader and its decoder
  * threads run (loader.c, be_nice). */
 #define LOADER_NICE 10
+/* A job that makes no progress this long is abandoned with /fail. */
+#define LOADER_STALL_MS 5000
+/* Abandoned jobs that may still hold a thread at once. */
+#define LOADER_MAX_STALLED 4
 
 struct load_job {
     uint32_t id;
     float gain;
     uint64_t seq;
-    char *path;
-    struct reply_ctx *reply; /* NULL: an internal load (bank, reconversion) */
+    char *path;              /* NULL: empty the slot (a bank's entry that left) */
+    struct reply_ctx *reply; /* NULL: an internal job (bank, reconversion) */
+    bool reconvert;          /* the slot's current load again, at the new rate */
 };
 
 /* The control side's view of a slot: the newest request that took effect
- * on it, and what it holds (the path, to load it again when the sample rate
- * changes; NULL if it is empty, or if the copy of the path failed). */
+ * on it, what it holds (the path, to load it again when the sample rate
+ * changes; NULL if it is empty, or if the copy of the path failed), and
+ * the daemon's own work waiting for it. */
 struct loaded_slot {
     char *path;
     float gain;
-    uint64_t seq; /* newest load published or unload requested */
+    uint64_t seq; /* newest load published or unload applied */
     bool loaded;  /* a sample was published and not unloaded since */
+    bool stale;   /* loaded at a rate that is no longer the running one */
+    /* A bank's entry waiting (loader_submit_bank): load bank_path, or
+     * empty the slot when it is NULL. */
+    bool bank;
+    char *bank_path;
+    float bank_gain;
+    uint64_t bank_seq;
 };
 
 struct loader_limits {
@@ -67,42 +112,56 @@ struct loader_limits {
     const char *sample_dir;  /* only files below it (--sample-dir), or NULL */
 };
 
+struct load_task;
+
 struct loader {
     struct engine *engine;
     struct protocol *proto;
     struct loader_limits limits;
     char *sample_dir; /* realpath of limits.sample_dir */
+    int dir_fd;       /* O_PATH descriptor of it, or -1 */
     pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t cond; /* work for the coordinator, or its task ended */
     struct load_job queue[LOADER_QUEUE];
     uint32_t head, count;
-    bool busy; /* a job is being decoded */
+    uint32_t nbank, nstale; /* slots with `bank` / `stale` set */
+    uint32_t scan;          /* where the search for per-slot work goes on */
+    bool busy;              /* a job is being decoded */
     bool stop;
     bool started;
+    uint32_t stalled; /* abandoned workers still running */
+    _Atomic uint32_t rate;
     pthread_cond_t idle;
     struct loaded_slot *slots; /* engine->nslots entries, under `lock` */
     _Atomic uint32_t nloaded;  /* slots with `loaded` set */
 };
 
-/* Returns 0, or a negative errno with a reason in err (bad --sample-dir). */
+/* Returns 0, or a negative errno with a reason in err (bad --sample-dir, a
+ * kernel without openat2). */
 int loader_start(struct loader *l, struct engine *e, struct protocol *p,
                  const struct loader_limits *limits, char *err, size_t errlen);
-/* Queues a load (or, with path NULL, emptying the slot); on success the job
- * owns `reply`.  -EBUSY when the queue is full, -ENOMEM.  Any thread. */
+/* Queues a client's load; on success the job owns `reply`.  -EBUSY when
+ * the queue is full, -ENOMEM.  Any thread. */
 int loader_submit(struct loader *l, uint32_t id, const char *path, float gain, uint64_t seq,
                   struct reply_ctx *reply);
-/* Forgets what slot `id` held (it was unloaded by request `seq`); a load
- * requested before `seq` and not yet published will be superseded.  Call
- * it before the unload is sent to the audio thread.  Any thread. */
+/* A bank's entry for slot `id`: load `path` (NULL: empty the slot).  It
+ * replaces an entry of an earlier bank still waiting for the slot.  0 or
+ * -ENOMEM.  Any thread. */
+int loader_submit_bank(struct loader *l, uint32_t id, const char *path, float gain, uint64_t seq);
+/* Slot `id` was emptied by the request `seq` (the audio thread applied
+ * it); a load requested before `seq` and not yet published will be
+ * superseded.  Any thread. */
 void loader_forget(struct loader *l, uint32_t id, uint64_t seq);
 /* Slots holding a sample, as requests have left them: a load counts from
- * its /done on, an unload from the moment it is received.  Any thread. */
+ * its /done on, an unload from the moment it is applied.  Any thread. */
 uint32_t loader_slots_loaded(struct loader *l);
-/* Queues every loaded slot again (after a sample-rate change).  `seq` gives
- * each a fresh sequence number. */
-void loader_reload_all(struct loader *l, _Atomic uint64_t *seq);
-/* Waits until the queue is empty and no job runs; false on timeout. */
+/* The running sample rate: loads decode at it, and if it changed every
+ * loaded slot is converted again (keeping its place in the order of
+ * requests).  Any thread. */
+void loader_set_rate(struct loader *l, uint32_t rate);
+/* Waits until no client's load or bank entry waits and no job runs; false
+ * on timeout. */
 bool loader_wait_idle(struct loader *l, int timeout_ms);
 /* Finishes the current job, drops the rest, joins the thread. */
 void loader_stop(struct loader *l);

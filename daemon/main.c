@@ -311,8 +311,49 @@ static uint64_t mono_usec(void)
     return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
 
+/* The loader has handed every buffer to the audio thread; wait (briefly)
+ * until the audio thread has taken them and finished a period since, so
+ * that "ready" means the bank's samples really are in their slots. */
+static void wait_applied(struct engine *e)
+{
+    for (int i = 0; i < 400 && ring_count(&e->load) > 0; i++)
+        nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
+    uint64_t p0 = atomic_load(&e->stats.periods);
+    for (int i = 0; i < 400 && atomic_load(&e->stats.periods) < p0 + 2; i++)
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+}
+
+/* Waits for the loader to finish the bank (at most BANK_WAIT_S), keeping
+ * the systemd watchdog fed while the audio thread runs (or JACK is gone,
+ * as run() does), then for the audio thread to take the buffers. */
+#define BANK_WAIT_S 300
+static void wait_bank(struct daemon *d)
+{
+    uint64_t wd = notify_watchdog_usec();
+    int step_ms = wd ? (int)(wd / 2000 < 500 ? wd / 2000 : 500) : 500;
+    if (step_ms < 1)
+        step_ms = 1;
+    uint64_t start = mono_usec(), periods = atomic_load(&d->engine.stats.periods);
+    while (!loader_wait_idle(&d->loader, step_ms)) {
+        if (mono_usec() - start > (uint64_t)BANK_WAIT_S * 1000000u) {
+            log_warn("the bank is still loading after %d minutes; going on", BANK_WAIT_S / 60);
+            return;
+        }
+        uint64_t now = atomic_load(&d->engine.stats.periods);
+        if (wd && (now != periods || atomic_load(&d->audio.gone)))
+            notify_send("WATCHDOG=1");
+        periods = now;
+    }
+    wait_applied(&d->engine);
+}
+
 /* Loads the slots of the bank file that changed since `d->bank`, empties
- * those that left it.  At start-up d->bank is empty, so all load. */
+ * those that left it, and returns once they are loaded (wait_bank).  At
+ * start-up d->bank is empty, so all load.  Every entry goes to the loader
+ * (one per slot: loader_submit_bank), whatever the size of the bank; an
+ * entry that could not be handed over is not recorded as applied, so the
+ * next SIGHUP tries it again.  A bank file that cannot be read is refused
+ * (and the bank applied before stays): a negative errno. */
 static int apply_bank(struct daemon *d)
 {
     struct bank next = {0};
@@ -324,36 +365,37 @@ static int apply_bank(struct daemon *d)
     }
     unsigned loads = 0, unloads = 0;
     for (uint32_t id = 0; id < next.nslots; id++) {
-        const struct bank_entry *n = &next.entries[id];
+        struct bank_entry *n = &next.entries[id];
         bool had = d->bank.entries && d->bank.entries[id].path;
         uint64_t seq = atomic_fetch_add(&d->proto.load_seq, 1) + 1;
         if (bank_changed(&d->bank, &next, id)) {
-            if (loader_submit(&d->loader, id, n->path, n->gain, seq, NULL) == 0)
+            if (loader_submit_bank(&d->loader, id, n->path, n->gain, seq) == 0) {
                 loads++;
-            else
-                log_warn("bank: slot %u: load queue full", id);
+            } else {
+                log_error("bank: slot %u: out of memory; not loaded", id);
+                free(n->path);
+                n->path = NULL;
+            }
         } else if (had && !n->path) {
-            if (loader_submit(&d->loader, id, NULL, 0, seq, NULL) == 0)
+            if (loader_submit_bank(&d->loader, id, NULL, 0, seq) == 0) {
                 unloads++;
+            } else {
+                /* Still in the slot: keep it in the record, to empty it
+                 * on the next reload. */
+                log_error("bank: slot %u: out of memory; not emptied", id);
+                n->path = d->bank.entries[id].path;
+                n->gain = d->bank.entries[id].gain;
+                n->mtime = d->bank.entries[id].mtime;
+                d->bank.entries[id].path = NULL;
+            }
         }
     }
     bank_free(&d->bank);
     d->bank = next;
     log_notice("bank %s: %u slot%s to load, %u to empty, %d bad line%s", d->opt.bank, loads,
                loads == 1 ? "" : "s", unloads, bad, bad == 1 ? "" : "s");
+    wait_bank(d);
     return 0;
-}
-
-/* The loader has handed every buffer to the audio thread; wait (briefly)
- * until the audio thread has taken them and finished a period since, so
- * that "ready" means the bank's samples really are in their slots. */
-static void wait_applied(struct engine *e)
-{
-    for (int i = 0; i < 400 && ring_count(&e->load) > 0; i++)
-        nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
-    uint64_t p0 = atomic_load(&e->stats.periods);
-    for (int i = 0; i < 400 && atomic_load(&e->stats.periods) < p0 + 2; i++)
-        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 }
 
 static void log_privileges(struct daemon *d, bool locked)
@@ -409,8 +451,9 @@ static bool reconnect(struct daemon *d)
     uint32_t rate = audio_rate(&d->audio);
     bool rate_changed = rate != d->engine.rate;
     if (rate_changed) {
-        /* Only the loader and this thread read the rate while the audio
-         * thread is stopped; buffers at the old rate play until replaced. */
+        /* The audio thread is stopped; the loader has a rate of its own
+         * (loader_set_rate, below), and buffers at the old rate play until
+         * their conversion replaces them. */
         log_warn("JACK now runs at %u Hz (was %u): converting every sample again", rate,
                  d->engine.rate);
         d->engine.rate = rate;
@@ -439,7 +482,7 @@ static bool reconnect(struct daemon *d)
     unsigned missing = audio_restore_links(&d->audio);
     atomic_store(&d->audio.gone, false);
     if (rate_changed)
-        loader_reload_all(&d->loader, &d->proto.load_seq);
+        loader_set_rate(&d->loader, rate);
     log_notice("JACK server is back: client '%s' at %u Hz, period %u%s",
                audio_client_name(&d->audio), rate, audio_period(&d->audio),
                missing ? "; some connections could not be restored yet" : "");
@@ -637,10 +680,6 @@ int main(int argc, char **argv)
         notify_send("STATUS=Loading the bank %s", d->opt.bank);
         if (apply_bank(d) < 0)
             goto out_threads;
-        if (!loader_wait_idle(&d->loader, 300000))
-            log_warn("the bank is still loading after 5 minutes; going on");
-        else
-            wait_applied(&d->engine);
     }
     if (pthread_create(&osc_tid, NULL, osc_thread, &d->proto) != 0) {
         log_error("cannot start the OSC thread");

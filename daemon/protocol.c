@@ -23,9 +23,10 @@ void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
     p->osc = osc;
     p->loader = loader;
     p->audio = audio;
-    /* Events come from reply_ctx-carrying requests and from the load ring
-     * (internal unloads); keep their sum within the event ring. */
-    p->max_replies = ENGINE_EVENT_RING - ENGINE_LOAD_RING;
+    /* Events come only from reply_ctx-carrying requests (the engine emits
+     * none for the loader's internal unloads): keep them within the event
+     * ring. */
+    p->max_replies = ENGINE_EVENT_RING;
 }
 
 static struct reply_ctx *reply_take(struct protocol *p, const struct osc_peer *peer, uint32_t limit)
@@ -41,6 +42,7 @@ static struct reply_ctx *reply_take(struct protocol *p, const struct osc_peer *p
         return NULL;
     }
     r->peer = *peer;
+    r->unload_seq = 0;
     return r;
 }
 
@@ -375,6 +377,10 @@ static void handle_stop(struct protocol *p, const struct req *q)
     push_cmd(p, q, (struct ctl_msg){.type = CTL_STOP_SLOT, .id = id});
 }
 
+/* The control side forgets the slot only when the audio thread has
+ * applied the unload (reply.c calls loader_forget() on its event, with
+ * the sequence number kept in the reply context): an unload refused here,
+ * or a timed one dropped before its time, leaves the slot as it was. */
 static void handle_unload(struct protocol *p, const struct req *q)
 {
     uint32_t id;
@@ -384,9 +390,16 @@ static void handle_unload(struct protocol *p, const struct req *q)
     }
     if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
         return;
+    struct reply_ctx *r = reply_ctx_new(p, q->from);
+    if (!r) {
+        atomic_fetch_add(&p->refused, 1);
+        fail(p, q->from, q->path, "busy: too many requests in flight");
+        return;
+    }
     uint64_t seq = atomic_fetch_add(&p->load_seq, 1) + 1;
-    loader_forget(p->loader, id, seq);
-    round_trip(p, q, (struct ctl_msg){.type = CTL_UNLOAD, .id = id, .seq = seq});
+    r->unload_seq = seq;
+    if (!push_cmd(p, q, (struct ctl_msg){.type = CTL_UNLOAD, .id = id, .seq = seq, .reply = r}))
+        reply_ctx_free(p, r);
 }
 
 static void handle_load(struct protocol *p, const struct req *q)

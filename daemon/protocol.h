@@ -8,10 +8,10 @@
  * of the sender's address, through the queue or the rings; whoever sends
  * the reply frees it.
  *
- * Every live reply_ctx is counted, and the count is capped below the event
- * ring's capacity minus what the load ring can add (the loader's internal
- * unloads are answered by an event without a reply_ctx): this is what makes
- * a full event ring impossible (engine.h), so the audio thread never has to
+ * Every live reply_ctx is counted, and the count is capped at the event
+ * ring's capacity; the audio thread emits events only for requests that
+ * carry one (none for the loader's internal unloads): this is what makes a
+ * full event ring impossible (engine.h), so the audio thread never has to
  * drop an answer.
  *
  * One client must not lock the others out (docs/protocol.md, "Limits"):
@@ -41,6 +41,7 @@ struct audio;
 
 struct reply_ctx {
     struct osc_peer peer;
+    uint64_t unload_seq; /* /unload: its sequence number, for loader_forget() */
 };
 
 /* Requests due further ahead than this (s) are "future". */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "loader.h"
 #include "log.h"
 #include "sample.h"
 
@@ -22,6 +23,8 @@ static void answer(struct replier *r, const struct event *ev)
             osc_send(osc, to, "/done", "s", "/stop");
             break;
         case EV_UNLOADED:
+            /* Applied: now the control side forgets the slot (loader.h). */
+            loader_forget(r->proto->loader, ev->id, ev->reply->unload_seq);
             osc_send(osc, to, "/done", "si", "/unload", (int32_t)ev->id);
             break;
         default:

@@ -332,6 +332,27 @@ static void test_unload_while_playing(void **state)
     assert_int_equal(count_trash(f, late), 1);
 }
 
+/* The loader's own unloads (a bank entry that left) come through the load
+ * ring without a reply: they empty the slot and emit no event, so they can
+ * never fill the event ring that the replies in flight are bounded by
+ * (protocol.h). */
+static void test_unload_without_reply_emits_no_event(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(100, 1, 0.3f);
+    load(f, 4, b, 1);
+    run(f, 1);
+    for (uint64_t seq = 2; seq < 2 + ENGINE_EVENT_RING + 8; seq++) {
+        struct ctl_msg m = {.type = CTL_UNLOAD, .id = 4, .seq = seq};
+        assert_true(ring_push(&f->e.load, &m));
+        run(f, 1);
+    }
+    assert_null(f->e.slots[4].buf);
+    assert_int_equal(count_trash(f, b), 1);
+    assert_int_equal(count_events(f, EV_UNLOADED), 0);
+    assert_int_equal(atomic_load(&f->e.stats.lost_events), 0);
+}
+
 static void test_reload_while_playing(void **state)
 {
     struct fixture *f = *state;
@@ -1550,6 +1571,7 @@ int main(void)
         T(test_loop_wraps_seamlessly),
         T(test_stop_slot_fades_only_that_slot),
         T(test_unload_while_playing),
+        T(test_unload_without_reply_emits_no_event),
         T(test_reload_while_playing),
         T(test_reload_idle_slot_frees_old_at_once),
         T(test_stale_load_never_overwrites_newer),

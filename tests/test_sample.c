@@ -2,11 +2,13 @@
  * (common/sample.c).  The daemon relies on three things: a reload of the
  * same size gets the freed mapping back, populated; what is kept stays
  * within the limits (bytes, count) and goes back oldest first; and buffers
- * below a huge page, or with spares off, are never kept. */
+ * below a huge page, or with spares off, are never kept.  And freeing a
+ * heap buffer leaves its neighbours' pages locked. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -172,6 +174,50 @@ static void test_heap_buffers_not_kept(void **state)
     assert_int_equal(sample_spares_bytes(), 0);
 }
 
+/* VmLck of this process, in kB (what mlock has locked). */
+static long locked_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+/* Freeing a small (heap) buffer must not unlock the pages it shares with
+ * its neighbours: munlock works on whole pages, and the neighbour may be a
+ * buffer that is playing. */
+static void test_heap_free_keeps_neighbours_locked(void **state)
+{
+    (void)state;
+    struct sample_buffer *a = NULL, *b = NULL;
+    /* Two small buffers on one page (the heap hands them out in a row). */
+    for (int i = 0; i < 64; i++) {
+        a = sample_buffer_new_format(16, 1, 48000, SAMPLE_S16);
+        b = sample_buffer_new_format(16, 1, 48000, SAMPLE_S16);
+        assert_non_null(a);
+        assert_non_null(b);
+        if ((uintptr_t)a / 4096 == (uintptr_t)b / 4096)
+            break;
+        sample_buffer_free(a);
+        sample_buffer_free(b);
+        a = b = NULL;
+    }
+    assert_non_null(a);
+    long before = locked_kb();
+    sample_buffer_prefault(a);
+    sample_buffer_prefault(b);
+    long locked = locked_kb();
+    assert_true(locked > before); /* the page is locked now */
+    sample_buffer_free(a);
+    assert_int_equal(locked_kb(), locked); /* b's page still locked */
+    sample_buffer_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +227,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bounds, teardown),
         cmocka_unit_test_teardown(test_trim, teardown),
         cmocka_unit_test_teardown(test_heap_buffers_not_kept, teardown),
+        cmocka_unit_test_teardown(test_heap_free_keeps_neighbours_locked, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
