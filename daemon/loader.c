@@ -681,6 +681,11 @@ uint32_t loader_slots_loaded(struct loader *l)
     return atomic_load_explicit(&l->nloaded, memory_order_relaxed);
 }
 
+uint32_t loader_rate(struct loader *l)
+{
+    return atomic_load_explicit(&l->rate, memory_order_relaxed);
+}
+
 void loader_set_rate(struct loader *l, uint32_t rate)
 {
     pthread_mutex_lock(&l->lock);

@@ -156,6 +156,9 @@ void loader_forget(struct loader *l, uint32_t id, uint64_t seq);
 /* Slots holding a sample, as requests have left them: a load counts from
  * its /done on, an unload from the moment it is applied.  Any thread. */
 uint32_t loader_slots_loaded(struct loader *l);
+/* The rate every published buffer is at: the JACK rate of the last
+ * (re)connection, kept while the server is gone.  Any thread. */
+uint32_t loader_rate(struct loader *l);
 /* The running sample rate: loads decode at it, and if it changed every
  * loaded slot is converted again (keeping its place in the order of
  * requests).  Any thread. */

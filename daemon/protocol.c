@@ -455,7 +455,7 @@ static void handle_status(struct protocol *p, const struct req *q)
              (int32_t)atomic_load(&e->stats.voices_active), (int32_t)loader_slots_loaded(p->loader),
              (int32_t)atomic_load(&p->audio->xruns), (int32_t)atomic_load(&e->stats.late),
              (int32_t)refused, (double)audio_dsp_load(p->audio),
-             (double)audio_take_dsp_peak(p->audio), (int32_t)e->rate,
+             (double)audio_take_dsp_peak(p->audio), (int32_t)loader_rate(p->loader),
              (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes),
              atomic_load(&p->audio->stuck)  ? "jack-stuck"
              : atomic_load(&p->audio->gone) ? "jack-gone"
