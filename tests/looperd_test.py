@@ -922,6 +922,31 @@ class Recorder:
 # --------------------------------------------------------------------------
 # audio helpers
 
+
+def take_recorder(jack: "JackServer", daemon: "Daemon", seconds: float,
+                  what: str = "recorder") -> "Recorder":
+    """A Recorder of the daemon's outputs, for use after the daemon
+    reconnected to a restarted JACK server.  One whose process callback is
+    never run is taken again, once, with a new client: libjack (jack2
+    issue 721) skips a client's kRemoveClient notification that comes while
+    that client is still inside jack_client_open(), so a client that came
+    and went then (a jack_lsp polling the new server while looperd
+    reconnects) leaves its synchro connected in looperd's table, and the
+    next client to get its refnum is signalled on the old one and never
+    runs.  The refnum after it is clean."""
+    try:
+        return Recorder(jack, daemon.outputs, seconds=seconds)
+    except Exception as e:
+        print(f"{what}: recorder taken again: {str(e)[:200]}", file=sys.stderr)
+        first = e
+    try:
+        return Recorder(jack, daemon.outputs, seconds=seconds)
+    except Exception as e:
+        raise AssertionError(f"{what}: {first}\nthen {e}\n--- looperd ---\n"
+                             f"{daemon.log()[-2000:]}\n--- jackd ---\n"
+                             f"{jack.log()[-1500:]}") from None
+
+
 def write_wav(path, frames, rate: int, channels: int, sampwidth: int = 2) -> None:
     """Write a PCM WAV from integer sample values.  `frames` is a flat
     interleaved sequence of ints, or a sequence of per-frame tuples/lists.

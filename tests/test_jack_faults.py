@@ -143,25 +143,7 @@ class JackFaults(unittest.TestCase):
         self.fail(f"{what}: /status still says {last!r}, not {state!r}:\n{d.log()[-3000:]}")
 
     def recorder(self, d, what):
-        """A Recorder of the daemon's outputs.  One whose process callback is
-        never run is taken again, once, with a new client: libjack (jack2
-        issue 721) skips a client's kRemoveClient notification that comes
-        while that client is still inside jack_client_open(), so a client
-        that came and went then (the harness's jack_lsp polling the new
-        server while looperd reconnects) leaves its synchro connected in
-        looperd's table, and the next client to get its refnum is signalled
-        on the old one and never runs.  The refnum after it is clean."""
-        try:
-            return Recorder(self.jack, d.outputs, seconds=5)
-        except Exception as e:
-            print(f"{what}: recorder took again: {str(e)[:200]}", file=sys.stderr)
-            first = e
-        try:
-            return Recorder(self.jack, d.outputs, seconds=5)
-        except Exception as e:
-            raise AssertionError(f"{what}: {first}\nthen {e}\n--- looperd ---\n"
-                                 f"{d.log()[-2000:]}\n--- jackd ---\n"
-                                 f"{self.jack.log()[-1500:]}") from None
+        return take_recorder(self.jack, d, 5, what)
 
     def assert_plays(self, d, osc, what):
         rec = self.recorder(d, what)
