@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (Daemon, JackServer, OscClient, Recorder,  # noqa: E402
-                          _spawn, _terminate, deinterleave, encode_message,
+                          _spawn, _terminate, deinterleave, encode_message, take_recorder,
                           encode_bundle, find_onset, timetag_in, write_wav)
 
 RATE = 48000
