@@ -763,9 +763,9 @@ def pause_before_retake(disturbed: int, port: int | None = None, client=None) ->
 # periods around either are suspect, NEAR_S each side, and an xrun is noted
 # only when its notification arrives, up to XRUN_LAG_S after its cycle.  A
 # test that compares content only (not when it sounds against JACK's clock)
-# needs just the frames it compares to be clean: on this VM a second-long
-# recording has a gap somewhere as often as not in a noisy stretch (CI),
-# while the sounding part of it is a fraction of that.
+# needs just the frames it compares to be clean: in a noisy stretch of a
+# busy VM a second-long recording often has a gap somewhere, while the
+# sounding part of it is a fraction of that.
 NEAR_S = 0.02
 XRUN_LAG_S = 0.1
 
