@@ -1,7 +1,7 @@
 /* main.c - start-up, signals, JACK reconnection and shutdown of looperd.
  *
- * The main thread owns the life cycle and nothing else: it parses options,
- * builds every fixed-size structure before the JACK client is activated,
+ * The main thread owns the life cycle and nothing else: it parses options
+ * (options.h), builds every fixed-size structure before the JACK client is activated,
  * starts the threads (reply, loader, OSC), loads the bank, tells systemd it
  * is ready, then waits for signals in run(): SIGHUP (reload the bank),
  * SIGUSR1 (raised by JACK's shutdown callback: the server went away; samples
@@ -15,16 +15,12 @@
  * thread ever sees freed state: the producers stop first, then the audio
  * thread, then the reply thread drains what is left.
  */
-#include <errno.h>
-#include <getopt.h>
-#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,236 +33,15 @@
 #include "log.h"
 #include "memlock.h"
 #include "notify.h"
+#include "options.h"
 #include "osc.h"
 #include "protocol.h"
 #include "reply.h"
 #include "sample.h"
 
-#ifndef LOOPERD_VERSION
-#define LOOPERD_VERSION "unknown"
-#endif
-
-/* A 10-minute stereo file at 96 kHz in float is 440 MiB. */
-#define DEFAULT_MAX_SAMPLE_MB 512
-#define DEFAULT_MAX_MEMORY_MB 4096
 #define MAIN_SPARE_MAX ((size_t)64 << 20)
 /* From SIGTERM to the process's end, whatever blocks. */
 #define SHUTDOWN_DEADLINE_S 5
-
-struct options {
-    const char *name;
-    const char *port;
-    const char *listen;
-    const char *sample_dir;
-    const char *bank;
-    bool connect;
-    unsigned long max_sample_mb;
-    unsigned long max_memory_mb;
-    unsigned long slots;
-    unsigned long voices;
-    unsigned long latency_ms;
-    struct osc_allow allow[OSC_MAX_ALLOW];
-    unsigned nallow;
-    int verbosity;
-};
-
-/* A whole number in [lo, hi], or -EINVAL with a message naming the option. */
-static int parse_ulong(const char *opt, const char *text, unsigned long lo, unsigned long hi,
-                       unsigned long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (!*text || *end || errno || v < lo || v > hi || *text == '-') {
-        fprintf(stderr, "looperd: %s wants a whole number from %lu to %lu, not '%s'\n", opt, lo, hi,
-                text);
-        return -EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: looperd [OPTIONS]\n"
-            "Plays audio samples on cue: a JACK client controlled over OSC/UDP.\n\n"
-            "  -n, --name NAME          JACK client name (default looperd)\n"
-            "  -p, --port N             UDP port for OSC (default 9000)\n"
-            "  -l, --listen ADDR        address to listen on, IPv4 or IPv6 (default 127.0.0.1;\n"
-            "                           :: is every interface, IPv4 too)\n"
-            "      --allow CIDR         serve only these sources (repeatable; default: all)\n"
-            "      --no-connect         do not connect the outputs to the playback ports\n"
-            "      --slots N            sample slots, ids 0..N-1 (default %d, at most %d)\n"
-            "      --voices N           polyphony (default %d, at most %d)\n"
-            "      --latency MS         start plain messages MS after arrival (steady latency;\n"
-            "                           default 0: at the next period)\n"
-            "      --sample-dir DIR     load only files below DIR; relative paths start there\n"
-            "  -b, --bank FILE          load 'id path [gain]' lines at start-up; SIGHUP reloads\n"
-            "                           (a regular file of at most 1 MiB)\n"
-            "      --max-sample-mb N    largest decoded sample accepted (default %d)\n"
-            "      --max-memory-mb N    all samples together (default %d)\n"
-            "  -v, --verbose            more log lines (repeat for debug)\n"
-            "  -q, --quiet              warnings and errors only\n"
-            "  -h, --help               this text\n"
-            "  -V, --version            print the version\n",
-            ENGINE_DEFAULT_SLOTS, ENGINE_MAX_SLOTS, ENGINE_DEFAULT_VOICES, ENGINE_MAX_VOICES,
-            DEFAULT_MAX_SAMPLE_MB, DEFAULT_MAX_MEMORY_MB);
-}
-
-/* What can be checked before anything slow starts: the reasons JACK or a
- * later step would only report confusingly, or not at all. */
-static int check_options(const struct options *o)
-{
-    /* jack_client_name_size() counts the terminating NUL. */
-    size_t name_max = (size_t)jack_client_name_size() - 1;
-    if (!*o->name || strlen(o->name) > name_max) {
-        fprintf(stderr, "looperd: --name must be 1 to %zu characters (JACK's limit), not %zu\n",
-                name_max, strlen(o->name));
-        return -EINVAL;
-    }
-    if (o->sample_dir) {
-        struct stat st;
-        if (stat(o->sample_dir, &st) < 0) {
-            fprintf(stderr, "looperd: --sample-dir %s: %s\n", o->sample_dir, strerror(errno));
-            return -EINVAL;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            fprintf(stderr, "looperd: --sample-dir %s: not a directory\n", o->sample_dir);
-            return -EINVAL;
-        }
-    }
-    if (o->bank) {
-        int err = bank_check(o->bank);
-        if (err < 0) {
-            fprintf(stderr, "looperd: --bank %s: %s\n", o->bank, bank_strerror(err));
-            return -EINVAL;
-        }
-    }
-    return 0;
-}
-
-static int parse_options(int argc, char **argv, struct options *o)
-{
-    enum {
-        OPT_NO_CONNECT = 256,
-        OPT_MAX_SAMPLE_MB,
-        OPT_MAX_MEMORY_MB,
-        OPT_SAMPLE_DIR,
-        OPT_ALLOW,
-        OPT_SLOTS,
-        OPT_VOICES,
-        OPT_LATENCY,
-    };
-    static const struct option longopts[] = {
-        {"name", required_argument, NULL, 'n'},
-        {"port", required_argument, NULL, 'p'},
-        {"listen", required_argument, NULL, 'l'},
-        {"no-connect", no_argument, NULL, OPT_NO_CONNECT},
-        {"max-sample-mb", required_argument, NULL, OPT_MAX_SAMPLE_MB},
-        {"max-memory-mb", required_argument, NULL, OPT_MAX_MEMORY_MB},
-        {"sample-dir", required_argument, NULL, OPT_SAMPLE_DIR},
-        {"allow", required_argument, NULL, OPT_ALLOW},
-        {"slots", required_argument, NULL, OPT_SLOTS},
-        {"voices", required_argument, NULL, OPT_VOICES},
-        {"latency", required_argument, NULL, OPT_LATENCY},
-        {"bank", required_argument, NULL, 'b'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    *o = (struct options){
-        .name = "looperd",
-        .port = "9000",
-        .listen = "127.0.0.1",
-        .connect = true,
-        .max_sample_mb = DEFAULT_MAX_SAMPLE_MB,
-        .max_memory_mb = DEFAULT_MAX_MEMORY_MB,
-        .slots = ENGINE_DEFAULT_SLOTS,
-        .voices = ENGINE_DEFAULT_VOICES,
-    };
-    const unsigned long max_mb = SIZE_MAX / (1024 * 1024);
-    int c;
-    while ((c = getopt_long(argc, argv, "n:p:l:b:vqhV", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'n':
-            o->name = optarg;
-            break;
-        case 'p': {
-            unsigned long v;
-            if (parse_ulong("--port", optarg, 0, 65535, &v) < 0)
-                return -EINVAL;
-            o->port = optarg;
-            break;
-        }
-        case 'l':
-            o->listen = optarg;
-            break;
-        case 'b':
-            o->bank = optarg;
-            break;
-        case OPT_NO_CONNECT:
-            o->connect = false;
-            break;
-        case OPT_MAX_SAMPLE_MB:
-            if (parse_ulong("--max-sample-mb", optarg, 1, max_mb, &o->max_sample_mb) < 0)
-                return -EINVAL;
-            break;
-        case OPT_MAX_MEMORY_MB:
-            if (parse_ulong("--max-memory-mb", optarg, 1, max_mb, &o->max_memory_mb) < 0)
-                return -EINVAL;
-            break;
-        case OPT_SLOTS:
-            if (parse_ulong("--slots", optarg, 1, ENGINE_MAX_SLOTS, &o->slots) < 0)
-                return -EINVAL;
-            break;
-        case OPT_VOICES:
-            if (parse_ulong("--voices", optarg, 1, ENGINE_MAX_VOICES, &o->voices) < 0)
-                return -EINVAL;
-            break;
-        case OPT_LATENCY:
-            if (parse_ulong("--latency", optarg, 0, 1000, &o->latency_ms) < 0)
-                return -EINVAL;
-            break;
-        case OPT_SAMPLE_DIR:
-            o->sample_dir = optarg;
-            break;
-        case OPT_ALLOW:
-            if (o->nallow == OSC_MAX_ALLOW) {
-                fprintf(stderr, "looperd: at most %d --allow\n", OSC_MAX_ALLOW);
-                return -EINVAL;
-            }
-            if (osc_parse_allow(optarg, &o->allow[o->nallow]) < 0) {
-                fprintf(stderr, "looperd: --allow wants ADDR or ADDR/PREFIX, not '%s'\n", optarg);
-                return -EINVAL;
-            }
-            o->nallow++;
-            break;
-        case 'v':
-            o->verbosity++;
-            break;
-        case 'q':
-            o->verbosity = -1;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case 'V':
-            printf("looperd %s\n", LOOPERD_VERSION);
-            exit(0);
-        default:
-            usage(stderr);
-            return -EINVAL;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "looperd: unexpected argument '%s'\n", argv[optind]);
-        return -EINVAL;
-    }
-    return check_options(o);
-}
 
 static void *osc_thread(void *arg)
 {
@@ -580,7 +355,7 @@ int main(int argc, char **argv)
     int status = 1;
     bool osc_running = false;
 
-    if (parse_options(argc, argv, &d->opt) < 0)
+    if (options_parse(argc, argv, &d->opt) < 0)
         return 2;
     log_init(d->opt.verbosity < 0 ? LOG_WARNING : d->opt.verbosity == 0 ? LOG_INFO : LOG_DEBUG);
     notify_init();

@@ -5,7 +5,8 @@
  * are locked as they are first touched, instead of every page of every
  * mapped library being read in and pinned up front (libsndfile alone drags
  * in five codec libraries with their encoders; libjack brings libstdc++ and
- * libdb: about 7 MiB the audio thread never runs).  The price is that
+ * libdb: megabytes of code the audio thread never runs; docs/performance.md,
+ * "Resident memory").  The price is that
  * whatever the audio thread touches must have been touched before it runs:
  *  - memlock_audio_mappings() populates and locks, whole, the mappings the
  *    process callback executes in or reads (looperd itself, libjack, libc,

@@ -720,15 +720,14 @@ def read_raw(path) -> array:
     return a
 
 
-# A recording the machine disturbed (a gap or an xrun: this VM's dummy
-# backend skips cycles now and then, with an idle client too) cannot be
+# A recording the machine disturbed (a gap or an xrun: the dummy backend
+# skips cycles now and then on a busy VM, idle clients too) cannot be
 # compared sample by sample, so the tests take it again, up to TAKES times,
-# and assert on the last take whatever it holds.  The VM's noisy stretches
-# last from seconds to a minute or more (5 to 116 xruns in every take of
-# three timing tests in a row, once), so a new take waits until the storm
+# and assert on the last take whatever it holds.  A machine's noisy stretches
+# can last from seconds to a minute or more, so a new take waits until the storm
 # has passed: until the daemon's xrun count has stood still for QUIET_S,
-# for at most STORM_WAIT_S.  Takes back to back had all landed in one
-# stretch (CI).  On a quiet machine none of this waits.
+# for at most STORM_WAIT_S: takes back to back would all land in one
+# stretch.  On a quiet machine none of this waits.
 TAKES = 5
 QUIET_S = 2.0
 STORM_WAIT_S = 30.0
@@ -764,9 +763,9 @@ def pause_before_retake(disturbed: int, port: int | None = None, client=None) ->
 # periods around either are suspect, NEAR_S each side, and an xrun is noted
 # only when its notification arrives, up to XRUN_LAG_S after its cycle.  A
 # test that compares content only (not when it sounds against JACK's clock)
-# needs just the frames it compares to be clean: on this VM a second-long
-# recording has a gap somewhere as often as not in a noisy stretch (CI),
-# while the sounding part of it is a fraction of that.
+# needs just the frames it compares to be clean: in a noisy stretch of a
+# busy VM a second-long recording often has a gap somewhere, while the
+# sounding part of it is a fraction of that.
 NEAR_S = 0.02
 XRUN_LAG_S = 0.1
 

@@ -268,8 +268,8 @@ class Reload(DaemonCase):
         self.assertEqual(settled(a_bytes), a_bytes, "C did not get A's mapping")
 
         # Its first quarter second and its last, with the silence after: two
-        # short recordings of a play rather than one of 6 s, which on this
-        # VM would rarely be free of gaps.  A part with a gap or xrun on or
+        # short recordings of a play rather than one of 6 s, which on a
+        # busy VM would rarely be free of gaps.  A part with a gap or xrun on or
         # near it (or a recording started too late to hold it) is recorded
         # again with the next play; a clean one is kept.
         data = files["c"][1]

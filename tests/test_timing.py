@@ -597,9 +597,9 @@ class ThirtyThird(TimingBase):
                 return None  # nothing to judge: the assertions below fail
             return disturbed_in(meta, math.floor(min(got + [exp, fade_start])), fade_end + 1)
 
-        # Once in a few hundred runs on a loaded machine (seen under ASan),
-        # one onset was 7 frames off while every other timing test stayed
-        # within a frame; record again then, and judge the last take.
+        # On a loaded machine (under ASan, say) a rare onset can be several
+        # frames off while every other timing test stays within a frame;
+        # record again then, and judge the last take.
         for take in range(3):
             left, right, meta, (t, status) = self.record(action, 1.5, check)
             got, exp, r_on, fade_start, fade_end = measure(left, right, meta, t)

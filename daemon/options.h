@@ -1,0 +1,46 @@
+/* options.h - looperd's command line: one table of the options, from which
+ * getopt_long's array and the --help text are both made.
+ *
+ * The table (options.c) is the only list of options in the code.  The
+ * README's options table and docs/looperd.8 are checked against `looperd
+ * --help` by tests/test_options.py, so a new option goes into the table and
+ * the two documents, or the unit suite fails.
+ */
+#ifndef LOOPERD_OPTIONS_H
+#define LOOPERD_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "osc.h"
+
+/* A 10-minute stereo file at 96 kHz in float is 440 MiB. */
+#define DEFAULT_MAX_SAMPLE_MB 512
+#define DEFAULT_MAX_MEMORY_MB 4096
+
+struct options {
+    const char *name;
+    const char *port;
+    const char *listen;
+    const char *sample_dir;
+    const char *bank;
+    bool connect;
+    unsigned long max_sample_mb;
+    unsigned long max_memory_mb;
+    unsigned long slots;
+    unsigned long voices;
+    unsigned long latency_ms;
+    struct osc_allow allow[OSC_MAX_ALLOW];
+    unsigned nallow;
+    int verbosity;
+};
+
+/* Fills *o from the command line and checks what can be checked before
+ * anything slow starts.  --help and --version print and exit(0).  Returns 0,
+ * or -EINVAL after a message on stderr (the caller exits with status 2). */
+int options_parse(int argc, char **argv, struct options *o);
+
+/* The --help text, generated from the table. */
+void options_usage(FILE *f);
+
+#endif
