@@ -3,6 +3,7 @@
 #
 #   scripts/build.sh [MESON_OPTION...]      e.g. scripts/build.sh -Dbench=false
 #
+# -Dlink=enabled unless an option -Dlink=... is given.
 # The build directory is `build` unless BUILD_DIR says otherwise (test.sh and
 # bench.sh use build-asan and build-release).  A new directory is set up with
 # the given options; an existing one is reconfigured only when an option
@@ -11,6 +12,13 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 dir=${BUILD_DIR:-build}
+
+# The scripts build with Ableton Link (see README: the binary is then
+# GPL-2.0-or-later) unless told -Dlink=... themselves.
+case " $* " in
+    *" -Dlink="*) ;;
+    *) set -- -Dlink=enabled "$@" ;;
+esac
 
 # True when every -Dkey=value / --key=value argument already holds in $dir.
 options_match() {

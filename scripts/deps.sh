@@ -20,6 +20,8 @@ PACKAGES=(
     libsndfile1-dev     # decoding WAV, AIFF, FLAC, Ogg Vorbis, Opus, MP3
     libsoxr-dev         # sample-rate conversion to the JACK rate
     libcmocka-dev       # unit-test framework (the meson build always has the tests)
+    ableton-link-dev    # Ableton Link (header-only C++): tempo and phase shared with other apps (-Dlink)
+    libasio-dev         # standalone Asio, the networking library Link's headers use
 )
 TEST_PACKAGES=(
     clang               # sanitizer and fuzz builds
@@ -29,6 +31,7 @@ TEST_PACKAGES=(
     sox                 # makes the truncated-FLAC fixture of tests/test_protocol.py
     puredata-core       # Pd, run headless by tests/test_clients.py (a real client)
     supercollider-language  # sclang, run headless (Qt offscreen) by tests/test_clients.py
+    ableton-link-utils  # LinkHut, a Link peer looperd does not control (tests/test_link.py)
 )
 if [ "${1:-}" = "--test" ]; then
     PACKAGES+=("${TEST_PACKAGES[@]}")
