@@ -50,7 +50,9 @@ for arg in sys.argv[1:]:
 
 if [ -f "$dir/meson-private/coredata.dat" ] && [ -f "$dir/build.ninja" ]; then
     if ! options_match "$@"; then
-        meson configure "$dir" "$@"
+        # --reconfigure reads meson_options.txt again, so an option added
+        # since this directory was set up (-Dlink) is known.
+        meson setup --reconfigure "$dir" "$@"
     fi
 elif [ -f "$dir/meson-private/coredata.dat" ]; then
     # A set-up that failed half way: start it again from scratch.
