@@ -6,13 +6,11 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "audio.h"
 #include "loader.h"
-#include "log.h"
 
 void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
                    struct replies *replies, struct loader *loader, struct audio *audio)

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
 #include "sample.h"
 
 static void answer(struct replier *r, const struct event *ev)
