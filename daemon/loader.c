@@ -84,10 +84,7 @@ static void fail_job(struct loader *l, struct load_job *job, const char *reason)
         log_info("load %u %s failed: %s", job->id, job->path, reason);
     else
         log_warn("load %u %s failed: %s", job->id, job->path, reason);
-    if (job->reply)
-        osc_send(l->proto->osc, &job->reply->peer, "/fail", "ssi", "/load", reason,
-                 (int32_t)job->id);
-    reply_ctx_free(l->proto, job->reply);
+    reply_load_failed(l->replies, job->reply, job->id, reason);
     job->reply = NULL;
 }
 
@@ -338,12 +335,8 @@ static void run_job(struct loader *l, struct load_task *t)
         }
         /* The buffer is on the load ring: whatever the client sends after
          * this reply is applied after it (loader.h). */
-        if (job->reply) {
-            osc_send(l->proto->osc, &job->reply->peer, "/done", "siii", "/load", (int32_t)job->id,
-                     (int32_t)frames, (int32_t)channels);
-            reply_ctx_free(l->proto, job->reply);
-            job->reply = NULL;
-        }
+        reply_load_done(l->replies, job->reply, job->id, frames, channels);
+        job->reply = NULL;
         log_info("%s %u %s: %u frames, %u channels", job->reconvert ? "converted" : "loaded",
                  job->id, job->path, frames, channels);
         return;
@@ -551,19 +544,19 @@ static void *loader_main(void *arg)
         struct load_job *job = &l->queue[l->head];
         l->head = (l->head + 1) % LOADER_QUEUE;
         l->count--;
-        reply_ctx_free(l->proto, job->reply);
+        reply_ctx_free(l->replies, job->reply);
         free(job->path);
     }
     pthread_mutex_unlock(&l->lock);
     return NULL;
 }
 
-int loader_start(struct loader *l, struct engine *e, struct protocol *p,
+int loader_start(struct loader *l, struct engine *e, struct replies *replies,
                  const struct loader_limits *limits, char *err, size_t errlen)
 {
     memset(l, 0, sizeof(*l));
     l->engine = e;
-    l->proto = p;
+    l->replies = replies;
     l->limits = *limits;
     l->dir_fd = -1;
     atomic_init(&l->rate, e->rate);

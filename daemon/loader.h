@@ -21,8 +21,9 @@
  * (each holds a thread, a descriptor and at most one sample's buffer); a
  * job that finds that many is refused with /fail at once.
  *
- * Replies.  The worker answers every /load itself: /fail when it cannot
- * load the file, and /done as soon as the buffer is on the engine's load
+ * Replies.  The worker answers every /load itself, through replies.h
+ * (reply_load_failed, reply_load_done): /fail when it cannot load the
+ * file, and /done as soon as the buffer is on the engine's load
  * ring, without waiting for the audio thread to take it.  That is safe
  * because the audio thread applies a command only after every load
  * published before the command was sent (engine_process takes a snapshot
@@ -41,10 +42,10 @@
  * is published only while that load is still the slot's newest.  The check
  * and the push happen under `lock`, which loader_forget() takes too.  An
  * unload changes this state only once the audio thread has applied it
- * (the reply thread calls loader_forget() on its event, before /done): an
- * unload refused, or a timed one dropped before its time, leaves the slot
- * as it was.  The audio thread keeps its own check and silently drops a
- * buffer older than its slot's last request.
+ * (the reply thread calls loader_forget() on its event, before /done,
+ * through the hook main gives it: reply.h): an unload refused, or a timed
+ * one dropped before its time, leaves the slot as it was.  The audio thread keeps its own check and
+ * silently drops a buffer older than its slot's last request.
  *
  * Sample rate.  The loader decodes at `rate` (loader_set_rate).  A buffer
  * is published only if its rate (sample_buffer.rate) is the running rate,
@@ -68,7 +69,7 @@
 #include <stdint.h>
 
 #include "engine.h"
-#include "protocol.h"
+#include "replies.h"
 
 #define LOADER_QUEUE 64
 /* How much nicer than the rest of the daemon the loader and its decoder
@@ -116,7 +117,7 @@ struct load_task;
 
 struct loader {
     struct engine *engine;
-    struct protocol *proto;
+    struct replies *replies;
     struct loader_limits limits;
     char *sample_dir; /* realpath of limits.sample_dir */
     int dir_fd;       /* O_PATH descriptor of it, or -1 */
@@ -139,7 +140,7 @@ struct loader {
 
 /* Returns 0, or a negative errno with a reason in err (bad --sample-dir, a
  * kernel without openat2). */
-int loader_start(struct loader *l, struct engine *e, struct protocol *p,
+int loader_start(struct loader *l, struct engine *e, struct replies *replies,
                  const struct loader_limits *limits, char *err, size_t errlen);
 /* Queues a client's load; on success the job owns `reply`.  -EBUSY when
  * the queue is full, -ENOMEM.  Any thread. */

@@ -36,6 +36,7 @@
 #include "options.h"
 #include "osc.h"
 #include "protocol.h"
+#include "replies.h"
 #include "reply.h"
 #include "sample.h"
 
@@ -52,7 +53,7 @@ static void *osc_thread(void *arg)
 
 /* After the audio thread has stopped, whatever still sits in its input rings
  * was never applied: free it here. */
-static void drain_inputs(struct engine *e, struct protocol *p)
+static void drain_inputs(struct engine *e, struct replies *p)
 {
     struct ctl_msg m;
     while (ring_pop(&e->cmd, &m))
@@ -67,12 +68,20 @@ static void drain_inputs(struct engine *e, struct protocol *p)
     }
 }
 
+/* The reply thread's hook: an unload the audio thread applied empties the
+ * slot on the control side too (loader.h, "Order of loads and unloads"). */
+static void unloaded(void *loader, uint32_t id, uint64_t seq)
+{
+    loader_forget(loader, id, seq);
+}
+
 /* Everything main() owns, so the helpers below can share it. */
 struct daemon {
     struct options opt;
     struct audio audio;
     struct engine engine;
     struct osc_server osc;
+    struct replies replies;
     struct protocol proto;
     struct loader loader;
     struct replier replier;
@@ -239,7 +248,7 @@ static bool reconnect(struct daemon *d)
      * they are dropped (and counted late).  The
      * audio thread is not running, so this thread may touch its heap. */
     for (uint32_t i = 0; i < d->engine.nsched; i++) {
-        reply_ctx_free(&d->proto, d->engine.sched[i].m.reply);
+        reply_ctx_free(&d->replies, d->engine.sched[i].m.reply);
         atomic_fetch_sub(&d->engine.sched_pending, 1);
         atomic_fetch_add(&d->engine.stats.late, 1);
     }
@@ -427,7 +436,11 @@ int main(int argc, char **argv)
     }
     memcpy(d->osc.allow, d->opt.allow, sizeof(d->opt.allow));
     d->osc.nallow = d->opt.nallow;
-    protocol_init(&d->proto, &d->engine, &d->osc, &d->loader, &d->audio);
+    /* Events come only from requests that carry a reply_ctx (the engine
+     * emits none for the loader's internal unloads): keep them within the
+     * event ring. */
+    replies_init(&d->replies, &d->osc, ENGINE_EVENT_RING);
+    protocol_init(&d->proto, &d->engine, &d->osc, &d->replies, &d->loader, &d->audio);
     d->proto.latency = d->opt.latency_ms / 1000.0;
     struct loader_limits limits = {
         .max_sample_bytes = d->opt.max_sample_mb * 1024 * 1024,
@@ -438,11 +451,11 @@ int main(int argc, char **argv)
      * memory limit, at most 64 MiB (two 60 s stereo samples at 48 kHz). */
     sample_spares_limit(limits.max_memory_bytes / 4 < MAIN_SPARE_MAX ? limits.max_memory_bytes / 4
                                                                      : MAIN_SPARE_MAX);
-    if (replier_start(&d->replier, &d->engine, &d->proto) < 0) {
+    if (replier_start(&d->replier, &d->engine, &d->replies, unloaded, &d->loader) < 0) {
         log_error("cannot start the reply thread");
         goto out_threads;
     }
-    if (loader_start(&d->loader, &d->engine, &d->proto, &limits, err, sizeof(err)) < 0) {
+    if (loader_start(&d->loader, &d->engine, &d->replies, &limits, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out_threads;
     }
@@ -479,7 +492,7 @@ out_threads:
     replier_stop(&d->replier);
     if (d->replier.engine)
         replier_drain(&d->replier);
-    drain_inputs(&d->engine, &d->proto);
+    drain_inputs(&d->engine, &d->replies);
     osc_close(&d->osc);
     bank_free(&d->bank);
 out_engine:

@@ -1,5 +1,4 @@
-/* protocol.c - see protocol.h.  Every reply format lives here or in
- * reply.c/loader.c, and docs/protocol.md must say the same. */
+/* protocol.c - see protocol.h.  Reply formats live in replies.c. */
 #include "protocol.h"
 
 #include <errno.h>
@@ -7,86 +6,33 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "audio.h"
 #include "loader.h"
-#include "log.h"
 
 void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
-                   struct loader *loader, struct audio *audio)
+                   struct replies *replies, struct loader *loader, struct audio *audio)
 {
     memset(p, 0, sizeof(*p));
     p->engine = e;
     p->osc = osc;
+    p->replies = replies;
     p->loader = loader;
     p->audio = audio;
-    /* Events come only from reply_ctx-carrying requests (the engine emits
-     * none for the loader's internal unloads): keep them within the event
-     * ring. */
-    p->max_replies = ENGINE_EVENT_RING;
-}
-
-static struct reply_ctx *reply_take(struct protocol *p, const struct osc_peer *peer, uint32_t limit)
-{
-    uint32_t n = atomic_fetch_add(&p->replies_in_flight, 1);
-    if (n >= limit) {
-        atomic_fetch_sub(&p->replies_in_flight, 1);
-        return NULL;
-    }
-    struct reply_ctx *r = malloc(sizeof(*r));
-    if (!r) {
-        atomic_fetch_sub(&p->replies_in_flight, 1);
-        return NULL;
-    }
-    r->peer = *peer;
-    r->unload_seq = 0;
-    return r;
-}
-
-struct reply_ctx *reply_ctx_new(struct protocol *p, const struct osc_peer *peer)
-{
-    return reply_take(p, peer, p->max_replies - PROTOCOL_STOP_RESERVE);
-}
-
-void reply_ctx_free(struct protocol *p, struct reply_ctx *r)
-{
-    if (!r)
-        return;
-    free(r);
-    atomic_fetch_sub(&p->replies_in_flight, 1);
-}
-
-/* The address as a /fail echoes it: at most PROTOCOL_ECHO_MAX bytes, cut
- * before a UTF-8 continuation byte, so that every reply fits a datagram
- * whatever the client sent. */
-static const char *echo(const char *path, char buf[PROTOCOL_ECHO_MAX + 1])
-{
-    size_t n = strnlen(path, PROTOCOL_ECHO_MAX + 1);
-    if (n <= PROTOCOL_ECHO_MAX)
-        return path;
-    n = PROTOCOL_ECHO_MAX;
-    while (n > 0 && ((unsigned char)path[n] & 0xc0) == 0x80)
-        n--;
-    memcpy(buf, path, n);
-    buf[n] = '\0';
-    return buf;
 }
 
 static void fail(struct protocol *p, const struct osc_peer *to, const char *path,
                  const char *reason)
 {
-    char buf[PROTOCOL_ECHO_MAX + 1];
-    osc_send(p->osc, to, "/fail", "ss", echo(path, buf), reason);
+    reply_fail(p->replies, to, path, reason);
 }
 
 static void fail_id(struct protocol *p, const struct osc_peer *to, const char *path,
                     const char *reason, int32_t id)
 {
-    char buf[PROTOCOL_ECHO_MAX + 1];
-    osc_send(p->osc, to, "/fail", "ssi", echo(path, buf), reason, id);
+    reply_fail_id(p->replies, to, path, reason, id);
 }
 
 /* Clients send numbers as they please: Pd and TouchOSC only send floats,
@@ -283,8 +229,8 @@ refuse:
  * thread): /ping, /stop, /unload. */
 static void round_trip(struct protocol *p, const struct req *q, struct ctl_msg m)
 {
-    uint32_t keep = may_use_reserve(q, &m) ? 0 : PROTOCOL_STOP_RESERVE;
-    struct reply_ctx *r = reply_take(p, q->from, p->max_replies - keep);
+    struct reply_ctx *r = may_use_reserve(q, &m) ? reply_ctx_new_stop(p->replies, q->from)
+                                                 : reply_ctx_new(p->replies, q->from);
     if (!r) {
         atomic_fetch_add(&p->refused, 1);
         fail(p, q->from, q->path, "busy: too many requests in flight");
@@ -292,7 +238,7 @@ static void round_trip(struct protocol *p, const struct req *q, struct ctl_msg m
     }
     m.reply = r;
     if (!push_cmd(p, q, m))
-        reply_ctx_free(p, r);
+        reply_ctx_free(p->replies, r);
 }
 
 static bool no_args(struct protocol *p, const struct req *q)
@@ -310,7 +256,7 @@ static void handle_ping(struct protocol *p, const struct req *q)
     /* Without a JACK server there is no audio thread to go round; the OSC
      * thread answers itself, so monitoring sees the daemon alive. */
     if (atomic_load(&p->audio->gone))
-        osc_send(p->osc, q->from, "/pong", "");
+        reply_pong_now(p->replies, q->from);
     else
         round_trip(p, q, (struct ctl_msg){.type = CTL_PING});
 }
@@ -378,9 +324,10 @@ static void handle_stop(struct protocol *p, const struct req *q)
 }
 
 /* The control side forgets the slot only when the audio thread has
- * applied the unload (reply.c calls loader_forget() on its event, with
- * the sequence number kept in the reply context): an unload refused here,
- * or a timed one dropped before its time, leaves the slot as it was. */
+ * applied the unload (the reply thread's hook, reply.h, calls
+ * loader_forget() on its event, with the sequence number kept in the reply
+ * context): an unload refused here, or a timed one dropped before its
+ * time, leaves the slot as it was. */
 static void handle_unload(struct protocol *p, const struct req *q)
 {
     uint32_t id;
@@ -390,7 +337,7 @@ static void handle_unload(struct protocol *p, const struct req *q)
     }
     if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
         return;
-    struct reply_ctx *r = reply_ctx_new(p, q->from);
+    struct reply_ctx *r = reply_ctx_new(p->replies, q->from);
     if (!r) {
         atomic_fetch_add(&p->refused, 1);
         fail(p, q->from, q->path, "busy: too many requests in flight");
@@ -399,7 +346,7 @@ static void handle_unload(struct protocol *p, const struct req *q)
     uint64_t seq = atomic_fetch_add(&p->load_seq, 1) + 1;
     r->unload_seq = seq;
     if (!push_cmd(p, q, (struct ctl_msg){.type = CTL_UNLOAD, .id = id, .seq = seq, .reply = r}))
-        reply_ctx_free(p, r);
+        reply_ctx_free(p->replies, r);
 }
 
 static void handle_load(struct protocol *p, const struct req *q)
@@ -425,7 +372,7 @@ static void handle_load(struct protocol *p, const struct req *q)
         fail_id(p, q->from, q->path, "path too long", (int32_t)id);
         return;
     }
-    struct reply_ctx *r = reply_ctx_new(p, q->from);
+    struct reply_ctx *r = reply_ctx_new(p->replies, q->from);
     if (!r) {
         atomic_fetch_add(&p->refused, 1);
         fail_id(p, q->from, q->path, "busy: too many requests in flight", (int32_t)id);
@@ -435,7 +382,7 @@ static void handle_load(struct protocol *p, const struct req *q)
      * order the decodes finish in. */
     int err = loader_submit(p->loader, id, file, 1.0f, atomic_fetch_add(&p->load_seq, 1) + 1, r);
     if (err < 0) {
-        reply_ctx_free(p, r);
+        reply_ctx_free(p->replies, r);
         atomic_fetch_add(&p->refused, 1);
         fail_id(p, q->from, q->path, err == -EBUSY ? "busy: load queue full" : "out of memory",
                 (int32_t)id);
@@ -449,23 +396,30 @@ static void handle_status(struct protocol *p, const struct req *q)
     struct engine *e = p->engine;
     uint64_t refused = atomic_load(&p->refused) + atomic_load(&p->osc->dropped_packets) +
                        atomic_load(&p->osc->denied_packets);
-    osc_send(p->osc, q->from, "/status.reply", "iiiiiffiihs",
-             /* Slots as the requests answered so far left them (loader.h), not
-              * the audio thread's count, which would lag a /done by a period. */
-             (int32_t)atomic_load(&e->stats.voices_active), (int32_t)loader_slots_loaded(p->loader),
-             (int32_t)atomic_load(&p->audio->xruns), (int32_t)atomic_load(&e->stats.late),
-             (int32_t)refused, (double)audio_dsp_load(p->audio),
-             (double)audio_take_dsp_peak(p->audio), (int32_t)loader_rate(p->loader),
-             (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes),
-             atomic_load(&p->audio->stuck)  ? "jack-stuck"
-             : atomic_load(&p->audio->gone) ? "jack-gone"
-                                            : "running");
+    /* Slots as the requests answered so far left them (loader.h), not the
+     * audio thread's count, which would lag a /done by a period. */
+    struct reply_status st = {
+        .voices = (int32_t)atomic_load(&e->stats.voices_active),
+        .slots = (int32_t)loader_slots_loaded(p->loader),
+        .xruns = (int32_t)atomic_load(&p->audio->xruns),
+        .late = (int32_t)atomic_load(&e->stats.late),
+        .refused = (int32_t)refused,
+        .dsp_avg = audio_dsp_load(p->audio),
+        .dsp_peak = audio_take_dsp_peak(p->audio),
+        .rate = (int32_t)loader_rate(p->loader),
+        .period = (int32_t)audio_period(p->audio),
+        .sample_bytes = (int64_t)atomic_load(&e->sample_bytes),
+        .state = atomic_load(&p->audio->stuck)  ? "jack-stuck"
+                 : atomic_load(&p->audio->gone) ? "jack-gone"
+                                                : "running",
+    };
+    reply_status(p->replies, q->from, &st);
 }
 
 static void handle_version(struct protocol *p, const struct req *q)
 {
     if (no_args(p, q))
-        osc_send(p->osc, q->from, "/version.reply", "ss", "looperd", LOOPERD_VERSION);
+        reply_version(p->replies, q->from, LOOPERD_VERSION);
 }
 
 static void handle_quit(struct protocol *p, const struct req *q)
@@ -479,7 +433,7 @@ static void handle_quit(struct protocol *p, const struct req *q)
         fail(p, q->from, q->path, "a /quit cannot be scheduled: send it without a timetag");
         return;
     }
-    osc_send(p->osc, q->from, "/done", "s", "/quit");
+    reply_quit_done(p->replies, q->from);
     /* The main thread does the shutdown, as for SIGTERM. */
     kill(getpid(), SIGTERM);
 }

@@ -5,33 +5,27 @@
 #include <string.h>
 #include <time.h>
 
-#include "loader.h"
-#include "log.h"
 #include "sample.h"
 
 static void answer(struct replier *r, const struct event *ev)
 {
-    struct osc_server *osc = r->proto->osc;
-    const struct osc_peer *to = ev->reply ? &ev->reply->peer : NULL;
-
-    if (to) {
-        switch (ev->type) {
-        case EV_PONG:
-            osc_send(osc, to, "/pong", "");
-            break;
-        case EV_STOPPED:
-            osc_send(osc, to, "/done", "s", "/stop");
-            break;
-        case EV_UNLOADED:
-            /* Applied: now the control side forgets the slot (loader.h). */
-            loader_forget(r->proto->loader, ev->id, ev->reply->unload_seq);
-            osc_send(osc, to, "/done", "si", "/unload", (int32_t)ev->id);
-            break;
-        default:
-            break;
-        }
+    switch (ev->type) {
+    case EV_PONG:
+        reply_pong(r->replies, ev->reply);
+        break;
+    case EV_STOPPED:
+        reply_stop_done(r->replies, ev->reply);
+        break;
+    case EV_UNLOADED:
+        /* Applied: now the control side forgets the slot (loader.h). */
+        if (ev->reply && r->on_unloaded)
+            r->on_unloaded(r->user, ev->id, ev->reply->unload_seq);
+        reply_unload_done(r->replies, ev->reply, ev->id);
+        break;
+    default:
+        reply_ctx_free(r->replies, ev->reply);
+        break;
     }
-    reply_ctx_free(r->proto, ev->reply);
 }
 
 void replier_drain(struct replier *r)
@@ -73,11 +67,14 @@ static void *replier_main(void *arg)
     }
 }
 
-int replier_start(struct replier *r, struct engine *e, struct protocol *p)
+int replier_start(struct replier *r, struct engine *e, struct replies *rs,
+                  replier_unloaded_fn *on_unloaded, void *user)
 {
     memset(r, 0, sizeof(*r));
     r->engine = e;
-    r->proto = p;
+    r->replies = rs;
+    r->on_unloaded = on_unloaded;
+    r->user = user;
     int err = pthread_create(&r->thread, NULL, replier_main, r);
     if (err != 0)
         return -err;

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "osc.h"
 #include "protocol.h"
+#include "replies.h"
 #include "reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,6 +37,7 @@ static struct engine engine;
 static struct osc_server osc;
 static struct loader loader;
 static struct audio audio;
+static struct replies replies;
 static struct protocol proto;
 static struct replier replier;
 static struct osc_peer peer;
@@ -73,6 +75,11 @@ static void cleanup(void)
         unlink(sample_path);
     if (sample_dir[0])
         rmdir(sample_dir);
+}
+
+static void forget(void *l, uint32_t id, uint64_t seq)
+{
+    loader_forget(l, id, seq);
 }
 
 static void setup(void)
@@ -114,11 +121,16 @@ static void setup(void)
         .sample_dir = sample_dir,
     };
     memset(&audio, 0, sizeof(audio));
-    protocol_init(&proto, &engine, &osc, &loader, &audio);
-    if (loader_start(&loader, &engine, &proto, &limits, err, sizeof(err)) < 0)
+    replies_init(&replies, &osc, ENGINE_EVENT_RING);
+    protocol_init(&proto, &engine, &osc, &replies, &loader, &audio);
+    if (loader_start(&loader, &engine, &replies, &limits, err, sizeof(err)) < 0)
         die(err);
+    /* The reply thread's fields, as replier_start sets them, with main's
+     * hook for applied unloads. */
     replier.engine = &engine;
-    replier.proto = &proto;
+    replier.replies = &replies;
+    replier.on_unloaded = forget;
+    replier.user = &loader;
 }
 
 /* One round of what the audio and reply threads do. */
