@@ -195,45 +195,6 @@ void engine_destroy(struct engine *e)
     free_pools(e);
 }
 
-bool engine_sched_reserve(struct engine *e)
-{
-    uint32_t n = atomic_load_explicit(&e->sched_pending, memory_order_relaxed);
-    do {
-        if (n >= ENGINE_SCHED)
-            return false;
-    } while (!atomic_compare_exchange_weak_explicit(&e->sched_pending, &n, n + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
-    return true;
-}
-
-bool engine_buffer_reserve(struct engine *e)
-{
-    uint32_t n = atomic_load_explicit(&e->live_buffers, memory_order_relaxed);
-    do {
-        if (n >= e->max_live)
-            return false;
-    } while (!atomic_compare_exchange_weak_explicit(&e->live_buffers, &n, n + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
-    return true;
-}
-
-void engine_buffer_unreserve(struct engine *e)
-{
-    atomic_fetch_sub_explicit(&e->live_buffers, 1, memory_order_relaxed);
-}
-
-void engine_buffer_charge(struct engine *e, const struct sample_buffer *b)
-{
-    atomic_fetch_add_explicit(&e->sample_bytes, b->bytes, memory_order_relaxed);
-}
-
-void engine_buffer_free(struct engine *e, struct sample_buffer *b)
-{
-    atomic_fetch_sub_explicit(&e->sample_bytes, b->bytes, memory_order_relaxed);
-    sample_buffer_free(b);
-    engine_buffer_unreserve(e);
-}
-
 /* ---- audio thread from here on ---------------------------------------- */
 
 static bool push_event(struct engine *e, uint32_t type, uint32_t id, struct reply_ctx *reply)

@@ -37,6 +37,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "messages.h"
 #include "ring.h"
@@ -175,6 +176,8 @@ struct engine {
     uint32_t slots_loaded;
     bool notify; /* audio thread pushed to events or trash this period */
 
+    /* From here to `wake`: the engine's own (engine*.c); other threads go
+     * through the doors below. */
     /* Timed requests, a binary min-heap on (time, arrival order).  The
      * control side reserves a place in `sched_pending` before it sends a
      * timed request, and the audio thread gives it back when the request is
@@ -225,20 +228,69 @@ struct engine_clock {
 void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes,
                     struct engine_clock clock);
 
-/* Control side: reserves room for one timed request; false when the
- * schedule is full (the caller answers /fail). */
-bool engine_sched_reserve(struct engine *e);
+/* ---- the doors: which thread may call what ------------------------------
+ * Everything below but engine_process() is in engine_doors.c.  The rings,
+ * the schedule and `wake` are the engine's own: no other file reaches
+ * them, so each ring's one producer and one consumer are the functions
+ * listed under one thread each. */
 
-/* Counts a new live buffer against max_live before it is allocated; returns
- * false when the budget is used up (the caller reports "busy").  Any thread
- * but the audio thread. */
+/* A reply token to let go (the control side frees it). */
+typedef void (*engine_reply_fn)(void *ctx, struct reply_ctx *reply);
+
+/* OSC thread.  Sends a command to the audio thread.  A CTL_TIMED one also
+ * takes a place in the schedule, given back when the audio thread applies
+ * it.  `keep` places of the command ring and of the schedule stay unused
+ * (the caller's reserve for requests that must always get through).
+ * Returns 0, -EAGAIN when the command ring is full, -ENOSPC when the
+ * schedule is. */
+int engine_send(struct engine *e, const struct ctl_msg *m, uint32_t keep);
+/* OSC thread (any thread: a hint).  Commands not yet taken. */
+uint32_t engine_cmds_waiting(const struct engine *e);
+/* Any thread (a hint).  Places of the schedule taken: timed requests sent
+ * and not yet applied. */
+uint32_t engine_sched_pending(const struct engine *e);
+
+/* Loader.  Hands a CTL_LOAD (with its buffer) or a CTL_UNLOAD to the audio
+ * thread; false when the load ring is full (nothing changed). */
+bool engine_publish(struct engine *e, const struct ctl_msg *m);
+/* Any thread (a hint).  Loads and unloads not yet taken. */
+uint32_t engine_loads_waiting(const struct engine *e);
+
+/* Reply thread.  Takes the next event; false when there is none. */
+bool engine_take_event(struct engine *e, struct event *ev);
+/* Reply thread.  Takes the next buffer the audio thread let go (to free
+ * with engine_buffer_free), NULL when there is none. */
+struct sample_buffer *engine_take_trash(struct engine *e);
+/* Reply thread.  Sleeps until the audio thread pushed an event or trash,
+ * engine_wake() was called, or CLOCK_MONOTONIC reaches `deadline` (NULL:
+ * no deadline). */
+void engine_wait(struct engine *e, const struct timespec *deadline);
+/* Any thread but the audio thread.  Wakes engine_wait(). */
+void engine_wake(struct engine *e);
+
+/* Main thread while no audio thread runs (or the audio thread itself).
+ * Timed requests in the schedule, taken from the command ring. */
+uint32_t engine_scheduled(const struct engine *e);
+/* Main thread while no audio thread runs.  Drops every timed request in
+ * the schedule, counted late, its place given back, its reply token passed
+ * to `drop`; returns how many. */
+uint32_t engine_drop_timed(struct engine *e, engine_reply_fn drop, void *ctx);
+/* Main thread after the audio thread stopped for good.  Frees what waits
+ * in the inputs: commands and timed requests (tokens to `drop`) and loads
+ * (their buffers freed). */
+void engine_drain_inputs(struct engine *e, engine_reply_fn drop, void *ctx);
+
+/* Any thread but the audio thread: the budget of live sample buffers.
+ * engine_buffer_reserve counts a new live buffer against max_live before it
+ * is allocated; false when the budget is used up (the caller reports
+ * "busy"). */
 bool engine_buffer_reserve(struct engine *e);
 /* Gives back a reservation that never got a buffer. */
 void engine_buffer_unreserve(struct engine *e);
 /* Counts a freshly built buffer's bytes (after engine_buffer_reserve). */
 void engine_buffer_charge(struct engine *e, const struct sample_buffer *b);
-/* Frees a charged buffer and returns its place and bytes.  Not on the audio
- * thread: it goes through the trash ring to the reply thread. */
+/* Frees a charged buffer and returns its place and bytes.  A buffer the
+ * audio thread lets go comes back through engine_take_trash. */
 void engine_buffer_free(struct engine *e, struct sample_buffer *b);
 
 #endif
