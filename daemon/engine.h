@@ -1,4 +1,6 @@
-/* engine.h - the audio engine: sample slots, voices and the mixer.
+/* engine.h - the audio engine: sample slots, the voice pool, the doors of
+ * the other threads into it.  The voice line and the mixer are mixer.h's,
+ * the schedule schedule.h's.
  *
  * The engine is everything the JACK process callback touches, and nothing
  * else.  It is a plain data structure plus one function, engine_process(),
@@ -40,8 +42,10 @@
 #include <time.h>
 
 #include "messages.h"
+#include "mixer.h"
 #include "ring.h"
 #include "sample.h"
+#include "schedule.h"
 
 #define ENGINE_DEFAULT_SLOTS 32
 #define ENGINE_DEFAULT_VOICES 32
@@ -73,33 +77,6 @@ struct slot {
     uint16_t playing;          /* first of the slot's playing voices (voice_links.snext) */
     uint16_t loop;             /* the slot's playing loop voice, or ENGINE_NONE */
 };
-
-/* One voice, one cache line.  What a period reads of a sounding voice is
- * its samples and this line, nothing else: the buffer's layout is copied
- * here when the voice starts (src, src1, frames, format, channels), so
- * mixing never goes through the buffer's header.  Why it matters: between
- * two periods the thread sleeps, and on the machines this runs on the
- * caches and TLB have mostly gone cold by the next one, so a period costs
- * about one miss per distinct line it touches (docs/performance.md, "CPU
- * per voice-frame"); a header on another page was one more miss, and one
- * that had to come back before the samples' addresses were known. */
-struct voice {
-    const void *src;   /* SAMPLE_S16: the interleaved integers; SAMPLE_F32: channel 0 */
-    const float *src1; /* SAMPLE_F32: channel 1 (== src when mono); unused for S16 */
-    uint32_t frames;   /* the buffer's */
-    uint32_t pos;      /* next frame to play */
-    float gain;
-    float fade_step;  /* > 0 while fading out: subtracted from gain per frame */
-    uint32_t fade_in; /* frame of this period at which a requested fade starts */
-    uint32_t delay;   /* frames of this period to wait before starting */
-    uint8_t format;   /* the buffer's (enum sample_format) */
-    uint8_t channels; /* the buffer's, 1 or 2 */
-    bool loop;        /* wraps to frame 0 at the end instead of ending */
-    uint32_t slot;
-    const struct sample_buffer *buf; /* NULL when the voice is free */
-    uint64_t started;                /* start order, for stealing the oldest */
-};
-_Static_assert(sizeof(struct voice) == 64, "a voice is one cache line");
 
 /* The voice pool's bookkeeping, beside the voices so that mixing never
  * reads it (it is touched where a voice starts, starts fading or ends).  A
@@ -178,16 +155,11 @@ struct engine {
 
     /* From here to `wake`: the engine's own (engine*.c); other threads go
      * through the doors below. */
-    /* Timed requests, a binary min-heap on (time, arrival order).  The
-     * control side reserves a place in `sched_pending` before it sends a
-     * timed request, and the audio thread gives it back when the request is
-     * applied, so the heap can never overflow. */
-    struct sched_entry {
-        struct ctl_msg m;
-        uint32_t order;
-    } * sched;
-    uint32_t nsched;
-    uint32_t sched_order;
+    /* Timed requests (schedule.h).  The control side reserves a place in
+     * `sched_pending` before it sends a timed request (engine_send), and
+     * the audio thread gives it back when the request is applied, so the
+     * heap can never overflow. */
+    struct schedule sched;
     _Atomic uint32_t sched_pending;
 
     struct ring cmd;

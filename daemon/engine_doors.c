@@ -93,18 +93,18 @@ void engine_wake(struct engine *e)
 
 uint32_t engine_scheduled(const struct engine *e)
 {
-    return e->nsched;
+    return e->sched.n;
 }
 
 uint32_t engine_drop_timed(struct engine *e, engine_reply_fn drop, void *ctx)
 {
-    uint32_t n = e->nsched;
+    uint32_t n = e->sched.n;
     for (uint32_t i = 0; i < n; i++) {
-        drop(ctx, e->sched[i].m.reply);
+        drop(ctx, e->sched.heap[i].m.reply);
         atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
     }
-    e->nsched = 0;
+    e->sched.n = 0;
     return n;
 }
 
@@ -114,9 +114,9 @@ void engine_drain_inputs(struct engine *e, engine_reply_fn drop, void *ctx)
     while (ring_pop(&e->cmd, &m))
         drop(ctx, m.reply);
     /* Timed requests still waiting for their time (a /ping an hour ahead). */
-    for (uint32_t i = 0; i < e->nsched; i++)
-        drop(ctx, e->sched[i].m.reply);
-    e->nsched = 0;
+    for (uint32_t i = 0; i < e->sched.n; i++)
+        drop(ctx, e->sched.heap[i].m.reply);
+    e->sched.n = 0;
     while (ring_pop(&e->load, &m)) {
         engine_buffer_free(e, m.buf);
         drop(ctx, m.reply);
