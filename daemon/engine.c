@@ -516,8 +516,6 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         /* The old entry first: its place may be the one the new takes. */
         if (old)
             ref_drop(e, s->ref);
-        else
-            e->slots_loaded++;
         s->ref = ref_new(e, m->buf);
         break;
     }
@@ -550,7 +548,6 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
             s->buf = NULL;
             s->seq = m->seq;
             if (old) {
-                e->slots_loaded--;
                 ref_drop(e, s->ref);
                 s->ref = ENGINE_NONE;
             }
@@ -648,6 +645,5 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
     }
 
     atomic_store_explicit(&e->stats.voices_active, active, memory_order_relaxed);
-    atomic_store_explicit(&e->stats.slots_loaded, e->slots_loaded, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->stats.periods, 1, memory_order_relaxed);
 }

@@ -114,13 +114,11 @@ struct buf_ref {
 
 struct engine_stats {
     _Atomic uint32_t voices_active; /* after the last period */
-    _Atomic uint32_t slots_loaded;  /* the audio thread's count; /status uses the
-                                       control side's (loader_slots_loaded) */
     _Atomic uint64_t periods;
-    _Atomic uint64_t voices_stolen;
-    _Atomic uint64_t late;        /* timed requests whose time had passed, and
-                                     stale untimed triggers (dropped) */
-    _Atomic uint64_t lost_events; /* must stay 0: see the proof above */
+    _Atomic uint64_t voices_stolen; /* /status `stolen` */
+    _Atomic uint64_t late;          /* timed requests whose time had passed, and
+                                       stale untimed triggers (dropped) */
+    _Atomic uint64_t lost_events;   /* /status `lost`; must stay 0: see the proof above */
 };
 
 struct engine {
@@ -150,7 +148,6 @@ struct engine {
     struct buf_ref *refs; /* nrefs entries: one per slot, one per voice struct */
     uint16_t *ref_free;   /* stack of the unused entries of refs */
     uint32_t nrefs, nref_free;
-    uint32_t slots_loaded;
     bool notify; /* audio thread pushed to events or trash this period */
 
     /* From here to `wake`: the engine's own (engine*.c); other threads go
