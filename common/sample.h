@@ -22,7 +22,7 @@
  *    what a period costs follows the cache lines and the streams it starts
  *    (docs/performance.md, "CPU per voice-frame").  The mixer converts as
  *    it reads, exactly: what it plays is bit for bit what the float buffer
- *    of the same file would play (daemon/engine.c, "16-bit sources").
+ *    of the same file would play (daemon/mixer.c, "16-bit sources").
  */
 #ifndef LOOPERD_SAMPLE_H
 #define LOOPERD_SAMPLE_H
@@ -51,7 +51,7 @@ struct sample_buffer {
     /* The samples: channels * frames floats (F32) or int16s (S16).  They
      * start on a cache line: a period of 64 16-bit stereo frames that
      * starts on a multiple of 64 (any voice started on a period boundary)
-     * then covers 4 lines, not 5 (engine.c, voice_prefetch). */
+     * then covers 4 lines, not 5 (mixer.h, mixer_prefetch). */
     _Alignas(64) float data[];
 };
 

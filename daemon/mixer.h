@@ -20,12 +20,11 @@
 /* One voice, one cache line.  What a period reads of a sounding voice is
  * its samples and this line, nothing else: the buffer's layout is copied
  * here when the voice starts (src, src1, frames, format, channels), so
- * mixing never goes through the buffer's header.  Why it matters: between
- * two periods the thread sleeps, and on the machines this runs on the
- * caches and TLB have mostly gone cold by the next one, so a period costs
- * about one miss per distinct line it touches (docs/performance.md, "CPU
- * per voice-frame"); a header on another page was one more miss, and one
- * that had to come back before the samples' addresses were known. */
+ * mixing never goes through the buffer's header.  Why: between two
+ * periods the thread sleeps and the caches and TLB go cold, so a period
+ * costs about one miss per distinct line it touches (docs/performance.md,
+ * "CPU per voice-frame"), and a header on another page would be one more,
+ * and one that must come back before the samples' addresses are known. */
 struct voice {
     const void *src;   /* SAMPLE_S16: the interleaved integers; SAMPLE_F32: channel 0 */
     const float *src1; /* SAMPLE_F32: channel 1 (== src when mono); unused for S16 */
