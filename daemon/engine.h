@@ -115,10 +115,10 @@ struct buf_ref {
 struct engine_stats {
     _Atomic uint32_t voices_active; /* after the last period */
     _Atomic uint64_t periods;
-    _Atomic uint64_t voices_stolen; /* /status `stolen` */
-    _Atomic uint64_t late;          /* timed requests whose time had passed, and
-                                       stale untimed triggers (dropped) */
-    _Atomic uint64_t lost_events;   /* /status `lost`; must stay 0: see the proof above */
+    _Atomic uint64_t voices_stolen;
+    _Atomic uint64_t late;        /* timed requests whose time had passed, and
+                                     stale untimed triggers (dropped) */
+    _Atomic uint64_t lost_events; /* must stay 0: see the proof above */
 };
 
 struct engine {

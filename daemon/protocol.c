@@ -430,7 +430,7 @@ static void handle_status(struct protocol *p, const struct req *q)
     struct engine *e = p->engine;
     uint64_t refused = atomic_load(&p->refused) + atomic_load(&p->osc->dropped_packets) +
                        atomic_load(&p->osc->denied_packets);
-    osc_send(p->osc, q->from, "/status.reply", "iiiiiffiihshh",
+    osc_send(p->osc, q->from, "/status.reply", "iiiiiffiihs",
              /* Slots as the requests answered so far left them (loader.h), not
               * the audio thread's count, which would lag a /done by a period. */
              (int32_t)atomic_load(&e->stats.voices_active), (int32_t)loader_slots_loaded(p->loader),
@@ -440,9 +440,7 @@ static void handle_status(struct protocol *p, const struct req *q)
              (int32_t)audio_period(p->audio), (int64_t)atomic_load(&e->sample_bytes),
              atomic_load(&p->audio->stuck)  ? "jack-stuck"
              : atomic_load(&p->audio->gone) ? "jack-gone"
-                                            : "running",
-             (int64_t)atomic_load(&e->stats.voices_stolen),
-             (int64_t)atomic_load(&e->stats.lost_events));
+                                            : "running");
 }
 
 static void handle_version(struct protocol *p, const struct req *q)
