@@ -232,8 +232,9 @@ bool engine_take_event(struct engine *e, struct event *ev);
 struct sample_buffer *engine_take_trash(struct engine *e);
 /* Reply thread.  Sleeps until the audio thread pushed an event or trash,
  * engine_wake() was called, or CLOCK_MONOTONIC reaches `deadline` (NULL:
- * no deadline). */
-void engine_wait(struct engine *e, const struct timespec *deadline);
+ * no deadline; a deadline already passed: only takes a wake-up already
+ * posted).  True when woken, false when the deadline passed. */
+bool engine_wait(struct engine *e, const struct timespec *deadline);
 /* Any thread but the audio thread.  Wakes engine_wait(). */
 void engine_wake(struct engine *e);
 

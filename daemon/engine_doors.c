@@ -73,15 +73,13 @@ struct sample_buffer *engine_take_trash(struct engine *e)
     return ring_pop(&e->trash, &b) ? b : NULL;
 }
 
-void engine_wait(struct engine *e, const struct timespec *deadline)
+bool engine_wait(struct engine *e, const struct timespec *deadline)
 {
-    if (!deadline) {
-        while (sem_wait(&e->wake) < 0 && errno == EINTR)
-            ;
-        return;
-    }
-    while (sem_clockwait(&e->wake, CLOCK_MONOTONIC, deadline) < 0 && errno == EINTR)
-        ;
+    int r;
+    do
+        r = deadline ? sem_clockwait(&e->wake, CLOCK_MONOTONIC, deadline) : sem_wait(&e->wake);
+    while (r < 0 && errno == EINTR);
+    return r == 0;
 }
 
 void engine_wake(struct engine *e)
