@@ -172,10 +172,16 @@ static uint32_t frames;             /* per buffer */
 static uint32_t periods_per_buffer; /* frames / PERIOD */
 static uint64_t stagger;            /* periods between two voices' starts */
 
-static void push(struct ring *r, const struct ctl_msg *m)
+static void publish(struct engine *e, const struct ctl_msg *m)
 {
-    if (!ring_push(r, m))
-        die("a control ring is full");
+    if (!engine_publish(e, m))
+        die("the load ring is full");
+}
+
+static void send(struct engine *e, const struct ctl_msg *m)
+{
+    if (engine_send(e, m, 0) != 0)
+        die("the command ring is full");
 }
 
 /* Period p's place on JACK's microsecond clock, as audio.c passes it. */
@@ -204,11 +210,11 @@ static void bench_init(struct bench *b, uint32_t format)
     /* Publish the buffers through the load ring, as the loader does. */
     uint64_t seq = 0;
     for (uint32_t k = 0; k < VOICES; k++) {
-        if (ring_count(&e->load) == ring_capacity(&e->load))
+        if (engine_loads_waiting(e) == ENGINE_LOAD_RING)
             engine_process(e, b->out_l, b->out_r, PERIOD, (struct engine_clock){0});
         struct ctl_msg m = {
             .type = CTL_LOAD, .id = k, .seq = ++seq, .buf = b->bufs[k], .velocity = 1.0f};
-        push(&e->load, &m);
+        publish(e, &m);
     }
     engine_process(e, b->out_l, b->out_r, PERIOD, (struct engine_clock){0});
     for (uint32_t k = 0; k < VOICES; k++)
@@ -227,7 +233,7 @@ static void bench_period(struct bench *b)
     for (uint32_t k = 0; k < VOICES; k++) {
         if (b->next_start[k] == b->p) {
             struct ctl_msg m = {.type = CTL_PLAY, .id = k, .velocity = 0.8f};
-            push(&b->e.cmd, &m);
+            send(&b->e, &m);
             b->next_start[k] += periods_per_buffer;
         }
     }

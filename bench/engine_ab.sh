@@ -37,10 +37,15 @@ side() {
     rm -rf "$src" "$obj"
     mkdir -p "$src" "$obj"
     git archive "$1" common daemon | tar -x -C "$src"
-    for f in "$src"/common/*.c "$src"/daemon/engine.c "$src"/daemon/memlock.c; do
+    # The engine's files, whatever the revision's layout.
+    local f doors=-DAB_RINGS
+    [ -e "$src/daemon/engine_doors.c" ] && doors=
+    for f in "$src"/common/*.c "$src"/daemon/engine*.c "$src"/daemon/mixer.c \
+        "$src"/daemon/schedule.c "$src"/daemon/memlock.c "$src"/daemon/sample_alloc.c; do
+        [ -e "$f" ] || continue
         gcc "${CFLAGS[@]}" -I"$src/common" -I"$src/daemon" -c "$f" -o "$obj/$(basename "$f" .c).o"
     done
-    gcc "${CFLAGS[@]}" "-DAB(x)=$2_##x" -I"$src/common" -I"$src/daemon" \
+    gcc "${CFLAGS[@]}" "-DAB(x)=$2_##x" $doors -Ibench -I"$src/common" -I"$src/daemon" \
         -c "$core" -o "$obj/core.o"
     ld -r -o "$tmp/$2.o" "$obj"/*.o
     local keep=()

@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "ab_doors.h"
 #include "engine.h"
 #include "messages.h"
-#include "ring.h"
 #include "sample.h"
 
 #define RATE 48000u
@@ -52,11 +52,11 @@ void AB(init)(uint32_t frames)
         sample_buffer_prefault(bufs[k]);
     }
     for (uint32_t k = 0; k < VOICES; k++) {
-        if (ring_count(&e.load) == ring_capacity(&e.load))
+        if (engine_loads_waiting(&e) == ENGINE_LOAD_RING)
             engine_process(&e, out_l, out_r, PERIOD, (struct engine_clock){0});
         struct ctl_msg m = {
             .type = CTL_LOAD, .id = k, .seq = k + 1, .buf = bufs[k], .velocity = 1.0f};
-        if (!ring_push(&e.load, &m))
+        if (!engine_publish(&e, &m))
             die("load ring full");
     }
     engine_process(&e, out_l, out_r, PERIOD, (struct engine_clock){0});
@@ -71,7 +71,7 @@ float AB(period)(void)
     for (uint32_t k = 0; k < VOICES; k++) {
         if (next_start[k] == p) {
             struct ctl_msg m = {.type = CTL_PLAY, .id = k, .velocity = 0.8f};
-            if (!ring_push(&e.cmd, &m))
+            if (engine_send(&e, &m, 0) != 0)
                 die("command ring full");
             next_start[k] += periods_per_buffer;
         }

@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "ab_doors.h"
 #include "engine.h"
 #include "messages.h"
-#include "ring.h"
 #include "sample.h"
 
 #define RATE 48000u
@@ -39,7 +39,7 @@ static void run(void)
     engine_process(&e, out_l, out_r, PERIOD, c);
     p++;
     struct event ev;
-    while (ring_pop(&e.events, &ev))
+    while (engine_take_event(&e, &ev))
         ;
 }
 
@@ -60,10 +60,10 @@ void AB(init)(void)
             s[i] = (int16_t)((((int32_t)(x >> 16) - 32768) / 10) | 1);
         }
         sample_buffer_prefault(b);
-        if (ring_count(&e.load) == ring_capacity(&e.load))
+        if (engine_loads_waiting(&e) == ENGINE_LOAD_RING)
             run();
         struct ctl_msg m = {.type = CTL_LOAD, .id = k, .seq = k + 1, .buf = b, .velocity = 1.0f};
-        if (!ring_push(&e.load, &m))
+        if (!engine_publish(&e, &m))
             die("load ring full");
     }
     run();
@@ -75,7 +75,7 @@ void AB(push)(uint32_t type, uint32_t n)
 {
     for (uint32_t k = 0; k < n; k++) {
         struct ctl_msg m = {.type = type, .id = next_slot++ % SLOTS, .velocity = 0.5f};
-        if (!ring_push(&e.cmd, &m))
+        if (engine_send(&e, &m, 0) != 0)
             die("command ring full");
     }
 }

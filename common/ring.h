@@ -1,9 +1,8 @@
 /* ring.h - a lock-free single-producer/single-consumer ring of fixed-size
  * elements.
  *
- * This is the only way data crosses into or out of the audio thread.  One
- * thread pushes, one thread pops; neither ever blocks, allocates or makes a
- * system call, so both ends are safe on a real-time thread.
+ * One thread pushes, one thread pops; neither ever blocks, allocates or
+ * makes a system call, so both ends may run on a real-time thread.
  *
  * Design (after PipeWire's spa/utils/ringbuffer.h):
  *  - capacity is a power of two fixed at init, so an index is reduced with a
@@ -70,9 +69,7 @@ uint32_t ring_count(const struct ring *r);
  * such as a push to another ring that the producer had seen (or been told
  * of) before pushing.  The count only grows until the consumer pops, and
  * popping at most this many applies exactly the snapshot: elements pushed
- * after the call wait for the next one.  engine_process() relies on this to
- * apply a command only after every sample load that was published before
- * the command was sent. */
+ * after the call wait for the next one. */
 uint32_t ring_readable(const struct ring *r);
 
 #endif

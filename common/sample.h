@@ -22,7 +22,7 @@
  *    what a period costs follows the cache lines and the streams it starts
  *    (docs/performance.md, "CPU per voice-frame").  The mixer converts as
  *    it reads, exactly: what it plays is bit for bit what the float buffer
- *    of the same file would play (daemon/engine.c, "16-bit sources").
+ *    of the same file would play (daemon/mixer.c, "16-bit sources").
  */
 #ifndef LOOPERD_SAMPLE_H
 #define LOOPERD_SAMPLE_H
@@ -41,7 +41,7 @@ struct sample_buffer {
     uint32_t frames;   /* frames per channel, > 0 */
     uint32_t channels; /* 1 or 2 as stored (mono plays on both outputs) */
     uint32_t rate;     /* sample rate of the data, the engine rate */
-    uint32_t flags;    /* how it was allocated (sample.c) */
+    uint32_t flags;    /* how it was allocated (daemon/sample_alloc.c) */
     uint32_t format;   /* enum sample_format */
     size_t bytes;      /* size of the whole allocation, for accounting */
     /* SAMPLE_F32: left, right (== left if mono); NULL for SAMPLE_S16. */
@@ -51,7 +51,7 @@ struct sample_buffer {
     /* The samples: channels * frames floats (F32) or int16s (S16).  They
      * start on a cache line: a period of 64 16-bit stereo frames that
      * starts on a multiple of 64 (any voice started on a period boundary)
-     * then covers 4 lines, not 5 (engine.c, voice_prefetch). */
+     * then covers 4 lines, not 5 (mixer.h, mixer_prefetch). */
     _Alignas(64) float data[];
 };
 
@@ -104,7 +104,7 @@ void sample_buffer_prefault(struct sample_buffer *b);
 /* Frees a buffer; one of a huge page or more may be kept as a spare. */
 void sample_buffer_free(struct sample_buffer *b);
 
-/* Spare mappings (sample.c): freed buffers of a huge page or more are kept,
+/* Spare mappings (daemon/sample_alloc.c): freed buffers of a huge page or more are kept,
  * populated and locked, for the next buffers that fit in them, up to
  * `bytes` in all (at most 4 of them).  0, the default, keeps none and
  * gives back any kept.  Thread-safe; not for the audio thread. */

@@ -1,4 +1,8 @@
-/* engine.c - slots, voices and the mixer; everything the audio thread runs.
+/* engine.c - the engine proper: slots, the voice pool's bookkeeping (which
+ * voice starts, is stolen, fades or ends), applying commands, and
+ * engine_process(), the audio thread's one entry point.  The mixing of a
+ * voice is mixer.c's, the timed requests' heap schedule.c's, and what the
+ * other threads run engine_doors.c's.
  *
  * engine_process() is the whole real-time path.  It is written so that its
  * running time is bounded by the pool sizes fixed at start-up:
@@ -44,6 +48,8 @@
 #include <string.h>
 
 #include "memlock.h"
+#include "mixer.h"
+#include "schedule.h"
 
 #if defined(__SSE__) || defined(__x86_64__)
 #include <xmmintrin.h>
@@ -73,14 +79,13 @@ static void free_pools(struct engine *e)
     ring_destroy(&e->trash);
     free(e->slots);
     free(e->voices);
-    free(e->sched);
+    schedule_destroy(&e->sched);
     free(e->links);
     free(e->fading);
     free(e->refs);
     free(e->ref_free);
     e->slots = NULL;
     e->voices = NULL;
-    e->sched = NULL;
     e->links = NULL;
     e->fading = NULL;
     e->refs = NULL;
@@ -115,7 +120,6 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
     e->voices = aligned_alloc(64, e->npool * sizeof(*e->voices));
     if (e->voices)
         memset(e->voices, 0, e->npool * sizeof(*e->voices));
-    e->sched = calloc(ENGINE_SCHED, sizeof(*e->sched));
     /* Buffer entries: every slot's current buffer, and a retired buffer is
      * used by at least one voice, so no more of those than voice structs. */
     e->nrefs = nslots + e->npool;
@@ -123,8 +127,7 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
     e->fading = calloc(e->npool, sizeof(*e->fading));
     e->refs = calloc(e->nrefs, sizeof(*e->refs));
     e->ref_free = calloc(e->nrefs, sizeof(*e->ref_free));
-    if (!e->slots || !e->voices || !e->sched || !e->links || !e->fading || !e->refs ||
-        !e->ref_free) {
+    if (!e->slots || !e->voices || !e->links || !e->fading || !e->refs || !e->ref_free) {
         r = -ENOMEM;
         goto fail;
     }
@@ -132,7 +135,6 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
      * the first to write them (memlock.h). */
     memlock_touch(e->slots, nslots * sizeof(*e->slots));
     memlock_touch(e->voices, e->npool * sizeof(*e->voices));
-    memlock_touch(e->sched, ENGINE_SCHED * sizeof(*e->sched));
     memlock_touch(e->fading, e->npool * sizeof(*e->fading));
     memlock_touch(e->refs, e->nrefs * sizeof(*e->refs));
     for (uint32_t i = 0; i < nslots; i++)
@@ -144,7 +146,8 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
     for (uint32_t i = 0; i < e->nrefs; i++)
         e->ref_free[i] = (uint16_t)(e->nrefs - 1 - i); /* entry 0 on top */
     e->nref_free = e->nrefs;
-    if ((r = ring_init(&e->cmd, ENGINE_CMD_RING, sizeof(struct ctl_msg))) < 0 ||
+    if ((r = schedule_init(&e->sched, ENGINE_SCHED)) < 0 ||
+        (r = ring_init(&e->cmd, ENGINE_CMD_RING, sizeof(struct ctl_msg))) < 0 ||
         (r = ring_init(&e->load, ENGINE_LOAD_RING, sizeof(struct ctl_msg))) < 0 ||
         (r = ring_init(&e->events, ENGINE_EVENT_RING, sizeof(struct event))) < 0 ||
         (r = ring_init(&e->trash, ring_pow2(e->max_live), sizeof(struct sample_buffer *))) < 0)
@@ -195,45 +198,6 @@ void engine_destroy(struct engine *e)
     free_pools(e);
 }
 
-bool engine_sched_reserve(struct engine *e)
-{
-    uint32_t n = atomic_load_explicit(&e->sched_pending, memory_order_relaxed);
-    do {
-        if (n >= ENGINE_SCHED)
-            return false;
-    } while (!atomic_compare_exchange_weak_explicit(&e->sched_pending, &n, n + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
-    return true;
-}
-
-bool engine_buffer_reserve(struct engine *e)
-{
-    uint32_t n = atomic_load_explicit(&e->live_buffers, memory_order_relaxed);
-    do {
-        if (n >= e->max_live)
-            return false;
-    } while (!atomic_compare_exchange_weak_explicit(&e->live_buffers, &n, n + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
-    return true;
-}
-
-void engine_buffer_unreserve(struct engine *e)
-{
-    atomic_fetch_sub_explicit(&e->live_buffers, 1, memory_order_relaxed);
-}
-
-void engine_buffer_charge(struct engine *e, const struct sample_buffer *b)
-{
-    atomic_fetch_add_explicit(&e->sample_bytes, b->bytes, memory_order_relaxed);
-}
-
-void engine_buffer_free(struct engine *e, struct sample_buffer *b)
-{
-    atomic_fetch_sub_explicit(&e->sample_bytes, b->bytes, memory_order_relaxed);
-    sample_buffer_free(b);
-    engine_buffer_unreserve(e);
-}
-
 /* ---- audio thread from here on ---------------------------------------- */
 
 static bool push_event(struct engine *e, uint32_t type, uint32_t id, struct reply_ctx *reply)
@@ -260,16 +224,37 @@ static void discard(struct engine *e, struct sample_buffer *b)
     e->notify = true;
 }
 
-/* Walks the sounding voices (engine.h, `sounding`) in index order, `v`
- * naming each, so a free voice struct is never read.  Each word of the
- * bitmap is copied before its bits are walked: the body may end the voice
- * it is given (voice_end() clears its bit), but must not start one.  No
- * `break` in the body: it would leave only the innermost loop. */
-#define FOR_EACH_SOUNDING(e, v)                                                                    \
-    for (uint32_t w_ = 0; w_ < (e)->voice_words; w_++)                                             \
-        for (uint64_t b_ = (e)->sounding[w_]; b_; b_ &= b_ - 1)                                    \
-            for (struct voice *v = &(e)->voices[w_ * 64 + (uint32_t)__builtin_ctzll(b_)]; v;       \
-                 v = NULL)
+/* Walks the sounding voices (engine.h, `sounding`) in index order, so a
+ * free voice struct is never read:
+ *     struct sounding_walk w = sounding_begin(e);
+ *     for (uint32_t i; sounding_next(&w, &i);) ...
+ * A word of the bitmap is copied when the walk reaches it, so the body may
+ * end the voice it was given (voice_end() clears its bit) but must not
+ * start one. */
+struct sounding_walk {
+    const uint64_t *words;
+    uint32_t nwords, w;
+    uint64_t bits; /* the bits of word w not yet given */
+};
+
+static inline struct sounding_walk sounding_begin(const struct engine *e)
+{
+    return (struct sounding_walk){.words = e->sounding,
+                                  .nwords = e->voice_words,
+                                  .bits = e->voice_words ? e->sounding[0] : 0};
+}
+
+static inline bool sounding_next(struct sounding_walk *w, uint32_t *i)
+{
+    while (w->bits == 0) {
+        if (++w->w >= w->nwords)
+            return false;
+        w->bits = w->words[w->w];
+    }
+    *i = w->w * 64 + (uint32_t)__builtin_ctzll(w->bits);
+    w->bits &= w->bits - 1;
+    return true;
+}
 
 _Static_assert(ENGINE_MAX_SLOTS + 2 * ENGINE_MAX_VOICES < ENGINE_NONE,
                "voice and buffer-entry indices fit in 16 bits beside ENGINE_NONE");
@@ -531,8 +516,6 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         /* The old entry first: its place may be the one the new takes. */
         if (old)
             ref_drop(e, s->ref);
-        else
-            e->slots_loaded++;
         s->ref = ref_new(e, m->buf);
         break;
     }
@@ -565,7 +548,6 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
             s->buf = NULL;
             s->seq = m->seq;
             if (old) {
-                e->slots_loaded--;
                 ref_drop(e, s->ref);
                 s->ref = ENGINE_NONE;
             }
@@ -578,262 +560,6 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
     default:
         break;
     }
-}
-
-/* The inner loops.  restrict lets the compiler vectorise: the outputs never
- * alias the (read-only) sample data; a and b may alias each other (mono),
- * which restrict allows because neither is written. */
-static void mix_const(float *restrict l, float *restrict r, const float *restrict a,
-                      const float *restrict b, float g, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        l[i] += g * a[i];
-        r[i] += g * b[i];
-    }
-}
-
-static void mix_ramp(float *restrict l, float *restrict r, const float *restrict a,
-                     const float *restrict b, float g, float step, uint32_t n)
-{
-    /* Written so that it vectorises without -ffast-math: the frame index is
-     * converted from a signed int (cvtdq2ps; n < 2^31 always) and the clamp
-     * is a plain compare-select (maxps), which fmaxf's NaN rules forbid. */
-    for (uint32_t i = 0; i < n; i++) {
-        float gi = g - step * (float)(int32_t)(i + 1);
-        gi = gi > 0.0f ? gi : 0.0f;
-        l[i] += gi * a[i];
-        r[i] += gi * b[i];
-    }
-}
-
-/* 16-bit sources (SAMPLE_S16, sample.h).  A stored integer x stands for
- * x * 2^-15, exactly the float the F32 buffer of the same file holds (a
- * 16-bit integer times a power of two), and these loops play bit for bit
- * what the two above play from that float buffer:
- *  - at a constant gain g, (g * 2^-15) * x, one multiply per sample after
- *    the conversion, as for floats.  Whenever g * 2^-15 is exact (g == 0 or
- *    g >= 2^-111, where it is a normal float), this product and the float
- *    loop's g * (x * 2^-15) are the same real number, rounded by the same
- *    instruction in the same FTZ/DAZ mode, so they are the same float.
- *    mix_buf() checks that once per call and sends a smaller gain (below
- *    -660 dB) to the ramp loop with a zero step instead, which is exact for
- *    any gain;
- *  - in a ramp, gi * (x * 2^-15): the float loop's own expression, with the
- *    stored float computed on the way (one more multiply; fades are rare).
- * `nch` is 1 (mono: its one channel to both outputs) or 2 (interleaved
- * L R L R); each wrapper passes it as a constant, so all four loops
- * vectorise with SSE2: punpcklwd/pcmpgtw to sign-extend (and, for stereo,
- * to split the channels), cvtdq2ps to convert, then mulps/addps. */
-#define S16_SCALE 0x1p-15f
-
-static inline __attribute__((always_inline)) void mix_const_s16(float *restrict l,
-                                                                float *restrict r,
-                                                                const int16_t *restrict s, float gs,
-                                                                uint32_t n, uint32_t nch)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        l[i] += gs * (float)s[(size_t)i * nch];
-        r[i] += gs * (float)s[(size_t)i * nch + nch - 1];
-    }
-}
-
-static inline __attribute__((always_inline)) void mix_ramp_s16(float *restrict l, float *restrict r,
-                                                               const int16_t *restrict s, float g,
-                                                               float step, uint32_t n, uint32_t nch)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        float gi = g - step * (float)(int32_t)(i + 1);
-        gi = gi > 0.0f ? gi : 0.0f;
-        l[i] += gi * ((float)s[(size_t)i * nch] * S16_SCALE);
-        r[i] += gi * ((float)s[(size_t)i * nch + nch - 1] * S16_SCALE);
-    }
-}
-
-static void mix_const_s16_mono(float *restrict l, float *restrict r, const int16_t *restrict s,
-                               float gs, uint32_t n)
-{
-    mix_const_s16(l, r, s, gs, n, 1);
-}
-
-static void mix_const_s16_stereo(float *restrict l, float *restrict r, const int16_t *restrict s,
-                                 float gs, uint32_t n)
-{
-    mix_const_s16(l, r, s, gs, n, 2);
-}
-
-static void mix_ramp_s16_mono(float *restrict l, float *restrict r, const int16_t *restrict s,
-                              float g, float step, uint32_t n)
-{
-    mix_ramp_s16(l, r, s, g, step, n, 1);
-}
-
-static void mix_ramp_s16_stereo(float *restrict l, float *restrict r, const int16_t *restrict s,
-                                float g, float step, uint32_t n)
-{
-    mix_ramp_s16(l, r, s, g, step, n, 2);
-}
-
-/* Mixes frames [pos, pos + n) of voice v's samples into l[0..n) and
- * r[0..n), with the gain falling by `step` per frame from g (mix_ramp).
- * The branch on the format is taken once per call: a voice makes one call
- * per period, two or three when it wraps or starts a fade. */
-static void mix_buf_ramp(const struct voice *v, uint32_t pos, float *l, float *r, float g,
-                         float step, uint32_t n)
-{
-    if (v->format == SAMPLE_S16) {
-        const int16_t *s = (const int16_t *)v->src + (size_t)pos * v->channels;
-        if (v->channels == 2)
-            mix_ramp_s16_stereo(l, r, s, g, step, n);
-        else
-            mix_ramp_s16_mono(l, r, s, g, step, n);
-    } else {
-        mix_ramp(l, r, (const float *)v->src + pos, v->src1 + pos, g, step, n);
-    }
-}
-
-/* The same at a constant gain g (mix_const). */
-static void mix_buf(const struct voice *v, uint32_t pos, float *l, float *r, float g, uint32_t n)
-{
-    if (v->format == SAMPLE_S16) {
-        const int16_t *s = (const int16_t *)v->src + (size_t)pos * v->channels;
-        float gs = g * S16_SCALE;
-        if (gs * (1.0f / S16_SCALE) != g) /* g < 2^-111: not exact (see above) */
-            mix_buf_ramp(v, pos, l, r, g, 0.0f, n);
-        else if (v->channels == 2)
-            mix_const_s16_stereo(l, r, s, gs, n);
-        else
-            mix_const_s16_mono(l, r, s, gs, n);
-    } else {
-        mix_const(l, r, (const float *)v->src + pos, v->src1 + pos, g, n);
-    }
-}
-
-/* Mixes one voice into the outputs.  Returns false when the voice is done
- * (sample end without loop, or fade finished). */
-static bool voice_render(struct voice *v, float *out_l, float *out_r, uint32_t nframes)
-{
-    uint32_t off = 0;
-    /* The frame of this period at which a requested fade begins: it counts
-     * from the period's start, like `delay`, and holds for this period only. */
-    uint32_t fade_at = v->fade_in;
-    v->fade_in = 0;
-
-    if (v->delay) {
-        if (v->delay >= nframes) {
-            v->delay -= nframes;
-            return true;
-        }
-        off = v->delay;
-        v->delay = 0;
-    }
-    while (off < nframes) {
-        uint32_t n = v->frames - v->pos;
-        if (n > nframes - off)
-            n = nframes - off;
-        if (v->fade_step > 0 && fade_at > off) {
-            /* A fade requested for a frame further into the period: full
-             * gain up to there. */
-            if (n > fade_at - off)
-                n = fade_at - off;
-            mix_buf(v, v->pos, out_l + off, out_r + off, v->gain, n);
-        } else if (v->fade_step > 0) {
-            /* The ramp reaches zero on frame ceil(gain / step). */
-            float left = ceilf(v->gain / v->fade_step);
-            if (left <= (float)n) {
-                mix_buf_ramp(v, v->pos, out_l + off, out_r + off, v->gain, v->fade_step,
-                             (uint32_t)left);
-                return false;
-            }
-            mix_buf_ramp(v, v->pos, out_l + off, out_r + off, v->gain, v->fade_step, n);
-            v->gain -= v->fade_step * (float)n;
-        } else {
-            mix_buf(v, v->pos, out_l + off, out_r + off, v->gain, n);
-        }
-        v->pos += n;
-        off += n;
-        if (v->pos >= v->frames) {
-            if (!v->loop)
-                return false;
-            v->pos = 0; /* seamless: the next frame is frame 0, same period */
-        }
-    }
-    return true;
-}
-
-/* Asks for this period's sample lines of every sounding voice before any of
- * them is mixed.  Why: between two periods the thread sleeps and the
- * samples are far out of cache, so each voice's first read is a DRAM miss
- * (and, in a VM, often a nested page walk).  Mixed voice after voice, those
- * misses come one at a time, since each voice's loop depends on the one
- * before through the output buffers; issued together up front they overlap,
- * and the period costs about one memory latency instead of one per stream.
- * Only the lines of this period are touched, so nothing useful is evicted:
- * at 64 frames, 4 per channel of a float buffer, 4 in all for a 16-bit
- * stereo one (interleaved: one stream) and 2 for 16-bit mono.  A hint only: it never faults, and a
- * voice wrapping around its loop simply misses on the wrapped part. */
-static void prefetch_span(const void *start, size_t bytes)
-{
-    uintptr_t p = (uintptr_t)start & ~(uintptr_t)63;
-    uintptr_t end = (uintptr_t)start + bytes;
-    for (; p < end; p += 64)
-        __builtin_prefetch((const void *)p, 0, 3);
-}
-
-static void voice_prefetch(const struct voice *v, uint32_t nframes)
-{
-    if (v->delay >= nframes)
-        return;
-    uint32_t n = v->frames - v->pos;
-    if (n > nframes - v->delay)
-        n = nframes - v->delay;
-    if (v->format == SAMPLE_S16) {
-        /* One interleaved stream, mono or stereo. */
-        prefetch_span((const int16_t *)v->src + (size_t)v->pos * v->channels,
-                      (size_t)n * sample_frame_bytes(SAMPLE_S16, v->channels));
-        return;
-    }
-    prefetch_span((const float *)v->src + v->pos, (size_t)n * sizeof(float));
-    if (v->src1 != v->src) /* mono: one channel read twice */
-        prefetch_span(v->src1 + v->pos, (size_t)n * sizeof(float));
-}
-
-/* Heap order: earlier time first, then arrival order, so requests in one
- * bundle keep their order. */
-static bool sched_before(const struct sched_entry *a, const struct sched_entry *b)
-{
-    return a->m.when < b->m.when || (a->m.when == b->m.when && (int32_t)(a->order - b->order) < 0);
-}
-
-static void sched_push(struct engine *e, const struct ctl_msg *m)
-{
-    uint32_t i = e->nsched++;
-    struct sched_entry x = {.m = *m, .order = e->sched_order++};
-    while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
-        if (!sched_before(&x, &e->sched[parent]))
-            break;
-        e->sched[i] = e->sched[parent];
-        i = parent;
-    }
-    e->sched[i] = x;
-}
-
-static void sched_pop(struct engine *e)
-{
-    struct sched_entry last = e->sched[--e->nsched];
-    uint32_t i = 0;
-    for (;;) {
-        uint32_t c = 2 * i + 1;
-        if (c >= e->nsched)
-            break;
-        if (c + 1 < e->nsched && sched_before(&e->sched[c + 1], &e->sched[c]))
-            c++;
-        if (!sched_before(&e->sched[c], &last))
-            break;
-        e->sched[i] = e->sched[c];
-        i = c;
-    }
-    e->sched[i] = last;
 }
 
 /* A timed request due in this period (or already past): the audio thread
@@ -884,15 +610,15 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
                 atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
             else
                 apply(e, &m, 0);
-        } else if (m.when >= clock.t1 && e->nsched < ENGINE_SCHED)
-            sched_push(e, &m);
+        } else if (m.when >= clock.t1 && e->sched.n < ENGINE_SCHED)
+            schedule_push(&e->sched, &m);
         else
             apply_timed(e, &m, clock, nframes); /* due now (or, impossibly, no room) */
     }
     /* Bounded by ENGINE_SCHED, and each entry is applied once. */
-    while (e->nsched > 0 && e->sched[0].m.when < clock.t1) {
-        m = e->sched[0].m;
-        sched_pop(e);
+    while (e->sched.n > 0 && schedule_top(&e->sched)->when < clock.t1) {
+        m = *schedule_top(&e->sched);
+        schedule_pop(&e->sched);
         apply_timed(e, &m, clock, nframes);
     }
 
@@ -901,17 +627,16 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
 
     /* Both passes go in index order (the order of the sums, so the output
      * does not depend on the bitmap). */
-    FOR_EACH_SOUNDING(e, v)
-    {
-        voice_prefetch(v, nframes);
-    }
+    struct sounding_walk w = sounding_begin(e);
+    for (uint32_t i; sounding_next(&w, &i);)
+        mixer_prefetch(&e->voices[i], nframes);
     uint32_t active = 0;
-    FOR_EACH_SOUNDING(e, v)
-    {
-        if (voice_render(v, out_l, out_r, nframes))
+    w = sounding_begin(e);
+    for (uint32_t i; sounding_next(&w, &i);) {
+        if (mixer_render(&e->voices[i], out_l, out_r, nframes))
             active++;
         else
-            voice_end(e, v);
+            voice_end(e, &e->voices[i]);
     }
 
     if (e->notify) {
@@ -920,6 +645,5 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
     }
 
     atomic_store_explicit(&e->stats.voices_active, active, memory_order_relaxed);
-    atomic_store_explicit(&e->stats.slots_loaded, e->slots_loaded, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->stats.periods, 1, memory_order_relaxed);
 }

@@ -1,4 +1,6 @@
-/* engine.h - the audio engine: sample slots, voices and the mixer.
+/* engine.h - the audio engine: sample slots, the voice pool, the doors of
+ * the other threads into it.  The voice line and the mixer are mixer.h's,
+ * the schedule schedule.h's.
  *
  * The engine is everything the JACK process callback touches, and nothing
  * else.  It is a plain data structure plus one function, engine_process(),
@@ -37,10 +39,13 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "messages.h"
+#include "mixer.h"
 #include "ring.h"
 #include "sample.h"
+#include "schedule.h"
 
 #define ENGINE_DEFAULT_SLOTS 32
 #define ENGINE_DEFAULT_VOICES 32
@@ -72,33 +77,6 @@ struct slot {
     uint16_t playing;          /* first of the slot's playing voices (voice_links.snext) */
     uint16_t loop;             /* the slot's playing loop voice, or ENGINE_NONE */
 };
-
-/* One voice, one cache line.  What a period reads of a sounding voice is
- * its samples and this line, nothing else: the buffer's layout is copied
- * here when the voice starts (src, src1, frames, format, channels), so
- * mixing never goes through the buffer's header.  Why it matters: between
- * two periods the thread sleeps, and on the machines this runs on the
- * caches and TLB have mostly gone cold by the next one, so a period costs
- * about one miss per distinct line it touches (docs/performance.md, "CPU
- * per voice-frame"); a header on another page was one more miss, and one
- * that had to come back before the samples' addresses were known. */
-struct voice {
-    const void *src;   /* SAMPLE_S16: the interleaved integers; SAMPLE_F32: channel 0 */
-    const float *src1; /* SAMPLE_F32: channel 1 (== src when mono); unused for S16 */
-    uint32_t frames;   /* the buffer's */
-    uint32_t pos;      /* next frame to play */
-    float gain;
-    float fade_step;  /* > 0 while fading out: subtracted from gain per frame */
-    uint32_t fade_in; /* frame of this period at which a requested fade starts */
-    uint32_t delay;   /* frames of this period to wait before starting */
-    uint8_t format;   /* the buffer's (enum sample_format) */
-    uint8_t channels; /* the buffer's, 1 or 2 */
-    bool loop;        /* wraps to frame 0 at the end instead of ending */
-    uint32_t slot;
-    const struct sample_buffer *buf; /* NULL when the voice is free */
-    uint64_t started;                /* start order, for stealing the oldest */
-};
-_Static_assert(sizeof(struct voice) == 64, "a voice is one cache line");
 
 /* The voice pool's bookkeeping, beside the voices so that mixing never
  * reads it (it is touched where a voice starts, starts fading or ends).  A
@@ -136,8 +114,6 @@ struct buf_ref {
 
 struct engine_stats {
     _Atomic uint32_t voices_active; /* after the last period */
-    _Atomic uint32_t slots_loaded;  /* the audio thread's count; /status uses the
-                                       control side's (loader_slots_loaded) */
     _Atomic uint64_t periods;
     _Atomic uint64_t voices_stolen;
     _Atomic uint64_t late;        /* timed requests whose time had passed, and
@@ -172,19 +148,15 @@ struct engine {
     struct buf_ref *refs; /* nrefs entries: one per slot, one per voice struct */
     uint16_t *ref_free;   /* stack of the unused entries of refs */
     uint32_t nrefs, nref_free;
-    uint32_t slots_loaded;
     bool notify; /* audio thread pushed to events or trash this period */
 
-    /* Timed requests, a binary min-heap on (time, arrival order).  The
-     * control side reserves a place in `sched_pending` before it sends a
-     * timed request, and the audio thread gives it back when the request is
-     * applied, so the heap can never overflow. */
-    struct sched_entry {
-        struct ctl_msg m;
-        uint32_t order;
-    } * sched;
-    uint32_t nsched;
-    uint32_t sched_order;
+    /* From here to `wake`: the engine's own (engine*.c); other threads go
+     * through the doors below. */
+    /* Timed requests (schedule.h).  The control side reserves a place in
+     * `sched_pending` before it sends a timed request (engine_send), and
+     * the audio thread gives it back when the request is applied, so the
+     * heap can never overflow. */
+    struct schedule sched;
     _Atomic uint32_t sched_pending;
 
     struct ring cmd;
@@ -225,20 +197,70 @@ struct engine_clock {
 void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes,
                     struct engine_clock clock);
 
-/* Control side: reserves room for one timed request; false when the
- * schedule is full (the caller answers /fail). */
-bool engine_sched_reserve(struct engine *e);
+/* ---- the doors: which thread may call what ------------------------------
+ * Everything below but engine_process() is in engine_doors.c.  The rings,
+ * the schedule and `wake` are the engine's own: no other file reaches
+ * them, so each ring's one producer and one consumer are the functions
+ * listed under one thread each. */
 
-/* Counts a new live buffer against max_live before it is allocated; returns
- * false when the budget is used up (the caller reports "busy").  Any thread
- * but the audio thread. */
+/* A reply token to let go (the control side frees it). */
+typedef void (*engine_reply_fn)(void *ctx, struct reply_ctx *reply);
+
+/* OSC thread.  Sends a command to the audio thread.  A CTL_TIMED one also
+ * takes a place in the schedule, given back when the audio thread applies
+ * it.  `keep` places of the command ring and of the schedule stay unused
+ * (the caller's reserve for requests that must always get through).
+ * Returns 0, -EAGAIN when the command ring is full, -ENOSPC when the
+ * schedule is. */
+int engine_send(struct engine *e, const struct ctl_msg *m, uint32_t keep);
+/* OSC thread (any thread: a hint).  Commands not yet taken. */
+uint32_t engine_cmds_waiting(const struct engine *e);
+/* Any thread (a hint).  Places of the schedule taken: timed requests sent
+ * and not yet applied. */
+uint32_t engine_sched_pending(const struct engine *e);
+
+/* Loader.  Hands a CTL_LOAD (with its buffer) or a CTL_UNLOAD to the audio
+ * thread; false when the load ring is full (nothing changed). */
+bool engine_publish(struct engine *e, const struct ctl_msg *m);
+/* Any thread (a hint).  Loads and unloads not yet taken. */
+uint32_t engine_loads_waiting(const struct engine *e);
+
+/* Reply thread.  Takes the next event; false when there is none. */
+bool engine_take_event(struct engine *e, struct event *ev);
+/* Reply thread.  Takes the next buffer the audio thread let go (to free
+ * with engine_buffer_free), NULL when there is none. */
+struct sample_buffer *engine_take_trash(struct engine *e);
+/* Reply thread.  Sleeps until the audio thread pushed an event or trash,
+ * engine_wake() was called, or CLOCK_MONOTONIC reaches `deadline` (NULL:
+ * no deadline; a deadline already passed: only takes a wake-up already
+ * posted).  True when woken, false when the deadline passed. */
+bool engine_wait(struct engine *e, const struct timespec *deadline);
+/* Any thread but the audio thread.  Wakes engine_wait(). */
+void engine_wake(struct engine *e);
+
+/* Main thread while no audio thread runs (or the audio thread itself).
+ * Timed requests in the schedule, taken from the command ring. */
+uint32_t engine_scheduled(const struct engine *e);
+/* Main thread while no audio thread runs.  Drops every timed request in
+ * the schedule, counted late, its place given back, its reply token passed
+ * to `drop`; returns how many. */
+uint32_t engine_drop_timed(struct engine *e, engine_reply_fn drop, void *ctx);
+/* Main thread after the audio thread stopped for good.  Frees what waits
+ * in the inputs: commands and timed requests (tokens to `drop`) and loads
+ * (their buffers freed). */
+void engine_drain_inputs(struct engine *e, engine_reply_fn drop, void *ctx);
+
+/* Any thread but the audio thread: the budget of live sample buffers.
+ * engine_buffer_reserve counts a new live buffer against max_live before it
+ * is allocated; false when the budget is used up (the caller reports
+ * "busy"). */
 bool engine_buffer_reserve(struct engine *e);
 /* Gives back a reservation that never got a buffer. */
 void engine_buffer_unreserve(struct engine *e);
 /* Counts a freshly built buffer's bytes (after engine_buffer_reserve). */
 void engine_buffer_charge(struct engine *e, const struct sample_buffer *b);
-/* Frees a charged buffer and returns its place and bytes.  Not on the audio
- * thread: it goes through the trash ring to the reply thread. */
+/* Frees a charged buffer and returns its place and bytes.  A buffer the
+ * audio thread lets go comes back through engine_take_trash. */
 void engine_buffer_free(struct engine *e, struct sample_buffer *b);
 
 #endif

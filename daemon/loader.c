@@ -121,7 +121,7 @@ static enum publish_result publish_load(struct loader *l, struct load_task *t,
             pthread_mutex_unlock(&l->lock);
             return r;
         }
-        if (ring_push(&l->engine->load, m)) {
+        if (engine_publish(l->engine, m)) {
             t->claimed = true;
             char *old = ls->path;
             if (!ls->loaded)
@@ -231,7 +231,7 @@ static void run_unload(struct loader *l, struct load_task *t)
     struct ctl_msg m = {.type = CTL_UNLOAD, .id = t->job.id, .seq = t->job.seq};
     for (int tries = 0; tries < PUBLISH_TRIES; tries++) {
         pthread_mutex_lock(&l->lock);
-        bool pushed = !t->abandoned && ring_push(&l->engine->load, &m);
+        bool pushed = !t->abandoned && engine_publish(l->engine, &m);
         pthread_mutex_unlock(&l->lock);
         if (pushed) {
             loader_forget(l, t->job.id, t->job.seq);
@@ -518,7 +518,7 @@ static void run_watched(struct loader *l, struct load_job *job)
      * time; it only watches the clock while it knows of spares, so wake it
      * (reply.h). */
     if (sample_spares_bytes() > 0)
-        sem_post(&l->engine->wake);
+        engine_wake(l->engine);
     pthread_mutex_lock(&l->lock);
 }
 

@@ -53,19 +53,14 @@ static void *osc_thread(void *arg)
 
 /* After the audio thread has stopped, whatever still sits in its input rings
  * was never applied: free it here. */
+static void free_reply(void *replies, struct reply_ctx *reply)
+{
+    reply_ctx_free(replies, reply);
+}
+
 static void drain_inputs(struct engine *e, struct replies *p)
 {
-    struct ctl_msg m;
-    while (ring_pop(&e->cmd, &m))
-        reply_ctx_free(p, m.reply);
-    /* Timed requests still waiting for their time (a /ping an hour ahead). */
-    for (uint32_t i = 0; i < e->nsched; i++)
-        reply_ctx_free(p, e->sched[i].m.reply);
-    e->nsched = 0;
-    while (ring_pop(&e->load, &m)) {
-        engine_buffer_free(e, m.buf);
-        reply_ctx_free(p, m.reply);
-    }
+    engine_drain_inputs(e, free_reply, p);
 }
 
 /* The reply thread's hook: an unload the audio thread applied empties the
@@ -100,7 +95,7 @@ static uint64_t mono_usec(void)
  * that "ready" means the bank's samples really are in their slots. */
 static void wait_applied(struct engine *e)
 {
-    for (int i = 0; i < 400 && ring_count(&e->load) > 0; i++)
+    for (int i = 0; i < 400 && engine_loads_waiting(e) > 0; i++)
         nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
     uint64_t p0 = atomic_load(&e->stats.periods);
     for (int i = 0; i < 400 && atomic_load(&e->stats.periods) < p0 + 2; i++)
@@ -247,14 +242,9 @@ static bool reconnect(struct daemon *d)
      * them after the gap would fire a burst of stale triggers at once, so
      * they are dropped (and counted late).  The
      * audio thread is not running, so this thread may touch its heap. */
-    for (uint32_t i = 0; i < d->engine.nsched; i++) {
-        reply_ctx_free(&d->replies, d->engine.sched[i].m.reply);
-        atomic_fetch_sub(&d->engine.sched_pending, 1);
-        atomic_fetch_add(&d->engine.stats.late, 1);
-    }
-    if (d->engine.nsched)
-        log_warn("dropped %u timed requests made for the old JACK server", d->engine.nsched);
-    d->engine.nsched = 0;
+    uint32_t dropped = engine_drop_timed(&d->engine, free_reply, &d->replies);
+    if (dropped)
+        log_warn("dropped %u timed requests made for the old JACK server", dropped);
     /* Restore the connections we had; with none remembered (the server died
      * within a second of our start), connect as at start-up. */
     bool connect = d->opt.connect && d->audio.nlinks[0] + d->audio.nlinks[1] == 0;

@@ -165,18 +165,6 @@ static const char *future_check(struct protocol *p, const struct protocol_source
     return NULL;
 }
 
-/* Takes a place in the schedule unless `limit` are taken. */
-static bool sched_take(struct engine *e, uint32_t limit)
-{
-    uint32_t n = atomic_load_explicit(&e->sched_pending, memory_order_relaxed);
-    do {
-        if (n >= limit)
-            return false;
-    } while (!atomic_compare_exchange_weak_explicit(&e->sched_pending, &n, n + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
-    return true;
-}
-
 /* A /stop due now may use the places kept for it. */
 static bool may_use_reserve(const struct req *q, const struct ctl_msg *m)
 {
@@ -196,26 +184,19 @@ static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
     }
     if (q->future && (why = future_check(p, &from)) != NULL)
         goto refuse;
-    why = "busy: command queue full";
-    if (ring_count(&p->engine->cmd) + keep >= ENGINE_CMD_RING)
-        goto refuse;
     if (q->timed) {
-        if (!sched_take(p->engine, ENGINE_SCHED - keep)) {
-            why = "busy: schedule full";
-            goto refuse;
-        }
         m.flags |= CTL_TIMED;
         m.when = q->when;
     } else {
         m.arrived = audio_time_of_arrival(p->audio, q->from->rx);
     }
-    if (ring_push(&p->engine->cmd, &m)) {
+    int r = engine_send(p->engine, &m, keep);
+    if (r == 0) {
         if (q->future)
             p->future[p->nfuture++] = (struct protocol_future){.due_ns = q->due_ns, .from = from};
         return true;
     }
-    if (q->timed)
-        atomic_fetch_sub(&p->engine->sched_pending, 1);
+    why = r == -ENOSPC ? "busy: schedule full" : "busy: command queue full";
 refuse:
     atomic_fetch_add(&p->refused, 1);
     if (m.type == CTL_PLAY || m.type == CTL_LOOP || m.type == CTL_STOP_SLOT || m.type == CTL_UNLOAD)

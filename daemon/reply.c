@@ -33,9 +33,9 @@ void replier_drain(struct replier *r)
     struct event ev;
     struct sample_buffer *b;
 
-    while (ring_pop(&r->engine->events, &ev))
+    while (engine_take_event(r->engine, &ev))
         answer(r, &ev);
-    while (ring_pop(&r->engine->trash, &b))
+    while ((b = engine_take_trash(r->engine)) != NULL)
         engine_buffer_free(r->engine, b);
 }
 
@@ -44,15 +44,13 @@ void replier_drain(struct replier *r)
 static void wait_wake(struct replier *r)
 {
     if (sample_spares_bytes() == 0) {
-        while (sem_wait(&r->engine->wake) < 0 && errno == EINTR)
-            ;
+        engine_wait(r->engine, NULL);
         return;
     }
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     t.tv_sec += 1;
-    while (sem_clockwait(&r->engine->wake, CLOCK_MONOTONIC, &t) < 0 && errno == EINTR)
-        ;
+    engine_wait(r->engine, &t);
 }
 
 static void *replier_main(void *arg)
@@ -88,7 +86,7 @@ void replier_stop(struct replier *r)
     if (!r->started)
         return;
     atomic_store(&r->stop, true);
-    sem_post(&r->engine->wake);
+    engine_wake(r->engine);
     pthread_join(r->thread, NULL);
     r->started = false;
 }

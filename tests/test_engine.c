@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -66,16 +67,25 @@ static struct sample_buffer *make_flat(uint32_t frames)
     return b;
 }
 
+/* Slots holding a buffer. */
+static uint32_t slots_loaded(const struct engine *e)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < e->nslots; i++)
+        n += e->slots[i].buf != NULL;
+    return n;
+}
+
 static void load(struct fixture *f, uint32_t id, struct sample_buffer *b, uint64_t seq)
 {
     struct ctl_msg m = {.type = CTL_LOAD, .id = id, .buf = b, .seq = seq, .velocity = 1.0f};
-    assert_true(ring_push(&f->e.load, &m));
+    assert_true(engine_publish(&f->e, &m));
 }
 
 static void send(struct fixture *f, uint32_t type, uint32_t id, float vel, void *reply)
 {
     struct ctl_msg m = {.type = type, .id = id, .velocity = vel, .reply = reply};
-    assert_true(ring_push(&f->e.cmd, &m));
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
 }
 
 /* JACK's clock for frame f of a steady 48 kHz stream, rounded to the
@@ -94,17 +104,16 @@ static void run(struct fixture *f, uint32_t n)
 
 static void send_at(struct fixture *f, uint32_t type, uint32_t id, float vel, uint64_t frame)
 {
-    assert_true(engine_sched_reserve(&f->e));
     struct ctl_msg m = {
         .type = type, .id = id, .velocity = vel, .flags = CTL_TIMED, .when = us_of(frame)};
-    assert_true(ring_push(&f->e.cmd, &m));
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
 }
 
 static int count_events(struct fixture *f, uint32_t type)
 {
     struct event ev;
     int n = 0;
-    while (ring_pop(&f->e.events, &ev))
+    while (engine_take_event(&f->e, &ev))
         n += ev.type == type;
     return n;
 }
@@ -113,7 +122,7 @@ static int count_trash(struct fixture *f, const struct sample_buffer *want)
 {
     struct sample_buffer *b;
     int n = 0;
-    while (ring_pop(&f->e.trash, &b)) {
+    while ((b = engine_take_trash(&f->e)) != NULL) {
         if (b == want)
             n++;
         sample_buffer_free(b);
@@ -135,7 +144,7 @@ static void test_one_voice_is_sample_times_velocity(void **state)
         }
     }
     /* A load is answered by the loader, not by the audio thread. */
-    assert_int_equal(ring_count(&f->e.events), 0);
+    assert_int_equal(engine_take_event(&f->e, &(struct event){0}), false);
 }
 
 static void test_mono_plays_on_both_outputs(void **state)
@@ -307,10 +316,10 @@ static void test_unload_while_playing(void **state)
     send(f, CTL_PLAY, 5, 1.0f, NULL);
     run(f, 64);
     struct ctl_msg m = {.type = CTL_UNLOAD, .id = 5, .seq = 3, .reply = (struct reply_ctx *)&token};
-    assert_true(ring_push(&f->e.cmd, &m));
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
     run(f, 1);
     assert_null(f->e.slots[5].buf);
-    assert_int_equal(atomic_load(&f->e.stats.slots_loaded), 0);
+    assert_int_equal(slots_loaded(&f->e), 0);
     assert_int_equal(count_trash(f, b), 0); /* voices still fading on it */
     run(f, f->e.fade_frames);
     assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
@@ -318,7 +327,7 @@ static void test_unload_while_playing(void **state)
     assert_int_equal(count_trash(f, b), 1); /* memory given back, once */
     struct event ev;
     int unloaded = 0;
-    while (ring_pop(&f->e.events, &ev))
+    while (engine_take_event(&f->e, &ev))
         if (ev.type == EV_UNLOADED) {
             unloaded++;
             assert_ptr_equal(ev.reply, &token);
@@ -344,7 +353,7 @@ static void test_unload_without_reply_emits_no_event(void **state)
     run(f, 1);
     for (uint64_t seq = 2; seq < 2 + ENGINE_EVENT_RING + 8; seq++) {
         struct ctl_msg m = {.type = CTL_UNLOAD, .id = 4, .seq = seq};
-        assert_true(ring_push(&f->e.load, &m));
+        assert_true(engine_publish(&f->e, &m));
         run(f, 1);
     }
     assert_null(f->e.slots[4].buf);
@@ -398,8 +407,8 @@ static void test_stale_load_never_overwrites_newer(void **state)
     assert_int_equal(count_trash(f, stale), 1);
     /* Dropped silently: the loader answers loads, and checks the order
      * itself before it publishes. */
-    assert_int_equal(ring_count(&f->e.events), 0);
-    assert_int_equal(atomic_load(&f->e.stats.slots_loaded), 1);
+    assert_int_equal(engine_take_event(&f->e, &(struct event){0}), false);
+    assert_int_equal(slots_loaded(&f->e), 1);
 }
 
 /* Why a /done /load may be sent as soon as the buffer is on the load ring:
@@ -423,9 +432,15 @@ struct race {
     atomic_bool done;
 };
 
-static void push_retry(struct ring *r, const struct ctl_msg *m)
+static void send_retry(struct engine *e, const struct ctl_msg *m)
 {
-    while (!ring_push(r, m))
+    while (engine_send(e, m, 0) != 0)
+        ;
+}
+
+static void publish_retry(struct engine *e, const struct ctl_msg *m)
+{
+    while (!engine_publish(e, m))
         ;
 }
 
@@ -434,14 +449,14 @@ static void *race_control(void *arg)
     struct race *r = arg;
     for (uint32_t i = 0; i < RACE_ROUNDS; i++) {
         uint64_t seq = 2 * (uint64_t)i + 1;
-        push_retry(&r->e->cmd, &(struct ctl_msg){.type = CTL_UNLOAD, .id = 0, .seq = seq});
+        send_retry(r->e, &(struct ctl_msg){.type = CTL_UNLOAD, .id = 0, .seq = seq});
         for (int k = 0; k < RACE_FILL; k++)
-            push_retry(&r->e->cmd, &(struct ctl_msg){.type = CTL_STOP_SLOT, .id = 1});
-        push_retry(
-            &r->e->load,
+            send_retry(r->e, &(struct ctl_msg){.type = CTL_STOP_SLOT, .id = 1});
+        publish_retry(
+            r->e,
             &(struct ctl_msg){
                 .type = CTL_LOAD, .id = 0, .seq = seq + 1, .buf = r->bufs[i], .velocity = 1.0f});
-        push_retry(&r->e->cmd, &(struct ctl_msg){.type = CTL_PLAY, .id = 0, .velocity = 1.0f});
+        send_retry(r->e, &(struct ctl_msg){.type = CTL_PLAY, .id = 0, .velocity = 1.0f});
     }
     atomic_store(&r->done, true);
     return NULL;
@@ -450,7 +465,7 @@ static void *race_control(void *arg)
 static void drain_outputs(struct fixture *f)
 {
     struct event ev;
-    while (ring_pop(&f->e.events, &ev))
+    while (engine_take_event(&f->e, &ev))
         ;
     count_trash(f, NULL); /* frees */
 }
@@ -469,7 +484,7 @@ static void test_command_after_load_sees_it(void **state)
         drain_outputs(f);
     }
     pthread_join(t, NULL);
-    while (ring_count(&f->e.cmd) || ring_count(&f->e.load)) {
+    while (engine_cmds_waiting(&f->e) || engine_loads_waiting(&f->e)) {
         run(f, PERIOD);
         drain_outputs(f);
     }
@@ -483,11 +498,13 @@ static void test_ping_round_trip_echoes_reply_and_wakes(void **state)
     struct fixture *f = *state;
     int token;
     send(f, CTL_PING, 0, 0, (struct reply_ctx *)&token);
-    assert_int_equal(sem_trywait(&f->e.wake), -1);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    assert_false(engine_wait(&f->e, &now));
     run(f, PERIOD);
-    assert_int_equal(sem_trywait(&f->e.wake), 0);
+    assert_true(engine_wait(&f->e, &now));
     struct event ev;
-    assert_true(ring_pop(&f->e.events, &ev));
+    assert_true(engine_take_event(&f->e, &ev));
     assert_int_equal(ev.type, EV_PONG);
     assert_ptr_equal(ev.reply, &token);
 }
@@ -543,7 +560,7 @@ static void test_timed_play_starts_on_its_frame(void **state)
         assert_true(rec[i] == expect);
     }
     assert_int_equal(atomic_load(&f->e.stats.late), 0);
-    assert_int_equal(atomic_load(&f->e.sched_pending), 0);
+    assert_int_equal(engine_sched_pending(&f->e), 0);
 }
 
 static void test_timed_play_in_the_past_is_late_and_immediate(void **state)
@@ -569,9 +586,9 @@ static void test_stale_untimed_triggers_are_dropped(void **state)
     const uint64_t now = 50000000;
     struct ctl_msg m = {
         .type = CTL_PLAY, .id = 0, .velocity = 1.0f, .arrived = now - ENGINE_STALE_US - 1};
-    assert_true(ring_push(&f->e.cmd, &m));
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
     m.type = CTL_LOOP;
-    assert_true(ring_push(&f->e.cmd, &m));
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
     struct engine_clock c = {.t0 = now, .t1 = now + 5333, .now = now};
     engine_process(&f->e, f->l, f->r, PERIOD, c);
     assert_true(f->l[0] == 0.0f);
@@ -579,9 +596,9 @@ static void test_stale_untimed_triggers_are_dropped(void **state)
     assert_int_equal(atomic_load(&f->e.stats.late), 2);
     m.type = CTL_PLAY;
     m.arrived = now - ENGINE_STALE_US + 1;
-    assert_true(ring_push(&f->e.cmd, &m));
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
     m.arrived = 0;
-    assert_true(ring_push(&f->e.cmd, &m));
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
     engine_process(&f->e, f->l, f->r, PERIOD, c);
     assert_true(f->l[0] == 2 * b->ch[0][0]);
     assert_int_equal(atomic_load(&f->e.stats.late), 2);
@@ -647,21 +664,25 @@ static void test_schedule_is_bounded(void **state)
     struct fixture *f = *state;
     load(f, 0, make_buf(10, 1, 0.25f), 1);
     uint32_t n = 0;
-    while (engine_sched_reserve(&f->e)) {
+    for (;;) {
         struct ctl_msg m = {.type = CTL_PLAY, .flags = CTL_TIMED, .when = us_of(100000 + n)};
-        if (!ring_push(&f->e.cmd, &m)) {
+        int r = engine_send(&f->e, &m, 0);
+        if (r == -EAGAIN) {
             run(f, 1); /* move them from the ring into the heap */
-            assert_true(ring_push(&f->e.cmd, &m));
+            r = engine_send(&f->e, &m, 0);
         }
+        if (r == -ENOSPC)
+            break;
         n++;
     }
     assert_int_equal(n, ENGINE_SCHED);
     run(f, 1);
-    assert_int_equal(f->e.nsched, ENGINE_SCHED);
+    assert_int_equal(engine_scheduled(&f->e), ENGINE_SCHED);
     f->now = 100000;
     run(f, ENGINE_SCHED); /* all due in this period */
-    assert_int_equal(f->e.nsched, 0);
-    assert_true(engine_sched_reserve(&f->e)); /* room again */
+    assert_int_equal(engine_scheduled(&f->e), 0);
+    struct ctl_msg m = {.type = CTL_PLAY, .flags = CTL_TIMED, .when = us_of(200000)};
+    assert_int_equal(engine_send(&f->e, &m, 0), 0); /* room again */
 }
 
 /* ---- 16-bit buffers play exactly as float ones ------------------------- */
@@ -722,7 +743,7 @@ static void twin_load(struct twin *t, uint32_t id, const int16_t *x, uint32_t fr
     for (int k = 0; k < 2; k++) {
         struct ctl_msg m = {
             .type = CTL_LOAD, .id = id, .buf = bufs[k], .seq = t->seq, .velocity = gain};
-        assert_true(ring_push(&t->e[k].load, &m));
+        assert_true(engine_publish(&t->e[k], &m));
     }
 }
 
@@ -730,7 +751,7 @@ static void twin_send(struct twin *t, uint32_t type, uint32_t id, float vel)
 {
     for (int k = 0; k < 2; k++) {
         struct ctl_msg m = {.type = type, .id = id, .velocity = vel};
-        assert_true(ring_push(&t->e[k].cmd, &m));
+        assert_int_equal(engine_send(&t->e[k], &m, 0), 0);
     }
 }
 
@@ -743,10 +764,9 @@ static uint64_t twin_us(const struct twin *t, uint64_t frame)
 static void twin_send_at(struct twin *t, uint32_t type, uint32_t id, float vel, uint64_t frame)
 {
     for (int k = 0; k < 2; k++) {
-        assert_true(engine_sched_reserve(&t->e[k]));
         struct ctl_msg m = {
             .type = type, .id = id, .velocity = vel, .flags = CTL_TIMED, .when = twin_us(t, frame)};
-        assert_true(ring_push(&t->e[k].cmd, &m));
+        assert_int_equal(engine_send(&t->e[k], &m, 0), 0);
     }
 }
 
@@ -970,7 +990,7 @@ static void test_sounding_bitmap_follows_voices(void **state)
             load(f, id, make_buf(200 + (x >> 20) % 500, 1 + (x >> 24) % 2, 0.1f), ++seq);
         else if (what == 12) {
             struct ctl_msg m = {.type = CTL_UNLOAD, .id = id, .seq = ++seq};
-            assert_true(ring_push(&e->cmd, &m));
+            assert_int_equal(engine_send(e, &m, 0), 0);
         }
         /* Before the period: what it must mix, from the voices as they
          * stand once the requests are applied (a period of 0 frames). */
@@ -1011,7 +1031,7 @@ static void test_sounding_bitmap_follows_voices(void **state)
             assert_true(e->sounding[w] == 0);
         assert_int_equal(atomic_load(&e->stats.voices_active), sounding);
         struct sample_buffer *b;
-        while (ring_pop(&e->trash, &b))
+        while ((b = engine_take_trash(e)) != NULL)
             sample_buffer_free(b);
         count_events(f, EV_STOPPED);
     }
@@ -1298,7 +1318,7 @@ static void expect_trash(struct fixture *f, const struct sample_buffer **want, u
 {
     struct sample_buffer *got[M_TRASH];
     uint32_t ngot = 0;
-    while (ngot < M_TRASH && ring_pop(&f->e.trash, &got[ngot]))
+    while (ngot < M_TRASH && (got[ngot] = engine_take_trash(&f->e)) != NULL)
         ngot++;
     assert_int_equal(ngot, n);
     for (uint32_t k = 0; k < ngot; k++) {
@@ -1347,7 +1367,7 @@ static void pool_against_model(uint32_t nvoices, uint32_t periods, uint32_t seed
                                  .seq = s,
                                  .buf = make_buf(frames, 1 + rnd(&x) % 2, 0.01f),
                                  .velocity = (float)(1 + rnd(&x) % 4) / 4};
-            assert_true(ring_push(&e->load, &c));
+            assert_true(engine_publish(e, &c));
             model_apply(&m, &c);
         }
         uint32_t burst = rnd(&x) % 25 == 0;
@@ -1371,7 +1391,7 @@ static void pool_against_model(uint32_t nvoices, uint32_t periods, uint32_t seed
                 c = (struct ctl_msg){.type = CTL_UNLOAD,
                                      .id = c.id,
                                      .seq = rnd(&x) % 4 == 0 && seq > 2 ? seq - 2 : ++seq};
-            assert_true(ring_push(&e->cmd, &c));
+            assert_int_equal(engine_send(e, &c, 0), 0);
             model_apply(&m, &c);
         }
         run(f, 0);
@@ -1416,7 +1436,7 @@ static void pool_against_model(uint32_t nvoices, uint32_t periods, uint32_t seed
         expect_trash(f, gone, ngone);
         check_books(e);
         struct event ev;
-        while (ring_pop(&e->events, &ev))
+        while (engine_take_event(e, &ev))
             ;
     }
     fixture_free(f);
@@ -1534,7 +1554,7 @@ static void test_retired_buffers_go_back_once_with_their_last_voice(void **state
     assert_int_equal(f->e.nfading + f->e.nplaying, 0);
     expect_trash(f, NULL, 0); /* b3 is still loaded */
     struct ctl_msg m = {.type = CTL_UNLOAD, .id = 0, .seq = 4};
-    assert_true(ring_push(&f->e.cmd, &m));
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
     run(f, 1);
     expect_trash(f, (const struct sample_buffer *[]){b3}, 1);
     check_books(&f->e);

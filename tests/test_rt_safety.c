@@ -230,18 +230,28 @@ static void drain(struct engine *e)
 {
     struct event ev;
     struct sample_buffer *b;
-    while (ring_pop(&e->events, &ev))
+    while (engine_take_event(e, &ev))
         pongs += ev.type == EV_PONG;
-    while (ring_pop(&e->trash, &b)) {
+    while ((b = engine_take_trash(e)) != NULL) {
         sample_buffer_free(b);
         engine_buffer_unreserve(e);
         freed++;
     }
 }
 
-static void push(struct ring *r, struct ctl_msg m)
+/* Sends as the OSC thread does; waits while the command ring is full.
+ * False when the schedule is full (the request is not sent). */
+static bool send_cmd(struct engine *e, struct ctl_msg m)
 {
-    while (!ring_push(r, &m))
+    int r;
+    while ((r = engine_send(e, &m, 0)) == -EAGAIN)
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    return r == 0;
+}
+
+static void publish(struct engine *e, struct ctl_msg m)
+{
+    while (!engine_publish(e, &m))
         nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 }
 
@@ -277,42 +287,40 @@ int main(void)
         uint32_t id = (uint32_t)round % 4;
         if (round % 5 == 0) {
             loaded++;
-            push(&e.load,
-                 (struct ctl_msg){.type = CTL_LOAD,
-                                  .id = id,
-                                  .seq = ++seq,
-                                  .velocity = 1,
-                                  .buf = make_buf(&e, period * 3 + 17, 1 + round % 2,
-                                                  (round / 10) % 2 ? SAMPLE_S16 : SAMPLE_F32)});
+            publish(&e,
+                    (struct ctl_msg){.type = CTL_LOAD,
+                                     .id = id,
+                                     .seq = ++seq,
+                                     .velocity = 1,
+                                     .buf = make_buf(&e, period * 3 + 17, 1 + round % 2,
+                                                     (round / 10) % 2 ? SAMPLE_S16 : SAMPLE_F32)});
         }
         for (int k = 0; k < 12; k++) /* more than the 8 voices: stealing */
-            push(&e.cmd, (struct ctl_msg){.type = CTL_PLAY, .id = (id + k) % 4, .velocity = 0.5f});
-        push(&e.cmd, (struct ctl_msg){.type = CTL_PING});
+            send_cmd(&e, (struct ctl_msg){.type = CTL_PLAY, .id = (id + k) % 4, .velocity = 0.5f});
+        send_cmd(&e, (struct ctl_msg){.type = CTL_PING});
         /* Loops, timed triggers and timed fades (the schedule heap and the
          * per-period time-to-frame conversion), slot stops and unloads. */
-        push(&e.cmd, (struct ctl_msg){.type = CTL_LOOP, .id = (id + 1) % 4, .velocity = 0.25f});
-        if (engine_sched_reserve(&e))
-            push(&e.cmd, (struct ctl_msg){.type = CTL_PLAY,
-                                          .id = id,
-                                          .velocity = 0.5f,
-                                          .flags = CTL_TIMED,
-                                          .when = jack_get_time() + 1000u * (round % 13)});
-        if (engine_sched_reserve(&e))
-            push(&e.cmd, (struct ctl_msg){.type = CTL_STOP_SLOT,
-                                          .id = (id + 2) % 4,
-                                          .flags = CTL_TIMED,
-                                          .when = jack_get_time() + 700u * (round % 7)});
+        send_cmd(&e, (struct ctl_msg){.type = CTL_LOOP, .id = (id + 1) % 4, .velocity = 0.25f});
+        send_cmd(&e, (struct ctl_msg){.type = CTL_PLAY,
+                                      .id = id,
+                                      .velocity = 0.5f,
+                                      .flags = CTL_TIMED,
+                                      .when = jack_get_time() + 1000u * (round % 13)});
+        send_cmd(&e, (struct ctl_msg){.type = CTL_STOP_SLOT,
+                                      .id = (id + 2) % 4,
+                                      .flags = CTL_TIMED,
+                                      .when = jack_get_time() + 700u * (round % 7)});
         if (round % 17 == 0)
-            push(&e.cmd, (struct ctl_msg){.type = CTL_STOP});
+            send_cmd(&e, (struct ctl_msg){.type = CTL_STOP});
         if (round % 23 == 11)
-            push(&e.cmd, (struct ctl_msg){.type = CTL_UNLOAD, .id = 3, .seq = ++seq});
+            send_cmd(&e, (struct ctl_msg){.type = CTL_UNLOAD, .id = 3, .seq = ++seq});
         nanosleep(&(struct timespec){.tv_nsec = 6 * 1000 * 1000}, NULL);
         drain(&e);
     }
     /* Let the last messages through, and the last timed requests fall due:
      * after a stall JACK's clock runs behind the wall clock for a while, so
      * one 12 ms ahead may take many periods. */
-    for (int i = 0; i < 100 && (pongs < 200 || atomic_load(&e.sched_pending) != 0); i++) {
+    for (int i = 0; i < 100 && (pongs < 200 || engine_sched_pending(&e) != 0); i++) {
         nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
         drain(&e);
     }
@@ -326,9 +334,9 @@ int main(void)
            atomic_load(&violations), what ? ", first: " : "", what ? what : "");
     CHECK(n >= 100, "only %d process callbacks ran", n);
     CHECK(pongs == 200, "pongs %lu", (unsigned long)pongs);
-    CHECK(ring_count(&e.load) == 0, "%u of %lu loads never taken", ring_count(&e.load),
+    CHECK(engine_loads_waiting(&e) == 0, "%u of %lu loads never taken", engine_loads_waiting(&e),
           (unsigned long)loaded);
-    CHECK(atomic_load(&e.sched_pending) == 0, "timed requests never applied");
+    CHECK(engine_sched_pending(&e) == 0, "timed requests never applied");
     CHECK(freed >= 30, "released %lu: the release path was not exercised", (unsigned long)freed);
     CHECK(atomic_load(&violations) == 0, "%d forbidden calls in the process callback, first: %s",
           atomic_load(&violations), what ? what : "?");

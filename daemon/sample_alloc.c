@@ -1,4 +1,7 @@
-/* sample.c - allocation of the immutable sample buffers (see sample.h). */
+/* sample_alloc.c - the sample buffers' allocation policy: huge pages where
+ * a buffer is big enough, spare mappings kept for reloads, pages locked and
+ * populated before publication (beside memlock.c, the daemon's other
+ * memory policy).  The buffer type and this API are common/sample.h's. */
 #include "sample.h"
 
 #include <errno.h>

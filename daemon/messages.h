@@ -1,9 +1,9 @@
-/* messages.h - the fixed-size messages that cross the audio-thread rings.
+/* messages.h - the fixed-size messages between the engine and the other
+ * threads (engine.h's doors).
  *
- * Every message is a small plain struct copied by value through a struct
- * ring (ring.h).  Nothing in them is owned by the audio thread except a
- * sample buffer handed over by CTL_LOAD; the audio thread gives buffers back
- * through the return ring (a ring of `struct sample_buffer *`).
+ * Every message is a small plain struct copied by value.  Nothing in them
+ * is owned by the audio thread except a sample buffer handed over by
+ * CTL_LOAD; the engine gives buffers back through engine_take_trash().
  *
  * `reply` is an opaque token owned by the control side (who asked, where to
  * answer).  The audio thread never dereferences it: it copies it from the

@@ -1,0 +1,31 @@
+/* ab_doors.h - the engine's doors for bench/engine_ab.sh's cores, whatever
+ * the revision: from engine_doors.c on they are the engine's own
+ * functions; before it (engine_ab.sh defines AB_RINGS) the same acts on
+ * the engine's rings directly. */
+#ifndef LOOPERD_AB_DOORS_H
+#define LOOPERD_AB_DOORS_H
+
+#include "engine.h"
+
+#ifdef AB_RINGS
+#include "ring.h"
+static inline int engine_send(struct engine *e, const struct ctl_msg *m, uint32_t keep)
+{
+    (void)keep;
+    return ring_push(&e->cmd, m) ? 0 : -1;
+}
+static inline bool engine_publish(struct engine *e, const struct ctl_msg *m)
+{
+    return ring_push(&e->load, m);
+}
+static inline uint32_t engine_loads_waiting(const struct engine *e)
+{
+    return ring_count(&e->load);
+}
+static inline bool engine_take_event(struct engine *e, struct event *ev)
+{
+    return ring_pop(&e->events, ev);
+}
+#endif
+
+#endif

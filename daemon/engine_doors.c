@@ -1,0 +1,152 @@
+/* engine_doors.c - the engine's functions for every thread but the audio
+ * thread: the door each of them has into the engine (engine.h says which
+ * thread may call which), and the budget of live sample buffers.
+ *
+ * Each ring has one producer and one consumer, and each end is reached
+ * from exactly one function group here, so "one producer, one consumer" is
+ * a property of this file rather than a convention of its callers.
+ */
+#include "engine.h"
+
+#include <errno.h>
+
+/* Takes a place in the schedule unless `limit` are taken. */
+static bool sched_take(struct engine *e, uint32_t limit)
+{
+    uint32_t n = atomic_load_explicit(&e->sched_pending, memory_order_relaxed);
+    do {
+        if (n >= limit)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&e->sched_pending, &n, n + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
+/* ---- OSC thread --------------------------------------------------------- */
+
+int engine_send(struct engine *e, const struct ctl_msg *m, uint32_t keep)
+{
+    if (ring_count(&e->cmd) + keep >= ENGINE_CMD_RING)
+        return -EAGAIN;
+    bool timed = m->flags & CTL_TIMED;
+    if (timed && !sched_take(e, ENGINE_SCHED - keep))
+        return -ENOSPC;
+    if (ring_push(&e->cmd, m))
+        return 0;
+    if (timed)
+        atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
+    return -EAGAIN;
+}
+
+uint32_t engine_cmds_waiting(const struct engine *e)
+{
+    return ring_count(&e->cmd);
+}
+
+uint32_t engine_sched_pending(const struct engine *e)
+{
+    return atomic_load_explicit(&e->sched_pending, memory_order_relaxed);
+}
+
+/* ---- loader ------------------------------------------------------------- */
+
+bool engine_publish(struct engine *e, const struct ctl_msg *m)
+{
+    return ring_push(&e->load, m);
+}
+
+uint32_t engine_loads_waiting(const struct engine *e)
+{
+    return ring_count(&e->load);
+}
+
+/* ---- reply thread ------------------------------------------------------- */
+
+bool engine_take_event(struct engine *e, struct event *ev)
+{
+    return ring_pop(&e->events, ev);
+}
+
+struct sample_buffer *engine_take_trash(struct engine *e)
+{
+    struct sample_buffer *b;
+    return ring_pop(&e->trash, &b) ? b : NULL;
+}
+
+bool engine_wait(struct engine *e, const struct timespec *deadline)
+{
+    int r;
+    do
+        r = deadline ? sem_clockwait(&e->wake, CLOCK_MONOTONIC, deadline) : sem_wait(&e->wake);
+    while (r < 0 && errno == EINTR);
+    return r == 0;
+}
+
+void engine_wake(struct engine *e)
+{
+    sem_post(&e->wake);
+}
+
+/* ---- main thread, audio stopped ------------------------------------------ */
+
+uint32_t engine_scheduled(const struct engine *e)
+{
+    return e->sched.n;
+}
+
+uint32_t engine_drop_timed(struct engine *e, engine_reply_fn drop, void *ctx)
+{
+    uint32_t n = e->sched.n;
+    for (uint32_t i = 0; i < n; i++) {
+        drop(ctx, e->sched.heap[i].m.reply);
+        atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
+    }
+    e->sched.n = 0;
+    return n;
+}
+
+void engine_drain_inputs(struct engine *e, engine_reply_fn drop, void *ctx)
+{
+    struct ctl_msg m;
+    while (ring_pop(&e->cmd, &m))
+        drop(ctx, m.reply);
+    /* Timed requests still waiting for their time (a /ping an hour ahead). */
+    for (uint32_t i = 0; i < e->sched.n; i++)
+        drop(ctx, e->sched.heap[i].m.reply);
+    e->sched.n = 0;
+    while (ring_pop(&e->load, &m)) {
+        engine_buffer_free(e, m.buf);
+        drop(ctx, m.reply);
+    }
+}
+
+/* ---- the budget of live buffers: any thread but the audio thread -------- */
+
+bool engine_buffer_reserve(struct engine *e)
+{
+    uint32_t n = atomic_load_explicit(&e->live_buffers, memory_order_relaxed);
+    do {
+        if (n >= e->max_live)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&e->live_buffers, &n, n + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
+void engine_buffer_unreserve(struct engine *e)
+{
+    atomic_fetch_sub_explicit(&e->live_buffers, 1, memory_order_relaxed);
+}
+
+void engine_buffer_charge(struct engine *e, const struct sample_buffer *b)
+{
+    atomic_fetch_add_explicit(&e->sample_bytes, b->bytes, memory_order_relaxed);
+}
+
+void engine_buffer_free(struct engine *e, struct sample_buffer *b)
+{
+    atomic_fetch_sub_explicit(&e->sample_bytes, b->bytes, memory_order_relaxed);
+    sample_buffer_free(b);
+    engine_buffer_unreserve(e);
+}

@@ -1,0 +1,69 @@
+/* schedule.c - the time-ordered schedule of timed requests: a binary
+ * min-heap on (time, arrival order), fixed capacity.  Where quantized
+ * launch will live.  Audio thread only, after schedule_init.
+ */
+#include "schedule.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "memlock.h"
+
+int schedule_init(struct schedule *s, uint32_t capacity)
+{
+    s->heap = calloc(capacity, sizeof(*s->heap));
+    s->n = 0;
+    s->order = 0;
+    if (!s->heap)
+        return -ENOMEM;
+    /* The audio thread must not be the first to write these pages
+     * (memlock.h). */
+    memlock_touch(s->heap, capacity * sizeof(*s->heap));
+    return 0;
+}
+
+void schedule_destroy(struct schedule *s)
+{
+    free(s->heap);
+    s->heap = NULL;
+    s->n = 0;
+}
+
+/* Heap order: earlier time first, then arrival order, so requests in one
+ * bundle keep their order. */
+static bool sched_before(const struct sched_entry *a, const struct sched_entry *b)
+{
+    return a->m.when < b->m.when || (a->m.when == b->m.when && (int32_t)(a->order - b->order) < 0);
+}
+
+void schedule_push(struct schedule *s, const struct ctl_msg *m)
+{
+    uint32_t i = s->n++;
+    struct sched_entry x = {.m = *m, .order = s->order++};
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (!sched_before(&x, &s->heap[parent]))
+            break;
+        s->heap[i] = s->heap[parent];
+        i = parent;
+    }
+    s->heap[i] = x;
+}
+
+void schedule_pop(struct schedule *s)
+{
+    struct sched_entry last = s->heap[--s->n];
+    uint32_t i = 0;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= s->n)
+            break;
+        if (c + 1 < s->n && sched_before(&s->heap[c + 1], &s->heap[c]))
+            c++;
+        if (!sched_before(&s->heap[c], &last))
+            break;
+        s->heap[i] = s->heap[c];
+        i = c;
+    }
+    s->heap[i] = last;
+}

@@ -1,0 +1,44 @@
+/* schedule.h - the time-ordered schedule: timed requests waiting on the
+ * audio side for their period, earliest first, and in arrival order among
+ * requests for the same time (the requests of one bundle keep their order).
+ *
+ * A plain fixed-capacity binary heap.  It has no room check of its own:
+ * its owner never pushes more than the capacity it was made with (the
+ * engine counts places before a request is sent, engine.h).  Only the
+ * audio thread uses it, or another thread while no audio thread runs.
+ */
+#ifndef LOOPERD_SCHEDULE_H
+#define LOOPERD_SCHEDULE_H
+
+#include <stdint.h>
+
+#include "messages.h"
+
+struct sched_entry {
+    struct ctl_msg m;
+    uint32_t order; /* arrival order, wrapping */
+};
+
+struct schedule {
+    struct sched_entry *heap;
+    uint32_t n;     /* entries in the heap */
+    uint32_t order; /* the next arrival order */
+};
+
+/* Allocates room for `capacity` entries.  Returns 0 or -ENOMEM. */
+int schedule_init(struct schedule *s, uint32_t capacity);
+void schedule_destroy(struct schedule *s);
+
+/* Adds a request; the caller ensures there is room. */
+void schedule_push(struct schedule *s, const struct ctl_msg *m);
+
+/* The earliest request; only when s->n > 0. */
+static inline const struct ctl_msg *schedule_top(const struct schedule *s)
+{
+    return &s->heap[0].m;
+}
+
+/* Removes the earliest request; only when s->n > 0. */
+void schedule_pop(struct schedule *s);
+
+#endif
