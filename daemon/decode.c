@@ -571,11 +571,17 @@ static int prepare(struct decoder *d, const SF_INFO *info)
 
 /* The load, from an open file (fd >= 0) or a path. */
 static int decode_any(const char *path, int fd, uint32_t rate, size_t max_bytes,
-                      _Atomic uint64_t *progress, struct sample_buffer **out, char *err,
-                      size_t errlen)
+                      const struct decode_options *opts, _Atomic uint64_t *progress,
+                      struct sample_buffer **out, char *err, size_t errlen)
 {
-    struct decoder d = {
-        .rate = rate, .max_bytes = max_bytes, .err = err, .errlen = errlen, .progress = progress};
+    if (!opts)
+        opts = &decode_default_options;
+    struct decoder d = {.rate = rate,
+                        .max_bytes = max_bytes,
+                        .err = err,
+                        .errlen = errlen,
+                        .progress = progress,
+                        .split_min_frames = opts->split_min_frames};
     SF_INFO info;
     int r;
 
@@ -631,16 +637,17 @@ out:
     return r;
 }
 
-int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample_buffer **out,
-                char *err, size_t errlen)
+int decode_file(const char *path, uint32_t rate, size_t max_bytes,
+                const struct decode_options *opts, struct sample_buffer **out, char *err,
+                size_t errlen)
 {
-    return decode_any(path, -1, rate, max_bytes, NULL, out, err, errlen);
+    return decode_any(path, -1, rate, max_bytes, opts, NULL, out, err, errlen);
 }
 
-int decode_fd(int fd, uint32_t rate, size_t max_bytes, _Atomic uint64_t *progress,
-              struct sample_buffer **out, char *err, size_t errlen)
+int decode_fd(int fd, uint32_t rate, size_t max_bytes, const struct decode_options *opts,
+              _Atomic uint64_t *progress, struct sample_buffer **out, char *err, size_t errlen)
 {
-    return decode_any(NULL, fd < 0 ? -1 : fd, rate, max_bytes, progress, out, err, errlen);
+    return decode_any(NULL, fd < 0 ? -1 : fd, rate, max_bytes, opts, progress, out, err, errlen);
 }
 
 int decode_open_error(int e, char *err, size_t errlen)

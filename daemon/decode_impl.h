@@ -55,6 +55,7 @@ struct decoder {
     /* Bumped after every read that returned data (any thread of the load),
      * so the loader can tell a stalled read from a long decode; NULL: none. */
     _Atomic uint64_t *progress;
+    uint64_t split_min_frames; /* struct decode_options */
 };
 
 /* Counts one read that made progress (decode_impl.h, struct decoder). */

@@ -55,7 +55,7 @@
  * rate / g times the decimation soxr may do before that stage).
  *
  * When the halves are not used: lengths unknown or shorter than
- * decode_split_min_frames (four blocks, 6 s at 44.1 kHz: below that,
+ * decode_default_options.split_min_frames (four blocks, 6 s at 44.1 kHz: below that,
  * opening and seeking a second handle, the lead-in and the thread cost
  * about what the split saves); files libsndfile cannot seek, or whose seek
  * is not exact and cheap (only PCM, companded PCM and FLAC are split; not
@@ -110,7 +110,8 @@
  * thread before either half begins.  Below four blocks what the halves win
  * is under a millisecond, within this VM's noise, so the threshold sits
  * where they clearly do not lose. */
-uint64_t decode_split_min_frames = 4 * (uint64_t)DECODE_BLOCK;
+const struct decode_options decode_default_options = {.split_min_frames =
+                                                          4 * (uint64_t)DECODE_BLOCK};
 
 /* The second handle's file: pread() at a position of its own on the
  * descriptor the first handle owns, so the two never move each other's
@@ -337,7 +338,7 @@ static bool seeks_exactly(int format)
  * whole file itself.  On success `first` describes the caller's half. */
 static bool split_start(struct half *h, struct decoder *d, struct span *first)
 {
-    if (!d->known || d->in_frames < decode_split_min_frames || !d->file_seekable ||
+    if (!d->known || d->in_frames < d->split_min_frames || !d->file_seekable ||
         !seeks_exactly(d->file_format))
         return false;
     /* Input frames in multiples of p become output frames in multiples of
