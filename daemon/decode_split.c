@@ -73,8 +73,8 @@
  * short read, is caught by its pread() wrapper and reported as libsndfile
  * reports one.
  */
-#include "decode.h"
-#include "decode_impl.h"
+#include "decode_split.h"
+#include "decode_core.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -102,16 +102,6 @@
 #define SPLIT_MAX_PHASES 2048
 /* Output frames per channel thrown away per soxr call (second half). */
 #define SPLIT_DISCARD 1024
-
-/* Four blocks, 6 s at 44.1 kHz.  Measured here, a FLAC of 2.7 blocks loads
- * a little faster in halves (a WAV clearly), one of 1.7 blocks a little
- * slower than sequentially: the second open, the seek (0.2 ms for FLAC),
- * the converter and the thread's start cost 0.3-0.5 ms on the loader
- * thread before either half begins.  Below four blocks what the halves win
- * is under a millisecond, within this VM's noise, so the threshold sits
- * where they clearly do not lose. */
-const struct decode_options decode_default_options = {.split_min_frames =
-                                                          4 * (uint64_t)DECODE_BLOCK};
 
 /* The second handle's file: pread() at a position of its own on the
  * descriptor the first handle owns, so the two never move each other's

@@ -821,7 +821,7 @@ static void test_unknown_length(void **state)
  * (further down) takes over for long files of most formats: they turn the
  * split off, as bench_decode does to compare the two. */
 
-#define BLOCK 65536 /* DECODE_BLOCK (daemon/decode_impl.h) */
+#define BLOCK 65536 /* DECODE_BLOCK (daemon/decode_core.h) */
 
 /* decode_file() with the reader thread made impossible: the sequential
  * path.  Returns its result; the reason is in errbuf. */
