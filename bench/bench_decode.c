@@ -15,7 +15,7 @@
  *             read as integers straight into it), in this process: the
  *             loader's share of a /load, without the OSC and audio-thread
  *             hops around it.  For a conversion also "unsplit": the same
- *             with the two-halves split turned off (decode_split_min_frames),
+ *             with the two-halves split turned off (struct decode_options' split_min_frames),
  *             which leaves the pipelined path, run alternately with it.
  *             BENCH_SPLIT_MIN_FRAMES moves the split's threshold for the
  *             first (to time the split on files shorter than it).
@@ -214,24 +214,24 @@ int main(int argc, char **argv)
      * the two alternating so that a slow stretch of the VM hits both. */
     bool ab = (unsigned)in_rate != rate;
     const char *smf = getenv("BENCH_SPLIT_MIN_FRAMES");
+    struct decode_options opts = decode_default_options;
     if (smf && *smf)
-        decode_split_min_frames = strtoull(smf, NULL, 10);
-    uint64_t split_default = decode_split_min_frames;
+        opts.split_min_frames = strtoull(smf, NULL, 10);
+    const uint64_t split_default = opts.split_min_frames;
     double dd[100], dp[100];
     for (int i = 0; i < reps; i++) {
         for (int k = 0; k < (ab ? 2 : 1); k++) {
             bool split = ((i + k) % 2 == 0) || !ab;
-            decode_split_min_frames = split ? split_default : UINT64_MAX;
+            opts.split_min_frames = split ? split_default : UINT64_MAX;
             struct sample_buffer *b = NULL;
             char err[256];
             double t0 = bench_now();
-            if (decode_file(path, rate, 0, &b, err, sizeof(err)) < 0)
+            if (decode_file(path, rate, 0, &opts, &b, err, sizeof(err)) < 0)
                 die(err);
             (split ? dd : dp)[i] = bench_now() - t0;
             sample_buffer_free(b);
         }
     }
-    decode_split_min_frames = split_default;
     qsort(dd, (size_t)reps, sizeof(double), bench_cmp_double);
     printf(", \"daemon_decode_min_ms\": %.3f, \"daemon_decode_median_ms\": %.3f", dd[0] * 1e3,
            dd[reps / 2] * 1e3);

@@ -32,8 +32,20 @@
  * too many channels or too large, -ENODATA for zero frames, -ENOMEM, -EIO)
  * and writes a short human-readable reason, without a trailing newline and
  * suitable for an OSC /fail reply, into err[errlen]. */
-int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample_buffer **out,
-                char *err, size_t errlen);
+/* How a load decodes; NULL means decode_default_options. */
+struct decode_options {
+    /* Conversions of a known length of at least this many input frames
+     * decode and convert the file in two halves on two threads
+     * (decode_split.c); UINT64_MAX: never split. */
+    uint64_t split_min_frames;
+};
+
+/* The production default (decode_split.c says why). */
+extern const struct decode_options decode_default_options;
+
+int decode_file(const char *path, uint32_t rate, size_t max_bytes,
+                const struct decode_options *opts, struct sample_buffer **out, char *err,
+                size_t errlen);
 
 /* How a file to decode is opened: O_NONBLOCK so that a FIFO or a device
  * cannot block the open, O_NOCTTY so that a tty never becomes ours. */
@@ -44,18 +56,11 @@ int decode_file(const char *path, uint32_t rate, size_t max_bytes, struct sample
  * from then on: it is closed on every path.  `progress`, if not NULL, is
  * bumped after every read that returned data, by whichever thread of the
  * load made it, so a caller can tell a read that blocks from a long decode. */
-int decode_fd(int fd, uint32_t rate, size_t max_bytes, _Atomic uint64_t *progress,
-              struct sample_buffer **out, char *err, size_t errlen);
+int decode_fd(int fd, uint32_t rate, size_t max_bytes, const struct decode_options *opts,
+              _Atomic uint64_t *progress, struct sample_buffer **out, char *err, size_t errlen);
 
 /* Writes the reason decode_file() gives for failing to open a path with
  * errno `e` and returns it as a negative errno. */
 int decode_open_error(int e, char *err, size_t errlen);
-
-/* Conversions of a known length of at least this many input frames decode
- * and convert the file in two halves on two threads (decode_split.c).  A
- * variable only so that the tests and bench_decode can move it
- * (UINT64_MAX: never split) to compare the paths; the daemon leaves it
- * alone, and it must not change while decode_file() runs. */
-extern uint64_t decode_split_min_frames;
 
 #endif

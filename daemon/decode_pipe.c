@@ -35,7 +35,8 @@
  * If the thread or its blocks cannot be had, the same loop runs on the
  * calling thread alone: slower, never a failed load.
  */
-#include "decode_impl.h"
+#include "decode_pipe.h"
+#include "decode_core.h"
 
 #include <errno.h>
 #include <pthread.h>

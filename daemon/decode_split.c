@@ -55,7 +55,7 @@
  * rate / g times the decimation soxr may do before that stage).
  *
  * When the halves are not used: lengths unknown or shorter than
- * decode_split_min_frames (four blocks, 6 s at 44.1 kHz: below that,
+ * decode_default_options.split_min_frames (four blocks, 6 s at 44.1 kHz: below that,
  * opening and seeking a second handle, the lead-in and the thread cost
  * about what the split saves); files libsndfile cannot seek, or whose seek
  * is not exact and cheap (only PCM, companded PCM and FLAC are split; not
@@ -73,8 +73,8 @@
  * short read, is caught by its pread() wrapper and reported as libsndfile
  * reports one.
  */
-#include "decode.h"
-#include "decode_impl.h"
+#include "decode_split.h"
+#include "decode_core.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -102,15 +102,6 @@
 #define SPLIT_MAX_PHASES 2048
 /* Output frames per channel thrown away per soxr call (second half). */
 #define SPLIT_DISCARD 1024
-
-/* Four blocks, 6 s at 44.1 kHz.  Measured here, a FLAC of 2.7 blocks loads
- * a little faster in halves (a WAV clearly), one of 1.7 blocks a little
- * slower than sequentially: the second open, the seek (0.2 ms for FLAC),
- * the converter and the thread's start cost 0.3-0.5 ms on the loader
- * thread before either half begins.  Below four blocks what the halves win
- * is under a millisecond, within this VM's noise, so the threshold sits
- * where they clearly do not lose. */
-uint64_t decode_split_min_frames = 4 * (uint64_t)DECODE_BLOCK;
 
 /* The second handle's file: pread() at a position of its own on the
  * descriptor the first handle owns, so the two never move each other's
@@ -337,7 +328,7 @@ static bool seeks_exactly(int format)
  * whole file itself.  On success `first` describes the caller's half. */
 static bool split_start(struct half *h, struct decoder *d, struct span *first)
 {
-    if (!d->known || d->in_frames < decode_split_min_frames || !d->file_seekable ||
+    if (!d->known || d->in_frames < d->split_min_frames || !d->file_seekable ||
         !seeks_exactly(d->file_format))
         return false;
     /* Input frames in multiples of p become output frames in multiples of

@@ -278,8 +278,8 @@ static void run_job(struct loader *l, struct load_task *t)
                 fail_job(l, job, "busy: too many sample buffers waiting to be freed");
             return;
         }
-        int r =
-            decode_fd(fd, rate, l->limits.max_sample_bytes, &t->progress, &buf, err, sizeof(err));
+        int r = decode_fd(fd, rate, l->limits.max_sample_bytes, &decode_default_options,
+                          &t->progress, &buf, err, sizeof(err));
         if (r < 0) {
             engine_buffer_unreserve(l->engine);
             if (claim(l, t))

@@ -52,6 +52,9 @@
 #include "decode.h"
 #include "sample.h"
 
+/* What every load here passes: the production default, reset after each test. */
+static struct decode_options opts;
+
 #define PI 3.14159265358979323846
 
 static char tmpdir[] = "/tmp/test_decode.XXXXXX";
@@ -271,7 +274,7 @@ static struct sample_buffer *decode_ok(const char *path, uint32_t rate, size_t m
     struct sample_buffer *b = (struct sample_buffer *)(uintptr_t)1; /* must be overwritten */
     errbuf[0] = 'x';
     errbuf[1] = '\0';
-    int r = decode_file(path, rate, max_bytes, &b, errbuf, sizeof(errbuf));
+    int r = decode_file(path, rate, max_bytes, &opts, &b, errbuf, sizeof(errbuf));
     if (r != 0)
         fail_msg("decode_file(%s) = %d (%s)", path, r, errbuf);
     assert_non_null(b);
@@ -317,7 +320,7 @@ static void decode_fails(const char *path, uint32_t rate, size_t max_bytes, int 
 {
     struct sample_buffer *b = (struct sample_buffer *)(uintptr_t)1;
     errbuf[0] = '\0';
-    int r = decode_file(path, rate, max_bytes, &b, errbuf, sizeof(errbuf));
+    int r = decode_file(path, rate, max_bytes, &opts, &b, errbuf, sizeof(errbuf));
     if (r != want)
         fail_msg("decode_file(%s) = %d (%s), want %d", path, r, errbuf, want);
     assert_null(b);
@@ -377,12 +380,10 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return 0;
 }
 
-static uint64_t split_default; /* decode_split_min_frames as decode_split.c sets it */
-
 static int group_setup(void **state)
 {
     (void)state;
-    split_default = decode_split_min_frames;
+    opts = decode_default_options;
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
@@ -403,7 +404,7 @@ static int test_teardown(void **state)
     fake_virtual_failure = false;
     fake_seek_failure = false;
     atomic_store(&pread_budget, -1);
-    decode_split_min_frames = split_default;
+    opts = decode_default_options;
     return 0;
 }
 
@@ -820,7 +821,7 @@ static void test_unknown_length(void **state)
  * (further down) takes over for long files of most formats: they turn the
  * split off, as bench_decode does to compare the two. */
 
-#define BLOCK 65536 /* DECODE_BLOCK (daemon/decode_impl.h) */
+#define BLOCK 65536 /* DECODE_BLOCK (daemon/decode_core.h) */
 
 /* decode_file() with the reader thread made impossible: the sequential
  * path.  Returns its result; the reason is in errbuf. */
@@ -830,7 +831,7 @@ static int decode_sequential(const char *path, uint32_t rate, size_t max_bytes,
     int created = threads_created;
     fake_thread_failure = true;
     errbuf[0] = '\0';
-    int r = decode_file(path, rate, max_bytes, b, errbuf, sizeof(errbuf));
+    int r = decode_file(path, rate, max_bytes, &opts, b, errbuf, sizeof(errbuf));
     fake_thread_failure = false;
     assert_int_equal(threads_created, created);
     return r;
@@ -938,7 +939,7 @@ static struct sample_buffer *soxr_reference(const char *path, uint32_t rate)
 static void test_pipeline_matches_single_thread(void **state)
 {
     (void)state;
-    decode_split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
+    opts.split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
     const size_t n = 5 * BLOCK + 4321;
     short *x = malloc(n * 2 * sizeof(short));
     assert_non_null(x);
@@ -1014,7 +1015,7 @@ static void test_pipeline_matches_single_thread(void **state)
 static void test_pipeline_short_files_sequential(void **state)
 {
     (void)state;
-    decode_split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
+    opts.split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
     static const struct {
         size_t frames;
         int threads;
@@ -1038,7 +1039,7 @@ static void test_pipeline_short_files_sequential(void **state)
 static void test_pipeline_corrupt_flac(void **state)
 {
     (void)state;
-    decode_split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
+    opts.split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
     const size_t n = 400000;
     const char *path = fixture("pipeline-trunc.flac");
     static const double keep[] = {0.1, 0.5, 0.95, 0.999};
@@ -1062,7 +1063,7 @@ static void test_pipeline_corrupt_flac(void **state)
         /* A reason buffer too short for it gets the same truncation. */
         char tiny[12];
         b = NULL;
-        assert_int_equal(decode_file(path, 48000, 0, &b, tiny, sizeof(tiny)), -EINVAL);
+        assert_int_equal(decode_file(path, 48000, 0, &opts, &b, tiny, sizeof(tiny)), -EINVAL);
         assert_null(b);
         assert_true(strncmp(tiny, want, sizeof(tiny) - 1) == 0);
         assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
@@ -1079,7 +1080,7 @@ static void test_pipeline_corrupt_flac(void **state)
 static void test_pipeline_error_after_output_complete(void **state)
 {
     (void)state;
-    decode_split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
+    opts.split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
     const size_t n = 400000;
     const char *path = fixture("pipeline-early.flac");
     write_noise(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 44100, n);
@@ -1108,7 +1109,7 @@ static void test_pipeline_error_after_output_complete(void **state)
 static void test_pipeline_unknown_length(void **state)
 {
     (void)state;
-    decode_split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
+    opts.split_min_frames = UINT64_MAX; /* the pipelined path (see above) */
     const size_t n = 400000;
     const char *path = fixture("pipeline-unknown.wav");
     write_noise(path, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 44100, n);
@@ -1257,7 +1258,7 @@ static double check_split(const char *path, uint32_t in_rate, uint32_t rate, siz
 static void test_split_matches_sequential(void **state)
 {
     (void)state;
-    const size_t t = (size_t)decode_split_min_frames;
+    const size_t t = (size_t)opts.split_min_frames;
     assert_true(t > 2 * BLOCK && t < 16 * BLOCK);
     static const struct {
         int format;
@@ -1321,12 +1322,12 @@ static void expect_unsplit(const char *path, uint32_t rate, const struct sample_
 /* The conversion done with the split turned off. */
 static struct sample_buffer *decode_unsplit(const char *path, uint32_t rate)
 {
-    uint64_t keep = decode_split_min_frames;
-    decode_split_min_frames = UINT64_MAX;
+    uint64_t keep = opts.split_min_frames;
+    opts.split_min_frames = UINT64_MAX;
     int opens = virtual_opens;
     struct sample_buffer *b = decode_ok(path, rate, 0);
     assert_int_equal(virtual_opens, opens);
-    decode_split_min_frames = keep;
+    opts.split_min_frames = keep;
     return b;
 }
 
@@ -1338,7 +1339,7 @@ static struct sample_buffer *decode_unsplit(const char *path, uint32_t rate)
 static void test_split_fallbacks(void **state)
 {
     (void)state;
-    const size_t n = 2 * (size_t)decode_split_min_frames + 1001;
+    const size_t n = 2 * (size_t)opts.split_min_frames + 1001;
     const char *path = fixture("fallback.flac");
     write_music(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2, 44100, n);
     int fds = count_fds();
@@ -1416,7 +1417,7 @@ static void test_split_errors(void **state)
 {
     (void)state;
     const size_t n = 400000;
-    assert_true(n >= decode_split_min_frames);
+    assert_true(n >= opts.split_min_frames);
     const char *path = fixture("split-bad.flac");
     static const struct {
         double at;   /* where, as a fraction of the file */
@@ -1504,12 +1505,12 @@ static void test_missing_and_bad_paths(void **state)
 
     /* No path, no engine rate. */
     struct sample_buffer *b = NULL;
-    assert_int_equal(decode_file(NULL, 48000, 0, &b, errbuf, sizeof(errbuf)), -EINVAL);
-    assert_int_equal(decode_file(text, 0, 0, &b, errbuf, sizeof(errbuf)), -EINVAL);
+    assert_int_equal(decode_file(NULL, 48000, 0, &opts, &b, errbuf, sizeof(errbuf)), -EINVAL);
+    assert_int_equal(decode_file(text, 0, 0, &opts, &b, errbuf, sizeof(errbuf)), -EINVAL);
     assert_null(b);
     /* A NULL or empty reason buffer is allowed. */
-    assert_int_equal(decode_file(fixture("nope.wav"), 48000, 0, &b, NULL, 0), -ENOENT);
-    assert_int_equal(decode_file(fixture("nope.wav"), 48000, 0, &b, errbuf, 0), -ENOENT);
+    assert_int_equal(decode_file(fixture("nope.wav"), 48000, 0, &opts, &b, NULL, 0), -ENOENT);
+    assert_int_equal(decode_file(fixture("nope.wav"), 48000, 0, &opts, &b, errbuf, 0), -ENOENT);
 }
 
 static void test_directory(void **state)
@@ -1573,7 +1574,7 @@ static void test_permission_denied(void **state)
         if (setgid(65534) < 0 || setuid(65534) < 0)
             _exit(2);
         struct sample_buffer *b = NULL;
-        int r = decode_file(path, 48000, 0, &b, errbuf, sizeof(errbuf));
+        int r = decode_file(path, 48000, 0, &opts, &b, errbuf, sizeof(errbuf));
         _exit(r == -EACCES && b == NULL && strcmp(errbuf, "permission denied") == 0 ? 0 : 1);
     }
     int status;
@@ -1701,15 +1702,16 @@ static void test_no_fd_leaks(void **state)
     int before = count_fds();
     for (int i = 0; i < 20; i++) {
         struct sample_buffer *b = NULL;
-        assert_int_equal(decode_file(ok, 48000, 0, &b, errbuf, sizeof(errbuf)), 0);
+        assert_int_equal(decode_file(ok, 48000, 0, &opts, &b, errbuf, sizeof(errbuf)), 0);
         sample_buffer_free(b);
-        assert_int_equal(decode_file(ok, 44100, 0, &b, errbuf, sizeof(errbuf)), 0);
+        assert_int_equal(decode_file(ok, 44100, 0, &opts, &b, errbuf, sizeof(errbuf)), 0);
         sample_buffer_free(b);
-        assert_int_equal(decode_file(ok, 48000, 10, &b, errbuf, sizeof(errbuf)), -E2BIG);
-        assert_int_equal(decode_file(three, 48000, 0, &b, errbuf, sizeof(errbuf)), -E2BIG);
-        assert_int_equal(decode_file(text, 48000, 0, &b, errbuf, sizeof(errbuf)), -EINVAL);
-        assert_int_equal(decode_file(dir, 48000, 0, &b, errbuf, sizeof(errbuf)), -EISDIR);
-        assert_int_equal(decode_file("/dev/null", 48000, 0, &b, errbuf, sizeof(errbuf)), -EINVAL);
+        assert_int_equal(decode_file(ok, 48000, 10, &opts, &b, errbuf, sizeof(errbuf)), -E2BIG);
+        assert_int_equal(decode_file(three, 48000, 0, &opts, &b, errbuf, sizeof(errbuf)), -E2BIG);
+        assert_int_equal(decode_file(text, 48000, 0, &opts, &b, errbuf, sizeof(errbuf)), -EINVAL);
+        assert_int_equal(decode_file(dir, 48000, 0, &opts, &b, errbuf, sizeof(errbuf)), -EISDIR);
+        assert_int_equal(decode_file("/dev/null", 48000, 0, &opts, &b, errbuf, sizeof(errbuf)),
+                         -EINVAL);
     }
     assert_int_equal(count_fds(), before);
 }

@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * included) while keeping each run short: a header that claims a 1 Hz
      * rate or an unknown length would otherwise make every such input
      * decode and convert up to the cap. */
-    int r = decode_file(path, 48000, 8u << 20, &buf, err, sizeof(err));
+    int r = decode_file(path, 48000, 8u << 20, &decode_default_options, &buf, err, sizeof(err));
     if (r == 0) {
         if (!buf || buf->frames == 0 || buf->channels < 1 || buf->channels > 2)
             abort(); /* success must mean a playable buffer */

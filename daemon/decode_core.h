@@ -1,17 +1,17 @@
-/* decode_impl.h - INTERNAL to the decoder: what decode.c, decode_pipe.c and
- * decode_split.c share.  Nothing else includes it; the decoder's API is
- * decode.h.
+/* decode_core.h - INTERNAL to the decoder: its state and primitives, which
+ * decode.c and the strategies (decode_direct.c, decode_pipe.c, decode_split.c) use.  Nothing else
+ * includes it; the decoder's API is decode.h.
  *
  * One decoder is one load: the file libsndfile has open, the converter, the
  * output buffer and how far it is filled, the limits, and where the reason
  * for a failure goes.  decode.c makes it (open, probe, buffer) and decides
  * which path fills it; the converting paths work on it, or on copies of it
  * with a SNDFILE, converter and reason of their own for their helper
- * threads.  The helpers declared here are decode.c's; see its header
- * comment for the module as a whole.
+ * threads.  The primitives declared here are decode_core.c's and call
+ * nothing above them; see decode.c's header comment for the module as a whole.
  */
-#ifndef LOOPERD_DECODE_IMPL_H
-#define LOOPERD_DECODE_IMPL_H
+#ifndef LOOPERD_DECODE_CORE_H
+#define LOOPERD_DECODE_CORE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -55,16 +55,17 @@ struct decoder {
     /* Bumped after every read that returned data (any thread of the load),
      * so the loader can tell a stalled read from a long decode; NULL: none. */
     _Atomic uint64_t *progress;
+    uint64_t split_min_frames; /* struct decode_options */
 };
 
-/* Counts one read that made progress (decode_impl.h, struct decoder). */
+/* Counts one read that made progress (struct decoder). */
 static inline void decode_progress(const struct decoder *d)
 {
     if (d->progress)
         atomic_fetch_add_explicit(d->progress, 1, memory_order_relaxed);
 }
 
-/* ---- decode.c ------------------------------------------------------------- */
+/* ---- primitives (decode_core.c) -------------------------------------------- */
 
 /* Writes the reason into d->err (if any) and returns `e`, a negative errno. */
 #if defined(__GNUC__)
@@ -98,25 +99,24 @@ soxr_t decode_new_converter(const struct decoder *d, soxr_error_t *e);
  * Returns 0 or an errno value. */
 int decode_start_helper(pthread_t *thread, void *(*fn)(void *), void *arg);
 
-/* ---- decode_pipe.c --------------------------------------------------------- */
+/* Writes the out-of-memory reason and returns -ENOMEM. */
+int decode_fail_nomem(struct decoder *d);
 
-struct reader;
+/* The reason for a buffer of `frames` (at_least: or more) over max_bytes;
+ * returns -E2BIG. */
+int decode_fail_too_large(struct decoder *d, uint64_t frames, bool at_least);
 
-/* The output has reached max_frames while the length is unknown: reads on
- * to the end, from `rd` or (NULL) here, which either shows the file fits
- * after all or fails as soon as it cannot. */
-int decode_drain(struct decoder *d, struct reader *rd);
+/* Frees what the load holds (buffer, scratch, converter, file). */
+void decode_release(struct decoder *d);
 
-/* Converts the whole file through d->soxr, with a reader thread decoding
- * ahead, or all on this thread for a short file or when the thread cannot
- * be had. */
-int decode_pipe(struct decoder *d);
+/* Replaces d->buf by one of `cap` frames keeping its first `frames`. */
+int decode_rebuffer(struct decoder *d, uint32_t cap, uint32_t frames);
 
-/* ---- decode_split.c -------------------------------------------------------- */
+/* Sets the buffer's final length to `frames`, trimming spare capacity. */
+int decode_finish(struct decoder *d, uint32_t frames);
 
-/* Converts the file in two halves on two threads when it qualifies.
- * Returns false, with nothing done, when it does not; else true, with the
- * load's result in *r and d's state as the sequential path would leave it. */
-bool decode_split(struct decoder *d, int *r);
+/* decode_read_block() for either float (sanitised) or, with s16, the file's
+ * 16-bit integers straight into `dst`. */
+int64_t decode_read_frames(struct decoder *d, void *dst, uint64_t want, bool s16);
 
 #endif
