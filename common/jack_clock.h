@@ -21,16 +21,17 @@
 #include <jack/jack.h>
 #include <time.h>
 
-/* CLOCK_REALTIME minus jack_get_time(), in microseconds.  If `at` is not
- * NULL it gets the jack_get_time() of the reading that was kept. */
-static inline double wall_minus_jack_us(int tries, jack_time_t *at)
+/* The clock `clk` minus jack_get_time(), in microseconds: of `tries`
+ * readings of `clk` on both sides of one jack_get_time(), the narrowest
+ * pair.  If `at` is not NULL it gets the jack_get_time() of that reading. */
+static inline double clock_minus_jack_us(clockid_t clk, int tries, jack_time_t *at)
 {
     double best = 0, best_width = -1;
     for (int i = 0; i < tries; i++) {
         struct timespec a, b;
-        clock_gettime(CLOCK_REALTIME, &a);
+        clock_gettime(clk, &a);
         jack_time_t j = jack_get_time();
-        clock_gettime(CLOCK_REALTIME, &b);
+        clock_gettime(clk, &b);
         double ua = a.tv_sec * 1e6 + a.tv_nsec * 1e-3;
         double ub = b.tv_sec * 1e6 + b.tv_nsec * 1e-3;
         if (best_width < 0 || ub - ua < best_width) {
@@ -43,23 +44,16 @@ static inline double wall_minus_jack_us(int tries, jack_time_t *at)
     return best;
 }
 
+/* CLOCK_REALTIME minus jack_get_time(), in microseconds. */
+static inline double wall_minus_jack_us(int tries, jack_time_t *at)
+{
+    return clock_minus_jack_us(CLOCK_REALTIME, tries, at);
+}
+
 /* jack_get_time() minus CLOCK_MONOTONIC_RAW, in microseconds. */
 static inline double jack_minus_raw_us(int tries)
 {
-    double best = 0, best_width = -1;
-    for (int i = 0; i < tries; i++) {
-        struct timespec a, b;
-        clock_gettime(CLOCK_MONOTONIC_RAW, &a);
-        jack_time_t j = jack_get_time();
-        clock_gettime(CLOCK_MONOTONIC_RAW, &b);
-        double ua = a.tv_sec * 1e6 + a.tv_nsec * 1e-3;
-        double ub = b.tv_sec * 1e6 + b.tv_nsec * 1e-3;
-        if (best_width < 0 || ub - ua < best_width) {
-            best_width = ub - ua;
-            best = (double)j - (ua + ub) * 0.5;
-        }
-    }
-    return best;
+    return -clock_minus_jack_us(CLOCK_MONOTONIC_RAW, tries, NULL);
 }
 
 /* CLOCK_REALTIME minus CLOCK_MONOTONIC_RAW, in microseconds; no libjack.
