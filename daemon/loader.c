@@ -343,6 +343,18 @@ static void run_job(struct loader *l, struct load_task *t)
     }
 }
 
+/* A thread that runs decoders: they need a larger stack than the
+ * process's default (DECODE_STACK_SIZE).  Returns 0 or an errno. */
+static int start_decoder_thread(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, DECODE_STACK_SIZE);
+    int r = pthread_create(thread, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return r;
+}
+
 static void *task_main(void *arg)
 {
     struct load_task *t = arg;
@@ -468,11 +480,7 @@ static void run_watched(struct loader *l, struct load_job *job)
     t->l = l;
     t->job = *job;
     atomic_init(&t->progress, 0);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, DECODE_STACK_SIZE);
-    int r = pthread_create(&t->thread, &attr, task_main, t);
-    pthread_attr_destroy(&attr);
+    int r = start_decoder_thread(&t->thread, task_main, t);
     if (r != 0) {
         pthread_mutex_unlock(&l->lock);
         fail_job(l, job, "busy: cannot start a loader thread");
@@ -596,11 +604,7 @@ int loader_start(struct loader *l, struct engine *e, struct replies *replies,
     pthread_cond_init(&l->cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&l->idle, NULL);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, DECODE_STACK_SIZE);
-    int r = pthread_create(&l->thread, &attr, loader_main, l);
-    pthread_attr_destroy(&attr);
+    int r = start_decoder_thread(&l->thread, loader_main, l);
     if (r != 0) {
         snprintf(err, errlen, "cannot start the loader thread");
         if (l->dir_fd >= 0)
