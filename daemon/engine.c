@@ -383,7 +383,7 @@ static void playing_remove(struct engine *e, uint32_t i)
 static void voice_end(struct engine *e, struct voice *v)
 {
     uint32_t i = (uint32_t)(v - e->voices);
-    if (v->fade_step > 0)
+    if (mixer_fading(v))
         fading_remove(e, i);
     else
         playing_remove(e, i);
@@ -399,17 +399,14 @@ static void voice_end(struct engine *e, struct voice *v)
  * frame of the request). */
 static void voice_fade_out(struct engine *e, struct voice *v, uint32_t delay)
 {
-    if (v->fade_step > 0)
+    if (mixer_fading(v))
         return; /* already fading: keep the shorter remaining ramp */
-    float step = v->gain / (float)e->fade_frames;
-    if (!(step > 0)) {
+    if (!mixer_fade_out(v, delay, e->fade_frames)) {
         voice_end(e, v); /* silent voice: nothing to fade */
         return;
     }
     uint32_t i = (uint32_t)(v - e->voices);
     playing_remove(e, i);
-    v->fade_step = step;
-    v->fade_in = delay;
     fading_add(e, i);
 }
 
@@ -456,19 +453,11 @@ static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, ui
     struct slot *s = &e->slots[m->id];
     const struct sample_buffer *b = s->buf;
     uint32_t i = (uint32_t)(v - e->voices);
-    *v = (struct voice){
-        .src = b->format == SAMPLE_S16 ? (const void *)b->s16 : (const void *)b->ch[0],
-        .src1 = b->ch[1],
-        .frames = b->frames,
-        .format = (uint8_t)b->format,
-        .channels = (uint8_t)b->channels,
-        .buf = b,
-        .slot = m->id,
-        .gain = m->velocity * s->gain,
-        .loop = loop,
-        .delay = delay,
-        .started = ++e->started_counter,
-    };
+    mixer_start(v, b, m->velocity * s->gain, &m->play, loop, delay, e->rate);
+    v->slot = m->id;
+    v->out = 0;
+    v->buf = b;
+    v->started = ++e->started_counter;
     e->sounding[i / 64] |= (uint64_t)1 << (i % 64);
     e->links[i].ref = s->ref;
     e->refs[s->ref].count++;

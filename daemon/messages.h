@@ -19,6 +19,76 @@
 
 struct reply_ctx; /* defined by the control side; opaque here */
 
+/* How one voice plays (CTL_PLAY, CTL_LOOP): the trigger's keys over its
+ * slot's defaults, already checked and merged by the control side
+ * (docs/protocol.md gives each key's meaning and range).  Only the keys
+ * whose bit is set in `keys` were given; every other one has its default
+ * (play_*() below), so a zeroed struct plays as a plain /play.  The audio
+ * thread turns these into frames and gains when the voice starts. */
+enum play_key {
+    PLAY_RATE = 1u << 0,    /* playback speed; < 0 backwards; 1/16 <= |rate| <= 16 */
+    PLAY_BEGIN = 1u << 1,   /* fraction of the length where playing starts, [0, 1) */
+    PLAY_END = 1u << 2,     /* fraction where it stops, (begin, 1]; default 1 */
+    PLAY_PAN = 1u << 3,     /* -1 left .. 1 right, equal power; default 0 */
+    PLAY_GAIN = 1u << 4,    /* linear, 0..4, on top of velocity; default 1 */
+    PLAY_ATTACK = 1u << 5,  /* seconds of linear fade-in, 0..60 */
+    PLAY_RELEASE = 1u << 6, /* seconds of linear fade-out at the end, 0..60 */
+    PLAY_SUSTAIN = 1u << 7, /* seconds from the first frame to the release */
+    PLAY_CUT = 1u << 8,     /* cut group; > 0 any slot's, < 0 this slot's */
+    PLAY_OUT = 1u << 9,     /* output pair, 0-based */
+};
+
+struct play_params {
+    uint32_t keys; /* enum play_key bits: which fields below were given */
+    int32_t cut;
+    uint32_t out;
+    float begin, end, pan, gain;
+    float attack, release, sustain;
+    double rate;
+};
+
+static inline double play_rate(const struct play_params *p)
+{
+    return p->keys & PLAY_RATE ? p->rate : 1.0;
+}
+static inline float play_begin(const struct play_params *p)
+{
+    return p->keys & PLAY_BEGIN ? p->begin : 0.0f;
+}
+static inline float play_end(const struct play_params *p)
+{
+    return p->keys & PLAY_END ? p->end : 1.0f;
+}
+static inline float play_pan(const struct play_params *p)
+{
+    return p->keys & PLAY_PAN ? p->pan : 0.0f;
+}
+static inline float play_gain(const struct play_params *p)
+{
+    return p->keys & PLAY_GAIN ? p->gain : 1.0f;
+}
+static inline float play_attack(const struct play_params *p)
+{
+    return p->keys & PLAY_ATTACK ? p->attack : 0.0f;
+}
+static inline float play_release(const struct play_params *p)
+{
+    return p->keys & PLAY_RELEASE ? p->release : 0.0f;
+}
+/* < 0: no sustain (the voice plays to its end, or loops until stopped). */
+static inline float play_sustain(const struct play_params *p)
+{
+    return p->keys & PLAY_SUSTAIN ? p->sustain : -1.0f;
+}
+static inline int32_t play_cut(const struct play_params *p)
+{
+    return p->keys & PLAY_CUT ? p->cut : 0;
+}
+static inline uint32_t play_out(const struct play_params *p)
+{
+    return p->keys & PLAY_OUT ? p->out : 0;
+}
+
 enum ctl_type {
     CTL_PING = 1,  /* answer with EV_PONG */
     CTL_STOP,      /* fade out every voice, answer with EV_STOPPED */
@@ -45,6 +115,7 @@ struct ctl_msg {
                                   request arrived, 0 unknown; see ENGINE_STALE_US */
     struct sample_buffer *buf; /* CTL_LOAD: ownership moves to the audio side */
     struct reply_ctx *reply;   /* echoed in the event; may be NULL */
+    struct play_params play;   /* CTL_PLAY, CTL_LOOP */
 };
 
 enum ev_type {

@@ -179,3 +179,33 @@ bool mixer_render(struct voice *v, float *out_l, float *out_r, uint32_t nframes)
     }
     return true;
 }
+
+void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
+                 const struct play_params *p, bool loop, uint32_t delay, uint32_t rate)
+{
+    (void)p;
+    (void)rate;
+    v->src = b->format == SAMPLE_S16 ? (const void *)b->s16 : (const void *)b->ch[0];
+    v->src1 = b->ch[1];
+    v->frames = b->frames;
+    v->pos = 0;
+    v->gain = level;
+    v->fade_step = 0;
+    v->fade_in = 0;
+    v->delay = delay;
+    v->format = (uint8_t)b->format;
+    v->channels = (uint8_t)b->channels;
+    v->loop = loop;
+}
+
+bool mixer_fade_out(struct voice *v, uint32_t delay, uint32_t frames)
+{
+    if (v->fade_step > 0)
+        return true; /* already fading: keep the shorter remaining ramp */
+    float step = v->gain / (float)frames;
+    if (!(step > 0))
+        return false;
+    v->fade_step = step;
+    v->fade_in = delay;
+    return true;
+}

@@ -15,17 +15,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "messages.h"
 #include "sample.h"
 
-/* One voice, one cache line.  What a period reads of a sounding voice is
- * its samples and this line, nothing else: the buffer's layout is copied
- * here when the voice starts (src, src1, frames, format, channels), so
- * mixing never goes through the buffer's header.  Why: between two
- * periods the thread sleeps and the caches and TLB go cold, so a period
- * costs about one miss per distinct line it touches (docs/performance.md,
- * "CPU per voice-frame"), and a header on another page would be one more,
- * and one that must come back before the samples' addresses are known. */
+/* One voice, two cache lines.  What a period reads of a voice playing at
+ * rate 1 without an envelope is its samples and the first line, nothing
+ * else: the buffer's layout is copied there when the voice starts (src,
+ * src1, frames, format, channels), so mixing never goes through the
+ * buffer's header.  Why: between two periods the thread sleeps and the
+ * caches and TLB go cold, so a period costs about one miss per distinct
+ * line it touches (docs/performance.md, "CPU per voice-frame"), and a
+ * header on another page would be one more, and one that must come back
+ * before the samples' addresses are known.  The second line holds the
+ * engine's bookkeeping (slot, buf, started, out: read where a voice
+ * starts, fades or ends, and for its outputs) and what only the other
+ * playback paths read. */
 struct voice {
+    /* ---- line 1: the rate-1 path ---- */
     const void *src;   /* SAMPLE_S16: the interleaved integers; SAMPLE_F32: channel 0 */
     const float *src1; /* SAMPLE_F32: channel 1 (== src when mono); unused for S16 */
     uint32_t frames;   /* the buffer's */
@@ -37,11 +43,33 @@ struct voice {
     uint8_t format;   /* the buffer's (enum sample_format) */
     uint8_t channels; /* the buffer's, 1 or 2 */
     bool loop;        /* wraps to frame 0 at the end instead of ending */
-    uint32_t slot;
+    /* ---- line 2: the engine's (engine.c), and the mixer's other paths ---- */
+    _Alignas(64) uint32_t slot;
+    uint32_t out;                    /* output pair */
     const struct sample_buffer *buf; /* NULL when the voice is free */
     uint64_t started;                /* start order, for stealing the oldest */
 };
-_Static_assert(sizeof(struct voice) == 64, "a voice is one cache line");
+_Static_assert(sizeof(struct voice) == 128, "a voice is two cache lines");
+
+/* Starts voice v on buffer b at linear gain `level` (velocity times the
+ * slot's gain), as `p` says (messages.h), `delay` frames into the current
+ * period (< nframes of that period); a loop when `loop`.  `rate` is the
+ * engine's sample rate, for the parameters in seconds.  Sets the mixer's
+ * fields only: the engine sets its own (slot, out, buf, started). */
+void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
+                 const struct play_params *p, bool loop, uint32_t delay, uint32_t rate);
+
+/* True once v has started fading out (mixer_fade_out). */
+static inline bool mixer_fading(const struct voice *v)
+{
+    return v->fade_step > 0;
+}
+
+/* Fades v out to silence over `frames` frames (>= 1), starting `delay`
+ * frames into the current period.  A voice already fading keeps its own
+ * fade.  Returns false, changing nothing, when v is silent: nothing to fade,
+ * the caller ends it. */
+bool mixer_fade_out(struct voice *v, uint32_t delay, uint32_t frames);
 
 /* Mixes voice v into out_l[0..nframes) and out_r[0..nframes) (adding to
  * them), from frame v->delay of the period on; v->delay and v->fade_in are
