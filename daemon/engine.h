@@ -4,8 +4,8 @@
  *
  * The engine is everything the JACK process callback touches, and nothing
  * else.  It is a plain data structure plus one function, engine_process(),
- * which drains the control rings and renders N frames into two float
- * buffers; the JACK glue (audio.c) only fetches port buffers and calls it, so
+ * which drains the control rings and renders N frames into the float
+ * buffers of its output pairs; the JACK glue (audio.c) only fetches port buffers and calls it, so
  * the mixer is tested and benchmarked without a JACK server.
  *
  * Ownership and threads:
@@ -51,6 +51,8 @@
 #define ENGINE_DEFAULT_VOICES 32
 #define ENGINE_MAX_SLOTS 1024
 #define ENGINE_MAX_VOICES 256
+#define ENGINE_DEFAULT_PAIRS 1
+#define ENGINE_MAX_PAIRS 32  /* stereo output pairs (--outputs) */
 #define ENGINE_CMD_RING 1024 /* OSC requests waiting for the next period */
 #define ENGINE_LOAD_RING 16  /* decoded buffers waiting for the next period */
 /* Timed requests waiting on the audio side for their period. */
@@ -66,8 +68,14 @@
 #define ENGINE_STALE_US 1000000u
 
 /* "No voice" / "no entry" in the 16-bit indices of the voice pool's
- * bookkeeping (npool <= 512, nslots + npool <= 1536). */
+ * bookkeeping (npool <= 512, nslots + npool <= 1536, cut nodes <= 5121). */
 #define ENGINE_NONE 0xffffu
+
+/* Cut groups (engine.c, "Cut groups") are found through a trie on a 44-bit
+ * key, 4 bits a level: a group > 0 is one key whatever the slot, a group
+ * < 0 one key per slot. */
+#define ENGINE_CUT_FAN 16
+#define ENGINE_CUT_LEVELS 11
 
 struct slot {
     struct sample_buffer *buf; /* current buffer or NULL; owned by the engine */
@@ -83,16 +91,31 @@ struct slot {
  * sounding voice is either playing (fade_step not > 0) or fading:
  *  - a playing voice is on the engine's list of playing voices, oldest
  *    first (prev/next), and on its slot's list of playing voices
- *    (sprev/snext);
+ *    (sprev/snext); one started with a cut group (`cut` != 0) also on its
+ *    group's list (cprev/cnext; the head is in the trie's leaf, `cleaf`);
  *  - a fading voice is in the heap of fading voices, oldest start first
  *    (heap: its place there).
  * `ref` is the entry of engine.refs that counts the voice's use of its
- * buffer.  All indices are voice indices or ENGINE_NONE. */
+ * buffer.  `release`: the frames a /stop fades the voice over (its
+ * `release`, at least the declick fade).  All indices are voice indices or
+ * ENGINE_NONE. */
 struct voice_links {
     uint16_t prev, next;
     uint16_t sprev, snext;
     uint16_t heap;
     uint16_t ref;
+    uint16_t cprev, cnext;
+    uint16_t cleaf; /* the trie node whose child holds the group's head */
+    uint16_t cchild;
+    int32_t cut;
+    uint32_t release;
+};
+
+/* A node of the cut groups' trie: children are nodes, or at the last level
+ * the first voice of a group's list; `used` counts those not ENGINE_NONE. */
+struct cut_node {
+    uint16_t child[ENGINE_CUT_FAN];
+    uint16_t used;
 };
 
 /* A fading voice in engine.fading: its start order is the key. */
@@ -124,6 +147,7 @@ struct engine_stats {
 struct engine {
     uint32_t rate;
     uint32_t nslots;
+    uint32_t npairs;  /* stereo output pairs engine_process() renders */
     uint32_t nvoices; /* polyphony: voices that play at full gain */
     uint32_t npool;   /* voice structs: nvoices plus as many to fade out in */
     uint32_t fade_frames;
@@ -145,6 +169,11 @@ struct engine {
     uint32_t nplaying;         /* voices on it */
     struct fade_entry *fading; /* min-heap of the fading voices, npool places */
     uint32_t nfading;
+    /* The cut groups' trie (engine.c, "Cut groups"): node 0 is the root;
+     * the unused ones are on a stack. */
+    struct cut_node *cut_nodes;
+    uint16_t *cut_free;
+    uint32_t ncut_nodes, ncut_free;
     struct buf_ref *refs; /* nrefs entries: one per slot, one per voice struct */
     uint16_t *ref_free;   /* stack of the unused entries of refs */
     uint32_t nrefs, nref_free;
@@ -172,8 +201,10 @@ struct engine {
 };
 
 /* Allocates everything.  nslots in 1..ENGINE_MAX_SLOTS, nvoices in
- * 1..ENGINE_MAX_VOICES, rate > 0.  Returns 0 or a negative errno. */
-int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t rate);
+ * 1..ENGINE_MAX_VOICES, npairs (stereo output pairs) in 1..ENGINE_MAX_PAIRS,
+ * rate > 0.  Returns 0 or a negative errno. */
+int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t npairs,
+                uint32_t rate);
 
 /* Frees every buffer still held (slots, rings) and the engine's memory.  Only
  * when no thread uses the engine any more. */
@@ -192,9 +223,11 @@ struct engine_clock {
 
 /* The real-time entry point: applies waiting control messages (the loads
  * first, then the commands that were waiting when it began), then
- * overwrites `out_l` and `out_r` with `nframes` mixed frames.  Bounded time,
- * no allocation, no locks, no system calls other than sem_post. */
-void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes,
+ * overwrites the 2 * npairs buffers outs[0..2 * npairs) (pair k: left
+ * outs[2k], right outs[2k + 1]) with `nframes` mixed frames, each voice in
+ * its own pair.  Bounded time, no allocation, no locks, no system calls
+ * other than sem_post. */
+void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
                     struct engine_clock clock);
 
 /* ---- the doors: which thread may call what ------------------------------

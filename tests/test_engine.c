@@ -18,18 +18,35 @@
 
 #define RATE 48000
 #define PERIOD 64
+#define PAIRS 2 /* the fixture's engines: pair 0 in l/r, pair 1 in l1/r1 */
 
 struct fixture {
     struct engine e;
     float l[4096], r[4096];
+    float l1[4096], r1[4096];
+    float *outs[2 * PAIRS];
     uint64_t seq;
     uint64_t now; /* frame count of the next period */
 };
 
-static int setup(void **state)
+static struct fixture *fixture_new(uint32_t nslots, uint32_t nvoices)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    if (!f || engine_init(&f->e, ENGINE_DEFAULT_SLOTS, ENGINE_DEFAULT_VOICES, RATE) < 0)
+    if (!f || engine_init(&f->e, nslots, nvoices, PAIRS, RATE) < 0) {
+        free(f);
+        return NULL;
+    }
+    f->outs[0] = f->l;
+    f->outs[1] = f->r;
+    f->outs[2] = f->l1;
+    f->outs[3] = f->r1;
+    return f;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = fixture_new(ENGINE_DEFAULT_SLOTS, ENGINE_DEFAULT_VOICES);
+    if (!f)
         return -1;
     *state = f;
     return 0;
@@ -98,7 +115,7 @@ static uint64_t us_of(uint64_t frame)
 static void run(struct fixture *f, uint32_t n)
 {
     struct engine_clock c = {.t0 = us_of(f->now), .t1 = us_of(f->now + n)};
-    engine_process(&f->e, f->l, f->r, n, c);
+    engine_process(&f->e, f->outs, n, c);
     f->now += n;
 }
 
@@ -590,7 +607,7 @@ static void test_stale_untimed_triggers_are_dropped(void **state)
     m.type = CTL_LOOP;
     assert_int_equal(engine_send(&f->e, &m, 0), 0);
     struct engine_clock c = {.t0 = now, .t1 = now + 5333, .now = now};
-    engine_process(&f->e, f->l, f->r, PERIOD, c);
+    engine_process(&f->e, f->outs, PERIOD, c);
     assert_true(f->l[0] == 0.0f);
     assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
     assert_int_equal(atomic_load(&f->e.stats.late), 2);
@@ -599,7 +616,7 @@ static void test_stale_untimed_triggers_are_dropped(void **state)
     assert_int_equal(engine_send(&f->e, &m, 0), 0);
     m.arrived = 0;
     assert_int_equal(engine_send(&f->e, &m, 0), 0);
-    engine_process(&f->e, f->l, f->r, PERIOD, c);
+    engine_process(&f->e, f->outs, PERIOD, c);
     assert_true(f->l[0] == 2 * b->ch[0][0]);
     assert_int_equal(atomic_load(&f->e.stats.late), 2);
 }
@@ -704,7 +721,7 @@ static struct twin *twin_new(uint32_t rate)
     assert_non_null(t);
     t->rate = rate;
     for (int k = 0; k < 2; k++)
-        assert_int_equal(engine_init(&t->e[k], 4, 8, rate), 0);
+        assert_int_equal(engine_init(&t->e[k], 4, 8, 1, rate), 0);
     return t;
 }
 
@@ -779,7 +796,7 @@ static uint64_t twin_run(struct twin *t, uint32_t periods)
     for (uint32_t p = 0; p < periods; p++) {
         struct engine_clock c = {.t0 = twin_us(t, t->now), .t1 = twin_us(t, t->now + PERIOD)};
         for (int k = 0; k < 2; k++)
-            engine_process(&t->e[k], t->l[k], t->r[k], PERIOD, c);
+            engine_process(&t->e[k], (float *[]){t->l[k], t->r[k]}, PERIOD, c);
         for (uint32_t i = 0; i < PERIOD; i++) {
             if (memcmp(&t->l[0][i], &t->l[1][i], sizeof(float)) != 0 ||
                 memcmp(&t->r[0][i], &t->r[1][i], sizeof(float)) != 0)
@@ -1042,9 +1059,8 @@ static void test_sounding_bitmap_follows_voices(void **state)
 /* An engine of other sizes in the same fixture. */
 static struct fixture *fixture_of(uint32_t nslots, uint32_t nvoices)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
+    struct fixture *f = fixture_new(nslots, nvoices);
     assert_non_null(f);
-    assert_int_equal(engine_init(&f->e, nslots, nvoices, RATE), 0);
     return f;
 }
 
