@@ -1592,6 +1592,262 @@ static void test_same_buffer_again_stays_loaded(void **state)
     check_books(&f->e);
 }
 
+/* ---- cut groups, releases, output pairs -------------------------------- */
+
+/* A /play or /loop with keys; at output frame `frame`, or untimed when
+ * frame < 0. */
+static void play_with(struct fixture *f, uint32_t type, uint32_t id, float vel,
+                      struct play_params p, int64_t frame)
+{
+    struct ctl_msg m = {.type = type, .id = id, .velocity = vel, .play = p};
+    if (frame >= 0) {
+        m.flags = CTL_TIMED;
+        m.when = us_of((uint64_t)frame);
+    }
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
+}
+
+static struct play_params cut_of(int32_t g)
+{
+    return (struct play_params){.keys = PLAY_CUT, .cut = g};
+}
+
+/* The level of a voice of gain g, j frames into a fade over n frames (j =
+ * 0: the first frame of the fade): the ramp reaches 0 on its n-th frame. */
+static float ramp(float g, uint32_t n, uint32_t j)
+{
+    float x = g - g / (float)n * (float)(j + 1);
+    return x > 0.0f ? x : 0.0f;
+}
+
+/* Runs `n` frames (in periods) and keeps the left output of pair 0. */
+static void record(struct fixture *f, float *rec, uint32_t n)
+{
+    for (uint32_t done = 0; done < n; done += PERIOD) {
+        run(f, PERIOD);
+        memcpy(rec + done, f->l, sizeof(float) * PERIOD);
+    }
+}
+
+static void assert_near(float got, float want)
+{
+    if (!(fabsf(got - want) <= 1e-5f))
+        fail_msg("got %.9g, want %.9g", (double)got, (double)want);
+}
+
+/* The hi-hat: a voice in group 1 fades out over exactly the declick fade
+ * (whatever its own release) from the frame of the next voice of group 1,
+ * of another slot, which starts there at full level; a voice of group 2
+ * and one of no group play on. */
+static void test_cut_group_fades_any_slot_from_the_new_voice_frame(void **state)
+{
+    struct fixture *f = *state;
+    for (uint32_t id = 0; id < 4; id++)
+        load(f, id, make_flat(48000), id + 1);
+    struct play_params a = {.keys = PLAY_CUT | PLAY_RELEASE, .cut = 1, .release = 0.5f};
+    play_with(f, CTL_PLAY, 0, 1.0f, a, -1);
+    play_with(f, CTL_PLAY, 2, 0.25f, cut_of(2), -1);
+    send(f, CTL_PLAY, 3, 0.125f, NULL);
+    run(f, PERIOD);
+    for (uint32_t i = 0; i < PERIOD; i++)
+        assert_true(f->l[i] == 1.375f);
+    play_with(f, CTL_PLAY, 1, 0.5f, cut_of(1), (int64_t)f->now + 20); /* this period, frame 20 */
+    float rec[8 * PERIOD];
+    record(f, rec, 8 * PERIOD);
+    uint32_t fade = f->e.fade_frames;
+    for (uint32_t i = 0; i < 20; i++)
+        assert_true(rec[i] == 1.375f);
+    for (uint32_t j = 0; 20 + j < 8 * PERIOD; j++)
+        assert_near(rec[20 + j], 0.875f + ramp(1.0f, fade, j));
+    assert_true(rec[20 + fade - 2] > 0.875f + 0.5f / (float)fade); /* still fading */
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 3);
+}
+
+/* Group -1 is a slot's own: the new voice of slot 0 cuts slot 0's voice of
+ * group -1, not slot 1's, nor slot 0's voice of group 1. */
+static void test_negative_cut_group_is_the_slot_own(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(48000), 1);
+    load(f, 1, make_flat(48000), 2);
+    play_with(f, CTL_PLAY, 0, 1.0f, cut_of(-1), -1);
+    play_with(f, CTL_PLAY, 1, 0.25f, cut_of(-1), -1);
+    play_with(f, CTL_LOOP, 0, 0.125f, cut_of(1), -1);
+    run(f, PERIOD);
+    assert_true(f->l[PERIOD - 1] == 1.375f);
+    play_with(f, CTL_PLAY, 0, 0.5f, cut_of(-1), -1);
+    float rec[8 * PERIOD];
+    record(f, rec, 8 * PERIOD);
+    for (uint32_t j = 0; j < 8 * PERIOD; j++)
+        assert_near(rec[j], 0.875f + ramp(1.0f, f->e.fade_frames, j));
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 3);
+    /* And group 1 of any slot: slot 1's voice cuts slot 0's loop. */
+    play_with(f, CTL_PLAY, 1, 0.0625f, cut_of(1), -1);
+    record(f, rec, 8 * PERIOD);
+    for (uint32_t j = 0; j < 8 * PERIOD; j++)
+        assert_near(rec[j], 0.8125f + ramp(0.125f, f->e.fade_frames, j));
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 3);
+}
+
+/* Groups are whole numbers: the extremes are groups like any other, and
+ * INT32_MIN and INT32_MAX, 7 and -7, are all different. */
+static void test_cut_groups_at_the_extremes(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(48000), 1);
+    const int32_t g[] = {INT32_MIN, INT32_MAX, 7, -7, 1, -1};
+    for (uint32_t k = 0; k < 6; k++)
+        play_with(f, CTL_PLAY, 0, 1.0f / 64, cut_of(g[k]), -1);
+    run(f, PERIOD);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 6);
+    for (uint32_t k = 0; k < 6; k++) {
+        play_with(f, CTL_PLAY, 0, 1.0f / 64, cut_of(g[k]), -1);
+        run(f, PERIOD);
+        assert_int_equal(f->e.nfading, 1); /* that group's one voice, no other */
+        run(f, 8 * PERIOD);
+        assert_int_equal(atomic_load(&f->e.stats.voices_active), 6);
+    }
+    /* Every group emptied and refilled: the trie's nodes all came back
+     * but those of the six groups playing. */
+    uint32_t used = f->e.ncut_nodes - f->e.ncut_free;
+    send(f, CTL_STOP, 0, 0, NULL);
+    run(f, 8 * PERIOD);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
+    assert_int_equal(f->e.ncut_free, f->e.ncut_nodes - 1);
+    assert_true(used > 6);
+    for (uint32_t k = 0; k < ENGINE_CUT_FAN; k++)
+        assert_int_equal(f->e.cut_nodes[0].child[k], ENGINE_NONE);
+}
+
+/* /stop fades each voice over its own release, at least the declick fade. */
+static void test_stop_fades_each_voice_over_its_release(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(48000), 1);
+    load(f, 1, make_flat(48000), 2);
+    play_with(f, CTL_PLAY, 0, 1.0f, (struct play_params){.keys = PLAY_RELEASE, .release = 0.02f},
+              -1);
+    play_with(f, CTL_PLAY, 1, 0.5f, (struct play_params){.keys = PLAY_RELEASE, .release = 0.001f},
+              -1);
+    send(f, CTL_PLAY, 1, 0.25f, NULL);
+    run(f, PERIOD);
+    send(f, CTL_STOP, 0, 0, NULL);
+    float rec[16 * PERIOD];
+    record(f, rec, 16 * PERIOD);
+    uint32_t fade = f->e.fade_frames, rel = RATE / 50; /* 0.02 s */
+    assert_true(rel > fade);
+    for (uint32_t j = 0; j < 16 * PERIOD; j++)
+        assert_near(rec[j], ramp(1.0f, rel, j) + ramp(0.5f, fade, j) + ramp(0.25f, fade, j));
+    assert_true(rec[rel - 2] > 0.0f);
+    assert_true(rec[rel - 1] < 1e-5f); /* the ramp, summed over periods, rounds */
+    assert_true(rec[rel] == 0.0f);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
+    assert_int_equal(count_events(f, EV_STOPPED), 1);
+}
+
+/* A slot's stop, timed, fades each of its voices over its release from the
+ * stop's frame; an unload and a restarted loop keep the declick fade. */
+static void test_stop_slot_uses_the_release_and_unload_the_declick_fade(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(48000), 1);
+    load(f, 1, make_flat(48000), 2);
+    struct play_params p = {.keys = PLAY_RELEASE, .release = 0.01f};
+    play_with(f, CTL_PLAY, 0, 1.0f, p, -1);
+    play_with(f, CTL_PLAY, 1, 0.25f, p, -1);
+    run(f, PERIOD);
+    send_at(f, CTL_STOP_SLOT, 0, 0, f->now + 30);
+    float rec[16 * PERIOD];
+    record(f, rec, 16 * PERIOD);
+    uint32_t rel = RATE / 100;
+    for (uint32_t i = 0; i < 30; i++)
+        assert_true(rec[i] == 1.25f);
+    for (uint32_t j = 0; 30 + j < 16 * PERIOD; j++)
+        assert_near(rec[30 + j], 0.25f + ramp(1.0f, rel, j));
+
+    struct ctl_msg m = {.type = CTL_UNLOAD, .id = 1, .seq = 3};
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
+    record(f, rec, 8 * PERIOD);
+    for (uint32_t j = 0; j < 8 * PERIOD; j++)
+        assert_near(rec[j], ramp(0.25f, f->e.fade_frames, j));
+
+    play_with(f, CTL_LOOP, 0, 1.0f, p, -1);
+    run(f, PERIOD);
+    play_with(f, CTL_LOOP, 0, 0.5f, p, -1);
+    record(f, rec, 8 * PERIOD);
+    for (uint32_t j = 0; j < 8 * PERIOD; j++)
+        assert_near(rec[j], 0.5f + ramp(1.0f, f->e.fade_frames, j));
+}
+
+/* A voice on pair 1 sounds in outputs 2 and 3 only, one on pair 0 in 0 and
+ * 1 only; a pair the engine has not starts nothing; every output is
+ * overwritten each period. */
+static void test_voice_sounds_on_its_output_pair_only(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(200, 2, 0.25f);
+    struct sample_buffer *c = make_buf(200, 1, -0.5f);
+    load(f, 0, b, 1);
+    load(f, 1, c, 2);
+    struct play_params on1 = {.keys = PLAY_OUT, .out = 1};
+    play_with(f, CTL_PLAY, 0, 0.5f, on1, -1);
+    send(f, CTL_PLAY, 1, 1.0f, NULL);
+    run(f, 200);
+    for (uint32_t i = 0; i < 200; i++) {
+        assert_true(f->l1[i] == b->ch[0][i] * 0.5f);
+        assert_true(f->r1[i] == b->ch[1][i] * 0.5f);
+        assert_true(f->l[i] == c->ch[0][i]);
+        assert_true(f->r[i] == c->ch[0][i]);
+    }
+    play_with(f, CTL_PLAY, 0, 1.0f, on1, -1);
+    run(f, 100);
+    for (uint32_t i = 0; i < 100; i++) {
+        assert_true(f->l1[i] == b->ch[0][i] && f->r1[i] == b->ch[1][i]);
+        assert_true(f->l[i] == 0.0f && f->r[i] == 0.0f);
+    }
+    run(f, 200);
+    play_with(f, CTL_PLAY, 0, 1.0f, (struct play_params){.keys = PLAY_OUT, .out = PAIRS}, -1);
+    play_with(f, CTL_LOOP, 0, 1.0f, (struct play_params){.keys = PLAY_OUT, .out = UINT32_MAX}, -1);
+    for (uint32_t k = 0; k < 2 * PAIRS; k++)
+        for (uint32_t i = 0; i < PERIOD; i++)
+            f->outs[k][i] = 7.0f;
+    run(f, PERIOD);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
+    for (uint32_t k = 0; k < 2 * PAIRS; k++)
+        for (uint32_t i = 0; i < PERIOD; i++)
+            assert_true(f->outs[k][i] == 0.0f);
+}
+
+static void test_engine_init_checks_the_pairs(void **state)
+{
+    (void)state;
+    static struct engine e;
+    assert_int_equal(engine_init(&e, 4, 4, 0, RATE), -EINVAL);
+    assert_int_equal(engine_init(&e, 4, 4, ENGINE_MAX_PAIRS + 1, RATE), -EINVAL);
+    assert_int_equal(engine_init(&e, 4, 4, ENGINE_MAX_PAIRS, RATE), 0);
+    assert_int_equal(e.npairs, ENGINE_MAX_PAIRS);
+    float bufs[2 * ENGINE_MAX_PAIRS][PERIOD];
+    float *outs[2 * ENGINE_MAX_PAIRS];
+    for (uint32_t k = 0; k < 2 * ENGINE_MAX_PAIRS; k++) {
+        outs[k] = bufs[k];
+        for (uint32_t i = 0; i < PERIOD; i++)
+            bufs[k][i] = 1.0f;
+    }
+    struct sample_buffer *b = make_flat(1000);
+    struct ctl_msg m = {.type = CTL_LOAD, .id = 0, .buf = b, .seq = 1, .velocity = 1.0f};
+    assert_true(engine_publish(&e, &m));
+    m = (struct ctl_msg){.type = CTL_PLAY,
+                         .id = 0,
+                         .velocity = 0.5f,
+                         .play = {.keys = PLAY_OUT, .out = ENGINE_MAX_PAIRS - 1}};
+    assert_int_equal(engine_send(&e, &m, 0), 0);
+    engine_process(&e, outs, PERIOD, (struct engine_clock){0});
+    for (uint32_t k = 0; k < 2 * ENGINE_MAX_PAIRS; k++)
+        for (uint32_t i = 0; i < PERIOD; i++)
+            assert_true(bufs[k][i] == (k >= 2 * ENGINE_MAX_PAIRS - 2 ? 0.5f : 0.0f));
+    engine_destroy(&e);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1627,6 +1883,13 @@ int main(void)
         T(test_s16_buffer_layout),
         T(test_retired_buffers_go_back_once_with_their_last_voice),
         T(test_same_buffer_again_stays_loaded),
+        T(test_cut_group_fades_any_slot_from_the_new_voice_frame),
+        T(test_negative_cut_group_is_the_slot_own),
+        T(test_cut_groups_at_the_extremes),
+        T(test_stop_fades_each_voice_over_its_release),
+        T(test_stop_slot_uses_the_release_and_unload_the_declick_fade),
+        T(test_voice_sounds_on_its_output_pair_only),
+        cmocka_unit_test(test_engine_init_checks_the_pairs),
         cmocka_unit_test(test_cut_takes_the_oldest_started_fading_voice),
         cmocka_unit_test(test_full_ring_of_plays_in_one_period),
         cmocka_unit_test(test_pool_matches_a_walk_small),
