@@ -1080,13 +1080,108 @@ static bool fading(const struct voice *v)
     return v->buf && v->fade_step > 0;
 }
 
+/* A cut group's key, as engine.c ("Cut groups") documents it. */
+static uint64_t key_of(int32_t g, uint32_t slot)
+{
+    if (g > 0)
+        return (uint64_t)g - 1;
+    return (uint64_t)1 << 41 | (uint64_t)slot << 31 | ((uint64_t)(-(int64_t)g) - 1);
+}
+
+static uint32_t nibble_of(uint64_t key, uint32_t level)
+{
+    return (uint32_t)(key >> (4 * (ENGINE_CUT_LEVELS - 1 - level))) & (ENGINE_CUT_FAN - 1);
+}
+
+/* The nodes below node n (at `level`, the root's 0) on the path of `key`
+ * so far: each counts its children; a child of the last level is the head
+ * of a list of playing voices of that key, each once.  Returns the nodes
+ * reached, n included; `seen` marks them. */
+static uint32_t check_cut_node(const struct engine *e, uint16_t n, uint32_t level, uint64_t key,
+                               bool *seen)
+{
+    assert_true(n < e->ncut_nodes);
+    assert_false(seen[n]);
+    seen[n] = true;
+    const struct cut_node *node = &e->cut_nodes[n];
+    uint32_t used = 0, reached = 1;
+    for (uint32_t k = 0; k < ENGINE_CUT_FAN; k++) {
+        uint16_t c = node->child[k];
+        if (c == ENGINE_NONE)
+            continue;
+        used++;
+        uint64_t ck = key << 4 | k;
+        if (level + 1 < ENGINE_CUT_LEVELS) {
+            reached += check_cut_node(e, c, level + 1, ck, seen);
+            continue;
+        }
+        uint32_t prev = ENGINE_NONE, len = 0;
+        for (uint32_t i = c; i != ENGINE_NONE; i = e->links[i].cnext) {
+            const struct voice_links *l = &e->links[i];
+            assert_true(i < e->npool);
+            assert_true(playing(&e->voices[i]));
+            assert_true(l->cut != 0);
+            assert_true(key_of(l->cut, e->voices[i].slot) == ck);
+            assert_int_equal(l->cprev, prev);
+            assert_int_equal(l->cleaf, n);
+            assert_int_equal(l->cchild, k);
+            prev = i;
+            assert_true(++len <= e->npool);
+        }
+    }
+    if (n != 0)
+        assert_true(used > 0); /* an empty node goes back to the pool */
+    assert_int_equal(node->used, used);
+    return reached;
+}
+
+/* The cut groups: every playing voice of a group is on its key's list
+ * (check_cut_node checks what the lists hold), no other voice is on one,
+ * and the trie's nodes are the reachable ones plus the free ones. */
+static void check_cut_books(const struct engine *e)
+{
+    static bool seen[1 + (ENGINE_CUT_LEVELS - 1) * 2 * ENGINE_MAX_VOICES];
+    memset(seen, 0, sizeof(seen));
+    uint32_t reached = check_cut_node(e, 0, 0, 0, seen);
+    assert_int_equal(reached + e->ncut_free, e->ncut_nodes);
+    for (uint32_t k = 0; k < e->ncut_free; k++) {
+        assert_true(e->cut_free[k] != 0 && e->cut_free[k] < e->ncut_nodes);
+        assert_false(seen[e->cut_free[k]]);
+        seen[e->cut_free[k]] = true;
+    }
+    for (uint32_t i = 0; i < e->npool; i++) {
+        const struct voice_links *l = &e->links[i];
+        if (!playing(&e->voices[i]) || !l->cut) {
+            assert_int_equal(l->cleaf, ENGINE_NONE);
+            assert_int_equal(l->cprev, ENGINE_NONE);
+            assert_int_equal(l->cnext, ENGINE_NONE);
+            continue;
+        }
+        /* On a list the trie reaches from its own key's path. */
+        uint64_t key = key_of(l->cut, e->voices[i].slot);
+        uint16_t n = 0;
+        for (uint32_t level = 0; level + 1 < ENGINE_CUT_LEVELS; level++) {
+            n = e->cut_nodes[n].child[nibble_of(key, level)];
+            assert_int_not_equal(n, ENGINE_NONE);
+        }
+        assert_int_equal(l->cleaf, n);
+        bool found = false;
+        for (uint32_t j = e->cut_nodes[n].child[nibble_of(key, ENGINE_CUT_LEVELS - 1)];
+             j != ENGINE_NONE; j = e->links[j].cnext)
+            found |= j == i;
+        assert_true(found);
+    }
+}
+
 /* The bookkeeping against the voice structs themselves (engine.h,
  * voice_links): the list of playing voices holds exactly the playing ones,
  * oldest first; each slot's list exactly that slot's; a slot's loop voice is
  * its one playing loop voice; the heap holds exactly the fading voices, in
- * heap order; every buffer entry counts its slot and its voices. */
+ * heap order; every buffer entry counts its slot and its voices; the cut
+ * groups' lists and trie hold exactly the playing voices of each group. */
 static void check_books(const struct engine *e)
 {
+    check_cut_books(e);
     uint32_t nplay = 0, nfade = 0;
     for (uint32_t i = 0; i < e->npool; i++) {
         nplay += playing(&e->voices[i]);
@@ -1168,8 +1263,10 @@ static void check_books(const struct engine *e)
 #define M_TRASH 4096
 
 struct model {
-    uint32_t npool, nvoices, nslots, fade_frames;
+    uint32_t npool, nvoices, nslots, npairs, fade_frames;
     struct voice v[2 * ENGINE_MAX_VOICES];
+    int32_t cut[2 * ENGINE_MAX_VOICES];      /* each voice's cut group */
+    uint32_t release[2 * ENGINE_MAX_VOICES]; /* and the frames of its /stop */
     struct sample_buffer *buf[M_SLOTS];
     uint64_t seq[M_SLOTS];
     float gain[M_SLOTS];
@@ -1183,8 +1280,13 @@ static void model_sync(struct model *m, const struct engine *e)
     m->npool = e->npool;
     m->nvoices = e->nvoices;
     m->nslots = e->nslots;
+    m->npairs = e->npairs;
     m->fade_frames = e->fade_frames;
     memcpy(m->v, e->voices, e->npool * sizeof(*e->voices));
+    for (uint32_t i = 0; i < e->npool; i++) {
+        m->cut[i] = e->links[i].cut;
+        m->release[i] = e->links[i].release;
+    }
     for (uint32_t s = 0; s < e->nslots; s++) {
         m->buf[s] = e->slots[s].buf;
         m->seq[s] = e->slots[s].seq;
@@ -1220,11 +1322,11 @@ static void model_end(struct model *m, struct voice *v)
         model_discard(m, b);
 }
 
-static void model_fade(struct model *m, struct voice *v, uint32_t delay)
+static void model_fade(struct model *m, struct voice *v, uint32_t delay, uint32_t frames)
 {
     if (v->fade_step > 0)
         return;
-    v->fade_step = v->gain / (float)m->fade_frames;
+    v->fade_step = v->gain / (float)frames;
     v->fade_in = delay;
     if (!(v->fade_step > 0))
         model_end(m, v);
@@ -1251,7 +1353,7 @@ static struct voice *model_alloc(struct model *m, uint32_t delay)
         }
     }
     if (nplay >= m->nvoices && oldest) {
-        model_fade(m, oldest, delay);
+        model_fade(m, oldest, delay, m->fade_frames);
         m->stolen++;
         if (!oldest->buf && !free_v)
             free_v = oldest;
@@ -1265,14 +1367,27 @@ static struct voice *model_alloc(struct model *m, uint32_t delay)
 
 static void model_start(struct model *m, const struct ctl_msg *c, bool loop)
 {
+    /* The voices of the trigger's cut group, of any slot (> 0) or of its
+     * own (< 0). */
+    int32_t g = play_cut(&c->play);
+    for (uint32_t i = 0; g && i < m->npool; i++) {
+        struct voice *v = &m->v[i];
+        if (v->buf && !(v->fade_step > 0) && m->cut[i] == g && (g > 0 || v->slot == c->id))
+            model_fade(m, v, 0, m->fade_frames);
+    }
     struct voice *v = model_alloc(m, 0);
     const struct sample_buffer *b = m->buf[c->id];
+    uint32_t i = (uint32_t)(v - m->v);
     *v = (struct voice){.buf = b,
                         .frames = b->frames,
                         .slot = c->id,
+                        .out = play_out(&c->play),
                         .gain = c->velocity * m->gain[c->id],
                         .loop = loop,
                         .started = ++m->started};
+    m->cut[i] = g;
+    double rel = (double)play_release(&c->play) * RATE;
+    m->release[i] = rel > m->fade_frames ? (uint32_t)lround(rel) : m->fade_frames;
 }
 
 static void model_apply(struct model *m, const struct ctl_msg *c)
@@ -1281,7 +1396,7 @@ static void model_apply(struct model *m, const struct ctl_msg *c)
     case CTL_STOP:
         for (uint32_t i = 0; i < m->npool; i++)
             if (m->v[i].buf)
-                model_fade(m, &m->v[i], 0);
+                model_fade(m, &m->v[i], 0, m->release[i]);
         break;
     case CTL_LOAD: {
         if (c->seq < m->seq[c->id]) {
@@ -1298,13 +1413,13 @@ static void model_apply(struct model *m, const struct ctl_msg *c)
     }
     case CTL_PLAY:
     case CTL_LOOP:
-        if (!m->buf[c->id])
+        if (!m->buf[c->id] || play_out(&c->play) >= m->npairs)
             break;
         if (c->type == CTL_LOOP)
             for (uint32_t i = 0; i < m->npool; i++) {
                 struct voice *v = &m->v[i];
                 if (v->buf && v->loop && v->slot == c->id && !(v->fade_step > 0))
-                    model_fade(m, v, 0);
+                    model_fade(m, v, 0, m->fade_frames);
             }
         model_start(m, c, c->type == CTL_LOOP);
         break;
@@ -1314,7 +1429,8 @@ static void model_apply(struct model *m, const struct ctl_msg *c)
             break;
         for (uint32_t i = 0; i < m->npool; i++)
             if (m->v[i].buf && m->v[i].slot == c->id)
-                model_fade(m, &m->v[i], 0);
+                model_fade(m, &m->v[i], 0,
+                           c->type == CTL_STOP_SLOT ? m->release[i] : m->fade_frames);
         if (c->type == CTL_UNLOAD) {
             struct sample_buffer *old = m->buf[c->id];
             m->buf[c->id] = NULL;
@@ -1356,6 +1472,29 @@ static uint32_t rnd(uint32_t *x)
     return *x >> 8;
 }
 
+/* A trigger's keys: now and then a cut group (few groups, so they meet,
+ * and the extremes), a release, an output pair (the fixture's two, and one
+ * it has not). */
+static struct play_params random_params(uint32_t *x)
+{
+    static const int32_t groups[] = {1, 2, -1, -2, 3, INT32_MAX, INT32_MIN, 0x10000, -0x10000};
+    static const float releases[] = {0.0f, 0.001f, 0.01f, 0.25f};
+    struct play_params p = {0};
+    if (rnd(x) % 2) {
+        p.keys |= PLAY_CUT;
+        p.cut = groups[rnd(x) % 9];
+    }
+    if (rnd(x) % 3 == 0) {
+        p.keys |= PLAY_RELEASE;
+        p.release = releases[rnd(x) % 4];
+    }
+    if (rnd(x) % 3 == 0) {
+        p.keys |= PLAY_OUT;
+        p.out = rnd(x) % 16 == 0 ? PAIRS : rnd(x) % PAIRS;
+    }
+    return p;
+}
+
 /* Random requests in periods of random lengths, now and then a burst that
  * fills the command ring; after the requests of every period (applied in a
  * period of 0 frames) the voices, the slots, the steal count and the
@@ -1392,7 +1531,8 @@ static void pool_against_model(uint32_t nvoices, uint32_t periods, uint32_t seed
         for (uint32_t k = 0; k < ncmd; k++) {
             uint32_t what = rnd(&x) % 40;
             c = (struct ctl_msg){.id = rnd(&x) % M_SLOTS,
-                                 .velocity = rnd(&x) % 10 == 0 ? 0.0f : 0.5f};
+                                 .velocity = rnd(&x) % 10 == 0 ? 0.0f : 0.5f,
+                                 .play = random_params(&x)};
             if (burst)
                 c.type = burst_type == CTL_STOP_SLOT && k % 2 ? CTL_PLAY : burst_type;
             else if (what < 26)
@@ -1417,6 +1557,9 @@ static void pool_against_model(uint32_t nvoices, uint32_t periods, uint32_t seed
             if (!v->buf)
                 continue;
             assert_int_equal(v->slot, w->slot);
+            assert_int_equal(v->out, w->out);
+            assert_int_equal(e->links[i].cut, m.cut[i]);
+            assert_int_equal(e->links[i].release, m.release[i]);
             assert_true(v->started == w->started);
             assert_int_equal(v->loop, w->loop);
             assert_true(v->gain == w->gain);
