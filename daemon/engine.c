@@ -102,6 +102,8 @@ static void free_pools(struct engine *e)
     free(e->ref_free);
     free(e->cut_nodes);
     free(e->cut_free);
+    free(e->pair);
+    e->pair = NULL;
     e->cut_nodes = NULL;
     e->cut_free = NULL;
     e->slots = NULL;
@@ -153,8 +155,9 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
     e->ncut_nodes = 1 + (ENGINE_CUT_LEVELS - 1) * e->npool;
     e->cut_nodes = calloc(e->ncut_nodes, sizeof(*e->cut_nodes));
     e->cut_free = calloc(e->ncut_nodes, sizeof(*e->cut_free));
+    e->pair = calloc(e->npool, sizeof(*e->pair));
     if (!e->slots || !e->voices || !e->links || !e->fading || !e->refs || !e->ref_free ||
-        !e->cut_nodes || !e->cut_free) {
+        !e->cut_nodes || !e->cut_free || !e->pair) {
         r = -ENOMEM;
         goto fail;
     }
@@ -165,6 +168,7 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
     memlock_touch(e->fading, e->npool * sizeof(*e->fading));
     memlock_touch(e->refs, e->nrefs * sizeof(*e->refs));
     memlock_touch(e->cut_free, e->ncut_nodes * sizeof(*e->cut_free));
+    memlock_touch(e->pair, e->npool * sizeof(*e->pair));
     for (uint32_t i = 0; i < nslots; i++)
         e->slots[i].ref = e->slots[i].playing = e->slots[i].loop = ENGINE_NONE;
     for (uint32_t i = 0; i < e->npool; i++)
@@ -386,6 +390,7 @@ static inline uint64_t cut_key(int32_t g, uint32_t slot)
 
 _Static_assert(4 * ENGINE_CUT_LEVELS >= 42, "the trie spans the 42 bits of a cut key");
 _Static_assert(ENGINE_MAX_SLOTS <= 1024, "a slot fits the 10 bits of a cut key");
+_Static_assert(ENGINE_MAX_PAIRS <= 256, "an output pair fits engine.pair's bytes");
 _Static_assert(1 + (ENGINE_CUT_LEVELS - 1) * 2 * ENGINE_MAX_VOICES < ENGINE_NONE,
                "cut nodes are 16-bit indices beside ENGINE_NONE");
 
@@ -628,6 +633,7 @@ static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, ui
     mixer_start(v, b, m->velocity * s->gain, &m->play, loop, delay, e->rate);
     v->slot = m->id;
     v->out = play_out(&m->play);
+    e->pair[i] = (uint8_t)v->out;
     v->buf = b;
     v->started = ++e->started_counter;
     e->sounding[i / 64] |= (uint64_t)1 << (i % 64);
@@ -800,9 +806,9 @@ void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
     uint32_t active = 0;
     w = sounding_begin(e);
     for (uint32_t i; sounding_next(&w, &i);) {
-        struct voice *v = &e->voices[i];
-        /* v->out < npairs: voice_start() starts no other. */
-        if (mixer_render(v, outs[2 * v->out], outs[2 * v->out + 1], nframes))
+        /* < npairs: voice_start() starts no other. */
+        uint32_t k = e->pair[i];
+        if (mixer_render(&e->voices[i], outs[2 * k], outs[2 * k + 1], nframes))
             active++;
         else
             voice_end(e, &e->voices[i]);

@@ -159,6 +159,11 @@ struct engine {
      * cache line missed). */
     uint64_t sounding[ENGINE_VOICE_WORDS];
     uint32_t voice_words; /* words of `sounding` in use: ceil(npool / 64) */
+    /* Each voice's output pair (voices[i].out), npool of them: the mix
+     * reads it here, on a few lines shared by all voices, and not on the
+     * voice's second line, which a voice at rate 1 otherwise never has to
+     * bring in (mixer.h). */
+    uint8_t *pair;
     uint64_t started_counter;
     /* Everything the pool's requests need is found through these, so one
      * request costs O(log npool) (a /play, a /loop) or O(1) per voice it

@@ -1558,6 +1558,7 @@ static void pool_against_model(uint32_t nvoices, uint32_t periods, uint32_t seed
                 continue;
             assert_int_equal(v->slot, w->slot);
             assert_int_equal(v->out, w->out);
+            assert_int_equal(e->pair[i], w->out);
             assert_int_equal(e->links[i].cut, m.cut[i]);
             assert_int_equal(e->links[i].release, m.release[i]);
             assert_true(v->started == w->started);
