@@ -102,6 +102,8 @@ static void free_pools(struct engine *e)
     free(e->ref_free);
     free(e->cut_nodes);
     free(e->cut_free);
+    free(e->cuts);
+    e->cuts = NULL;
     free(e->pair);
     e->pair = NULL;
     e->cut_nodes = NULL;
@@ -156,8 +158,9 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
     e->cut_nodes = calloc(e->ncut_nodes, sizeof(*e->cut_nodes));
     e->cut_free = calloc(e->ncut_nodes, sizeof(*e->cut_free));
     e->pair = calloc(e->npool, sizeof(*e->pair));
+    e->cuts = calloc(e->npool, sizeof(*e->cuts));
     if (!e->slots || !e->voices || !e->links || !e->fading || !e->refs || !e->ref_free ||
-        !e->cut_nodes || !e->cut_free || !e->pair) {
+        !e->cut_nodes || !e->cut_free || !e->pair || !e->cuts) {
         r = -ENOMEM;
         goto fail;
     }
@@ -171,19 +174,17 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
     memlock_touch(e->pair, e->npool * sizeof(*e->pair));
     for (uint32_t i = 0; i < nslots; i++)
         e->slots[i].ref = e->slots[i].playing = e->slots[i].loop = ENGINE_NONE;
-    for (uint32_t i = 0; i < e->npool; i++)
+    for (uint32_t i = 0; i < e->npool; i++) {
         e->links[i] = (struct voice_links){.prev = ENGINE_NONE,
                                            .next = ENGINE_NONE,
                                            .sprev = ENGINE_NONE,
                                            .snext = ENGINE_NONE,
                                            .heap = ENGINE_NONE,
                                            .ref = ENGINE_NONE,
-                                           .cprev = ENGINE_NONE,
-                                           .cnext = ENGINE_NONE,
-                                           .cleaf = ENGINE_NONE,
-                                           .cchild = 0,
-                                           .cut = 0,
                                            .release = e->fade_frames};
+        e->cuts[i] =
+            (struct cut_links){.cprev = ENGINE_NONE, .cnext = ENGINE_NONE, .cleaf = ENGINE_NONE};
+    }
     /* Every node empty (which also touches their pages); node 0 is the
      * root, the others on the free stack, the lowest on top. */
     for (uint32_t i = 0; i < e->ncut_nodes; i++)
@@ -437,10 +438,10 @@ static void cut_prune(struct engine *e, uint64_t key)
     e->cut_nodes[0].used--;
 }
 
-/* Puts playing voice i (links[i].cut != 0) at the front of its group's list. */
+/* Puts playing voice i (grouped) at the front of its group's list. */
 static void cut_add(struct engine *e, uint32_t i)
 {
-    struct voice_links *l = &e->links[i];
+    struct cut_links *l = &e->cuts[i];
     uint64_t key = cut_key(l->cut, e->voices[i].slot);
     uint16_t leaf = cut_leaf(e, key, true);
     uint32_t k = cut_nibble(key, ENGINE_CUT_LEVELS - 1);
@@ -450,7 +451,7 @@ static void cut_add(struct engine *e, uint32_t i)
     l->cprev = ENGINE_NONE;
     l->cnext = *head;
     if (*head != ENGINE_NONE)
-        e->links[*head].cprev = (uint16_t)i;
+        e->cuts[*head].cprev = (uint16_t)i;
     else
         e->cut_nodes[leaf].used++;
     *head = (uint16_t)i;
@@ -458,13 +459,13 @@ static void cut_add(struct engine *e, uint32_t i)
 
 static void cut_remove(struct engine *e, uint32_t i)
 {
-    struct voice_links *l = &e->links[i];
+    struct cut_links *l = &e->cuts[i];
     if (l->cprev != ENGINE_NONE)
-        e->links[l->cprev].cnext = l->cnext;
+        e->cuts[l->cprev].cnext = l->cnext;
     else
         e->cut_nodes[l->cleaf].child[l->cchild] = l->cnext;
     if (l->cnext != ENGINE_NONE)
-        e->links[l->cnext].cprev = l->cprev;
+        e->cuts[l->cnext].cprev = l->cprev;
     else if (l->cprev == ENGINE_NONE)
         cut_prune(e, cut_key(l->cut, e->voices[i].slot));
     l->cprev = l->cnext = l->cleaf = ENGINE_NONE;
@@ -492,7 +493,7 @@ static void playing_add(struct engine *e, uint32_t i)
     s->playing = (uint16_t)i;
     if (e->voices[i].loop)
         s->loop = (uint16_t)i;
-    if (l->cut)
+    if (l->grouped)
         cut_add(e, i);
     e->nplaying++;
 }
@@ -517,7 +518,7 @@ static void playing_remove(struct engine *e, uint32_t i)
         e->links[l->snext].sprev = l->sprev;
     if (s->loop == i)
         s->loop = ENGINE_NONE;
-    if (l->cut)
+    if (l->grouped)
         cut_remove(e, i);
     l->prev = l->next = l->sprev = l->snext = ENGINE_NONE;
     e->nplaying--;
@@ -603,7 +604,7 @@ static void cut_group(struct engine *e, int32_t g, uint32_t slot, uint32_t delay
         return;
     uint16_t i = e->cut_nodes[leaf].child[cut_nibble(key, ENGINE_CUT_LEVELS - 1)];
     while (i != ENGINE_NONE) {
-        uint16_t next = e->links[i].cnext; /* the leaf may be freed with the last */
+        uint16_t next = e->cuts[i].cnext; /* the leaf may be freed with the last */
         voice_fade_out(e, &e->voices[i], delay, e->fade_frames);
         i = next;
     }
@@ -638,8 +639,10 @@ static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, ui
     v->started = ++e->started_counter;
     e->sounding[i / 64] |= (uint64_t)1 << (i % 64);
     e->links[i].ref = s->ref;
-    e->links[i].cut = cut;
-    e->links[i].release = release_frames(e, &m->play);
+    e->links[i].release = release_frames(e, &m->play) & 0x7fffffffu;
+    e->links[i].grouped = cut != 0;
+    if (cut)
+        e->cuts[i].cut = cut;
     e->refs[s->ref].count++;
     playing_add(e, i);
 }

@@ -91,24 +91,33 @@ struct slot {
  * sounding voice is either playing (fade_step not > 0) or fading:
  *  - a playing voice is on the engine's list of playing voices, oldest
  *    first (prev/next), and on its slot's list of playing voices
- *    (sprev/snext); one started with a cut group (`cut` != 0) also on its
- *    group's list (cprev/cnext; the head is in the trie's leaf, `cleaf`);
+ *    (sprev/snext); one started with a cut group (`grouped`) also on its
+ *    group's list (struct cut_links);
  *  - a fading voice is in the heap of fading voices, oldest start first
  *    (heap: its place there).
  * `ref` is the entry of engine.refs that counts the voice's use of its
  * buffer.  `release`: the frames a /stop fades the voice over (its
  * `release`, at least the declick fade).  All indices are voice indices or
- * ENGINE_NONE. */
+ * ENGINE_NONE.  Kept to 16 bytes: a burst of requests misses a line of
+ * these per few voices it touches. */
 struct voice_links {
     uint16_t prev, next;
     uint16_t sprev, snext;
     uint16_t heap;
     uint16_t ref;
-    uint16_t cprev, cnext;
-    uint16_t cleaf; /* the trie node whose child holds the group's head */
-    uint16_t cchild;
+    uint32_t release : 31;
+    uint32_t grouped : 1; /* started with a cut group: engine.cuts[i] holds it */
+};
+_Static_assert(sizeof(struct voice_links) == 16, "four voice_links to a cache line");
+
+/* A voice's cut group, read only for a voice that has one (`grouped`): the
+ * group, and its place on the group's list of playing voices (cprev/cnext;
+ * the head is child `cchild` of trie node `cleaf`; all ENGINE_NONE while
+ * off the list). */
+struct cut_links {
     int32_t cut;
-    uint32_t release;
+    uint16_t cprev, cnext;
+    uint16_t cleaf, cchild;
 };
 
 /* A node of the cut groups' trie: children are nodes, or at the last level
@@ -170,6 +179,7 @@ struct engine {
      * fades (a /stop, a slot's stop or unload), never a walk of the pool
      * (engine.c, "Bounded periods"). */
     struct voice_links *links; /* npool of them */
+    struct cut_links *cuts;    /* npool of them */
     uint16_t oldest, newest;   /* ends of the list of playing voices */
     uint32_t nplaying;         /* voices on it */
     struct fade_entry *fading; /* min-heap of the fading voices, npool places */

@@ -1116,8 +1116,9 @@ static uint32_t check_cut_node(const struct engine *e, uint16_t n, uint32_t leve
             continue;
         }
         uint32_t prev = ENGINE_NONE, len = 0;
-        for (uint32_t i = c; i != ENGINE_NONE; i = e->links[i].cnext) {
-            const struct voice_links *l = &e->links[i];
+        for (uint32_t i = c; i != ENGINE_NONE; i = e->cuts[i].cnext) {
+            const struct cut_links *l = &e->cuts[i];
+            assert_true(e->links[i].grouped);
             assert_true(i < e->npool);
             assert_true(playing(&e->voices[i]));
             assert_true(l->cut != 0);
@@ -1150,8 +1151,8 @@ static void check_cut_books(const struct engine *e)
         seen[e->cut_free[k]] = true;
     }
     for (uint32_t i = 0; i < e->npool; i++) {
-        const struct voice_links *l = &e->links[i];
-        if (!playing(&e->voices[i]) || !l->cut) {
+        const struct cut_links *l = &e->cuts[i];
+        if (!playing(&e->voices[i]) || !e->links[i].grouped) {
             assert_int_equal(l->cleaf, ENGINE_NONE);
             assert_int_equal(l->cprev, ENGINE_NONE);
             assert_int_equal(l->cnext, ENGINE_NONE);
@@ -1167,7 +1168,7 @@ static void check_cut_books(const struct engine *e)
         assert_int_equal(l->cleaf, n);
         bool found = false;
         for (uint32_t j = e->cut_nodes[n].child[nibble_of(key, ENGINE_CUT_LEVELS - 1)];
-             j != ENGINE_NONE; j = e->links[j].cnext)
+             j != ENGINE_NONE; j = e->cuts[j].cnext)
             found |= j == i;
         assert_true(found);
     }
@@ -1284,7 +1285,7 @@ static void model_sync(struct model *m, const struct engine *e)
     m->fade_frames = e->fade_frames;
     memcpy(m->v, e->voices, e->npool * sizeof(*e->voices));
     for (uint32_t i = 0; i < e->npool; i++) {
-        m->cut[i] = e->links[i].cut;
+        m->cut[i] = e->links[i].grouped ? e->cuts[i].cut : 0;
         m->release[i] = e->links[i].release;
     }
     for (uint32_t s = 0; s < e->nslots; s++) {
@@ -1559,7 +1560,7 @@ static void pool_against_model(uint32_t nvoices, uint32_t periods, uint32_t seed
             assert_int_equal(v->slot, w->slot);
             assert_int_equal(v->out, w->out);
             assert_int_equal(e->pair[i], w->out);
-            assert_int_equal(e->links[i].cut, m.cut[i]);
+            assert_int_equal(e->links[i].grouped ? e->cuts[i].cut : 0, m.cut[i]);
             assert_int_equal(e->links[i].release, m.release[i]);
             assert_true(v->started == w->started);
             assert_int_equal(v->loop, w->loop);
