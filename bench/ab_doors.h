@@ -7,6 +7,25 @@
 
 #include "engine.h"
 
+/* engine_init and engine_process on one stereo pair, whatever the
+ * revision: from the output pairs on (ENGINE_MAX_PAIRS) they take the
+ * pairs, before it two buffers. */
+#ifdef ENGINE_MAX_PAIRS
+static inline int ab_engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t rate)
+{
+    return engine_init(e, nslots, nvoices, 1, rate);
+}
+static inline void ab_engine_process(struct engine *e, float *l, float *r, uint32_t nframes,
+                                     struct engine_clock c)
+{
+    float *outs[2] = {l, r};
+    engine_process(e, outs, nframes, c);
+}
+#else
+#define ab_engine_init engine_init
+#define ab_engine_process engine_process
+#endif
+
 #ifdef AB_RINGS
 #include "ring.h"
 static inline int engine_send(struct engine *e, const struct ctl_msg *m, uint32_t keep)

@@ -195,7 +195,7 @@ static struct engine_clock clock_of(uint64_t p)
 static void bench_init(struct bench *b, uint32_t format)
 {
     struct engine *e = &b->e;
-    if (engine_init(e, VOICES, VOICES, RATE) < 0) /* one slot per voice */
+    if (engine_init(e, VOICES, VOICES, 1, RATE) < 0) /* one slot per voice */
         die("engine_init failed");
     for (uint32_t k = 0; k < VOICES; k++) {
         if (!engine_buffer_reserve(e))
@@ -211,12 +211,12 @@ static void bench_init(struct bench *b, uint32_t format)
     uint64_t seq = 0;
     for (uint32_t k = 0; k < VOICES; k++) {
         if (engine_loads_waiting(e) == ENGINE_LOAD_RING)
-            engine_process(e, b->out_l, b->out_r, PERIOD, (struct engine_clock){0});
+            engine_process(e, (float *[]){b->out_l, b->out_r}, PERIOD, (struct engine_clock){0});
         struct ctl_msg m = {
             .type = CTL_LOAD, .id = k, .seq = ++seq, .buf = b->bufs[k], .velocity = 1.0f};
         publish(e, &m);
     }
-    engine_process(e, b->out_l, b->out_r, PERIOD, (struct engine_clock){0});
+    engine_process(e, (float *[]){b->out_l, b->out_r}, PERIOD, (struct engine_clock){0});
     for (uint32_t k = 0; k < VOICES; k++)
         if (e->slots[k].buf != b->bufs[k])
             die("not every buffer was loaded");
@@ -237,7 +237,7 @@ static void bench_period(struct bench *b)
             b->next_start[k] += periods_per_buffer;
         }
     }
-    engine_process(&b->e, b->out_l, b->out_r, PERIOD, clock_of(b->p));
+    engine_process(&b->e, (float *[]){b->out_l, b->out_r}, PERIOD, clock_of(b->p));
     use(b->out_l, b->out_r);
     b->p++;
 }

@@ -35,7 +35,7 @@ static void die(const char *what)
 void AB(init)(uint32_t frames)
 {
     periods_per_buffer = frames / PERIOD;
-    if (engine_init(&e, VOICES, VOICES, RATE) < 0)
+    if (ab_engine_init(&e, VOICES, VOICES, RATE) < 0)
         die("engine_init failed");
     for (uint32_t k = 0; k < VOICES; k++) {
         if (!engine_buffer_reserve(&e))
@@ -53,13 +53,13 @@ void AB(init)(uint32_t frames)
     }
     for (uint32_t k = 0; k < VOICES; k++) {
         if (engine_loads_waiting(&e) == ENGINE_LOAD_RING)
-            engine_process(&e, out_l, out_r, PERIOD, (struct engine_clock){0});
+            ab_engine_process(&e, out_l, out_r, PERIOD, (struct engine_clock){0});
         struct ctl_msg m = {
             .type = CTL_LOAD, .id = k, .seq = k + 1, .buf = bufs[k], .velocity = 1.0f};
         if (!engine_publish(&e, &m))
             die("load ring full");
     }
-    engine_process(&e, out_l, out_r, PERIOD, (struct engine_clock){0});
+    ab_engine_process(&e, out_l, out_r, PERIOD, (struct engine_clock){0});
     for (uint32_t k = 0; k < VOICES; k++)
         next_start[k] = (uint64_t)k * (periods_per_buffer / VOICES);
 }
@@ -78,7 +78,7 @@ float AB(period)(void)
     }
     struct engine_clock c = {.t0 = p * PERIOD * 1000000u / RATE,
                              .t1 = (p + 1) * PERIOD * 1000000u / RATE};
-    engine_process(&e, out_l, out_r, PERIOD, c);
+    ab_engine_process(&e, out_l, out_r, PERIOD, c);
     p++;
     return out_l[0] + out_r[PERIOD - 1];
 }

@@ -36,7 +36,7 @@ static void run(void)
 {
     struct engine_clock c = {.t0 = p * PERIOD * 1000000u / RATE,
                              .t1 = (p + 1) * PERIOD * 1000000u / RATE};
-    engine_process(&e, out_l, out_r, PERIOD, c);
+    ab_engine_process(&e, out_l, out_r, PERIOD, c);
     p++;
     struct event ev;
     while (engine_take_event(&e, &ev))
@@ -45,7 +45,7 @@ static void run(void)
 
 void AB(init)(void)
 {
-    if (engine_init(&e, SLOTS, VOICES, RATE) < 0)
+    if (ab_engine_init(&e, SLOTS, VOICES, RATE) < 0)
         die("engine_init failed");
     for (uint32_t k = 0; k < SLOTS; k++) {
         if (!engine_buffer_reserve(&e))

@@ -43,8 +43,9 @@ int audio_process(jack_nframes_t nframes, void *arg)
 {
     struct audio *a = arg;
     uint64_t start = now_ns();
-    float *l = jack_port_get_buffer(a->out[0], nframes);
-    float *r = jack_port_get_buffer(a->out[1], nframes);
+    float *outs[AUDIO_MAX_PORTS];
+    for (unsigned k = 0; k < a->nports; k++)
+        outs[k] = jack_port_get_buffer(a->out[k], nframes);
     /* This period's place on JACK's microsecond clock: timed requests are
      * turned into frame offsets against it (RT-safe: it reads the values
      * JACK's DLL computed for this cycle). */
@@ -60,7 +61,7 @@ int audio_process(jack_nframes_t nframes, void *arg)
      * cycle times above still follow JACK's smoothed timeline for a while,
      * this does not (RT-safe: a clock read, no system call). */
     clock.now = jack_get_time();
-    engine_process(a->engine, l, r, nframes, clock);
+    engine_process(a->engine, outs, nframes, clock);
     /* Peak DSP load: this callback's share of its period.  A relaxed
      * compare-and-swap loop; the reader resets it with an exchange. */
     uint32_t ppm = (uint32_t)((double)(now_ns() - start) * 1e6 / (a->frame_ns * nframes));
@@ -199,7 +200,9 @@ int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
     jack_status_t status = 0;
 
     a->client = NULL;
-    a->out[0] = a->out[1] = NULL;
+    for (unsigned k = 0; k < AUDIO_MAX_PORTS; k++)
+        a->out[k] = NULL;
+    a->nports = 0;
     a->active = false;
     for (unsigned i = 0; i < AUDIO_MAX_THREADS; i++)
         atomic_store(&a->threads[i].ready, false);
@@ -243,7 +246,9 @@ const char *audio_client_name(const struct audio *a)
     return jack_get_client_name(a->client);
 }
 
-static void connect_outputs(struct audio *a)
+/* Our port k to the physical playback port k (audio_start); a single
+ * playback port takes both of the first pair. */
+static void connect_outputs(struct audio *a, unsigned pairs)
 {
     const char **ports = jack_get_ports(a->client, NULL, JACK_DEFAULT_AUDIO_TYPE,
                                         JackPortIsPhysical | JackPortIsInput);
@@ -252,12 +257,20 @@ static void connect_outputs(struct audio *a)
         jack_free(ports);
         return;
     }
-    for (int i = 0; i < 2; i++) {
-        const char *dst = ports[1] ? ports[i] : ports[0];
-        int r = jack_connect(a->client, jack_port_name(a->out[i]), dst);
+    unsigned nphys = 0;
+    while (ports[nphys])
+        nphys++;
+    unsigned want = 2 * pairs < a->nports ? 2 * pairs : a->nports, k = 0;
+    for (; k < want; k++) {
+        const char *dst = k < nphys ? ports[k] : k < 2 && nphys == 1 ? ports[0] : NULL;
+        if (!dst)
+            break; /* the rest have no playback port */
+        int r = jack_connect(a->client, jack_port_name(a->out[k]), dst);
         if (r != 0 && r != EEXIST)
-            log_warn("cannot connect %s to %s", jack_port_name(a->out[i]), dst);
+            log_warn("cannot connect %s to %s", jack_port_name(a->out[k]), dst);
     }
+    if (k < want)
+        log_notice("%u playback ports: out_%u to out_%u are not connected", nphys, k + 1, want);
     jack_free(ports);
 }
 
@@ -282,13 +295,16 @@ static void audio_thread_init(void *arg)
 int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen)
 {
     a->engine = e;
-    a->out[0] =
-        jack_port_register(a->client, "out_1", JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
-    a->out[1] =
-        jack_port_register(a->client, "out_2", JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
-    if (!a->out[0] || !a->out[1]) {
-        snprintf(err, errlen, "cannot register JACK output ports");
-        return -EIO;
+    a->nports = 2 * e->npairs;
+    for (unsigned k = 0; k < a->nports; k++) {
+        char name[16];
+        snprintf(name, sizeof(name), "out_%u", k + 1);
+        a->out[k] =
+            jack_port_register(a->client, name, JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
+        if (!a->out[k]) {
+            snprintf(err, errlen, "cannot register JACK output port %s", name);
+            return -EIO;
+        }
     }
     a->frame_ns = 1e9 / jack_get_sample_rate(a->client);
     jack_set_thread_init_callback(a->client, audio_thread_init, a);
@@ -299,7 +315,7 @@ int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen)
     return 0;
 }
 
-int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size_t errlen)
+int audio_start(struct audio *a, struct engine *e, unsigned connect_pairs, char *err, size_t errlen)
 {
     int r = audio_prepare(a, e, err, errlen);
     if (r < 0)
@@ -321,8 +337,8 @@ int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size
         if (atomic_load_explicit(&a->threads[i].ready, memory_order_acquire) &&
             pthread_equal(a->threads[i].self, audio_thread))
             a->process_tid = a->threads[i].tid;
-    if (connect)
-        connect_outputs(a);
+    if (connect_pairs)
+        connect_outputs(a, connect_pairs);
     return 0;
 }
 
@@ -416,7 +432,7 @@ void audio_remember_links(struct audio *a)
 {
     if (!a->client || atomic_load(&a->gone) || !a->active)
         return;
-    for (int i = 0; i < 2; i++) {
+    for (unsigned i = 0; i < a->nports; i++) {
         const char **c = jack_port_get_connections(a->out[i]);
         a->nlinks[i] = 0;
         for (unsigned k = 0; c && c[k] && k < AUDIO_MAX_LINKS; k++)
@@ -425,12 +441,20 @@ void audio_remember_links(struct audio *a)
     }
 }
 
+unsigned audio_remembered_links(const struct audio *a)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < AUDIO_MAX_PORTS; i++)
+        n += a->nlinks[i];
+    return n;
+}
+
 unsigned audio_restore_links(struct audio *a)
 {
     unsigned missing = 0;
     if (!a->client)
         return 0;
-    for (int i = 0; i < 2; i++)
+    for (unsigned i = 0; i < a->nports; i++)
         for (unsigned k = 0; k < a->nlinks[i]; k++) {
             int r = jack_connect(a->client, jack_port_name(a->out[i]), a->links[i][k]);
             if (r != 0 && r != EEXIST)

@@ -1,8 +1,9 @@
-/* audio.h - the JACK client: two output ports and the process callback.
+/* audio.h - the JACK client: the output ports (a stereo pair per engine
+ * output pair, out_1..out_2N) and the process callback.
  *
  * This is the only module that talks to JACK.  The process callback fetches
- * the two port buffers and calls engine_process(); everything real-time
- * lives in engine.c.
+ * the port buffers and calls engine_process(); everything real-time lives
+ * in engine.c.
  *
  * Threads.  Only the thread that owns the client (the main thread; while a
  * lost client is being closed, the closer thread below) calls libjack,
@@ -42,6 +43,7 @@
 #include "engine.h"
 
 #define AUDIO_MAX_LINKS 16
+#define AUDIO_MAX_PORTS (2 * ENGINE_MAX_PAIRS)
 /* libjack threads of one client we keep track of (process, notification,
  * message buffer; a few spare). */
 #define AUDIO_MAX_THREADS 8
@@ -60,7 +62,8 @@ struct audio_thread {
 
 struct audio {
     jack_client_t *client; /* owner thread only */
-    jack_port_t *out[2];
+    jack_port_t *out[AUDIO_MAX_PORTS];
+    unsigned nports; /* 2 * the engine's pairs, from audio_prepare on */
     struct engine *engine;
     bool active;
     _Atomic bool gone;  /* the server went away; reconnecting */
@@ -85,8 +88,8 @@ struct audio {
     uint64_t close_started_us;
     /* Where our outputs were connected, remembered while the server runs so
      * the connections can be restored when it comes back. */
-    char links[2][AUDIO_MAX_LINKS][256];
-    unsigned nlinks[2];
+    char links[AUDIO_MAX_PORTS][AUDIO_MAX_LINKS][256];
+    unsigned nlinks[AUDIO_MAX_PORTS];
     double frame_ns;               /* duration of one frame, for the DSP load */
     _Atomic uint64_t xruns;        /* counted by JACK's xrun callback */
     _Atomic uint32_t dsp_peak_ppm; /* worst callback since last taken, per million */
@@ -103,12 +106,15 @@ uint32_t audio_period(const struct audio *a);
 /* Owner thread. */
 const char *audio_client_name(const struct audio *a);
 
-/* Registers out_1/out_2 and installs audio_process() as the process
- * callback, without activating. */
+/* Registers out_1..out_2N, N the engine's output pairs, and installs
+ * audio_process() as the process callback, without activating. */
 int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen);
-/* audio_prepare(), then activates, and unless !connect connects the outputs
- * to the first two physical playback ports (a failure to connect only warns). */
-int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size_t errlen);
+/* audio_prepare(), then activates, and connects the first `connect_pairs`
+ * output pairs to the physical playback ports: pair k to the ports 2k and
+ * 2k + 1 (0-based) where they exist; with a single playback port, the first
+ * pair both to it.  0: none.  A failure to connect only warns. */
+int audio_start(struct audio *a, struct engine *e, unsigned connect_pairs, char *err,
+                size_t errlen);
 void audio_close(struct audio *a);
 
 /* Main thread, after the shutdown callback fired: marks the audio side gone
@@ -124,6 +130,9 @@ bool audio_poll_lost(struct audio *a);
 void audio_tick(struct audio *a);
 /* Main thread: remembers the current connections of our outputs. */
 void audio_remember_links(struct audio *a);
+/* Main thread: how many connections audio_remember_links last saw, on all
+ * the outputs together. */
+unsigned audio_remembered_links(const struct audio *a);
 /* Main thread: reconnects what audio_remember_links saw; returns how many
  * connections are still missing (their other end may come back later). */
 unsigned audio_restore_links(struct audio *a);

@@ -28,10 +28,26 @@
  *    faded, and a voice starts fading once, so all of them together in one
  *    period cost at most the voices playing when it began plus those it
  *    started;
+ *  - a trigger with a cut group: the group's list of playing voices, found
+ *    in a trie of fixed depth ("Cut groups"): O(1) plus O(1) per voice it
+ *    fades;
  *  - releasing a buffer: a count of its users (engine.refs), O(1).
  * Which voice is stolen, faded or cut is the same as a walk would choose,
  * and the struct a voice starts in is still the lowest free one, so the
  * mix (summed in index order) is the same too.
+ *
+ * Cut groups.  A voice started with cut g > 0 fades out (the declick fade,
+ * from its own frame) every playing voice started with the same g, of any
+ * slot; g < 0, only those of its own slot with that g.  So a group is a key
+ * of 42 bits: g > 0 gives g - 1 (31 bits); g < 0 gives bit 41, the slot (10
+ * bits) and -g - 1 (31 bits).  The playing voices of a key are a list
+ * (voice_links: cprev, cnext) whose head is a leaf of a 16-ary trie of
+ * ENGINE_CUT_LEVELS levels on the key.  Why a trie rather than a hash: its
+ * cost is the same fixed number of steps for any key, where chains or
+ * probes of a hash grow with the keys that collide, which the group numbers
+ * a client sends decide.  A key is in the trie while one of its voices
+ * plays, so at most npool keys, each with at most ENGINE_CUT_LEVELS - 1
+ * nodes besides the root: the node pool (engine_init) never runs out.
  *
  * Releasing buffers: a voice points straight at the immutable buffer it
  * started on, so reloading a slot never disturbs voices that sound; the old
@@ -84,6 +100,14 @@ static void free_pools(struct engine *e)
     free(e->fading);
     free(e->refs);
     free(e->ref_free);
+    free(e->cut_nodes);
+    free(e->cut_free);
+    free(e->cuts);
+    e->cuts = NULL;
+    free(e->pair);
+    e->pair = NULL;
+    e->cut_nodes = NULL;
+    e->cut_free = NULL;
     e->slots = NULL;
     e->voices = NULL;
     e->links = NULL;
@@ -92,16 +116,17 @@ static void free_pools(struct engine *e)
     e->ref_free = NULL;
 }
 
-int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t rate)
+int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t npairs, uint32_t rate)
 {
     int r;
 
     if (nslots < 1 || nslots > ENGINE_MAX_SLOTS || nvoices < 1 || nvoices > ENGINE_MAX_VOICES ||
-        rate == 0)
+        npairs < 1 || npairs > ENGINE_MAX_PAIRS || rate == 0)
         return -EINVAL;
     memset(e, 0, sizeof(*e));
     e->rate = rate;
     e->nslots = nslots;
+    e->npairs = npairs;
     e->nvoices = nvoices;
     e->fade_frames = (uint32_t)lround(rate * ENGINE_FADE_SECONDS);
     if (e->fade_frames < 1)
@@ -127,7 +152,15 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
     e->fading = calloc(e->npool, sizeof(*e->fading));
     e->refs = calloc(e->nrefs, sizeof(*e->refs));
     e->ref_free = calloc(e->nrefs, sizeof(*e->ref_free));
-    if (!e->slots || !e->voices || !e->links || !e->fading || !e->refs || !e->ref_free) {
+    /* Cut groups: the root, and for each of at most npool keys its nodes
+     * below the root ("Cut groups"). */
+    e->ncut_nodes = 1 + (ENGINE_CUT_LEVELS - 1) * e->npool;
+    e->cut_nodes = calloc(e->ncut_nodes, sizeof(*e->cut_nodes));
+    e->cut_free = calloc(e->ncut_nodes, sizeof(*e->cut_free));
+    e->pair = calloc(e->npool, sizeof(*e->pair));
+    e->cuts = calloc(e->npool, sizeof(*e->cuts));
+    if (!e->slots || !e->voices || !e->links || !e->fading || !e->refs || !e->ref_free ||
+        !e->cut_nodes || !e->cut_free || !e->pair || !e->cuts) {
         r = -ENOMEM;
         goto fail;
     }
@@ -137,11 +170,28 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t ra
     memlock_touch(e->voices, e->npool * sizeof(*e->voices));
     memlock_touch(e->fading, e->npool * sizeof(*e->fading));
     memlock_touch(e->refs, e->nrefs * sizeof(*e->refs));
+    memlock_touch(e->cut_free, e->ncut_nodes * sizeof(*e->cut_free));
+    memlock_touch(e->pair, e->npool * sizeof(*e->pair));
     for (uint32_t i = 0; i < nslots; i++)
         e->slots[i].ref = e->slots[i].playing = e->slots[i].loop = ENGINE_NONE;
-    for (uint32_t i = 0; i < e->npool; i++)
-        e->links[i] = (struct voice_links){ENGINE_NONE, ENGINE_NONE, ENGINE_NONE,
-                                           ENGINE_NONE, ENGINE_NONE, ENGINE_NONE};
+    for (uint32_t i = 0; i < e->npool; i++) {
+        e->links[i] = (struct voice_links){.prev = ENGINE_NONE,
+                                           .next = ENGINE_NONE,
+                                           .sprev = ENGINE_NONE,
+                                           .snext = ENGINE_NONE,
+                                           .heap = ENGINE_NONE,
+                                           .ref = ENGINE_NONE,
+                                           .release = e->fade_frames};
+        e->cuts[i] =
+            (struct cut_links){.cprev = ENGINE_NONE, .cnext = ENGINE_NONE, .cleaf = ENGINE_NONE};
+    }
+    /* Every node empty (which also touches their pages); node 0 is the
+     * root, the others on the free stack, the lowest on top. */
+    for (uint32_t i = 0; i < e->ncut_nodes; i++)
+        for (uint32_t k = 0; k < ENGINE_CUT_FAN; k++)
+            e->cut_nodes[i].child[k] = ENGINE_NONE;
+    for (uint32_t i = 1; i < e->ncut_nodes; i++)
+        e->cut_free[e->ncut_free++] = (uint16_t)(e->ncut_nodes - i);
     e->oldest = e->newest = ENGINE_NONE;
     for (uint32_t i = 0; i < e->nrefs; i++)
         e->ref_free[i] = (uint16_t)(e->nrefs - 1 - i); /* entry 0 on top */
@@ -329,6 +379,98 @@ static void fading_remove(struct engine *e, uint32_t i)
         fading_settle(e, pos, last);
 }
 
+/* ---- cut groups: lists of playing voices in a trie of fixed depth ------ */
+
+/* The key of group g for a voice of `slot` ("Cut groups"); g != 0. */
+static inline uint64_t cut_key(int32_t g, uint32_t slot)
+{
+    if (g > 0)
+        return (uint64_t)g - 1;
+    return (uint64_t)1 << 41 | (uint64_t)slot << 31 | ((uint64_t)(-(int64_t)g) - 1);
+}
+
+_Static_assert(4 * ENGINE_CUT_LEVELS >= 42, "the trie spans the 42 bits of a cut key");
+_Static_assert(ENGINE_MAX_SLOTS <= 1024, "a slot fits the 10 bits of a cut key");
+_Static_assert(ENGINE_MAX_PAIRS <= 256, "an output pair fits engine.pair's bytes");
+_Static_assert(1 + (ENGINE_CUT_LEVELS - 1) * 2 * ENGINE_MAX_VOICES < ENGINE_NONE,
+               "cut nodes are 16-bit indices beside ENGINE_NONE");
+
+/* The child of `key` at `level` (0: the root's). */
+static inline uint32_t cut_nibble(uint64_t key, uint32_t level)
+{
+    return (uint32_t)(key >> (4 * (ENGINE_CUT_LEVELS - 1 - level))) & (ENGINE_CUT_FAN - 1);
+}
+
+/* The last-level node on key's path, whose child cut_nibble(key,
+ * ENGINE_CUT_LEVELS - 1) is the head of the group's list.  With `make`, the
+ * nodes missing on the way are taken from the free stack (there are always
+ * enough: "Cut groups"); without, ENGINE_NONE when one is missing. */
+static uint16_t cut_leaf(struct engine *e, uint64_t key, bool make)
+{
+    uint16_t n = 0;
+    for (uint32_t level = 0; level + 1 < ENGINE_CUT_LEVELS; level++) {
+        uint16_t *c = &e->cut_nodes[n].child[cut_nibble(key, level)];
+        if (*c == ENGINE_NONE) {
+            if (!make)
+                return ENGINE_NONE;
+            *c = e->cut_free[--e->ncut_free];
+            e->cut_nodes[n].used++;
+        }
+        n = *c;
+    }
+    return n;
+}
+
+/* Key's list has just become empty: frees the nodes of its path that hold
+ * nothing else, from the leaf up (never the root). */
+static void cut_prune(struct engine *e, uint64_t key)
+{
+    uint16_t path[ENGINE_CUT_LEVELS];
+    path[0] = 0;
+    for (uint32_t level = 0; level + 1 < ENGINE_CUT_LEVELS; level++)
+        path[level + 1] = e->cut_nodes[path[level]].child[cut_nibble(key, level)];
+    for (uint32_t level = ENGINE_CUT_LEVELS - 1; level > 0; level--) {
+        if (--e->cut_nodes[path[level]].used > 0)
+            return;
+        e->cut_nodes[path[level - 1]].child[cut_nibble(key, level - 1)] = ENGINE_NONE;
+        e->cut_free[e->ncut_free++] = path[level];
+    }
+    e->cut_nodes[0].used--;
+}
+
+/* Puts playing voice i (grouped) at the front of its group's list. */
+static void cut_add(struct engine *e, uint32_t i)
+{
+    struct cut_links *l = &e->cuts[i];
+    uint64_t key = cut_key(l->cut, e->voices[i].slot);
+    uint16_t leaf = cut_leaf(e, key, true);
+    uint32_t k = cut_nibble(key, ENGINE_CUT_LEVELS - 1);
+    uint16_t *head = &e->cut_nodes[leaf].child[k];
+    l->cleaf = leaf;
+    l->cchild = (uint16_t)k;
+    l->cprev = ENGINE_NONE;
+    l->cnext = *head;
+    if (*head != ENGINE_NONE)
+        e->cuts[*head].cprev = (uint16_t)i;
+    else
+        e->cut_nodes[leaf].used++;
+    *head = (uint16_t)i;
+}
+
+static void cut_remove(struct engine *e, uint32_t i)
+{
+    struct cut_links *l = &e->cuts[i];
+    if (l->cprev != ENGINE_NONE)
+        e->cuts[l->cprev].cnext = l->cnext;
+    else
+        e->cut_nodes[l->cleaf].child[l->cchild] = l->cnext;
+    if (l->cnext != ENGINE_NONE)
+        e->cuts[l->cnext].cprev = l->cprev;
+    else if (l->cprev == ENGINE_NONE)
+        cut_prune(e, cut_key(l->cut, e->voices[i].slot));
+    l->cprev = l->cnext = l->cleaf = ENGINE_NONE;
+}
+
 /* ---- the lists of playing voices --------------------------------------- */
 
 /* A new voice is the newest: it goes to the end of the engine's list, and
@@ -351,6 +493,8 @@ static void playing_add(struct engine *e, uint32_t i)
     s->playing = (uint16_t)i;
     if (e->voices[i].loop)
         s->loop = (uint16_t)i;
+    if (l->grouped)
+        cut_add(e, i);
     e->nplaying++;
 }
 
@@ -374,6 +518,8 @@ static void playing_remove(struct engine *e, uint32_t i)
         e->links[l->snext].sprev = l->sprev;
     if (s->loop == i)
         s->loop = ENGINE_NONE;
+    if (l->grouped)
+        cut_remove(e, i);
     l->prev = l->next = l->sprev = l->snext = ENGINE_NONE;
     e->nplaying--;
 }
@@ -394,14 +540,14 @@ static void voice_end(struct engine *e, struct voice *v)
     ref_drop(e, r);
 }
 
-/* Fades a voice out, starting `delay` frames into the current period (so a
- * timed stop, or the voice a timed trigger steals, fades from the exact
- * frame of the request). */
-static void voice_fade_out(struct engine *e, struct voice *v, uint32_t delay)
+/* Fades a voice out over `frames` frames, starting `delay` frames into the
+ * current period (so a timed stop, or the voice a timed trigger steals or
+ * cuts, fades from the exact frame of the request). */
+static void voice_fade_out(struct engine *e, struct voice *v, uint32_t delay, uint32_t frames)
 {
     if (mixer_fading(v))
         return; /* already fading: keep the shorter remaining ramp */
-    if (!mixer_fade_out(v, delay, e->fade_frames)) {
+    if (!mixer_fade_out(v, delay, frames)) {
         voice_end(e, v); /* silent voice: nothing to fade */
         return;
     }
@@ -435,7 +581,7 @@ static struct voice *voice_alloc(struct engine *e, uint32_t delay)
     if (e->oldest != ENGINE_NONE)
         oldest = &e->voices[e->oldest];
     if (e->nplaying >= e->nvoices && oldest) {
-        voice_fade_out(e, oldest, delay);
+        voice_fade_out(e, oldest, delay, e->fade_frames);
         atomic_fetch_add_explicit(&e->stats.voices_stolen, 1, memory_order_relaxed);
         if (!oldest->buf && !free_v)
             free_v = oldest; /* it was silent and ended at once */
@@ -447,29 +593,68 @@ static struct voice *voice_alloc(struct engine *e, uint32_t delay)
     return free_v;
 }
 
+/* Fades out, over the declick fade from frame `delay`, every playing voice
+ * of cut group g (!= 0) as a voice of `slot` sees it ("Cut groups"); each
+ * leaves the group's list as it starts fading (or ends, if silent). */
+static void cut_group(struct engine *e, int32_t g, uint32_t slot, uint32_t delay)
+{
+    uint64_t key = cut_key(g, slot);
+    uint16_t leaf = cut_leaf(e, key, false);
+    if (leaf == ENGINE_NONE)
+        return;
+    uint16_t i = e->cut_nodes[leaf].child[cut_nibble(key, ENGINE_CUT_LEVELS - 1)];
+    while (i != ENGINE_NONE) {
+        uint16_t next = e->cuts[i].cnext; /* the leaf may be freed with the last */
+        voice_fade_out(e, &e->voices[i], delay, e->fade_frames);
+        i = next;
+    }
+}
+
+/* The frames a /stop fades a voice of `p` over: its release, at least the
+ * declick fade. */
+static uint32_t release_frames(const struct engine *e, const struct play_params *p)
+{
+    double f = (double)play_release(p) * e->rate;
+    if (!(f > e->fade_frames)) /* NaN too */
+        return e->fade_frames;
+    return f < (double)(UINT32_MAX / 2) ? (uint32_t)lround(f) : UINT32_MAX / 2;
+}
+
 static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, uint32_t delay)
 {
+    /* The group first: the voices it cuts fade in their own structs and no
+     * longer count against the polyphony. */
+    int32_t cut = play_cut(&m->play);
+    if (cut)
+        cut_group(e, cut, m->id, delay);
     struct voice *v = voice_alloc(e, delay);
     struct slot *s = &e->slots[m->id];
     const struct sample_buffer *b = s->buf;
     uint32_t i = (uint32_t)(v - e->voices);
     mixer_start(v, b, m->velocity * s->gain, &m->play, loop, delay, e->rate);
     v->slot = m->id;
-    v->out = 0;
+    v->out = play_out(&m->play);
+    e->pair[i] = (uint8_t)v->out;
     v->buf = b;
     v->started = ++e->started_counter;
     e->sounding[i / 64] |= (uint64_t)1 << (i % 64);
     e->links[i].ref = s->ref;
+    e->links[i].release = release_frames(e, &m->play) & 0x7fffffffu;
+    e->links[i].grouped = cut != 0;
+    if (cut)
+        e->cuts[i].cut = cut;
     e->refs[s->ref].count++;
     playing_add(e, i);
 }
 
-/* Fades out every playing voice of slot `id`; each leaves the slot's list
- * as it starts fading (or ends, if silent). */
-static void fade_slot(struct engine *e, uint32_t id, uint32_t delay)
+/* Fades out every playing voice of slot `id`, each over its release
+ * (`release`) or the declick fade; each leaves the slot's list as it starts
+ * fading (or ends, if silent). */
+static void fade_slot(struct engine *e, uint32_t id, uint32_t delay, bool release)
 {
-    while (e->slots[id].playing != ENGINE_NONE)
-        voice_fade_out(e, &e->voices[e->slots[id].playing], delay);
+    uint16_t i;
+    while ((i = e->slots[id].playing) != ENGINE_NONE)
+        voice_fade_out(e, &e->voices[i], delay, release ? e->links[i].release : e->fade_frames);
 }
 
 /* Applies one request; voices it starts begin `delay` frames into the
@@ -481,9 +666,10 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         push_event(e, EV_PONG, 0, m->reply);
         break;
     case CTL_STOP:
-        /* The fading voices fade on as they are. */
+        /* Each voice over its release; the fading voices fade on as they
+         * are. */
         while (e->oldest != ENGINE_NONE)
-            voice_fade_out(e, &e->voices[e->oldest], delay);
+            voice_fade_out(e, &e->voices[e->oldest], delay, e->links[e->oldest].release);
         push_event(e, EV_STOPPED, 0, m->reply);
         break;
     case CTL_LOAD: {
@@ -509,22 +695,23 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         break;
     }
     case CTL_PLAY:
-        if (m->id < e->nslots && e->slots[m->id].buf)
+        /* An empty slot is ignored by design; an output pair we do not
+         * have, refused by the control side, is ignored too. */
+        if (m->id < e->nslots && e->slots[m->id].buf && play_out(&m->play) < e->npairs)
             voice_start(e, m, false, delay);
-        /* else: an empty slot is ignored by design */
         break;
     case CTL_LOOP:
-        if (m->id >= e->nslots || !e->slots[m->id].buf)
+        if (m->id >= e->nslots || !e->slots[m->id].buf || play_out(&m->play) >= e->npairs)
             break;
         /* One loop voice per slot: the running one fades out under the
          * restarted one. */
         if (e->slots[m->id].loop != ENGINE_NONE)
-            voice_fade_out(e, &e->voices[e->slots[m->id].loop], delay);
+            voice_fade_out(e, &e->voices[e->slots[m->id].loop], delay, e->fade_frames);
         voice_start(e, m, true, delay);
         break;
     case CTL_STOP_SLOT:
         if (m->id < e->nslots)
-            fade_slot(e, m->id, delay);
+            fade_slot(e, m->id, delay, true);
         break;
     case CTL_UNLOAD: {
         if (m->id >= e->nslots)
@@ -533,7 +720,7 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         if (m->seq >= s->seq) {
             /* A load requested before this unload must not refill the slot. */
             struct sample_buffer *old = s->buf;
-            fade_slot(e, m->id, delay);
+            fade_slot(e, m->id, delay, false);
             s->buf = NULL;
             s->seq = m->seq;
             if (old) {
@@ -576,7 +763,7 @@ static inline bool stale(const struct ctl_msg *m, struct engine_clock c)
            c.now > m->arrived + ENGINE_STALE_US;
 }
 
-void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes,
+void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
                     struct engine_clock clock)
 {
     struct ctl_msg m;
@@ -611,8 +798,8 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
         apply_timed(e, &m, clock, nframes);
     }
 
-    memset(out_l, 0, nframes * sizeof(float));
-    memset(out_r, 0, nframes * sizeof(float));
+    for (uint32_t k = 0; k < 2 * e->npairs; k++)
+        memset(outs[k], 0, nframes * sizeof(float));
 
     /* Both passes go in index order (the order of the sums, so the output
      * does not depend on the bitmap). */
@@ -622,7 +809,9 @@ void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nfram
     uint32_t active = 0;
     w = sounding_begin(e);
     for (uint32_t i; sounding_next(&w, &i);) {
-        if (mixer_render(&e->voices[i], out_l, out_r, nframes))
+        /* < npairs: voice_start() starts no other. */
+        uint32_t k = e->pair[i];
+        if (mixer_render(&e->voices[i], outs[2 * k], outs[2 * k + 1], nframes))
             active++;
         else
             voice_end(e, &e->voices[i]);

@@ -4,8 +4,8 @@
  *
  * The engine is everything the JACK process callback touches, and nothing
  * else.  It is a plain data structure plus one function, engine_process(),
- * which drains the control rings and renders N frames into two float
- * buffers; the JACK glue (audio.c) only fetches port buffers and calls it, so
+ * which drains the control rings and renders N frames into the float
+ * buffers of its output pairs; the JACK glue (audio.c) only fetches port buffers and calls it, so
  * the mixer is tested and benchmarked without a JACK server.
  *
  * Ownership and threads:
@@ -51,6 +51,8 @@
 #define ENGINE_DEFAULT_VOICES 32
 #define ENGINE_MAX_SLOTS 1024
 #define ENGINE_MAX_VOICES 256
+#define ENGINE_DEFAULT_PAIRS 1
+#define ENGINE_MAX_PAIRS 32  /* stereo output pairs (--outputs) */
 #define ENGINE_CMD_RING 1024 /* OSC requests waiting for the next period */
 #define ENGINE_LOAD_RING 16  /* decoded buffers waiting for the next period */
 /* Timed requests waiting on the audio side for their period. */
@@ -66,8 +68,14 @@
 #define ENGINE_STALE_US 1000000u
 
 /* "No voice" / "no entry" in the 16-bit indices of the voice pool's
- * bookkeeping (npool <= 512, nslots + npool <= 1536). */
+ * bookkeeping (npool <= 512, nslots + npool <= 1536, cut nodes <= 5121). */
 #define ENGINE_NONE 0xffffu
+
+/* Cut groups (engine.c, "Cut groups") are found through a trie on a 44-bit
+ * key, 4 bits a level: a group > 0 is one key whatever the slot, a group
+ * < 0 one key per slot. */
+#define ENGINE_CUT_FAN 16
+#define ENGINE_CUT_LEVELS 11
 
 struct slot {
     struct sample_buffer *buf; /* current buffer or NULL; owned by the engine */
@@ -83,16 +91,40 @@ struct slot {
  * sounding voice is either playing (fade_step not > 0) or fading:
  *  - a playing voice is on the engine's list of playing voices, oldest
  *    first (prev/next), and on its slot's list of playing voices
- *    (sprev/snext);
+ *    (sprev/snext); one started with a cut group (`grouped`) also on its
+ *    group's list (struct cut_links);
  *  - a fading voice is in the heap of fading voices, oldest start first
  *    (heap: its place there).
  * `ref` is the entry of engine.refs that counts the voice's use of its
- * buffer.  All indices are voice indices or ENGINE_NONE. */
+ * buffer.  `release`: the frames a /stop fades the voice over (its
+ * `release`, at least the declick fade).  All indices are voice indices or
+ * ENGINE_NONE.  Kept to 16 bytes: a burst of requests misses a line of
+ * these per few voices it touches. */
 struct voice_links {
     uint16_t prev, next;
     uint16_t sprev, snext;
     uint16_t heap;
     uint16_t ref;
+    uint32_t release : 31;
+    uint32_t grouped : 1; /* started with a cut group: engine.cuts[i] holds it */
+};
+_Static_assert(sizeof(struct voice_links) == 16, "four voice_links to a cache line");
+
+/* A voice's cut group, read only for a voice that has one (`grouped`): the
+ * group, and its place on the group's list of playing voices (cprev/cnext;
+ * the head is child `cchild` of trie node `cleaf`; all ENGINE_NONE while
+ * off the list). */
+struct cut_links {
+    int32_t cut;
+    uint16_t cprev, cnext;
+    uint16_t cleaf, cchild;
+};
+
+/* A node of the cut groups' trie: children are nodes, or at the last level
+ * the first voice of a group's list; `used` counts those not ENGINE_NONE. */
+struct cut_node {
+    uint16_t child[ENGINE_CUT_FAN];
+    uint16_t used;
 };
 
 /* A fading voice in engine.fading: its start order is the key. */
@@ -124,6 +156,7 @@ struct engine_stats {
 struct engine {
     uint32_t rate;
     uint32_t nslots;
+    uint32_t npairs;  /* stereo output pairs engine_process() renders */
     uint32_t nvoices; /* polyphony: voices that play at full gain */
     uint32_t npool;   /* voice structs: nvoices plus as many to fade out in */
     uint32_t fade_frames;
@@ -135,16 +168,27 @@ struct engine {
      * cache line missed). */
     uint64_t sounding[ENGINE_VOICE_WORDS];
     uint32_t voice_words; /* words of `sounding` in use: ceil(npool / 64) */
+    /* Each voice's output pair (voices[i].out), npool of them: the mix
+     * reads it here, on a few lines shared by all voices, and not on the
+     * voice's second line, which a voice at rate 1 otherwise never has to
+     * bring in (mixer.h). */
+    uint8_t *pair;
     uint64_t started_counter;
     /* Everything the pool's requests need is found through these, so one
      * request costs O(log npool) (a /play, a /loop) or O(1) per voice it
      * fades (a /stop, a slot's stop or unload), never a walk of the pool
      * (engine.c, "Bounded periods"). */
     struct voice_links *links; /* npool of them */
+    struct cut_links *cuts;    /* npool of them */
     uint16_t oldest, newest;   /* ends of the list of playing voices */
     uint32_t nplaying;         /* voices on it */
     struct fade_entry *fading; /* min-heap of the fading voices, npool places */
     uint32_t nfading;
+    /* The cut groups' trie (engine.c, "Cut groups"): node 0 is the root;
+     * the unused ones are on a stack. */
+    struct cut_node *cut_nodes;
+    uint16_t *cut_free;
+    uint32_t ncut_nodes, ncut_free;
     struct buf_ref *refs; /* nrefs entries: one per slot, one per voice struct */
     uint16_t *ref_free;   /* stack of the unused entries of refs */
     uint32_t nrefs, nref_free;
@@ -172,8 +216,10 @@ struct engine {
 };
 
 /* Allocates everything.  nslots in 1..ENGINE_MAX_SLOTS, nvoices in
- * 1..ENGINE_MAX_VOICES, rate > 0.  Returns 0 or a negative errno. */
-int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t rate);
+ * 1..ENGINE_MAX_VOICES, npairs (stereo output pairs) in 1..ENGINE_MAX_PAIRS,
+ * rate > 0.  Returns 0 or a negative errno. */
+int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t npairs,
+                uint32_t rate);
 
 /* Frees every buffer still held (slots, rings) and the engine's memory.  Only
  * when no thread uses the engine any more. */
@@ -192,9 +238,11 @@ struct engine_clock {
 
 /* The real-time entry point: applies waiting control messages (the loads
  * first, then the commands that were waiting when it began), then
- * overwrites `out_l` and `out_r` with `nframes` mixed frames.  Bounded time,
- * no allocation, no locks, no system calls other than sem_post. */
-void engine_process(struct engine *e, float *out_l, float *out_r, uint32_t nframes,
+ * overwrites the 2 * npairs buffers outs[0..2 * npairs) (pair k: left
+ * outs[2k], right outs[2k + 1]) with `nframes` mixed frames, each voice in
+ * its own pair.  Bounded time, no allocation, no locks, no system calls
+ * other than sem_post. */
+void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
                     struct engine_clock clock);
 
 /* ---- the doors: which thread may call what ------------------------------

@@ -220,6 +220,12 @@ static void *exit_guard(void *arg)
     _exit(0);
 }
 
+/* The output pairs to connect to the playback ports at start-up. */
+static unsigned connect_pairs(const struct daemon *d)
+{
+    return !d->opt.connect ? 0 : d->opt.connect_all ? (unsigned)d->opt.outputs : 1;
+}
+
 /* JACK is back: the same engine, samples and voices carry on.  If the rate
  * changed, every slot is decoded and converted again for the new rate. */
 static bool reconnect(struct daemon *d)
@@ -247,7 +253,7 @@ static bool reconnect(struct daemon *d)
         log_warn("dropped %u timed requests made for the old JACK server", dropped);
     /* Restore the connections we had; with none remembered (the server died
      * within a second of our start), connect as at start-up. */
-    bool connect = d->opt.connect && d->audio.nlinks[0] + d->audio.nlinks[1] == 0;
+    unsigned connect = audio_remembered_links(&d->audio) == 0 ? connect_pairs(d) : 0;
     if (audio_start(&d->audio, &d->engine, connect, err, sizeof(err)) < 0) {
         log_warn("JACK is back but %s", err);
         audio_close(&d->audio);
@@ -416,7 +422,8 @@ int main(int argc, char **argv)
         return 1;
     }
     uint32_t rate = audio_rate(&d->audio);
-    if (engine_init(&d->engine, (uint32_t)d->opt.slots, (uint32_t)d->opt.voices, rate) < 0) {
+    if (engine_init(&d->engine, (uint32_t)d->opt.slots, (uint32_t)d->opt.voices,
+                    (uint32_t)d->opt.outputs, rate) < 0) {
         log_error("out of memory");
         goto out_audio;
     }
@@ -432,6 +439,7 @@ int main(int argc, char **argv)
     replies_init(&d->replies, &d->osc, ENGINE_EVENT_RING);
     protocol_init(&d->proto, &d->engine, &d->osc, &d->replies, &d->loader, &d->audio);
     d->proto.latency = d->opt.latency_ms / 1000.0;
+    d->proto.outputs = (uint32_t)d->opt.outputs;
     struct loader_limits limits = {
         .max_sample_bytes = d->opt.max_sample_mb * 1024 * 1024,
         .max_memory_bytes = d->opt.max_memory_mb * 1024 * 1024,
@@ -449,7 +457,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out_threads;
     }
-    if (audio_start(&d->audio, &d->engine, d->opt.connect, err, sizeof(err)) < 0) {
+    if (audio_start(&d->audio, &d->engine, connect_pairs(d), err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out_threads;
     }

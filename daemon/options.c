@@ -26,6 +26,8 @@ enum opt_id {
     OPT_LISTEN,
     OPT_ALLOW,
     OPT_NO_CONNECT,
+    OPT_CONNECT_ALL,
+    OPT_OUTPUTS,
     OPT_SLOTS,
     OPT_VOICES,
     OPT_LATENCY,
@@ -60,6 +62,11 @@ static const struct option_spec specs[OPT_COUNT] = {
     [OPT_ALLOW] = {"allow", 0, "CIDR", "all", "serve only these sources; repeatable"},
     [OPT_NO_CONNECT] = {"no-connect", 0, NULL, NULL,
                         "do not connect the outputs to the playback ports"},
+    [OPT_CONNECT_ALL] = {"connect-all", 0, NULL, NULL,
+                         "connect every output pair, not only the first, to the playback ports "
+                         "(pair k to ports 2k+1 and 2k+2)"},
+    [OPT_OUTPUTS] = {"outputs", 0, "N", STR(ENGINE_DEFAULT_PAIRS),
+                     "stereo output pairs, ports out_1..out_2N, at most " STR(ENGINE_MAX_PAIRS)},
     [OPT_SLOTS] = {"slots", 0, "N", STR(ENGINE_DEFAULT_SLOTS),
                    "sample slots, ids 0..N-1, at most " STR(ENGINE_MAX_SLOTS)},
     [OPT_VOICES] = {"voices", 0, "N", STR(ENGINE_DEFAULT_VOICES),
@@ -165,6 +172,10 @@ static int check_options(const struct options *o)
                 name_max, strlen(o->name));
         return -EINVAL;
     }
+    if (o->connect_all && !o->connect) {
+        fprintf(stderr, "looperd: --connect-all and --no-connect contradict each other\n");
+        return -EINVAL;
+    }
     if (o->sample_dir) {
         struct stat st;
         if (stat(o->sample_dir, &st) < 0) {
@@ -210,6 +221,11 @@ static int apply(struct options *o, enum opt_id id, char *arg)
     case OPT_NO_CONNECT:
         o->connect = false;
         return 0;
+    case OPT_CONNECT_ALL:
+        o->connect_all = true;
+        return 0;
+    case OPT_OUTPUTS:
+        return parse_ulong("--outputs", arg, 1, ENGINE_MAX_PAIRS, &o->outputs);
     case OPT_MAX_SAMPLE_MB:
         return parse_ulong("--max-sample-mb", arg, 1, max_mb, &o->max_sample_mb);
     case OPT_MAX_MEMORY_MB:
@@ -280,6 +296,7 @@ int options_parse(int argc, char **argv, struct options *o)
         .max_memory_mb = DEFAULT_MAX_MEMORY_MB,
         .slots = ENGINE_DEFAULT_SLOTS,
         .voices = ENGINE_DEFAULT_VOICES,
+        .outputs = ENGINE_DEFAULT_PAIRS,
     };
     int c;
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {

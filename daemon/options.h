@@ -25,10 +25,12 @@ struct options {
     const char *sample_dir;
     const char *bank;
     bool connect;
+    bool connect_all; /* every output pair, not only the first */
     unsigned long max_sample_mb;
     unsigned long max_memory_mb;
     unsigned long slots;
     unsigned long voices;
+    unsigned long outputs; /* stereo output pairs */
     unsigned long latency_ms;
     struct osc_allow allow[OSC_MAX_ALLOW];
     unsigned nallow;

@@ -21,6 +21,7 @@ void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
     p->replies = replies;
     p->loader = loader;
     p->audio = audio;
+    p->outputs = 1;
 }
 
 static void fail(struct protocol *p, const struct osc_peer *to, const char *path,

@@ -63,6 +63,7 @@ struct protocol {
     _Atomic uint64_t load_seq; /* orders loads and unloads: newer wins */
     _Atomic uint64_t refused;  /* requests answered "busy" */
     double latency;            /* --latency, s: plain messages start this long after arrival */
+    uint32_t outputs;          /* --outputs: stereo output pairs; `out` must be below */
     /* Future requests accepted and not yet due; OSC thread only. */
     struct protocol_future future[PROTOCOL_FUTURE_MAX];
     uint32_t nfuture;

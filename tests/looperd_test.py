@@ -206,11 +206,14 @@ class JackServer:
     .env    os.environ copy with JACK_DEFAULT_SERVER=name (and
             JACK_NO_START_SERVER=1, JACK_NO_AUDIO_RESERVATION=1)
     .rate, .period, .log_path, .log()
+    extra_args go to jackd, driver_args to the dummy driver (e.g. -P 6:
+    six playback ports).
     """
 
     def __init__(self, rate: int = 48000, period: int = 256,
                  extra_args: list[str] | None = None, timeout: float = 10.0,
-                 jackd: str = "jackd", name: str | None = None):
+                 jackd: str = "jackd", name: str | None = None,
+                 driver_args: list[str] | None = None):
         self.rate = rate
         self.period = period
         # A given name restarts "the same" server (tests of JACK restarts).
@@ -224,7 +227,8 @@ class JackServer:
         self.proc: subprocess.Popen | None = None
         self._log_cache = ""
         argv = [jackd, "-n", self.name, *(extra_args or []),
-                "-d", "dummy", "-r", str(rate), "-p", str(period)]
+                "-d", "dummy", "-r", str(rate), "-p", str(period),
+                *(driver_args or [])]
         try:
             with open(self.log_path, "wb") as log:
                 self.proc = _spawn(argv, env=self.env, stdout=log,
@@ -311,7 +315,8 @@ _READY_RE = re.compile(r"(?:^|:\s|^<\d>)ready\b")  # <N>: journald prefix
 
 
 class Daemon:
-    """The real looperd, started with --no-connect --port P --name NAME.
+    """The real looperd, started with --no-connect --port P --name NAME
+    (connect=True: without --no-connect).
 
     .port, .name, .proc, .log_path; .stop() -> exit code; .log() -> stderr.
     Context manager: stops (by PID) on exit.
@@ -320,7 +325,8 @@ class Daemon:
     def __init__(self, jack: JackServer, binary: str | None = None,
                  port: int | None = None, extra_args: list[str] = (),
                  name: str | None = None, wrapper: list[str] = (),
-                 ready_timeout: float = 10.0, stop_timeout: float = 10.0):
+                 ready_timeout: float = 10.0, stop_timeout: float = 10.0,
+                 connect: bool = False):
         self.jack = jack
         self.binary = binary or binary_path("LOOPERD_BIN", "--looperd-bin")
         self.port = port if port is not None else free_udp_port()
@@ -331,7 +337,7 @@ class Daemon:
         self.stdout_path = os.path.join(self.tmpdir, "looperd.stdout")
         self.returncode: int | None = None
         self._log_cache = ""
-        self.argv = [*wrapper, self.binary, "--no-connect",
+        self.argv = [*wrapper, self.binary, *([] if connect else ["--no-connect"]),
                      "--port", str(self.port), "--name", self.name,
                      *extra_args]
         self.proc: subprocess.Popen | None = None

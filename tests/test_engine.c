@@ -18,18 +18,35 @@
 
 #define RATE 48000
 #define PERIOD 64
+#define PAIRS 2 /* the fixture's engines: pair 0 in l/r, pair 1 in l1/r1 */
 
 struct fixture {
     struct engine e;
     float l[4096], r[4096];
+    float l1[4096], r1[4096];
+    float *outs[2 * PAIRS];
     uint64_t seq;
     uint64_t now; /* frame count of the next period */
 };
 
-static int setup(void **state)
+static struct fixture *fixture_new(uint32_t nslots, uint32_t nvoices)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    if (!f || engine_init(&f->e, ENGINE_DEFAULT_SLOTS, ENGINE_DEFAULT_VOICES, RATE) < 0)
+    if (!f || engine_init(&f->e, nslots, nvoices, PAIRS, RATE) < 0) {
+        free(f);
+        return NULL;
+    }
+    f->outs[0] = f->l;
+    f->outs[1] = f->r;
+    f->outs[2] = f->l1;
+    f->outs[3] = f->r1;
+    return f;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = fixture_new(ENGINE_DEFAULT_SLOTS, ENGINE_DEFAULT_VOICES);
+    if (!f)
         return -1;
     *state = f;
     return 0;
@@ -98,7 +115,7 @@ static uint64_t us_of(uint64_t frame)
 static void run(struct fixture *f, uint32_t n)
 {
     struct engine_clock c = {.t0 = us_of(f->now), .t1 = us_of(f->now + n)};
-    engine_process(&f->e, f->l, f->r, n, c);
+    engine_process(&f->e, f->outs, n, c);
     f->now += n;
 }
 
@@ -590,7 +607,7 @@ static void test_stale_untimed_triggers_are_dropped(void **state)
     m.type = CTL_LOOP;
     assert_int_equal(engine_send(&f->e, &m, 0), 0);
     struct engine_clock c = {.t0 = now, .t1 = now + 5333, .now = now};
-    engine_process(&f->e, f->l, f->r, PERIOD, c);
+    engine_process(&f->e, f->outs, PERIOD, c);
     assert_true(f->l[0] == 0.0f);
     assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
     assert_int_equal(atomic_load(&f->e.stats.late), 2);
@@ -599,7 +616,7 @@ static void test_stale_untimed_triggers_are_dropped(void **state)
     assert_int_equal(engine_send(&f->e, &m, 0), 0);
     m.arrived = 0;
     assert_int_equal(engine_send(&f->e, &m, 0), 0);
-    engine_process(&f->e, f->l, f->r, PERIOD, c);
+    engine_process(&f->e, f->outs, PERIOD, c);
     assert_true(f->l[0] == 2 * b->ch[0][0]);
     assert_int_equal(atomic_load(&f->e.stats.late), 2);
 }
@@ -704,7 +721,7 @@ static struct twin *twin_new(uint32_t rate)
     assert_non_null(t);
     t->rate = rate;
     for (int k = 0; k < 2; k++)
-        assert_int_equal(engine_init(&t->e[k], 4, 8, rate), 0);
+        assert_int_equal(engine_init(&t->e[k], 4, 8, 1, rate), 0);
     return t;
 }
 
@@ -779,7 +796,7 @@ static uint64_t twin_run(struct twin *t, uint32_t periods)
     for (uint32_t p = 0; p < periods; p++) {
         struct engine_clock c = {.t0 = twin_us(t, t->now), .t1 = twin_us(t, t->now + PERIOD)};
         for (int k = 0; k < 2; k++)
-            engine_process(&t->e[k], t->l[k], t->r[k], PERIOD, c);
+            engine_process(&t->e[k], (float *[]){t->l[k], t->r[k]}, PERIOD, c);
         for (uint32_t i = 0; i < PERIOD; i++) {
             if (memcmp(&t->l[0][i], &t->l[1][i], sizeof(float)) != 0 ||
                 memcmp(&t->r[0][i], &t->r[1][i], sizeof(float)) != 0)
@@ -1042,9 +1059,8 @@ static void test_sounding_bitmap_follows_voices(void **state)
 /* An engine of other sizes in the same fixture. */
 static struct fixture *fixture_of(uint32_t nslots, uint32_t nvoices)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
+    struct fixture *f = fixture_new(nslots, nvoices);
     assert_non_null(f);
-    assert_int_equal(engine_init(&f->e, nslots, nvoices, RATE), 0);
     return f;
 }
 
@@ -1064,13 +1080,109 @@ static bool fading(const struct voice *v)
     return v->buf && v->fade_step > 0;
 }
 
+/* A cut group's key, as engine.c ("Cut groups") documents it. */
+static uint64_t key_of(int32_t g, uint32_t slot)
+{
+    if (g > 0)
+        return (uint64_t)g - 1;
+    return (uint64_t)1 << 41 | (uint64_t)slot << 31 | ((uint64_t)(-(int64_t)g) - 1);
+}
+
+static uint32_t nibble_of(uint64_t key, uint32_t level)
+{
+    return (uint32_t)(key >> (4 * (ENGINE_CUT_LEVELS - 1 - level))) & (ENGINE_CUT_FAN - 1);
+}
+
+/* The nodes below node n (at `level`, the root's 0) on the path of `key`
+ * so far: each counts its children; a child of the last level is the head
+ * of a list of playing voices of that key, each once.  Returns the nodes
+ * reached, n included; `seen` marks them. */
+static uint32_t check_cut_node(const struct engine *e, uint16_t n, uint32_t level, uint64_t key,
+                               bool *seen)
+{
+    assert_true(n < e->ncut_nodes);
+    assert_false(seen[n]);
+    seen[n] = true;
+    const struct cut_node *node = &e->cut_nodes[n];
+    uint32_t used = 0, reached = 1;
+    for (uint32_t k = 0; k < ENGINE_CUT_FAN; k++) {
+        uint16_t c = node->child[k];
+        if (c == ENGINE_NONE)
+            continue;
+        used++;
+        uint64_t ck = key << 4 | k;
+        if (level + 1 < ENGINE_CUT_LEVELS) {
+            reached += check_cut_node(e, c, level + 1, ck, seen);
+            continue;
+        }
+        uint32_t prev = ENGINE_NONE, len = 0;
+        for (uint32_t i = c; i != ENGINE_NONE; i = e->cuts[i].cnext) {
+            const struct cut_links *l = &e->cuts[i];
+            assert_true(e->links[i].grouped);
+            assert_true(i < e->npool);
+            assert_true(playing(&e->voices[i]));
+            assert_true(l->cut != 0);
+            assert_true(key_of(l->cut, e->voices[i].slot) == ck);
+            assert_int_equal(l->cprev, prev);
+            assert_int_equal(l->cleaf, n);
+            assert_int_equal(l->cchild, k);
+            prev = i;
+            assert_true(++len <= e->npool);
+        }
+    }
+    if (n != 0)
+        assert_true(used > 0); /* an empty node goes back to the pool */
+    assert_int_equal(node->used, used);
+    return reached;
+}
+
+/* The cut groups: every playing voice of a group is on its key's list
+ * (check_cut_node checks what the lists hold), no other voice is on one,
+ * and the trie's nodes are the reachable ones plus the free ones. */
+static void check_cut_books(const struct engine *e)
+{
+    static bool seen[1 + (ENGINE_CUT_LEVELS - 1) * 2 * ENGINE_MAX_VOICES];
+    memset(seen, 0, sizeof(seen));
+    uint32_t reached = check_cut_node(e, 0, 0, 0, seen);
+    assert_int_equal(reached + e->ncut_free, e->ncut_nodes);
+    for (uint32_t k = 0; k < e->ncut_free; k++) {
+        assert_true(e->cut_free[k] != 0 && e->cut_free[k] < e->ncut_nodes);
+        assert_false(seen[e->cut_free[k]]);
+        seen[e->cut_free[k]] = true;
+    }
+    for (uint32_t i = 0; i < e->npool; i++) {
+        const struct cut_links *l = &e->cuts[i];
+        if (!playing(&e->voices[i]) || !e->links[i].grouped) {
+            assert_int_equal(l->cleaf, ENGINE_NONE);
+            assert_int_equal(l->cprev, ENGINE_NONE);
+            assert_int_equal(l->cnext, ENGINE_NONE);
+            continue;
+        }
+        /* On a list the trie reaches from its own key's path. */
+        uint64_t key = key_of(l->cut, e->voices[i].slot);
+        uint16_t n = 0;
+        for (uint32_t level = 0; level + 1 < ENGINE_CUT_LEVELS; level++) {
+            n = e->cut_nodes[n].child[nibble_of(key, level)];
+            assert_int_not_equal(n, ENGINE_NONE);
+        }
+        assert_int_equal(l->cleaf, n);
+        bool found = false;
+        for (uint32_t j = e->cut_nodes[n].child[nibble_of(key, ENGINE_CUT_LEVELS - 1)];
+             j != ENGINE_NONE; j = e->cuts[j].cnext)
+            found |= j == i;
+        assert_true(found);
+    }
+}
+
 /* The bookkeeping against the voice structs themselves (engine.h,
  * voice_links): the list of playing voices holds exactly the playing ones,
  * oldest first; each slot's list exactly that slot's; a slot's loop voice is
  * its one playing loop voice; the heap holds exactly the fading voices, in
- * heap order; every buffer entry counts its slot and its voices. */
+ * heap order; every buffer entry counts its slot and its voices; the cut
+ * groups' lists and trie hold exactly the playing voices of each group. */
 static void check_books(const struct engine *e)
 {
+    check_cut_books(e);
     uint32_t nplay = 0, nfade = 0;
     for (uint32_t i = 0; i < e->npool; i++) {
         nplay += playing(&e->voices[i]);
@@ -1152,8 +1264,10 @@ static void check_books(const struct engine *e)
 #define M_TRASH 4096
 
 struct model {
-    uint32_t npool, nvoices, nslots, fade_frames;
+    uint32_t npool, nvoices, nslots, npairs, fade_frames;
     struct voice v[2 * ENGINE_MAX_VOICES];
+    int32_t cut[2 * ENGINE_MAX_VOICES];      /* each voice's cut group */
+    uint32_t release[2 * ENGINE_MAX_VOICES]; /* and the frames of its /stop */
     struct sample_buffer *buf[M_SLOTS];
     uint64_t seq[M_SLOTS];
     float gain[M_SLOTS];
@@ -1167,8 +1281,13 @@ static void model_sync(struct model *m, const struct engine *e)
     m->npool = e->npool;
     m->nvoices = e->nvoices;
     m->nslots = e->nslots;
+    m->npairs = e->npairs;
     m->fade_frames = e->fade_frames;
     memcpy(m->v, e->voices, e->npool * sizeof(*e->voices));
+    for (uint32_t i = 0; i < e->npool; i++) {
+        m->cut[i] = e->links[i].grouped ? e->cuts[i].cut : 0;
+        m->release[i] = e->links[i].release;
+    }
     for (uint32_t s = 0; s < e->nslots; s++) {
         m->buf[s] = e->slots[s].buf;
         m->seq[s] = e->slots[s].seq;
@@ -1204,11 +1323,11 @@ static void model_end(struct model *m, struct voice *v)
         model_discard(m, b);
 }
 
-static void model_fade(struct model *m, struct voice *v, uint32_t delay)
+static void model_fade(struct model *m, struct voice *v, uint32_t delay, uint32_t frames)
 {
     if (v->fade_step > 0)
         return;
-    v->fade_step = v->gain / (float)m->fade_frames;
+    v->fade_step = v->gain / (float)frames;
     v->fade_in = delay;
     if (!(v->fade_step > 0))
         model_end(m, v);
@@ -1235,7 +1354,7 @@ static struct voice *model_alloc(struct model *m, uint32_t delay)
         }
     }
     if (nplay >= m->nvoices && oldest) {
-        model_fade(m, oldest, delay);
+        model_fade(m, oldest, delay, m->fade_frames);
         m->stolen++;
         if (!oldest->buf && !free_v)
             free_v = oldest;
@@ -1249,14 +1368,27 @@ static struct voice *model_alloc(struct model *m, uint32_t delay)
 
 static void model_start(struct model *m, const struct ctl_msg *c, bool loop)
 {
+    /* The voices of the trigger's cut group, of any slot (> 0) or of its
+     * own (< 0). */
+    int32_t g = play_cut(&c->play);
+    for (uint32_t i = 0; g && i < m->npool; i++) {
+        struct voice *v = &m->v[i];
+        if (v->buf && !(v->fade_step > 0) && m->cut[i] == g && (g > 0 || v->slot == c->id))
+            model_fade(m, v, 0, m->fade_frames);
+    }
     struct voice *v = model_alloc(m, 0);
     const struct sample_buffer *b = m->buf[c->id];
+    uint32_t i = (uint32_t)(v - m->v);
     *v = (struct voice){.buf = b,
                         .frames = b->frames,
                         .slot = c->id,
+                        .out = play_out(&c->play),
                         .gain = c->velocity * m->gain[c->id],
                         .loop = loop,
                         .started = ++m->started};
+    m->cut[i] = g;
+    double rel = (double)play_release(&c->play) * RATE;
+    m->release[i] = rel > m->fade_frames ? (uint32_t)lround(rel) : m->fade_frames;
 }
 
 static void model_apply(struct model *m, const struct ctl_msg *c)
@@ -1265,7 +1397,7 @@ static void model_apply(struct model *m, const struct ctl_msg *c)
     case CTL_STOP:
         for (uint32_t i = 0; i < m->npool; i++)
             if (m->v[i].buf)
-                model_fade(m, &m->v[i], 0);
+                model_fade(m, &m->v[i], 0, m->release[i]);
         break;
     case CTL_LOAD: {
         if (c->seq < m->seq[c->id]) {
@@ -1282,13 +1414,13 @@ static void model_apply(struct model *m, const struct ctl_msg *c)
     }
     case CTL_PLAY:
     case CTL_LOOP:
-        if (!m->buf[c->id])
+        if (!m->buf[c->id] || play_out(&c->play) >= m->npairs)
             break;
         if (c->type == CTL_LOOP)
             for (uint32_t i = 0; i < m->npool; i++) {
                 struct voice *v = &m->v[i];
                 if (v->buf && v->loop && v->slot == c->id && !(v->fade_step > 0))
-                    model_fade(m, v, 0);
+                    model_fade(m, v, 0, m->fade_frames);
             }
         model_start(m, c, c->type == CTL_LOOP);
         break;
@@ -1298,7 +1430,8 @@ static void model_apply(struct model *m, const struct ctl_msg *c)
             break;
         for (uint32_t i = 0; i < m->npool; i++)
             if (m->v[i].buf && m->v[i].slot == c->id)
-                model_fade(m, &m->v[i], 0);
+                model_fade(m, &m->v[i], 0,
+                           c->type == CTL_STOP_SLOT ? m->release[i] : m->fade_frames);
         if (c->type == CTL_UNLOAD) {
             struct sample_buffer *old = m->buf[c->id];
             m->buf[c->id] = NULL;
@@ -1340,6 +1473,29 @@ static uint32_t rnd(uint32_t *x)
     return *x >> 8;
 }
 
+/* A trigger's keys: now and then a cut group (few groups, so they meet,
+ * and the extremes), a release, an output pair (the fixture's two, and one
+ * it has not). */
+static struct play_params random_params(uint32_t *x)
+{
+    static const int32_t groups[] = {1, 2, -1, -2, 3, INT32_MAX, INT32_MIN, 0x10000, -0x10000};
+    static const float releases[] = {0.0f, 0.001f, 0.01f, 0.25f};
+    struct play_params p = {0};
+    if (rnd(x) % 2) {
+        p.keys |= PLAY_CUT;
+        p.cut = groups[rnd(x) % 9];
+    }
+    if (rnd(x) % 3 == 0) {
+        p.keys |= PLAY_RELEASE;
+        p.release = releases[rnd(x) % 4];
+    }
+    if (rnd(x) % 3 == 0) {
+        p.keys |= PLAY_OUT;
+        p.out = rnd(x) % 16 == 0 ? PAIRS : rnd(x) % PAIRS;
+    }
+    return p;
+}
+
 /* Random requests in periods of random lengths, now and then a burst that
  * fills the command ring; after the requests of every period (applied in a
  * period of 0 frames) the voices, the slots, the steal count and the
@@ -1376,7 +1532,8 @@ static void pool_against_model(uint32_t nvoices, uint32_t periods, uint32_t seed
         for (uint32_t k = 0; k < ncmd; k++) {
             uint32_t what = rnd(&x) % 40;
             c = (struct ctl_msg){.id = rnd(&x) % M_SLOTS,
-                                 .velocity = rnd(&x) % 10 == 0 ? 0.0f : 0.5f};
+                                 .velocity = rnd(&x) % 10 == 0 ? 0.0f : 0.5f,
+                                 .play = random_params(&x)};
             if (burst)
                 c.type = burst_type == CTL_STOP_SLOT && k % 2 ? CTL_PLAY : burst_type;
             else if (what < 26)
@@ -1401,6 +1558,10 @@ static void pool_against_model(uint32_t nvoices, uint32_t periods, uint32_t seed
             if (!v->buf)
                 continue;
             assert_int_equal(v->slot, w->slot);
+            assert_int_equal(v->out, w->out);
+            assert_int_equal(e->pair[i], w->out);
+            assert_int_equal(e->links[i].grouped ? e->cuts[i].cut : 0, m.cut[i]);
+            assert_int_equal(e->links[i].release, m.release[i]);
             assert_true(v->started == w->started);
             assert_int_equal(v->loop, w->loop);
             assert_true(v->gain == w->gain);
@@ -1576,6 +1737,262 @@ static void test_same_buffer_again_stays_loaded(void **state)
     check_books(&f->e);
 }
 
+/* ---- cut groups, releases, output pairs -------------------------------- */
+
+/* A /play or /loop with keys; at output frame `frame`, or untimed when
+ * frame < 0. */
+static void play_with(struct fixture *f, uint32_t type, uint32_t id, float vel,
+                      struct play_params p, int64_t frame)
+{
+    struct ctl_msg m = {.type = type, .id = id, .velocity = vel, .play = p};
+    if (frame >= 0) {
+        m.flags = CTL_TIMED;
+        m.when = us_of((uint64_t)frame);
+    }
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
+}
+
+static struct play_params cut_of(int32_t g)
+{
+    return (struct play_params){.keys = PLAY_CUT, .cut = g};
+}
+
+/* The level of a voice of gain g, j frames into a fade over n frames (j =
+ * 0: the first frame of the fade): the ramp reaches 0 on its n-th frame. */
+static float ramp(float g, uint32_t n, uint32_t j)
+{
+    float x = g - g / (float)n * (float)(j + 1);
+    return x > 0.0f ? x : 0.0f;
+}
+
+/* Runs `n` frames (in periods) and keeps the left output of pair 0. */
+static void record(struct fixture *f, float *rec, uint32_t n)
+{
+    for (uint32_t done = 0; done < n; done += PERIOD) {
+        run(f, PERIOD);
+        memcpy(rec + done, f->l, sizeof(float) * PERIOD);
+    }
+}
+
+static void assert_near(float got, float want)
+{
+    if (!(fabsf(got - want) <= 1e-5f))
+        fail_msg("got %.9g, want %.9g", (double)got, (double)want);
+}
+
+/* The hi-hat: a voice in group 1 fades out over exactly the declick fade
+ * (whatever its own release) from the frame of the next voice of group 1,
+ * of another slot, which starts there at full level; a voice of group 2
+ * and one of no group play on. */
+static void test_cut_group_fades_any_slot_from_the_new_voice_frame(void **state)
+{
+    struct fixture *f = *state;
+    for (uint32_t id = 0; id < 4; id++)
+        load(f, id, make_flat(48000), id + 1);
+    struct play_params a = {.keys = PLAY_CUT | PLAY_RELEASE, .cut = 1, .release = 0.5f};
+    play_with(f, CTL_PLAY, 0, 1.0f, a, -1);
+    play_with(f, CTL_PLAY, 2, 0.25f, cut_of(2), -1);
+    send(f, CTL_PLAY, 3, 0.125f, NULL);
+    run(f, PERIOD);
+    for (uint32_t i = 0; i < PERIOD; i++)
+        assert_true(f->l[i] == 1.375f);
+    play_with(f, CTL_PLAY, 1, 0.5f, cut_of(1), (int64_t)f->now + 20); /* this period, frame 20 */
+    float rec[8 * PERIOD];
+    record(f, rec, 8 * PERIOD);
+    uint32_t fade = f->e.fade_frames;
+    for (uint32_t i = 0; i < 20; i++)
+        assert_true(rec[i] == 1.375f);
+    for (uint32_t j = 0; 20 + j < 8 * PERIOD; j++)
+        assert_near(rec[20 + j], 0.875f + ramp(1.0f, fade, j));
+    assert_true(rec[20 + fade - 2] > 0.875f + 0.5f / (float)fade); /* still fading */
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 3);
+}
+
+/* Group -1 is a slot's own: the new voice of slot 0 cuts slot 0's voice of
+ * group -1, not slot 1's, nor slot 0's voice of group 1. */
+static void test_negative_cut_group_is_the_slot_own(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(48000), 1);
+    load(f, 1, make_flat(48000), 2);
+    play_with(f, CTL_PLAY, 0, 1.0f, cut_of(-1), -1);
+    play_with(f, CTL_PLAY, 1, 0.25f, cut_of(-1), -1);
+    play_with(f, CTL_LOOP, 0, 0.125f, cut_of(1), -1);
+    run(f, PERIOD);
+    assert_true(f->l[PERIOD - 1] == 1.375f);
+    play_with(f, CTL_PLAY, 0, 0.5f, cut_of(-1), -1);
+    float rec[8 * PERIOD];
+    record(f, rec, 8 * PERIOD);
+    for (uint32_t j = 0; j < 8 * PERIOD; j++)
+        assert_near(rec[j], 0.875f + ramp(1.0f, f->e.fade_frames, j));
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 3);
+    /* And group 1 of any slot: slot 1's voice cuts slot 0's loop. */
+    play_with(f, CTL_PLAY, 1, 0.0625f, cut_of(1), -1);
+    record(f, rec, 8 * PERIOD);
+    for (uint32_t j = 0; j < 8 * PERIOD; j++)
+        assert_near(rec[j], 0.8125f + ramp(0.125f, f->e.fade_frames, j));
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 3);
+}
+
+/* Groups are whole numbers: the extremes are groups like any other, and
+ * INT32_MIN and INT32_MAX, 7 and -7, are all different. */
+static void test_cut_groups_at_the_extremes(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(48000), 1);
+    const int32_t g[] = {INT32_MIN, INT32_MAX, 7, -7, 1, -1};
+    for (uint32_t k = 0; k < 6; k++)
+        play_with(f, CTL_PLAY, 0, 1.0f / 64, cut_of(g[k]), -1);
+    run(f, PERIOD);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 6);
+    for (uint32_t k = 0; k < 6; k++) {
+        play_with(f, CTL_PLAY, 0, 1.0f / 64, cut_of(g[k]), -1);
+        run(f, PERIOD);
+        assert_int_equal(f->e.nfading, 1); /* that group's one voice, no other */
+        run(f, 8 * PERIOD);
+        assert_int_equal(atomic_load(&f->e.stats.voices_active), 6);
+    }
+    /* Every group emptied and refilled: the trie's nodes all came back
+     * but those of the six groups playing. */
+    uint32_t used = f->e.ncut_nodes - f->e.ncut_free;
+    send(f, CTL_STOP, 0, 0, NULL);
+    run(f, 8 * PERIOD);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
+    assert_int_equal(f->e.ncut_free, f->e.ncut_nodes - 1);
+    assert_true(used > 6);
+    for (uint32_t k = 0; k < ENGINE_CUT_FAN; k++)
+        assert_int_equal(f->e.cut_nodes[0].child[k], ENGINE_NONE);
+}
+
+/* /stop fades each voice over its own release, at least the declick fade. */
+static void test_stop_fades_each_voice_over_its_release(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(48000), 1);
+    load(f, 1, make_flat(48000), 2);
+    play_with(f, CTL_PLAY, 0, 1.0f, (struct play_params){.keys = PLAY_RELEASE, .release = 0.02f},
+              -1);
+    play_with(f, CTL_PLAY, 1, 0.5f, (struct play_params){.keys = PLAY_RELEASE, .release = 0.001f},
+              -1);
+    send(f, CTL_PLAY, 1, 0.25f, NULL);
+    run(f, PERIOD);
+    send(f, CTL_STOP, 0, 0, NULL);
+    float rec[16 * PERIOD];
+    record(f, rec, 16 * PERIOD);
+    uint32_t fade = f->e.fade_frames, rel = RATE / 50; /* 0.02 s */
+    assert_true(rel > fade);
+    for (uint32_t j = 0; j < 16 * PERIOD; j++)
+        assert_near(rec[j], ramp(1.0f, rel, j) + ramp(0.5f, fade, j) + ramp(0.25f, fade, j));
+    assert_true(rec[rel - 2] > 0.0f);
+    assert_true(rec[rel - 1] < 1e-5f); /* the ramp, summed over periods, rounds */
+    assert_true(rec[rel] == 0.0f);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
+    assert_int_equal(count_events(f, EV_STOPPED), 1);
+}
+
+/* A slot's stop, timed, fades each of its voices over its release from the
+ * stop's frame; an unload and a restarted loop keep the declick fade. */
+static void test_stop_slot_uses_the_release_and_unload_the_declick_fade(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(48000), 1);
+    load(f, 1, make_flat(48000), 2);
+    struct play_params p = {.keys = PLAY_RELEASE, .release = 0.01f};
+    play_with(f, CTL_PLAY, 0, 1.0f, p, -1);
+    play_with(f, CTL_PLAY, 1, 0.25f, p, -1);
+    run(f, PERIOD);
+    send_at(f, CTL_STOP_SLOT, 0, 0, f->now + 30);
+    float rec[16 * PERIOD];
+    record(f, rec, 16 * PERIOD);
+    uint32_t rel = RATE / 100;
+    for (uint32_t i = 0; i < 30; i++)
+        assert_true(rec[i] == 1.25f);
+    for (uint32_t j = 0; 30 + j < 16 * PERIOD; j++)
+        assert_near(rec[30 + j], 0.25f + ramp(1.0f, rel, j));
+
+    struct ctl_msg m = {.type = CTL_UNLOAD, .id = 1, .seq = 3};
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
+    record(f, rec, 8 * PERIOD);
+    for (uint32_t j = 0; j < 8 * PERIOD; j++)
+        assert_near(rec[j], ramp(0.25f, f->e.fade_frames, j));
+
+    play_with(f, CTL_LOOP, 0, 1.0f, p, -1);
+    run(f, PERIOD);
+    play_with(f, CTL_LOOP, 0, 0.5f, p, -1);
+    record(f, rec, 8 * PERIOD);
+    for (uint32_t j = 0; j < 8 * PERIOD; j++)
+        assert_near(rec[j], 0.5f + ramp(1.0f, f->e.fade_frames, j));
+}
+
+/* A voice on pair 1 sounds in outputs 2 and 3 only, one on pair 0 in 0 and
+ * 1 only; a pair the engine has not starts nothing; every output is
+ * overwritten each period. */
+static void test_voice_sounds_on_its_output_pair_only(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(200, 2, 0.25f);
+    struct sample_buffer *c = make_buf(200, 1, -0.5f);
+    load(f, 0, b, 1);
+    load(f, 1, c, 2);
+    struct play_params on1 = {.keys = PLAY_OUT, .out = 1};
+    play_with(f, CTL_PLAY, 0, 0.5f, on1, -1);
+    send(f, CTL_PLAY, 1, 1.0f, NULL);
+    run(f, 200);
+    for (uint32_t i = 0; i < 200; i++) {
+        assert_true(f->l1[i] == b->ch[0][i] * 0.5f);
+        assert_true(f->r1[i] == b->ch[1][i] * 0.5f);
+        assert_true(f->l[i] == c->ch[0][i]);
+        assert_true(f->r[i] == c->ch[0][i]);
+    }
+    play_with(f, CTL_PLAY, 0, 1.0f, on1, -1);
+    run(f, 100);
+    for (uint32_t i = 0; i < 100; i++) {
+        assert_true(f->l1[i] == b->ch[0][i] && f->r1[i] == b->ch[1][i]);
+        assert_true(f->l[i] == 0.0f && f->r[i] == 0.0f);
+    }
+    run(f, 200);
+    play_with(f, CTL_PLAY, 0, 1.0f, (struct play_params){.keys = PLAY_OUT, .out = PAIRS}, -1);
+    play_with(f, CTL_LOOP, 0, 1.0f, (struct play_params){.keys = PLAY_OUT, .out = UINT32_MAX}, -1);
+    for (uint32_t k = 0; k < 2 * PAIRS; k++)
+        for (uint32_t i = 0; i < PERIOD; i++)
+            f->outs[k][i] = 7.0f;
+    run(f, PERIOD);
+    assert_int_equal(atomic_load(&f->e.stats.voices_active), 0);
+    for (uint32_t k = 0; k < 2 * PAIRS; k++)
+        for (uint32_t i = 0; i < PERIOD; i++)
+            assert_true(f->outs[k][i] == 0.0f);
+}
+
+static void test_engine_init_checks_the_pairs(void **state)
+{
+    (void)state;
+    static struct engine e;
+    assert_int_equal(engine_init(&e, 4, 4, 0, RATE), -EINVAL);
+    assert_int_equal(engine_init(&e, 4, 4, ENGINE_MAX_PAIRS + 1, RATE), -EINVAL);
+    assert_int_equal(engine_init(&e, 4, 4, ENGINE_MAX_PAIRS, RATE), 0);
+    assert_int_equal(e.npairs, ENGINE_MAX_PAIRS);
+    float bufs[2 * ENGINE_MAX_PAIRS][PERIOD];
+    float *outs[2 * ENGINE_MAX_PAIRS];
+    for (uint32_t k = 0; k < 2 * ENGINE_MAX_PAIRS; k++) {
+        outs[k] = bufs[k];
+        for (uint32_t i = 0; i < PERIOD; i++)
+            bufs[k][i] = 1.0f;
+    }
+    struct sample_buffer *b = make_flat(1000);
+    struct ctl_msg m = {.type = CTL_LOAD, .id = 0, .buf = b, .seq = 1, .velocity = 1.0f};
+    assert_true(engine_publish(&e, &m));
+    m = (struct ctl_msg){.type = CTL_PLAY,
+                         .id = 0,
+                         .velocity = 0.5f,
+                         .play = {.keys = PLAY_OUT, .out = ENGINE_MAX_PAIRS - 1}};
+    assert_int_equal(engine_send(&e, &m, 0), 0);
+    engine_process(&e, outs, PERIOD, (struct engine_clock){0});
+    for (uint32_t k = 0; k < 2 * ENGINE_MAX_PAIRS; k++)
+        for (uint32_t i = 0; i < PERIOD; i++)
+            assert_true(bufs[k][i] == (k >= 2 * ENGINE_MAX_PAIRS - 2 ? 0.5f : 0.0f));
+    engine_destroy(&e);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1611,6 +2028,13 @@ int main(void)
         T(test_s16_buffer_layout),
         T(test_retired_buffers_go_back_once_with_their_last_voice),
         T(test_same_buffer_again_stays_loaded),
+        T(test_cut_group_fades_any_slot_from_the_new_voice_frame),
+        T(test_negative_cut_group_is_the_slot_own),
+        T(test_cut_groups_at_the_extremes),
+        T(test_stop_fades_each_voice_over_its_release),
+        T(test_stop_slot_uses_the_release_and_unload_the_declick_fade),
+        T(test_voice_sounds_on_its_output_pair_only),
+        cmocka_unit_test(test_engine_init_checks_the_pairs),
         cmocka_unit_test(test_cut_takes_the_oldest_started_fading_voice),
         cmocka_unit_test(test_full_ring_of_plays_in_one_period),
         cmocka_unit_test(test_pool_matches_a_walk_small),

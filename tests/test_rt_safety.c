@@ -267,7 +267,7 @@ int main(void)
         fprintf(stderr, "FAIL: %s\n", err);
         return 1;
     }
-    if (engine_init(&e, ENGINE_DEFAULT_SLOTS, 8, audio_rate(&audio)) < 0 ||
+    if (engine_init(&e, ENGINE_DEFAULT_SLOTS, 8, 2, audio_rate(&audio)) < 0 ||
         audio_prepare(&audio, &e, err, sizeof(err)) < 0) {
         fprintf(stderr, "FAIL: setup: %s\n", err);
         return 1;
@@ -295,8 +295,18 @@ int main(void)
                                      .buf = make_buf(&e, period * 3 + 17, 1 + round % 2,
                                                      (round / 10) % 2 ? SAMPLE_S16 : SAMPLE_F32)});
         }
-        for (int k = 0; k < 12; k++) /* more than the 8 voices: stealing */
-            send_cmd(&e, (struct ctl_msg){.type = CTL_PLAY, .id = (id + k) % 4, .velocity = 0.5f});
+        /* More than the 8 voices: stealing; on both output pairs, in cut
+         * groups of any slot and of one slot, with releases for /stop. */
+        for (int k = 0; k < 12; k++)
+            send_cmd(&e, (struct ctl_msg){.type = CTL_PLAY,
+                                          .id = (id + k) % 4,
+                                          .velocity = 0.5f,
+                                          .play = {.keys = PLAY_OUT | PLAY_CUT | PLAY_RELEASE,
+                                                   .out = (uint32_t)k % 2,
+                                                   .cut = k % 3 == 0   ? 0
+                                                          : k % 3 == 1 ? 7
+                                                                       : -7,
+                                                   .release = 0.001f * (float)(k % 4)}});
         send_cmd(&e, (struct ctl_msg){.type = CTL_PING});
         /* Loops, timed triggers and timed fades (the schedule heap and the
          * per-period time-to-frame conversion), slot stops and unloads. */

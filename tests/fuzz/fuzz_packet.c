@@ -90,7 +90,7 @@ static void setup(void)
     signal(SIGTERM, SIG_IGN);
     log_init(getenv("FUZZ_VERBOSE") ? LOG_DEBUG : LOG_CRIT);
 
-    if (engine_init(&engine, 32, 32, 48000) < 0)
+    if (engine_init(&engine, 32, 32, 1, 48000) < 0)
         die("engine_init");
     if (osc_open(&osc, "127.0.0.1", "0", err, sizeof(err)) < 0)
         die(err);
@@ -136,7 +136,7 @@ static void setup(void)
 /* One round of what the audio and reply threads do. */
 static void settle(void)
 {
-    engine_process(&engine, out_l, out_r, 64,
+    engine_process(&engine, (float *[]){out_l, out_r}, 64,
                    (struct engine_clock){.t0 = now_us, .t1 = now_us + 1333});
     now_us += 1333;
     replier_drain(&replier);
