@@ -1243,6 +1243,88 @@ class KeysTwoOutputs(DaemonCase):
         self.assert_unanswered("/set", SHOT_SLOT)
 
 
+class BankKeys(unittest.TestCase):
+    """A bank line's gain and keys are its slot's defaults: they apply at
+    start-up, and on SIGHUP a line whose file is unchanged gets its new gain
+    and keys without a reload, exactly its line's (a /set since is undone)."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="looperd-bankkeys-")
+        self.addCleanup(self.tmp.cleanup)
+        _, self.shot = write_fixtures(self.tmp.name)
+        self.bank = os.path.join(self.tmp.name, "bank.txt")
+        self.jack = JackServer(rate=RATE, period=PERIOD)
+        self.addCleanup(self.jack.close)
+
+    def write_bank(self, text):
+        with open(self.bank, "w") as f:
+            f.write(text)
+
+    def get(self, osc, slot):
+        return osc.request("/get", slot, expect="/get.reply")[1]
+
+    def play_gain(self, d, osc, slot):
+        """The gain the one-shot of `slot` plays at (recorded, exact)."""
+        for attempt in range(TAKES):
+            rec = Recorder(self.jack, d.outputs, seconds=5)
+            try:
+                osc.send("/play", slot)
+                time.sleep(0.3)
+            finally:
+                samples, meta = rec.stop()
+            _, right = deinterleave(samples)
+            onset = find_onset(right, 0, channels=1)
+            if onset is not None and onset + SHOT_FRAMES <= len(right) and not meta["gaps"]:
+                break
+            pause_before_retake(attempt + 1, d.port)
+        self.assertIsNotNone(onset, "nothing played")
+        got = list(right[onset:onset + SHOT_FRAMES])
+        gain = got[0] / (SHOT_R[0] / 32768.0)
+        self.assertEqual(got, [v / 32768.0 * gain for v in SHOT_R], "not the sample, scaled")
+        return gain
+
+    def test_bank_keys_apply_and_sighup_changes_them_without_a_reload(self):
+        self.write_bank("0 shot.wav 0.5 pan=-1 cut=2\n"
+                        "1 shot.wav velocity=0.5\n"
+                        "2 shot.wav\n"
+                        "3 shot.wav pitch=2\n"              # bad: unknown key
+                        "4 shot.wav begin=0.5 end=0.5\n")   # bad: begin >= end
+        with Daemon(self.jack, extra_args=["--bank", self.bank]) as d, \
+                OscClient(d.port) as osc:
+            log = d.log()
+            self.assertIn("bank.txt:4: unknown key in 'pitch=2'; line skipped", log)
+            self.assertIn("bank.txt:5: begin must be less than end; line skipped", log)
+            self.assertEqual(osc.request("/status", expect="/status.reply")[1][1], 3)
+            self.assertEqual(self.get(osc, 0), [0, "pan", -1.0, "gain", 0.5, "cut", 2])
+            self.assertEqual(self.get(osc, 1), [1, "velocity", 0.5])
+            self.assertEqual(self.get(osc, 2), [2])
+            self.assertEqual(self.get(osc, 3), [3])
+            self.assertEqual(self.play_gain(d, osc, 1), 0.5)
+            # A /set after the bank was read wins until the next SIGHUP.
+            osc.send("/set", 1, "velocity", 0.25)
+            osc.send("/set", 2, "gain", 2.0)
+            self.assertEqual(self.get(osc, 1), [1, "velocity", 0.25])
+            self.assertEqual(self.play_gain(d, osc, 1), 0.25)
+
+            # The same files, other gains and keys; slot 2 leaves the bank.
+            self.write_bank("0 shot.wav 0.25\n"
+                            "1 shot.wav velocity=0.125\n")
+            os.kill(d.proc.pid, signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and d.log().count("slots to load") < 2:
+                time.sleep(0.05)
+            log = d.log()
+            self.assertIn("0 slots to load, 1 to empty", log)
+            for slot in (0, 1):
+                self.assertEqual(log.count(f"loaded {slot} "), 1, f"slot {slot} loaded again")
+            self.assertEqual(self.get(osc, 0), [0, "gain", 0.25])      # pan, cut gone
+            self.assertEqual(self.get(osc, 1), [1, "velocity", 0.125])  # the /set undone
+            self.assertEqual(self.get(osc, 2), [2])                     # left the bank
+            self.assertEqual(osc.request("/status", expect="/status.reply")[1][1], 2)
+            self.assertEqual(self.play_gain(d, osc, 1), 0.125)
+            self.assertEqual(d.stop(), 0)
+
+
 class Quit(unittest.TestCase):
     def test_quit(self):
         with JackServer(rate=RATE, period=PERIOD) as jack, Daemon(jack) as d, \
