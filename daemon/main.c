@@ -85,7 +85,7 @@ static void unloaded(void *daemon, uint32_t id, uint64_t seq)
 {
     struct daemon *d = daemon;
     loader_forget(&d->loader, id, seq);
-    pads_clear(&d->pads, id);
+    pads_unloaded(&d->pads, id, seq);
 }
 
 static uint64_t mono_usec(void)
@@ -156,7 +156,7 @@ static int apply_bank(struct daemon *d)
         bool had = d->bank.entries && d->bank.entries[id].path;
         uint64_t seq = atomic_fetch_add(&d->proto.load_seq, 1) + 1;
         if (n->path)
-            pads_put(&d->pads, id, &n->params);
+            pads_put(&d->pads, id, &n->params, seq);
         /* The gain is a default, not part of the sample: loads carry 1. */
         if (bank_changed(&d->bank, &next, id)) {
             if (loader_submit_bank(&d->loader, id, n->path, 1.0f, seq) == 0) {
@@ -168,7 +168,7 @@ static int apply_bank(struct daemon *d)
             }
         } else if (had && !n->path) {
             if (loader_submit_bank(&d->loader, id, NULL, 0, seq) == 0) {
-                pads_clear(&d->pads, id);
+                pads_put(&d->pads, id, &(struct params){0}, seq);
                 unloads++;
             } else {
                 /* Still in the slot: keep it in the record, to empty it

@@ -305,9 +305,16 @@ bool params_next(const struct params *p, unsigned *i, const char **name, double 
 int pads_init(struct pads *t, uint32_t nslots)
 {
     memset(t, 0, sizeof(*t));
-    t->slot = calloc(nslots ? nslots : 1, sizeof(*t->slot));
-    if (!t->slot)
+    size_t n = nslots ? nslots : 1;
+    t->slot = calloc(n, sizeof(*t->slot));
+    t->seq = calloc(n, sizeof(*t->seq));
+    if (!t->slot || !t->seq) {
+        free(t->slot);
+        free(t->seq);
+        t->slot = NULL;
+        t->seq = NULL;
         return -ENOMEM;
+    }
     t->nslots = nslots;
     pthread_mutex_init(&t->lock, NULL);
     return 0;
@@ -319,7 +326,9 @@ void pads_destroy(struct pads *t)
         return;
     pthread_mutex_destroy(&t->lock);
     free(t->slot);
+    free(t->seq);
     t->slot = NULL;
+    t->seq = NULL;
 }
 
 void pads_get(struct pads *t, uint32_t id, struct params *out)
@@ -329,26 +338,35 @@ void pads_get(struct pads *t, uint32_t id, struct params *out)
     pthread_mutex_unlock(&t->lock);
 }
 
-void pads_put(struct pads *t, uint32_t id, const struct params *p)
+void pads_put(struct pads *t, uint32_t id, const struct params *p, uint64_t seq)
 {
     pthread_mutex_lock(&t->lock);
     t->slot[id] = *p;
+    t->seq[id] = seq;
     pthread_mutex_unlock(&t->lock);
 }
 
-int pads_update(struct pads *t, uint32_t id, const struct params *changes, char why[PARAMS_WHY_MAX])
+int pads_update(struct pads *t, uint32_t id, const struct params *changes, uint64_t seq,
+                char why[PARAMS_WHY_MAX])
 {
     pthread_mutex_lock(&t->lock);
     struct params next;
     params_merge(&next, &t->slot[id], changes);
     int err = params_check(&next, why);
-    if (err == 0)
+    if (err == 0) {
         t->slot[id] = next;
+        t->seq[id] = seq;
+    }
     pthread_mutex_unlock(&t->lock);
     return err;
 }
 
-void pads_clear(struct pads *t, uint32_t id)
+void pads_unloaded(struct pads *t, uint32_t id, uint64_t seq)
 {
-    pads_put(t, id, &(struct params){0});
+    pthread_mutex_lock(&t->lock);
+    if (seq > t->seq[id]) {
+        t->slot[id] = (struct params){0};
+        t->seq[id] = seq;
+    }
+    pthread_mutex_unlock(&t->lock);
 }

@@ -80,11 +80,15 @@ int params_check(const struct params *p, char why[PARAMS_WHY_MAX]);
 bool params_next(const struct params *p, unsigned *i, const char **name, double *value,
                  bool *whole);
 
-/* Every slot's defaults. */
+/* Every slot's defaults.  Each change carries its request's sequence
+ * number (protocol.h's load_seq, which orders loads and unloads too), so
+ * that an /unload applied late (the next period, or a bundle's time) clears
+ * only the defaults set before it was requested. */
 struct pads {
     pthread_mutex_t lock;
     uint32_t nslots;
     struct params *slot; /* nslots, under `lock` */
+    uint64_t *seq;       /* nslots: the request that last changed the slot */
 };
 
 /* 0 or -ENOMEM. */
@@ -92,13 +96,14 @@ int pads_init(struct pads *t, uint32_t nslots);
 void pads_destroy(struct pads *t);
 /* A copy of slot `id`'s defaults. */
 void pads_get(struct pads *t, uint32_t id, struct params *out);
-/* Slot `id`'s defaults become exactly `p`. */
-void pads_put(struct pads *t, uint32_t id, const struct params *p);
+/* Slot `id`'s defaults become exactly `p` (the bank; /set id: none). */
+void pads_put(struct pads *t, uint32_t id, const struct params *p, uint64_t seq);
 /* /set: `changes` over slot `id`'s defaults, if the result passes
  * params_check(); otherwise nothing changes and -EINVAL with `why`. */
-int pads_update(struct pads *t, uint32_t id, const struct params *changes,
+int pads_update(struct pads *t, uint32_t id, const struct params *changes, uint64_t seq,
                 char why[PARAMS_WHY_MAX]);
-/* Slot `id` has no defaults any more. */
-void pads_clear(struct pads *t, uint32_t id);
+/* The unload request `seq` emptied slot `id`: its defaults go, unless a
+ * later request set them. */
+void pads_unloaded(struct pads *t, uint32_t id, uint64_t seq);
 
 #endif

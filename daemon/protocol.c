@@ -286,14 +286,17 @@ static void handle_set(struct protocol *p, const struct req *q)
     }
     if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
         return;
+    /* Ordered with loads and unloads: an /unload requested before this
+     * and applied after it leaves it (params.h). */
+    uint64_t seq = atomic_fetch_add(&p->load_seq, 1) + 1;
     if (q->argc == 1) {
-        pads_clear(p->pads, id);
+        pads_put(p->pads, id, &(struct params){0}, seq);
         return;
     }
     struct params changes = {0};
     char why[PARAMS_WHY_MAX];
     if (params_parse_osc(&changes, q->argc - 1, q->types + 1, q->argv + 1, p->outputs, why) < 0 ||
-        pads_update(p->pads, id, &changes, why) < 0)
+        pads_update(p->pads, id, &changes, seq, why) < 0)
         fail_id(p, q->from, q->path, why, (int32_t)id);
 }
 

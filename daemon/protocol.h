@@ -65,7 +65,7 @@ struct protocol {
     struct audio *audio;
     struct pads *pads;         /* each slot's defaults (/set, /get, the bank) */
     uint32_t outputs;          /* output pairs (--outputs): `out` must be below */
-    _Atomic uint64_t load_seq; /* orders loads and unloads: newer wins */
+    _Atomic uint64_t load_seq; /* orders loads, unloads and /set: newer wins */
     _Atomic uint64_t refused;  /* requests answered "busy" */
     double latency;            /* --latency, s: plain messages start this long after arrival */
     /* Future requests accepted and not yet due; OSC thread only. */

@@ -464,23 +464,32 @@ static void test_params_merge_and_pads(void **state)
     /* The table: /set is all or nothing, clear empties. */
     struct pads t;
     assert_int_equal(pads_init(&t, 4), 0);
-    assert_int_equal(pads_update(&t, 3, &def, why), 0);
+    assert_int_equal(pads_update(&t, 3, &def, 10, why), 0);
     struct params got;
     pads_get(&t, 3, &got);
     assert_int_equal(got.play.keys, PLAY_GAIN | PLAY_CUT);
     struct params bad = {0};
     params_set(&bad, "gain", 1, 1);
     params_set(&bad, "end", 0, 1); /* begin 0 < end 0 fails */
-    assert_int_equal(pads_update(&t, 3, &bad, why), -EINVAL);
+    assert_int_equal(pads_update(&t, 3, &bad, 11, why), -EINVAL);
     pads_get(&t, 3, &got);
     assert_true(got.play.gain == 0.5f);
     assert_int_equal(got.play.keys, PLAY_GAIN | PLAY_CUT);
     pads_get(&t, 2, &got);
     assert_int_equal(got.play.keys, 0);
-    pads_clear(&t, 3);
+    /* An unload requested before the last change leaves it; a later one
+     * clears it. */
+    pads_unloaded(&t, 3, 9);
+    pads_get(&t, 3, &got);
+    assert_int_equal(got.play.keys, PLAY_GAIN | PLAY_CUT);
+    pads_unloaded(&t, 3, 12);
     pads_get(&t, 3, &got);
     assert_int_equal(got.play.keys, 0);
     assert_false(got.has_velocity);
+    assert_int_equal(pads_update(&t, 3, &def, 13, why), 0);
+    pads_put(&t, 3, &(struct params){0}, 14);
+    pads_get(&t, 3, &got);
+    assert_int_equal(got.play.keys, 0);
     pads_destroy(&t);
 }
 

@@ -1219,6 +1219,13 @@ class Keys(DaemonCase):
         self.assertEqual(self.osc.request("/unload", KEY_SLOT, expect=("/done", "/fail")),
                          ("/done", ["/unload", KEY_SLOT]))
         self.assertEqual(self.get(KEY_SLOT), ("/get.reply", [KEY_SLOT]))
+        # A /set right behind an /unload is newer: the unload, applied at
+        # the next period, does not clear it.
+        self.osc.send("/unload", KEY_SLOT)
+        self.osc.send("/set", KEY_SLOT, "gain", 0.5)
+        self.assertEqual(self.osc.recv(), ("/done", ["/unload", KEY_SLOT]))
+        self.assertEqual(self.get(KEY_SLOT), ("/get.reply", [KEY_SLOT, "gain", 0.5]))
+        self.assert_unanswered("/set", KEY_SLOT)
         # A refused /unload (bad id) clears nothing.
         self.assert_unanswered("/set", SHOT_SLOT, "cut", 2)
         self.expect_fail("/unload", SLOTS, reply=("/unload", RANGE, SLOTS))

@@ -82,7 +82,7 @@ static void cleanup(void)
 static void forget(void *l, uint32_t id, uint64_t seq)
 {
     loader_forget(l, id, seq);
-    pads_clear(&pads, id);
+    pads_unloaded(&pads, id, seq);
 }
 
 static void setup(void)
