@@ -157,9 +157,9 @@ static int apply_bank(struct daemon *d)
         uint64_t seq = atomic_fetch_add(&d->proto.load_seq, 1) + 1;
         if (n->path)
             pads_put(&d->pads, id, &n->params, seq);
-        /* The gain is a default, not part of the sample: loads carry 1. */
+        /* The gain is a default, not part of the load. */
         if (bank_changed(&d->bank, &next, id)) {
-            if (loader_submit_bank(&d->loader, id, n->path, 1.0f, seq) == 0) {
+            if (loader_submit_bank(&d->loader, id, n->path, seq) == 0) {
                 loads++;
             } else {
                 log_error("bank: slot %u: out of memory; not loaded", id);
@@ -167,7 +167,7 @@ static int apply_bank(struct daemon *d)
                 n->path = NULL;
             }
         } else if (had && !n->path) {
-            if (loader_submit_bank(&d->loader, id, NULL, 0, seq) == 0) {
+            if (loader_submit_bank(&d->loader, id, NULL, seq) == 0) {
                 pads_put(&d->pads, id, &(struct params){0}, seq);
                 unloads++;
             } else {

@@ -402,7 +402,7 @@ static void handle_load(struct protocol *p, const struct req *q)
     }
     /* The order of requests decides which load of a slot wins, whatever
      * order the decodes finish in. */
-    int err = loader_submit(p->loader, id, file, 1.0f, atomic_fetch_add(&p->load_seq, 1) + 1, r);
+    int err = loader_submit(p->loader, id, file, atomic_fetch_add(&p->load_seq, 1) + 1, r);
     if (err < 0) {
         reply_ctx_free(p->replies, r);
         atomic_fetch_add(&p->refused, 1);
