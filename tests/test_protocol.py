@@ -1193,6 +1193,23 @@ class Keys(DaemonCase):
             self.assertTrue(all(v == 0.0 for v in right), "a default velocity 0 played")
         self.retry(silent)
 
+    def test_default_gain_and_trigger_override_sound(self):
+        """A slot's `gain` default scales its voices, and a trigger's own
+        `gain` replaces it for that voice (the mixer's gain: velocity times
+        gain; powers of two, so the recording is exact)."""
+        self.assert_unanswered("/set", KEY_SLOT, "gain", 0.5)
+
+        def check(attempt):
+            _, right = self.record(lambda: self.osc.send("/play", KEY_SLOT, VEL), settle=0.2)
+            self.assert_shot(right, gain=VEL * 0.5)
+            _, right = self.record(lambda: self.osc.send("/play", KEY_SLOT, VEL, "gain", 1),
+                                   settle=0.2)
+            self.assert_shot(right, gain=VEL)
+            _, right = self.record(lambda: self.osc.send("/play", KEY_SLOT, VEL, "gain", 2.0),
+                                   settle=0.2)
+            self.assert_shot(right, gain=VEL * 2)
+        self.retry(check)
+
     def test_trigger_with_keys_plays(self):
         """Good keys at their defaults' values play the sample as a plain
         trigger does, sample-exact (rate 1, the whole sample, centre, gain
