@@ -83,7 +83,39 @@ int bank_check(const char *file)
     return 0;
 }
 
-int bank_read(const char *file, uint32_t nslots, struct bank *out)
+/* The tokens after the path: [gain] [key=value]...; NULL or the reason
+ * the line is refused (in `why`). */
+static const char *parse_keys(char **save, uint32_t outputs, struct params *p,
+                              char why[PARAMS_WHY_MAX + 64])
+{
+    char *tok = strtok_r(NULL, " \t\r\n", save);
+    if (tok && !strchr(tok, '=')) {
+        char *end;
+        float gain = strtof(tok, &end);
+        if (*end || !isfinite(gain) || gain < 0 || gain > BANK_MAX_GAIN ||
+            params_set(p, "gain", gain, outputs) < 0)
+            return "the gain must be a number from 0 to 4";
+        tok = strtok_r(NULL, " \t\r\n", save);
+    }
+    for (; tok; tok = strtok_r(NULL, " \t\r\n", save)) {
+        char reason[PARAMS_WHY_MAX];
+        if (!strchr(tok, '='))
+            return "expected 'id path [gain] [key=value]...' (a path with spaces is not "
+                   "supported)";
+        if (params_parse_text(p, tok, outputs, reason) < 0) {
+            snprintf(why, PARAMS_WHY_MAX + 64, "%s in '%.40s'", reason, tok);
+            return why;
+        }
+    }
+    char reason[PARAMS_WHY_MAX];
+    if (params_check(p, reason) < 0) {
+        snprintf(why, PARAMS_WHY_MAX + 64, "%s", reason);
+        return why;
+    }
+    return NULL;
+}
+
+int bank_read(const char *file, uint32_t nslots, uint32_t outputs, struct bank *out)
 {
     *out = (struct bank){0};
     int fd = open_checked(file);
@@ -138,25 +170,19 @@ int bank_read(const char *file, uint32_t nslots, struct bank *out)
         if (!id_s)
             continue; /* blank or comment */
         char *path = strtok_r(NULL, " \t\r\n", &save);
-        char *gain_s = strtok_r(NULL, " \t\r\n", &save);
-        char *extra = strtok_r(NULL, " \t\r\n", &save);
         char *end;
         const char *why = NULL;
+        char keys_why[PARAMS_WHY_MAX + 64];
         unsigned long id = strtoul(id_s, &end, 10);
-        float gain = 1.0f;
+        struct params params = {0};
         char range[64];
         snprintf(range, sizeof(range), "the id must be a slot number from 0 to %u", nslots - 1);
         if (*end || id_s[0] == '-' || id >= nslots)
             why = range;
         else if (!path)
             why = "a path must follow the id";
-        else if (extra)
-            why = "expected 'id path [gain]' (a path with spaces is not supported)";
-        else if (gain_s) {
-            gain = strtof(gain_s, &end);
-            if (*end || !isfinite(gain) || gain < 0 || gain > BANK_MAX_GAIN)
-                why = "the gain must be a number from 0 to 4";
-        }
+        else
+            why = parse_keys(&save, outputs, &params, keys_why);
         if (!why && out->entries[id].path)
             why = "this slot is already given on an earlier line";
         if (why) {
@@ -175,7 +201,7 @@ int bank_read(const char *file, uint32_t nslots, struct bank *out)
         }
         struct bank_entry *e = &out->entries[id];
         e->path = full;
-        e->gain = gain;
+        e->params = params;
         e->mtime = st.st_mtim;
     }
     free(line);
@@ -193,6 +219,6 @@ bool bank_changed(const struct bank *old, const struct bank *new, uint32_t id)
         return false;
     if (!a || !a->path)
         return true;
-    return strcmp(a->path, b->path) != 0 || a->gain != b->gain ||
-           a->mtime.tv_sec != b->mtime.tv_sec || a->mtime.tv_nsec != b->mtime.tv_nsec;
+    return strcmp(a->path, b->path) != 0 || a->mtime.tv_sec != b->mtime.tv_sec ||
+           a->mtime.tv_nsec != b->mtime.tv_nsec;
 }

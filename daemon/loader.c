@@ -31,7 +31,7 @@ struct load_task {
     bool abandoned;
 };
 
-int loader_submit(struct loader *l, uint32_t id, const char *path, float gain, uint64_t seq,
+int loader_submit(struct loader *l, uint32_t id, const char *path, uint64_t seq,
                   struct reply_ctx *reply)
 {
     char *copy = NULL;
@@ -44,14 +44,14 @@ int loader_submit(struct loader *l, uint32_t id, const char *path, float gain, u
         return -EBUSY;
     }
     l->queue[(l->head + l->count) % LOADER_QUEUE] =
-        (struct load_job){.id = id, .gain = gain, .seq = seq, .path = copy, .reply = reply};
+        (struct load_job){.id = id, .seq = seq, .path = copy, .reply = reply};
     l->count++;
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
     return 0;
 }
 
-int loader_submit_bank(struct loader *l, uint32_t id, const char *path, float gain, uint64_t seq)
+int loader_submit_bank(struct loader *l, uint32_t id, const char *path, uint64_t seq)
 {
     char *copy = NULL;
     if (path && !(copy = strdup(path)))
@@ -63,7 +63,6 @@ int loader_submit_bank(struct loader *l, uint32_t id, const char *path, float ga
         l->nbank++;
     ls->bank = true;
     ls->bank_path = copy;
-    ls->bank_gain = gain;
     ls->bank_seq = seq;
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
@@ -129,7 +128,6 @@ static enum publish_result publish_load(struct loader *l, struct load_task *t,
             if (ls->stale)
                 l->nstale--;
             ls->path = *path;
-            ls->gain = job->gain;
             ls->seq = job->seq;
             ls->loaded = true;
             ls->stale = false;
@@ -304,8 +302,10 @@ static void run_job(struct loader *l, struct load_task *t)
          * replace it and have it freed at any moment: read what we answer
          * and log first. */
         uint32_t frames = buf->frames, channels = buf->channels;
+        /* The slot's gain in the engine stays 1: gains are the pads'
+         * defaults (params.h), applied to each voice. */
         struct ctl_msg m = {
-            .type = CTL_LOAD, .id = job->id, .seq = job->seq, .buf = buf, .velocity = job->gain};
+            .type = CTL_LOAD, .id = job->id, .seq = job->seq, .buf = buf, .velocity = 1.0f};
         char *copy = strdup(job->path); /* NULL: not reloaded after a rate change */
         enum publish_result pr = publish_load(l, t, &m, &copy);
         free(copy); /* on PUBLISHED, the slot's previous path */
@@ -418,8 +418,7 @@ static bool next_job(struct loader *l, struct load_job *job)
                 continue;
             l->scan = (id + 1) % n;
             if (l->nbank > 0) {
-                *job = (struct load_job){
-                    .id = id, .gain = ls->bank_gain, .seq = ls->bank_seq, .path = ls->bank_path};
+                *job = (struct load_job){.id = id, .seq = ls->bank_seq, .path = ls->bank_path};
                 ls->bank = false;
                 ls->bank_path = NULL;
                 l->nbank--;
@@ -432,8 +431,7 @@ static bool next_job(struct loader *l, struct load_job *job)
                 log_warn("slot %u not converted to the new rate: out of memory", id);
                 break;
             }
-            *job = (struct load_job){
-                .id = id, .gain = ls->gain, .seq = ls->seq, .path = copy, .reconvert = true};
+            *job = (struct load_job){.id = id, .seq = ls->seq, .path = copy, .reconvert = true};
             return true;
         }
     }

@@ -82,7 +82,6 @@
 
 struct load_job {
     uint32_t id;
-    float gain;
     uint64_t seq;
     char *path;              /* NULL: empty the slot (a bank's entry that left) */
     struct reply_ctx *reply; /* NULL: an internal job (bank, reconversion) */
@@ -95,7 +94,6 @@ struct load_job {
  * the daemon's own work waiting for it. */
 struct loaded_slot {
     char *path;
-    float gain;
     uint64_t seq; /* newest load published or unload applied */
     bool loaded;  /* a sample was published and not unloaded since */
     bool stale;   /* loaded at a rate that is no longer the running one */
@@ -103,7 +101,6 @@ struct loaded_slot {
      * empty the slot when it is NULL. */
     bool bank;
     char *bank_path;
-    float bank_gain;
     uint64_t bank_seq;
 };
 
@@ -143,13 +140,14 @@ struct loader {
 int loader_start(struct loader *l, struct engine *e, struct replies *replies,
                  const struct loader_limits *limits, char *err, size_t errlen);
 /* Queues a client's load; on success the job owns `reply`.  -EBUSY when
- * the queue is full, -ENOMEM.  Any thread. */
-int loader_submit(struct loader *l, uint32_t id, const char *path, float gain, uint64_t seq,
+ * the queue is full, -ENOMEM.  Any thread.  A load carries no gain: gains
+ * are the slot's defaults (params.h), which a load leaves as they are. */
+int loader_submit(struct loader *l, uint32_t id, const char *path, uint64_t seq,
                   struct reply_ctx *reply);
 /* A bank's entry for slot `id`: load `path` (NULL: empty the slot).  It
  * replaces an entry of an earlier bank still waiting for the slot.  0 or
  * -ENOMEM.  Any thread. */
-int loader_submit_bank(struct loader *l, uint32_t id, const char *path, float gain, uint64_t seq);
+int loader_submit_bank(struct loader *l, uint32_t id, const char *path, uint64_t seq);
 /* Slot `id` was emptied by the request `seq` (the audio thread applied
  * it); a load requested before `seq` and not yet published will be
  * superseded.  Any thread. */

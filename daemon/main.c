@@ -35,6 +35,7 @@
 #include "notify.h"
 #include "options.h"
 #include "osc.h"
+#include "params.h"
 #include "protocol.h"
 #include "replies.h"
 #include "reply.h"
@@ -63,13 +64,6 @@ static void drain_inputs(struct engine *e, struct replies *p)
     engine_drain_inputs(e, free_reply, p);
 }
 
-/* The reply thread's hook: an unload the audio thread applied empties the
- * slot on the control side too (loader.h, "Order of loads and unloads"). */
-static void unloaded(void *loader, uint32_t id, uint64_t seq)
-{
-    loader_forget(loader, id, seq);
-}
-
 /* Everything main() owns, so the helpers below can share it. */
 struct daemon {
     struct options opt;
@@ -81,7 +75,18 @@ struct daemon {
     struct loader loader;
     struct replier replier;
     struct bank bank;
+    struct pads pads;
 };
+
+/* The reply thread's hook: an unload the audio thread applied empties the
+ * slot on the control side too (loader.h, "Order of loads and unloads"),
+ * and the slot's defaults go with it (params.h). */
+static void unloaded(void *daemon, uint32_t id, uint64_t seq)
+{
+    struct daemon *d = daemon;
+    loader_forget(&d->loader, id, seq);
+    pads_unloaded(&d->pads, id, seq);
+}
 
 static uint64_t mono_usec(void)
 {
@@ -127,7 +132,10 @@ static void wait_bank(struct daemon *d)
 }
 
 /* Loads the slots of the bank file that changed since `d->bank`, empties
- * those that left it, and returns once they are loaded (wait_bank).  At
+ * those that left it, and returns once they are loaded (wait_bank).  Every
+ * slot in the bank gets exactly its line's gain and keys as its defaults,
+ * loaded again or not (a /set since the last reading is undone); a slot
+ * that left the bank loses its defaults with its sample.  At
  * start-up d->bank is empty, so all load.  Every entry goes to the loader
  * (one per slot: loader_submit_bank), whatever the size of the bank; an
  * entry that could not be handed over is not recorded as applied, so the
@@ -136,7 +144,7 @@ static void wait_bank(struct daemon *d)
 static int apply_bank(struct daemon *d)
 {
     struct bank next = {0};
-    int bad = bank_read(d->opt.bank, d->engine.nslots, &next);
+    int bad = bank_read(d->opt.bank, d->engine.nslots, d->proto.outputs, &next);
     if (bad < 0) {
         log_error("bank %s refused: %s%s", d->opt.bank, bank_strerror(bad),
                   d->bank.entries ? "; the bank loaded before stays" : "");
@@ -147,8 +155,11 @@ static int apply_bank(struct daemon *d)
         struct bank_entry *n = &next.entries[id];
         bool had = d->bank.entries && d->bank.entries[id].path;
         uint64_t seq = atomic_fetch_add(&d->proto.load_seq, 1) + 1;
+        if (n->path)
+            pads_put(&d->pads, id, &n->params, seq);
+        /* The gain is a default, not part of the load. */
         if (bank_changed(&d->bank, &next, id)) {
-            if (loader_submit_bank(&d->loader, id, n->path, n->gain, seq) == 0) {
+            if (loader_submit_bank(&d->loader, id, n->path, seq) == 0) {
                 loads++;
             } else {
                 log_error("bank: slot %u: out of memory; not loaded", id);
@@ -156,14 +167,15 @@ static int apply_bank(struct daemon *d)
                 n->path = NULL;
             }
         } else if (had && !n->path) {
-            if (loader_submit_bank(&d->loader, id, NULL, 0, seq) == 0) {
+            if (loader_submit_bank(&d->loader, id, NULL, seq) == 0) {
+                pads_put(&d->pads, id, &(struct params){0}, seq);
                 unloads++;
             } else {
                 /* Still in the slot: keep it in the record, to empty it
                  * on the next reload. */
                 log_error("bank: slot %u: out of memory; not emptied", id);
                 n->path = d->bank.entries[id].path;
-                n->gain = d->bank.entries[id].gain;
+                n->params = d->bank.entries[id].params;
                 n->mtime = d->bank.entries[id].mtime;
                 d->bank.entries[id].path = NULL;
             }
@@ -437,7 +449,11 @@ int main(int argc, char **argv)
      * emits none for the loader's internal unloads): keep them within the
      * event ring. */
     replies_init(&d->replies, &d->osc, ENGINE_EVENT_RING);
-    protocol_init(&d->proto, &d->engine, &d->osc, &d->replies, &d->loader, &d->audio);
+    if (pads_init(&d->pads, d->engine.nslots) < 0) {
+        log_error("out of memory");
+        goto out_osc;
+    }
+    protocol_init(&d->proto, &d->engine, &d->osc, &d->replies, &d->loader, &d->audio, &d->pads);
     d->proto.latency = d->opt.latency_ms / 1000.0;
     d->proto.outputs = (uint32_t)d->opt.outputs;
     struct loader_limits limits = {
@@ -449,7 +465,7 @@ int main(int argc, char **argv)
      * memory limit, at most 64 MiB (two 60 s stereo samples at 48 kHz). */
     sample_spares_limit(limits.max_memory_bytes / 4 < MAIN_SPARE_MAX ? limits.max_memory_bytes / 4
                                                                      : MAIN_SPARE_MAX);
-    if (replier_start(&d->replier, &d->engine, &d->replies, unloaded, &d->loader) < 0) {
+    if (replier_start(&d->replier, &d->engine, &d->replies, unloaded, d) < 0) {
         log_error("cannot start the reply thread");
         goto out_threads;
     }
@@ -491,8 +507,10 @@ out_threads:
     if (d->replier.engine)
         replier_drain(&d->replier);
     drain_inputs(&d->engine, &d->replies);
-    osc_close(&d->osc);
     bank_free(&d->bank);
+    pads_destroy(&d->pads);
+out_osc:
+    osc_close(&d->osc);
 out_engine:
     engine_destroy(&d->engine);
     sample_spares_limit(0);

@@ -293,11 +293,24 @@ void osc_run(struct osc_server *s, osc_handler fn, void *user)
     }
 }
 
-int osc_send_(struct osc_server *s, const struct osc_peer *to, const char *path, const char *types,
-              ...)
+int osc_send_message(struct osc_server *s, const struct osc_peer *to, const char *path,
+                     lo_message m)
 {
     unsigned char buf[1024];
     size_t size = sizeof(buf);
+
+    if (lo_message_length(m, path) > sizeof(buf))
+        return -EMSGSIZE;
+    if (!lo_message_serialise(m, path, buf, &size))
+        return -EINVAL;
+    if (sendto(s->fd, buf, size, 0, (const struct sockaddr *)&to->addr, to->len) < 0)
+        return -errno;
+    return 0;
+}
+
+int osc_send_(struct osc_server *s, const struct osc_peer *to, const char *path, const char *types,
+              ...)
+{
     va_list ap;
     int r = 0;
 
@@ -308,14 +321,8 @@ int osc_send_(struct osc_server *s, const struct osc_peer *to, const char *path,
     if (lo_message_add_varargs(m, types, ap) < 0)
         r = -EINVAL;
     va_end(ap);
-    if (r == 0 && lo_message_length(m, path) > sizeof(buf))
-        r = -EMSGSIZE;
-    if (r == 0 && !lo_message_serialise(m, path, buf, &size))
-        r = -EINVAL;
+    if (r == 0)
+        r = osc_send_message(s, to, path, m);
     lo_message_free(m);
-    if (r < 0)
-        return r;
-    if (sendto(s->fd, buf, size, 0, (const struct sockaddr *)&to->addr, to->len) < 0)
-        return -errno;
-    return 0;
+    return r;
 }

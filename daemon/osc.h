@@ -89,6 +89,10 @@ void osc_stop(struct osc_server *s);
 int osc_dispatch_packet(const void *data, size_t len, const struct osc_peer *from, osc_handler fn,
                         void *user);
 
+/* Sends a message built by the caller (who still owns and frees it):
+ * 0 or a negative errno. */
+int osc_send_message(struct osc_server *s, const struct osc_peer *to, const char *path,
+                     lo_message m);
 /* Sends one message to `to` from the server's socket:
  * osc_send(s, to, "/done", "si", "/load", 3).  The macro appends liblo's
  * end-of-arguments marker.  Returns 0 or a negative errno. */

@@ -11,17 +11,20 @@
 
 #include "audio.h"
 #include "loader.h"
+#include "params.h"
 
 void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
-                   struct replies *replies, struct loader *loader, struct audio *audio)
+                   struct replies *replies, struct loader *loader, struct audio *audio,
+                   struct pads *pads)
 {
     memset(p, 0, sizeof(*p));
+    p->pads = pads;
+    p->outputs = 1;
     p->engine = e;
     p->osc = osc;
     p->replies = replies;
     p->loader = loader;
     p->audio = audio;
-    p->outputs = 1;
 }
 
 static void fail(struct protocol *p, const struct osc_peer *to, const char *path,
@@ -37,39 +40,11 @@ static void fail_id(struct protocol *p, const struct osc_peer *to, const char *p
 }
 
 /* Clients send numbers as they please: Pd and TouchOSC only send floats,
- * python-osc sends 1 as int, SuperCollider as written.  Accept i, h, f, d.
- * liblo's argv points into the packed message, only 4-byte aligned, so the
- * values are copied out rather than read through the 8-byte-aligned union. */
+ * python-osc sends 1 as int, SuperCollider as written.  Accept i, h, f, d
+ * (params_osc_number). */
 static bool arg_number(char type, const lo_arg *a, double *out)
 {
-    switch (type) {
-    case LO_INT32: {
-        int32_t v;
-        memcpy(&v, a, sizeof(v));
-        *out = v;
-        return true;
-    }
-    case LO_INT64: {
-        int64_t v;
-        memcpy(&v, a, sizeof(v));
-        *out = (double)v;
-        return true;
-    }
-    case LO_FLOAT: {
-        float v;
-        memcpy(&v, a, sizeof(v));
-        *out = v;
-        return true;
-    }
-    case LO_DOUBLE: {
-        double v;
-        memcpy(&v, a, sizeof(v));
-        *out = v;
-        return true;
-    }
-    default:
-        return false;
-    }
+    return params_osc_number(type, a, out);
 }
 
 /* Parses a slot id: a number, integral, in range.  Answers /fail itself and
@@ -243,22 +218,31 @@ static void handle_ping(struct protocol *p, const struct req *q)
         round_trip(p, q, (struct ctl_msg){.type = CTL_PING});
 }
 
-/* /play, /loop: id [velocity], or /play/ID [velocity]. */
+static bool is_string(char type)
+{
+    return type == LO_STRING || type == LO_SYMBOL;
+}
+
+/* /play, /loop: id [velocity] [key value]..., or /play/ID [velocity] [key
+ * value]....  The trigger's keys over the slot's defaults (params.h) go to
+ * the audio thread as they are; anything bad is refused whole. */
 static void handle_trigger(struct protocol *p, const struct req *q, uint32_t type)
 {
     uint32_t id;
-    double vel = 1.0;
     int first = q->id_in_path ? 0 : 1; /* index of the velocity argument */
 
-    if (q->argc < first || q->argc > first + 1) {
-        fail(p, q->from, q->path, q->id_in_path ? "expects [velocity]" : "expects id [velocity]");
+    if (q->argc < first) {
+        fail(p, q->from, q->path, "expects id [velocity] [key value]...");
         return;
     }
     if (q->id_in_path)
         id = q->path_id;
     else if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
         return;
-    if (q->argc > first) {
+    struct params given = {0};
+    int keys = first;
+    if (q->argc > first && !is_string(q->types[first])) {
+        double vel;
         if (!arg_number(q->types[first], q->argv[first], &vel)) {
             fail_id(p, q->from, q->path, "velocity must be a number", (int32_t)id);
             return;
@@ -267,12 +251,68 @@ static void handle_trigger(struct protocol *p, const struct req *q, uint32_t typ
             fail_id(p, q->from, q->path, "velocity must be finite", (int32_t)id);
             return;
         }
-        vel = vel < 0 ? 0 : vel > 1 ? 1 : vel;
-        /* A pad's release sends 0: it must not start (or steal) anything. */
-        if (vel == 0)
-            return;
+        given.has_velocity = true;
+        given.velocity = (float)(vel < 0 ? 0 : vel > 1 ? 1 : vel);
+        keys++;
     }
-    push_cmd(p, q, (struct ctl_msg){.type = type, .id = id, .velocity = (float)vel});
+    char why[PARAMS_WHY_MAX];
+    struct params play;
+    if (params_parse_osc(&given, q->argc - keys, q->types + keys, q->argv + keys, p->outputs, why) <
+        0) {
+        fail_id(p, q->from, q->path, why, (int32_t)id);
+        return;
+    }
+    pads_get(p->pads, id, &play);
+    params_merge(&play, &play, &given);
+    if (params_check(&play, why) < 0) {
+        fail_id(p, q->from, q->path, why, (int32_t)id);
+        return;
+    }
+    float vel = play.has_velocity ? play.velocity : 1.0f;
+    /* A pad's release sends 0: it must not start (or steal) anything. */
+    if (vel == 0)
+        return;
+    push_cmd(p, q, (struct ctl_msg){.type = type, .id = id, .velocity = vel, .play = play.play});
+}
+
+/* /set id [key value]...: the slot's defaults, unanswered unless refused
+ * (then nothing changes); no keys: the slot has none any more. */
+static void handle_set(struct protocol *p, const struct req *q)
+{
+    uint32_t id;
+    if (q->argc < 1) {
+        fail(p, q->from, q->path, "expects id [key value]...");
+        return;
+    }
+    if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
+        return;
+    /* Ordered with loads and unloads: an /unload requested before this
+     * and applied after it leaves it (params.h). */
+    uint64_t seq = atomic_fetch_add(&p->load_seq, 1) + 1;
+    if (q->argc == 1) {
+        pads_put(p->pads, id, &(struct params){0}, seq);
+        return;
+    }
+    struct params changes = {0};
+    char why[PARAMS_WHY_MAX];
+    if (params_parse_osc(&changes, q->argc - 1, q->types + 1, q->argv + 1, p->outputs, why) < 0 ||
+        pads_update(p->pads, id, &changes, seq, why) < 0)
+        fail_id(p, q->from, q->path, why, (int32_t)id);
+}
+
+/* /get id: the slot's defaults, at once. */
+static void handle_get(struct protocol *p, const struct req *q)
+{
+    uint32_t id;
+    if (q->argc != 1) {
+        fail(p, q->from, q->path, "expects id");
+        return;
+    }
+    if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
+        return;
+    struct params d;
+    pads_get(p->pads, id, &d);
+    reply_get(p->replies, q->from, id, &d);
 }
 
 /* /stop: everything, answered.  /stop id and /stop/ID [value]: one slot,
@@ -362,7 +402,7 @@ static void handle_load(struct protocol *p, const struct req *q)
     }
     /* The order of requests decides which load of a slot wins, whatever
      * order the decodes finish in. */
-    int err = loader_submit(p->loader, id, file, 1.0f, atomic_fetch_add(&p->load_seq, 1) + 1, r);
+    int err = loader_submit(p->loader, id, file, atomic_fetch_add(&p->load_seq, 1) + 1, r);
     if (err < 0) {
         reply_ctx_free(p->replies, r);
         atomic_fetch_add(&p->refused, 1);
@@ -522,6 +562,10 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
         handle_load(p, &q);
     else if (strcmp(path, "/unload") == 0)
         handle_unload(p, &q);
+    else if (strcmp(path, "/set") == 0)
+        handle_set(p, &q);
+    else if (strcmp(path, "/get") == 0)
+        handle_get(p, &q);
     else if (strcmp(path, "/status") == 0)
         handle_status(p, &q);
     else if (strcmp(path, "/version") == 0)

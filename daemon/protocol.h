@@ -2,7 +2,9 @@
  *
  * protocol_handle() runs on the OSC thread for every message received.  It
  * never does slow work itself: a /load goes to the loader's queue, /play,
- * /ping and /stop go to the audio thread's command ring.  Replies that can
+ * /ping and /stop go to the audio thread's command ring; /set and /get read
+ * and write the slots' defaults (params.h), which a trigger's keys are
+ * merged over before it goes to the ring.  Replies that can
  * only be given later carry a reply_ctx through the queue or the rings;
  * whoever sends the reply frees it (replies.h owns the contexts, their
  * budget and every reply format).  Owns the requests' validation, their
@@ -33,6 +35,7 @@
 
 struct loader;
 struct audio;
+struct pads;
 
 /* Requests due further ahead than this (s) are "future". */
 #define PROTOCOL_NEAR_S 2.0
@@ -60,17 +63,20 @@ struct protocol {
     struct replies *replies;
     struct loader *loader;
     struct audio *audio;
-    _Atomic uint64_t load_seq; /* orders loads and unloads: newer wins */
+    struct pads *pads;         /* each slot's defaults (/set, /get, the bank) */
+    uint32_t outputs;          /* output pairs (--outputs): `out` must be below */
+    _Atomic uint64_t load_seq; /* orders loads, unloads and /set: newer wins */
     _Atomic uint64_t refused;  /* requests answered "busy" */
     double latency;            /* --latency, s: plain messages start this long after arrival */
-    uint32_t outputs;          /* --outputs: stereo output pairs; `out` must be below */
     /* Future requests accepted and not yet due; OSC thread only. */
     struct protocol_future future[PROTOCOL_FUTURE_MAX];
     uint32_t nfuture;
 };
 
+/* `outputs` starts at 1; main sets it from --outputs. */
 void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
-                   struct replies *replies, struct loader *loader, struct audio *audio);
+                   struct replies *replies, struct loader *loader, struct audio *audio,
+                   struct pads *pads);
 
 /* Timetags further ahead than this are refused: frame times wrap at 2^32. */
 #define PROTOCOL_MAX_AHEAD_S 3600.0

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "params.h"
+
 void replies_init(struct replies *rs, struct osc_server *osc, uint32_t max)
 {
     memset(rs, 0, sizeof(*rs));
@@ -95,6 +97,25 @@ void reply_status(struct replies *rs, const struct osc_peer *to, const struct re
     osc_send(rs->osc, to, "/status.reply", "iiiiiffiihs", s->voices, s->slots, s->xruns, s->late,
              s->refused, (double)s->dsp_avg, (double)s->dsp_peak, s->rate, s->period,
              s->sample_bytes, s->state);
+}
+
+void reply_get(struct replies *rs, const struct osc_peer *to, uint32_t id, const struct params *p)
+{
+    lo_message m = lo_message_new();
+    if (!m)
+        return;
+    int err = lo_message_add_int32(m, (int32_t)id);
+    const char *name;
+    double v;
+    bool whole;
+    for (unsigned i = 0; err == 0 && params_next(p, &i, &name, &v, &whole);) {
+        err = lo_message_add_string(m, name);
+        if (err == 0)
+            err = whole ? lo_message_add_int32(m, (int32_t)v) : lo_message_add_float(m, (float)v);
+    }
+    if (err == 0)
+        osc_send_message(rs->osc, to, "/get.reply", m);
+    lo_message_free(m);
 }
 
 void reply_pong(struct replies *rs, struct reply_ctx *r)

@@ -5,7 +5,8 @@
  * request carries when its reply can only be given later (/pong after the
  * audio thread saw the ping, /done /load once the loader has published the
  * sample): through the loader's queue or the engine's rings to whoever
- * answers.  Depends only on the OSC socket (osc.h).
+ * answers.  Depends only on the OSC socket (osc.h) and, for /get.reply,
+ * on params.h's keys.
  *
  * Budget.  Every live reply_ctx is counted, and the count is capped at
  * `max` (replies_init): the daemon passes the event ring's capacity.  The
@@ -73,6 +74,10 @@ struct reply_status {
     const char *state;
 };
 void reply_status(struct replies *rs, const struct osc_peer *to, const struct reply_status *s);
+/* /get.reply ID KEY VALUE ...: the keys set in `p` (params.h's order),
+ * values as floats but cut and out as int32. */
+struct params;
+void reply_get(struct replies *rs, const struct osc_peer *to, uint32_t id, const struct params *p);
 
 /* ---- replies to a reply_ctx, which they free ---- */
 

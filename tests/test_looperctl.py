@@ -76,6 +76,43 @@ class LooperctlEndToEnd(DaemonCase):
         self.assertExit(self.ctl("stop"), 0)
         self.assertExit(self.ctl("unload", 6), 0)
 
+    def test_play_with_keys_set_and_get(self):
+        self.assertExit(self.ctl("load", 7, self.wav), 0)
+        p = self.ctl("play", 7, 0.5, "rate=1", "pan=0", "cut=3")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "slot 7: play sent (velocity 0.5, rate=1 pan=0 cut=3)")
+        p = self.ctl("loop", 7, "gain=1")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "slot 7: loop sent (the slot's velocity, gain=1)")
+        self.assertExit(self.ctl("stop", 7), 0)
+        # set, then get prints the keys as set takes them.
+        p = self.ctl("set", 7, "gain=0.5", "cut=-2", "velocity=0.25", "rate=-1.5")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "slot 7: defaults set")
+        p = self.ctl("get", 7)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "slot 7: velocity=0.25 rate=-1.5 gain=0.5 cut=-2")
+        p = self.ctl("set", 7)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "slot 7: defaults cleared")
+        self.assertEqual(self.ctl("get", 7).stdout.strip(), "slot 7: no defaults")
+        self.assertExit(self.ctl("unload", 7), 0)
+
+    def test_bad_keys_exit_1_with_the_daemons_reason(self):
+        for args, why in ((("play", 0, "pitch=2"), "play failed: unknown key"),
+                          (("play", 0, 0.5, "rate=0"), "play failed: bad value for rate"),
+                          (("loop", 0, "cut=1.5"), "loop failed: bad value for cut"),
+                          (("set", 0, "out=1"), "set failed: bad value for out"),
+                          (("set", 0, "begin=0.5", "end=0.25"),
+                           "set failed: begin must be less than end"),
+                          (("get", 99), "get failed: id out of range (0..31)")):
+            with self.subTest(args=args):
+                p = self.ctl(*args)
+                self.assertExit(p, 1)
+                self.assertEqual(p.stderr.strip(), "looperctl: " + why)
+                self.assertEqual(p.stdout, "")
+        self.assertEqual(self.ctl("get", 0).stdout.strip(), "slot 0: no defaults")
+
     def test_status_table(self):
         p = self.ctl("status")
         self.assertExit(p, 0)
@@ -110,7 +147,10 @@ class LooperctlEndToEnd(DaemonCase):
 
     def test_usage_errors_exit_2(self):
         for args in ([], ["frobnicate"], ["play"], ["play", "x"], ["load", "1"],
-                     ["play", "1", "loud"], ["--timeout", "-1", "ping"], ["--port", "0", "ping"]):
+                     ["play", "1", "loud"], ["--timeout", "-1", "ping"], ["--port", "0", "ping"],
+                     ["play", "1", "0.5", "rate"], ["play", "1", "rate=fast"],
+                     ["play", "1", "=2"], ["set", "1", "gain="], ["set"], ["get"],
+                     ["get", "1", "2"], ["set", "x", "gain=1"]):
             with self.subTest(args=args):
                 p = subprocess.run([looperctl_bin(), *args], capture_output=True, text=True,
                                    timeout=10)

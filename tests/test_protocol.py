@@ -241,6 +241,14 @@ class DaemonCase(unittest.TestCase):
         self.retry(check)
         self.assertEqual(self.osc.request("/ping", expect=("/pong",)), ("/pong", []))
 
+    def get(self, slot):
+        return self.osc.request("/get", slot, expect=("/get.reply", "/fail"))
+
+    def assert_unanswered(self, address, *args):
+        """A good /set (or trigger) gets no reply: the next reply is /pong."""
+        self.osc.send(address, *args)
+        self.assertEqual(self.osc.request("/ping"), ("/pong", []))
+
     def expect_fail(self, address, *args, reply, timeout=2.0):
         """Sends address args; the first reply must be exactly /fail reply."""
         got = self.osc.request(address, *args, timeout=timeout)
@@ -271,13 +279,13 @@ class BadInputs(DaemonCase):
 
     def test_wrong_argument_count(self):
         def action():
-            self.expect_fail("/play", reply=("/play", "expects id [velocity]"))
-            self.expect_fail("/play", 0, 0.5, 1, reply=("/play", "expects id [velocity]"))
-            self.expect_fail("/loop", reply=("/loop", "expects id [velocity]"))
+            self.expect_fail("/play", reply=("/play", "expects id [velocity] [key value]..."))
+            self.expect_fail("/play", 0, 0.5, 1, reply=("/play", "a key must be a string", 0))
+            self.expect_fail("/loop", reply=("/loop", "expects id [velocity] [key value]..."))
             self.expect_fail("/load", 3, reply=("/load", "expects id path"))
             self.expect_fail("/unload", reply=("/unload", "expects id"))
             self.expect_fail("/stop", 1, 2, reply=("/stop", "expects [id]"))
-            self.expect_fail("/play/0", 1, 1, reply=("/play/0", "expects [velocity]"))
+            self.expect_fail("/play/0", 1, 1, reply=("/play/0", "a key must be a string", 0))
             self.expect_fail("/stop/0", 1, 1, reply=("/stop/0", "expects [value]"))
             for a in ("/ping", "/status", "/version", "/quit"):
                 self.expect_fail(a, 1, reply=(a, "takes no arguments"))
@@ -288,7 +296,9 @@ class BadInputs(DaemonCase):
             self.expect_fail("/play", "x", reply=("/play", "id must be a number"))
             self.expect_fail("/play", True, reply=("/play", "id must be a number"))
             self.expect_fail("/loop", b"\1", reply=("/loop", "id must be a number"))
-            self.expect_fail("/play", SHOT_SLOT, "loud",
+            # After the id, a string is a key: "loud" is not one.
+            self.expect_fail("/play", SHOT_SLOT, "loud", reply=("/play", "unknown key", SHOT_SLOT))
+            self.expect_fail("/play", SHOT_SLOT, b"\1",
                              reply=("/play", "velocity must be a number", SHOT_SLOT))
             self.expect_fail("/load", 3, 5, reply=("/load", "path must be a string", 3))
             self.expect_fail("/load", 3, "", reply=("/load", "empty path", 3))
@@ -1020,6 +1030,323 @@ class Messages(DaemonCase):
         while self.status()["late"] == late0 and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertEqual(self.status()["late"], late0 + 1)
+
+
+# ===========================================================================
+# keys: /play and /loop keys, /set and /get (issue 16)
+
+KEY_SLOT = 5        # the one-shot again, in a slot of these tests' own
+EMPTY_SLOT = 9      # never loaded
+
+
+class Keys(DaemonCase):
+    """The keys of triggers and /set: every bad one refused with its /fail
+    and nothing started; /set, /get and what defaults do to a trigger.
+    (How each key sounds is the mixer's, tested with it; the velocity and
+    what reaches /get are the control side's, tested here.)"""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        r = cls.osc.request("/load", KEY_SLOT, cls.shot_path, expect=("/done", "/fail"),
+                            timeout=10)
+        assert r == ("/done", ["/load", KEY_SLOT, SHOT_FRAMES, 2]), r
+
+    def setUp(self):
+        super().setUp()
+        for slot in (KEY_SLOT, SHOT_SLOT, LOOP_SLOT, EMPTY_SLOT):
+            self.osc.send("/set", slot)
+        self.assertEqual(self.osc.request("/ping"), ("/pong", []))
+
+    def test_bad_keys_and_values(self):
+        P = "/play"
+        cases = [
+            ((P, SHOT_SLOT, "pitch", 2.0), ("unknown key", SHOT_SLOT)),
+            ((P, SHOT_SLOT, 0.5, "Rate", 2.0), ("unknown key", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "rate"), ("missing value for rate", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "rate", 2.0, "pan"), ("missing value for pan", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "rate", "fast"), ("bad value for rate", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "rate", b"\1"), ("bad value for rate", SHOT_SLOT)),
+            ((P, SHOT_SLOT, 0.5, 1, 2), ("a key must be a string", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "gain", 1.0, 3, 4), ("a key must be a string", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "rate", 0), ("bad value for rate", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "rate", ("d", 1 / 32)), ("bad value for rate", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "rate", ("h", 17)), ("bad value for rate", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "rate", -17.0), ("bad value for rate", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "begin", -0.1), ("bad value for begin", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "begin", 1.0), ("begin must be less than end", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "end", 1.5), ("bad value for end", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "begin", 0.5, "end", 0.25),
+             ("begin must be less than end", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "pan", 1.5), ("bad value for pan", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "pan", ("f", math.nan)), ("bad value for pan", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "gain", 4.5), ("bad value for gain", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "gain", ("d", math.inf)), ("bad value for gain", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "attack", -1.0), ("bad value for attack", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "release", 61), ("bad value for release", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "sustain", -0.5), ("bad value for sustain", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "cut", 1.5), ("bad value for cut", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "cut", ("f", math.nan)), ("bad value for cut", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "out", 1), ("bad value for out", SHOT_SLOT)),  # 1 pair
+            ((P, SHOT_SLOT, "out", -1), ("bad value for out", SHOT_SLOT)),
+            ((P, SHOT_SLOT, "velocity", 2.0), ("bad value for velocity", SHOT_SLOT)),
+            # A good key before a bad one does not make it half good.
+            ((P, SHOT_SLOT, 0.5, "gain", 0.5, "pan", 7.0), ("bad value for pan", SHOT_SLOT)),
+            (("/play/0", 0.5, "pitch", 1.0), ("unknown key", 0)),
+            (("/play/0", "cut", 0.25), ("bad value for cut", 0)),
+            # /loop of the slot that loops: a bad key must not restart it.
+            (("/loop", LOOP_SLOT, VEL, "rate", 0.0), ("bad value for rate", LOOP_SLOT)),
+            (("/loop/1", VEL, "out", 3), ("bad value for out", LOOP_SLOT)),
+            # Velocity 0 with a bad key: still refused, still nothing.
+            ((P, SHOT_SLOT, 0, "pitch", 1.0), ("unknown key", SHOT_SLOT)),
+        ]
+
+        def action():
+            for args, reply in cases:
+                with self.subTest(args=args):
+                    self.expect_fail(*args, reply=(args[0],) + reply)
+            # Only the loop sounds: nothing started, nothing stolen.
+            self.assertEqual(self.status()["voices"], 1)
+        self.assert_still_healthy(action)
+
+    def test_bad_set_changes_nothing(self):
+        self.assert_unanswered("/set", KEY_SLOT, "gain", 0.5, "cut", 3)
+        before = self.get(KEY_SLOT)
+        self.assertEqual(before, ("/get.reply", [KEY_SLOT, "gain", 0.5, "cut", 3]))
+        cases = [
+            (("/set", KEY_SLOT, "gain", 0.25, "cut", 1.5), ("bad value for cut", KEY_SLOT)),
+            (("/set", KEY_SLOT, "gain", 0.25, "pitch", 1), ("unknown key", KEY_SLOT)),
+            (("/set", KEY_SLOT, "gain"), ("missing value for gain", KEY_SLOT)),
+            (("/set", KEY_SLOT, "gain", 0.25, 7), ("a key must be a string", KEY_SLOT)),
+            (("/set", KEY_SLOT, "velocity", ("f", math.nan)),
+             ("bad value for velocity", KEY_SLOT)),
+            (("/set", KEY_SLOT, "out", 1), ("bad value for out", KEY_SLOT)),
+            # begin < end is checked on what the slot would hold.
+            (("/set", KEY_SLOT, "end", 0.5, "begin", 0.75),
+             ("begin must be less than end", KEY_SLOT)),
+            (("/set",), ("expects id [key value]...",)),
+            (("/set", SLOTS, "gain", 1.0), (RANGE, SLOTS)),
+            (("/set", "x"), ("id must be a number",)),
+            (("/get",), ("expects id",)),
+            (("/get", 1, 2), ("expects id",)),
+            (("/get", 0.5), ("id must be a whole number",)),
+        ]
+
+        def action():
+            for args, reply in cases:
+                with self.subTest(args=args):
+                    self.expect_fail(*args, reply=(args[0],) + reply)
+        self.assert_still_healthy(action)
+        self.assertEqual(self.get(KEY_SLOT), before)
+
+    def test_set_then_get(self):
+        self.assertEqual(self.get(KEY_SLOT), ("/get.reply", [KEY_SLOT]))
+        # Every key, as any number type; /get lists them in its order,
+        # floats but cut and out as int32.
+        self.assert_unanswered("/set", KEY_SLOT, "out", ("f", 0.0), "cut", ("d", -2.0),
+                               "sustain", ("h", 2), "release", 0.5, "attack", 0.25,
+                               "gain", 2, "pan", -0.5, "end", 0.75, "begin", 0.25,
+                               "rate", -1.5, "velocity", 0.5)
+        self.osc.send("/get", KEY_SLOT)
+        raw = self.osc.recv_raw()
+        tags = raw[raw.index(b",", 12):].split(b"\0")[0].decode()
+        self.assertEqual(tags, ",i" + "sf" * 9 + "si" * 2)
+        self.assertEqual(decode_message(raw), ("/get.reply", [
+            KEY_SLOT, "velocity", 0.5, "rate", -1.5, "begin", 0.25, "end", 0.75,
+            "pan", -0.5, "gain", 2.0, "attack", 0.25, "release", 0.5, "sustain", 2.0,
+            "cut", -2, "out", 0]))
+        # A later /set changes what it names and keeps the rest; the last of
+        # a key given twice wins.
+        self.assert_unanswered("/set", KEY_SLOT, "gain", 0.5, "gain", 0.25)
+        self.assertEqual(self.get(KEY_SLOT)[1][11:13], ["gain", 0.25])
+        # /set id: no defaults any more.
+        self.assert_unanswered("/set", KEY_SLOT)
+        self.assertEqual(self.get(KEY_SLOT), ("/get.reply", [KEY_SLOT]))
+        # An empty slot has defaults too (they belong to the pad), and a
+        # trigger of it still does nothing.
+        self.assert_unanswered("/set", EMPTY_SLOT, "velocity", 0.5)
+        self.assertEqual(self.get(EMPTY_SLOT), ("/get.reply", [EMPTY_SLOT, "velocity", 0.5]))
+        self.assert_unanswered("/play", EMPTY_SLOT, "rate", 2.0)
+
+    def test_default_velocity_and_trigger_override(self):
+        """/set's velocity is the trigger's when it gives none; a trigger's
+        own velocity (or velocity key) wins; a default of 0 makes a pad's
+        plain triggers start nothing."""
+        self.assert_unanswered("/set", KEY_SLOT, "velocity", 0.25, "gain", 1.0)
+
+        def check(attempt):
+            _, right = self.record(lambda: self.osc.send("/play", KEY_SLOT), settle=0.2)
+            self.assert_shot(right, gain=0.25)
+            _, right = self.record(lambda: self.osc.send("/play/5"), settle=0.2)
+            self.assert_shot(right, gain=0.25)
+            _, right = self.record(lambda: self.osc.send("/play", KEY_SLOT, VEL), settle=0.2)
+            self.assert_shot(right, gain=VEL)
+            _, right = self.record(
+                lambda: self.osc.send("/play", KEY_SLOT, "velocity", 0.125), settle=0.2)
+            self.assert_shot(right, gain=0.125)
+        self.retry(check)
+        self.assert_unanswered("/set", KEY_SLOT, "velocity", 0)
+
+        def silent(attempt):
+            left, right = self.record(lambda: self.osc.send("/play", KEY_SLOT), settle=0.2)
+            self.assert_loop_continues(left)
+            self.assertTrue(all(v == 0.0 for v in right), "a default velocity 0 played")
+        self.retry(silent)
+
+    def test_default_gain_and_trigger_override_sound(self):
+        """A slot's `gain` default scales its voices, and a trigger's own
+        `gain` replaces it for that voice (the mixer's gain: velocity times
+        gain; powers of two, so the recording is exact)."""
+        self.assert_unanswered("/set", KEY_SLOT, "gain", 0.5)
+
+        def check(attempt):
+            _, right = self.record(lambda: self.osc.send("/play", KEY_SLOT, VEL), settle=0.2)
+            self.assert_shot(right, gain=VEL * 0.5)
+            _, right = self.record(lambda: self.osc.send("/play", KEY_SLOT, VEL, "gain", 1),
+                                   settle=0.2)
+            self.assert_shot(right, gain=VEL)
+            _, right = self.record(lambda: self.osc.send("/play", KEY_SLOT, VEL, "gain", 2.0),
+                                   settle=0.2)
+            self.assert_shot(right, gain=VEL * 2)
+        self.retry(check)
+
+    def test_trigger_with_keys_plays(self):
+        """Good keys at their defaults' values play the sample as a plain
+        trigger does, sample-exact (rate 1, the whole sample, centre, gain
+        1, no envelope, no group, the first pair)."""
+        def check(attempt):
+            _, right = self.record(lambda: self.osc.send(
+                "/play", KEY_SLOT, VEL, "rate", 1, "begin", 0.0, "end", ("d", 1.0),
+                "pan", 0.0, "gain", ("h", 1), "attack", 0, "release", 0, "cut", 0,
+                "out", 0), settle=0.2)
+            self.assert_shot(right, gain=VEL)
+        self.retry(check)
+
+    def test_load_keeps_defaults_unload_clears_them(self):
+        self.assert_unanswered("/set", KEY_SLOT, "velocity", 0.25, "cut", 4)
+        want = ("/get.reply", [KEY_SLOT, "velocity", 0.25, "cut", 4])
+        self.assertEqual(self.load(KEY_SLOT, self.shot_path),
+                         ("/done", ["/load", KEY_SLOT, SHOT_FRAMES, 2]))
+        self.assertEqual(self.get(KEY_SLOT), want)
+
+        def check(attempt):
+            _, right = self.record(lambda: self.osc.send("/play", KEY_SLOT), settle=0.2)
+            self.assert_shot(right, gain=0.25)
+        self.retry(check)
+        self.assertEqual(self.osc.request("/unload", KEY_SLOT, expect=("/done", "/fail")),
+                         ("/done", ["/unload", KEY_SLOT]))
+        self.assertEqual(self.get(KEY_SLOT), ("/get.reply", [KEY_SLOT]))
+        # A /set right behind an /unload is newer: the unload, applied at
+        # the next period, does not clear it.
+        self.osc.send("/unload", KEY_SLOT)
+        self.osc.send("/set", KEY_SLOT, "gain", 0.5)
+        self.assertEqual(self.osc.recv(), ("/done", ["/unload", KEY_SLOT]))
+        self.assertEqual(self.get(KEY_SLOT), ("/get.reply", [KEY_SLOT, "gain", 0.5]))
+        self.assert_unanswered("/set", KEY_SLOT)
+        # A refused /unload (bad id) clears nothing.
+        self.assert_unanswered("/set", SHOT_SLOT, "cut", 2)
+        self.expect_fail("/unload", SLOTS, reply=("/unload", RANGE, SLOTS))
+        self.assertEqual(self.get(SHOT_SLOT), ("/get.reply", [SHOT_SLOT, "cut", 2]))
+        self.assertEqual(self.load(KEY_SLOT, self.shot_path),
+                         ("/done", ["/load", KEY_SLOT, SHOT_FRAMES, 2]))
+        self.assertEqual(self.get(KEY_SLOT), ("/get.reply", [KEY_SLOT]))
+
+
+class KeysTwoOutputs(DaemonCase):
+    """`out` is checked against the daemon's output pairs (--outputs)."""
+
+    EXTRA_ARGS = ["--outputs", "2"]
+
+    def test_out_below_the_number_of_pairs(self):
+        self.assert_unanswered("/set", SHOT_SLOT, "out", 1)
+        self.assertEqual(self.get(SHOT_SLOT), ("/get.reply", [SHOT_SLOT, "out", 1]))
+        self.expect_fail("/set", SHOT_SLOT, "out", 2,
+                         reply=("/set", "bad value for out", SHOT_SLOT))
+        self.expect_fail("/play", SHOT_SLOT, "out", 2,
+                         reply=("/play", "bad value for out", SHOT_SLOT))
+        self.assert_unanswered("/set", SHOT_SLOT)
+
+
+class BankKeys(unittest.TestCase):
+    """A bank line's gain and keys are its slot's defaults: they apply at
+    start-up, and on SIGHUP a line whose file is unchanged gets its new gain
+    and keys without a reload, exactly its line's (a /set since is undone)."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="looperd-bankkeys-")
+        self.addCleanup(self.tmp.cleanup)
+        _, self.shot = write_fixtures(self.tmp.name)
+        self.bank = os.path.join(self.tmp.name, "bank.txt")
+        self.jack = JackServer(rate=RATE, period=PERIOD)
+        self.addCleanup(self.jack.close)
+
+    def write_bank(self, text):
+        with open(self.bank, "w") as f:
+            f.write(text)
+
+    def get(self, osc, slot):
+        return osc.request("/get", slot, expect="/get.reply")[1]
+
+    def play_gain(self, d, osc, slot):
+        """The gain the one-shot of `slot` plays at (recorded, exact)."""
+        for attempt in range(TAKES):
+            rec = Recorder(self.jack, d.outputs, seconds=5)
+            try:
+                osc.send("/play", slot)
+                time.sleep(0.3)
+            finally:
+                samples, meta = rec.stop()
+            _, right = deinterleave(samples)
+            onset = find_onset(right, 0, channels=1)
+            if onset is not None and onset + SHOT_FRAMES <= len(right) and not meta["gaps"]:
+                break
+            pause_before_retake(attempt + 1, d.port)
+        self.assertIsNotNone(onset, "nothing played")
+        got = list(right[onset:onset + SHOT_FRAMES])
+        gain = got[0] / (SHOT_R[0] / 32768.0)
+        self.assertEqual(got, [v / 32768.0 * gain for v in SHOT_R], "not the sample, scaled")
+        return gain
+
+    def test_bank_keys_apply_and_sighup_changes_them_without_a_reload(self):
+        self.write_bank("0 shot.wav 0.5 pan=-1 cut=2\n"
+                        "1 shot.wav velocity=0.5\n"
+                        "2 shot.wav\n"
+                        "3 shot.wav pitch=2\n"              # bad: unknown key
+                        "4 shot.wav begin=0.5 end=0.5\n")   # bad: begin >= end
+        with Daemon(self.jack, extra_args=["--bank", self.bank]) as d, \
+                OscClient(d.port) as osc:
+            log = d.log()
+            self.assertIn("bank.txt:4: unknown key in 'pitch=2'; line skipped", log)
+            self.assertIn("bank.txt:5: begin must be less than end; line skipped", log)
+            self.assertEqual(osc.request("/status", expect="/status.reply")[1][1], 3)
+            self.assertEqual(self.get(osc, 0), [0, "pan", -1.0, "gain", 0.5, "cut", 2])
+            self.assertEqual(self.get(osc, 1), [1, "velocity", 0.5])
+            self.assertEqual(self.get(osc, 2), [2])
+            self.assertEqual(self.get(osc, 3), [3])
+            self.assertEqual(self.play_gain(d, osc, 1), 0.5)
+            # A /set after the bank was read wins until the next SIGHUP.
+            osc.send("/set", 1, "velocity", 0.25)
+            osc.send("/set", 2, "gain", 2.0)
+            self.assertEqual(self.get(osc, 1), [1, "velocity", 0.25])
+            self.assertEqual(self.play_gain(d, osc, 1), 0.25)
+
+            # The same files, other gains and keys; slot 2 leaves the bank.
+            self.write_bank("0 shot.wav 0.25\n"
+                            "1 shot.wav velocity=0.125\n")
+            os.kill(d.proc.pid, signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and d.log().count("slots to load") < 2:
+                time.sleep(0.05)
+            log = d.log()
+            self.assertIn("0 slots to load, 1 to empty", log)
+            for slot in (0, 1):
+                self.assertEqual(log.count(f"loaded {slot} "), 1, f"slot {slot} loaded again")
+            self.assertEqual(self.get(osc, 0), [0, "gain", 0.25])      # pan, cut gone
+            self.assertEqual(self.get(osc, 1), [1, "velocity", 0.125])  # the /set undone
+            self.assertEqual(self.get(osc, 2), [2])                     # left the bank
+            self.assertEqual(osc.request("/status", expect="/status.reply")[1][1], 2)
+            self.assertEqual(self.play_gain(d, osc, 1), 0.125)
+            self.assertEqual(d.stop(), 0)
 
 
 class Quit(unittest.TestCase):

@@ -14,10 +14,13 @@
  *   (lo_message_serialise / lo_message_deserialise) but we own the socket
  *   and wait with poll(), so the timeout is exact and nothing runs in a
  *   background thread.
- * - /play, /loop and /stop ID have no reply by design.  To still tell the
- *   user whether the request was accepted we send /ping right after it: the
- *   daemon handles datagrams in order on one thread, so a /fail for bad
+ * - /play, /loop, /set and /stop ID have no reply by design.  To still tell
+ *   the user whether the request was accepted we send /ping right after it:
+ *   the daemon handles datagrams in order on one thread, so a /fail for bad
  *   arguments is sent before the /pong.  /fail -> exit 1, /pong -> exit 0.
+ * - KEY=VALUE arguments (play, loop, set) are only split and read as
+ *   numbers here; which keys exist and their ranges are the daemon's to
+ *   check (docs/protocol.md), so a bad key gets the daemon's own reason.
  * - `load` with a relative path: the daemon's working directory is not ours
  *   (under systemd it is /), so the path is made absolute against our cwd
  *   before it is sent.
@@ -93,8 +96,16 @@ static void usage(FILE *f)
             "  load ID PATH         load an audio file into slot ID; a relative PATH is\n"
             "                       made absolute against the current directory first\n"
             "                       (the daemon's working directory is not yours)\n"
-            "  play ID [VEL]        start a one-shot voice of slot ID (velocity 0..1)\n"
-            "  loop ID [VEL]        start a looping voice of slot ID\n"
+            "  play ID [VEL] [KEY=VALUE]...\n"
+            "                       start a one-shot voice of slot ID (velocity 0..1);\n"
+            "                       keys: rate begin end pan gain attack release\n"
+            "                       sustain cut out velocity (docs/protocol.md)\n"
+            "  loop ID [VEL] [KEY=VALUE]...\n"
+            "                       start a looping voice of slot ID\n"
+            "  set ID [KEY=VALUE]...\n"
+            "                       set slot ID's defaults for those keys; no keys:\n"
+            "                       clear them\n"
+            "  get ID               print slot ID's defaults as KEY=VALUE\n"
             "  stop [ID]            fade out every voice, or those of slot ID\n"
             "  unload ID            empty slot ID\n"
             "  status               voices, slots, xruns, DSP load, memory\n"
@@ -143,6 +154,37 @@ static int parse_velocity(const char *text, float *vel)
         return -EINVAL;
     }
     *vel = v;
+    return 0;
+}
+
+/* One KEY=VALUE argument, added to `m` as a string and a number: an int32
+ * when VALUE is a whole number that fits, else a double. */
+static int add_key(lo_message m, const char *text)
+{
+    const char *eq = strchr(text, '=');
+    if (!eq || eq == text || !eq[1]) {
+        fprintf(stderr, "looperctl: expected KEY=VALUE, not '%s'\n", text);
+        return -EINVAL;
+    }
+    char *end;
+    errno = 0;
+    long i = strtol(eq + 1, &end, 10);
+    bool whole = !*end && errno == 0 && i >= INT32_MIN && i <= INT32_MAX;
+    errno = 0;
+    double v = strtod(eq + 1, &end);
+    if (*end || errno) {
+        fprintf(stderr, "looperctl: the value of '%s' must be a number\n", text);
+        return -EINVAL;
+    }
+    char *key = strndup(text, (size_t)(eq - text));
+    int err = key ? lo_message_add_string(m, key) : -1;
+    free(key);
+    if (err == 0)
+        err = whole ? lo_message_add_int32(m, (int32_t)i) : lo_message_add_double(m, v);
+    if (err < 0) {
+        fprintf(stderr, "looperctl: out of memory\n");
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -623,29 +665,125 @@ static int cmd_load(struct cmd_ctx *k)
     return EXIT_OK;
 }
 
-/* /play, /loop, /stop ID: no answer by design; a /ping behind it tells. */
-static int unanswered_then_ping(struct cmd_ctx *k, const char *cmd, const char *path, int32_t id,
-                                const float *vel)
+/* /play, /loop, /set, /stop ID (in `m`, which this frees): no answer by
+ * design; a /ping behind it tells. */
+static int send_then_ping(struct cmd_ctx *k, const char *cmd, const char *path, lo_message m)
 {
     double t0 = mono_s();
-    if (send_id(k->c, path, id, vel) < 0 || send_simple(k->c, "/ping") < 0)
+    if (send_msg(k->c, path, m) < 0 || send_simple(k->c, "/ping") < 0)
         return EXIT_USAGE;
     struct expect x = {.ok_path = "/pong", .fail_for = {path, "/ping"}};
     return finish(k, cmd, &x, t0);
+}
+
+static int unanswered_then_ping(struct cmd_ctx *k, const char *cmd, const char *path, int32_t id,
+                                const float *vel)
+{
+    lo_message m = lo_message_new();
+    if (m && (lo_message_add_int32(m, id) < 0 || (vel && lo_message_add_float(m, *vel) < 0))) {
+        lo_message_free(m);
+        m = NULL;
+    }
+    return send_then_ping(k, cmd, path, m);
+}
+
+/* ID, then (when `vel` is not NULL) an optional VEL, then KEY=VALUE...
+ * into a new message; NULL after saying why. */
+static lo_message id_and_keys(struct cmd_ctx *k, int32_t *id, float *vel, bool *has_vel)
+{
+    if (parse_id(k->argv[0], id) < 0)
+        return NULL;
+    int first = 1;
+    *has_vel = false;
+    if (vel && k->argc > 1 && !strchr(k->argv[1], '=')) {
+        if (parse_velocity(k->argv[1], vel) < 0)
+            return NULL;
+        *has_vel = true;
+        first = 2;
+    }
+    lo_message m = lo_message_new();
+    if (!m || lo_message_add_int32(m, *id) < 0 || (*has_vel && lo_message_add_float(m, *vel) < 0)) {
+        fprintf(stderr, "looperctl: out of memory\n");
+        if (m)
+            lo_message_free(m);
+        return NULL;
+    }
+    for (int i = first; i < k->argc; i++) {
+        if (add_key(m, k->argv[i]) < 0) {
+            lo_message_free(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+/* The keys as given, for the confirmation line: " (rate=2 pan=-1)". */
+static void print_keys(struct cmd_ctx *k, int first)
+{
+    for (int i = first; i < k->argc; i++)
+        printf("%s%s", i == first ? ", " : " ", k->argv[i]);
 }
 
 static int cmd_trigger(struct cmd_ctx *k, const char *cmd, const char *path)
 {
     int32_t id;
     float vel = 1.0f;
-    if (parse_id(k->argv[0], &id) < 0)
+    bool has_vel;
+    lo_message m = id_and_keys(k, &id, &vel, &has_vel);
+    if (!m)
         return EXIT_USAGE;
-    if (k->argc > 1 && parse_velocity(k->argv[1], &vel) < 0)
-        return EXIT_USAGE;
-    int st = unanswered_then_ping(k, cmd, path, id, k->argc > 1 ? &vel : NULL);
+    int st = send_then_ping(k, cmd, path, m);
     if (st >= 0)
         return st;
-    printf("slot %d: %s sent (velocity %g)\n", id, cmd, (double)vel);
+    if (has_vel)
+        printf("slot %d: %s sent (velocity %g", id, cmd, (double)vel);
+    else
+        printf("slot %d: %s sent (the slot's velocity", id, cmd);
+    print_keys(k, has_vel ? 2 : 1);
+    printf(")\n");
+    return EXIT_OK;
+}
+
+static int cmd_set(struct cmd_ctx *k)
+{
+    int32_t id;
+    bool has_vel;
+    lo_message m = id_and_keys(k, &id, NULL, &has_vel);
+    if (!m)
+        return EXIT_USAGE;
+    int st = send_then_ping(k, "set", "/set", m);
+    if (st >= 0)
+        return st;
+    if (k->argc == 1)
+        printf("slot %d: defaults cleared\n", id);
+    else
+        printf("slot %d: defaults set\n", id);
+    return EXIT_OK;
+}
+
+/* /get.reply ID KEY VALUE ...: one line, KEY=VALUE as `set` takes them. */
+static int cmd_get(struct cmd_ctx *k)
+{
+    int32_t id;
+    if (parse_id(k->argv[0], &id) < 0)
+        return EXIT_USAGE;
+    double t0 = mono_s();
+    if (send_id(k->c, "/get", id, NULL) < 0)
+        return EXIT_USAGE;
+    int st = finish(k, "get", &(struct expect){.ok_path = "/get.reply", .fail_for = {"/get"}}, t0);
+    if (st >= 0)
+        return st;
+    printf("slot %d:", id);
+    if (k->r->argc <= 1)
+        printf(" no defaults");
+    for (int i = 1; i + 1 < k->r->argc; i += 2) {
+        const char *key = arg_string(k->r, i);
+        double v;
+        if (!key || !arg_number(k->r, i + 1, &v))
+            continue;
+        printf(" %s=%g", key, v);
+    }
+    printf("\n");
     return EXIT_OK;
 }
 
@@ -751,8 +889,10 @@ static const struct command {
     /* clang-format off */
     {"ping",    0, 0, cmd_ping,    "ping"},
     {"load",    2, 2, cmd_load,    "load ID PATH"},
-    {"play",    1, 2, cmd_play,    "play ID [VEL]"},
-    {"loop",    1, 2, cmd_loop,    "loop ID [VEL]"},
+    {"play",    1, 64, cmd_play,   "play ID [VEL] [KEY=VALUE]..."},
+    {"loop",    1, 64, cmd_loop,   "loop ID [VEL] [KEY=VALUE]..."},
+    {"set",     1, 64, cmd_set,    "set ID [KEY=VALUE]..."},
+    {"get",     1, 1, cmd_get,     "get ID"},
     {"stop",    0, 1, cmd_stop,    "stop [ID]"},
     {"unload",  1, 1, cmd_unload,  "unload ID"},
     {"status",  0, 0, cmd_status,  "status"},

@@ -6,8 +6,11 @@
 1. /ping, and waits for /pong;
 2. /load ID PATH (made absolute: the daemon reads it), waits for /done;
 3. /play ID VELOCITY at once;
-4. an OscBundleBuilder bundle timetagged 0.5 s from now with /play, so the
-   sample starts on the exact frame that time maps to.
+4. an OscBundleBuilder bundle timetagged 0.5 s from now with /play and keys
+   (backwards, panned left), so the sample starts on the exact frame that
+   time maps to;
+5. /set ID gain 0.5 (the slot's default from now on), then /get ID, whose
+   /get.reply lists the slot's defaults.
 
 looperd replies to the address and port a request came from.  python-osc's
 SimpleUDPClient sends from a socket it does not read (before python-osc 1.9),
@@ -66,9 +69,14 @@ def main():
     send(message("/play", a.id, a.velocity))
 
     bundle = OscBundleBuilder(time.time() + 0.5)  # a Unix time; IMMEDIATELY for "now"
-    bundle.add_content(message("/play", a.id, a.velocity))
+    # Keys follow the velocity: a string, then a number.
+    bundle.add_content(message("/play", a.id, a.velocity, "rate", -1.0, "pan", -0.5))
     send(bundle.build())
-    return 0
+
+    send(message("/set", a.id, "gain", 0.5))  # no reply unless refused
+    send(message("/get", a.id))
+    address, params = reply()  # /get.reply ID "gain" 0.5 (or the /fail of the /set)
+    return 0 if address == "/get.reply" else 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@
 #include "loader.h"
 #include "log.h"
 #include "osc.h"
+#include "params.h"
 #include "protocol.h"
 #include "replies.h"
 #include "reply.h"
@@ -40,6 +41,7 @@ static struct audio audio;
 static struct replies replies;
 static struct protocol proto;
 static struct replier replier;
+static struct pads pads;
 static struct osc_peer peer;
 static int sink_fd = -1;
 static uint64_t now_us; /* a steady clock: 64 frames at 48 kHz per round */
@@ -80,6 +82,7 @@ static void cleanup(void)
 static void forget(void *l, uint32_t id, uint64_t seq)
 {
     loader_forget(l, id, seq);
+    pads_unloaded(&pads, id, seq);
 }
 
 static void setup(void)
@@ -122,7 +125,10 @@ static void setup(void)
     };
     memset(&audio, 0, sizeof(audio));
     replies_init(&replies, &osc, ENGINE_EVENT_RING);
-    protocol_init(&proto, &engine, &osc, &replies, &loader, &audio);
+    if (pads_init(&pads, engine.nslots) < 0)
+        die("pads_init");
+    protocol_init(&proto, &engine, &osc, &replies, &loader, &audio, &pads);
+    proto.outputs = 2; /* so that `out 1` is good and `out 2` is not */
     if (loader_start(&loader, &engine, &replies, &limits, err, sizeof(err)) < 0)
         die(err);
     /* The reply thread's fields, as replier_start sets them, with main's

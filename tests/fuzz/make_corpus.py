@@ -78,6 +78,29 @@ def packets():
     p["load_dotdot"] = msg("/load", ("i", 4), ("s", "../../etc/passwd"))
     p["load_empty"] = msg("/load", ("i", 4), ("s", ""))
     p["load_blob"] = msg("/load", ("i", 4), ("b", b"abc"))
+    # The keys (params.c), good and bad, on triggers, /set and /get.
+    p["play_keys"] = msg("/play", ("i", 0), ("f", 0.7), ("s", "rate"), ("f", -1.5),
+                         ("s", "begin"), ("d", 0.25), ("s", "end"), ("i", 1),
+                         ("s", "pan"), ("f", -0.5), ("s", "gain"), ("h", 2),
+                         ("s", "attack"), ("f", 0.01), ("s", "release"), ("f", 0.2),
+                         ("s", "sustain"), ("f", 0.5), ("s", "cut"), ("i", -3),
+                         ("s", "out"), ("i", 1))
+    p["play_keys_no_vel"] = msg("/play", ("i", 0), ("S", "rate"), ("f", 2.0))
+    p["play_key_unknown"] = msg("/play", ("i", 0), ("s", "pitch"), ("f", 2.0))
+    p["play_key_missing"] = msg("/play", ("i", 0), ("s", "rate"))
+    p["play_key_bad"] = msg("/play", ("i", 0), ("s", "rate"), ("f", 0.0))
+    p["play_key_nan"] = msg("/play", ("i", 0), ("s", "pan"), ("f", float("nan")))
+    p["play_key_number"] = msg("/play", ("i", 0), ("f", 1.0), ("i", 2))
+    p["play_begin_end"] = msg("/play", ("i", 0), ("s", "begin"), ("f", 0.6),
+                              ("s", "end"), ("f", 0.5))
+    p["loop_keys"] = msg("/loop", ("i", 2), ("s", "cut"), ("i", 7), ("s", "out"), ("i", 2))
+    p["play_touchosc_keys"] = msg("/play/3", ("f", 1.0), ("s", "pan"), ("f", 1.0))
+    p["set"] = msg("/set", ("i", 0), ("s", "velocity"), ("f", 0.5), ("s", "gain"), ("f", 0.5),
+                   ("s", "cut"), ("i", 1))
+    p["set_reset"] = msg("/set", ("i", 0))
+    p["set_bad"] = msg("/set", ("i", 0), ("s", "cut"), ("f", 1.5))
+    p["get"] = msg("/get", ("i", 0))
+    p["get_bad"] = msg("/get", ("s", "x"))
     p["unload"] = msg("/unload", ("i", 1))
     p["status"] = msg("/status")
     p["version"] = msg("/version")
