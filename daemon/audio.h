@@ -103,11 +103,9 @@ uint32_t audio_period(const struct audio *a);
 /* Owner thread. */
 const char *audio_client_name(const struct audio *a);
 
-/* Registers out_1/out_2 and installs audio_process() as the process
- * callback, without activating. */
-int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen);
-/* audio_prepare(), then activates, and unless !connect connects the outputs
- * to the first two physical playback ports (a failure to connect only warns). */
+/* Registers out_1/out_2, installs the process callback (which runs
+ * engine_process), activates, and unless !connect connects the outputs to
+ * the first two physical playback ports (a failure to connect only warns). */
 int audio_start(struct audio *a, struct engine *e, bool connect, char *err, size_t errlen);
 void audio_close(struct audio *a);
 
@@ -146,8 +144,5 @@ uint64_t audio_time_of_arrival(const struct audio *a, struct timespec rx);
  * audio_take_dsp_peak(). */
 float audio_dsp_load(const struct audio *a);
 float audio_take_dsp_peak(struct audio *a);
-
-/* The JACK process callback (exported for the real-time safety test). */
-int audio_process(jack_nframes_t nframes, void *arg);
 
 #endif
