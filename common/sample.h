@@ -67,9 +67,6 @@ static inline size_t sample_frame_bytes(uint32_t format, uint32_t channels)
 struct sample_buffer *sample_buffer_new_format(uint32_t frames, uint32_t channels, uint32_t rate,
                                                uint32_t format);
 
-/* The same in SAMPLE_F32. */
-struct sample_buffer *sample_buffer_new(uint32_t frames, uint32_t channels, uint32_t rate);
-
 /* Writable view of channel `c` of a SAMPLE_F32 buffer while it is still
  * private to its builder (before publication). */
 static inline float *sample_buffer_channel(struct sample_buffer *b, uint32_t c)
@@ -81,18 +78,6 @@ static inline float *sample_buffer_channel(struct sample_buffer *b, uint32_t c)
 static inline int16_t *sample_buffer_s16(struct sample_buffer *b)
 {
     return (int16_t *)(void *)b->data;
-}
-
-/* The value of frame `i` of channel `c` (for a mono buffer, either `c` is
- * its one channel) as the mixer plays it at gain 1, in either format.  For
- * checking and tools; the mixer reads the streams itself. */
-static inline float sample_buffer_value(const struct sample_buffer *b, uint32_t c, uint32_t i)
-{
-    if (c >= b->channels)
-        c = 0;
-    if (b->format == SAMPLE_S16)
-        return (float)b->s16[(size_t)i * b->channels + c] * 0x1p-15f;
-    return b->ch[c][i];
 }
 
 /* Locks the buffer's pages in memory (best effort), so the audio thread

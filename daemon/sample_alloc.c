@@ -269,11 +269,6 @@ struct sample_buffer *sample_buffer_new_format(uint32_t frames, uint32_t channel
     return b;
 }
 
-struct sample_buffer *sample_buffer_new(uint32_t frames, uint32_t channels, uint32_t rate)
-{
-    return sample_buffer_new_format(frames, channels, rate, SAMPLE_F32);
-}
-
 void sample_buffer_prefault(struct sample_buffer *b)
 {
     /* Every page is resident already: the builder wrote every frame (and

@@ -51,6 +51,7 @@
 
 #include "decode.h"
 #include "sample.h"
+#include "sample_check.h"
 
 /* What every load here passes: the production default, reset after each test. */
 static struct decode_options opts;
