@@ -100,6 +100,7 @@
 #include "decode_direct.h"
 #include "decode_pipe.h"
 #include "decode_split.h"
+#include "sample_alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>

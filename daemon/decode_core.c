@@ -7,6 +7,7 @@
  */
 #include "decode_core.h"
 #include "decode.h"
+#include "sample_alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,8 +1,9 @@
 /* sample_alloc.c - the sample buffers' allocation policy: huge pages where
  * a buffer is big enough, spare mappings kept for reloads, pages locked and
  * populated before publication (beside memlock.c, the daemon's other
- * memory policy).  The buffer type and this API are common/sample.h's. */
-#include "sample.h"
+ * memory policy).  The API is sample_alloc.h's, the buffer's layout
+ * common/sample.h's. */
+#include "sample_alloc.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "sample.h"
+#include "sample_alloc.h"
 
 /* A SAMPLE_F32 buffer (sample_buffer_new_format). */
 static inline struct sample_buffer *sample_buffer_new(uint32_t frames, uint32_t channels,

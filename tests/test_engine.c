@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "sample_alloc.h"
 #include "sample_check.h"
 
 #define RATE 48000

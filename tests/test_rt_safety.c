@@ -39,6 +39,7 @@
 
 #include "audio.h"
 #include "engine.h"
+#include "sample_alloc.h"
 
 static _Thread_local int in_rt;
 static atomic_int violations;
