@@ -24,11 +24,11 @@
  *
  * The files, each calling only those below it.  decode_core.c holds the
  * decoder's state and primitives (struct decoder, reasons, growing and
- * trimming the buffer, reading and sanitizing blocks, the progress count,
- * converters, helper threads).  On it sit the strategies: decode_direct.c
- * (the engine rate, copied straight in), decode_pipe.c (the conversion loop,
- * with a reader thread decoding ahead) and decode_split.c (two halves on two
- * threads).  This file opens and probes the file, sizes the buffer and
+ * trimming the buffer, reading and sanitizing blocks, draining a length
+ * not known, the progress count, converters and feeding them, helper
+ * threads).  On it sit the strategies: decode_direct.c (the engine rate,
+ * copied straight in), decode_pipe.c (the conversion loop, with a reader
+ * thread decoding ahead) and decode_split.c (two halves on two threads).  This file opens and probes the file, sizes the buffer and
  * chooses the strategy.
  *
  * Opening safely.  The path comes from the network, so it may name anything.

@@ -100,8 +100,6 @@
  * others step by a rounded increment, and a second converter started in
  * the middle would not keep the first one's phase (see "The seam"). */
 #define SPLIT_MAX_PHASES 2048
-/* Output frames per channel thrown away per soxr call (second half). */
-#define SPLIT_DISCARD 1024
 
 /* The second handle's file: pread() at a position of its own on the
  * descriptor the first handle owns, so the two never move each other's
@@ -162,14 +160,13 @@ static sf_count_t vf_tell(void *user)
 
 static SF_VIRTUAL_IO split_io = {vf_length, vf_seek, vf_read, vf_write, vf_tell};
 
-/* What one half reads and where its output goes. */
+/* What one half reads and where its output goes: its window of the
+ * buffer, after the second half's lead-in thrown away (out.skip). */
 struct span {
     uint64_t pos;     /* input frame the handle is at */
     uint64_t read_to; /* read whole blocks up to here, then `lead` frames at a time */
     uint64_t lead;
-    uint32_t skip;             /* output frames still to throw away (the second half's lead-in) */
-    uint32_t end;              /* the output window ends here */
-    float *discard;            /* SPLIT_DISCARD frames per channel, for `skip` */
+    struct decode_window out;
     struct vfile *vf;          /* the second handle's file, or NULL */
     const atomic_bool *cancel; /* the other half failed: stop reading */
 };
@@ -188,30 +185,6 @@ struct half {
     pthread_t thread;
 };
 
-/* Runs soxr once: into the discard block while output is to be skipped,
- * else into the free part of the span's window.  `in` NULL flushes. */
-static int span_step(struct decoder *d, struct span *s, const float *in, size_t ilen, size_t *idone,
-                     size_t *odone)
-{
-    float *outs[SAMPLE_MAX_CHANNELS];
-    size_t olen;
-    for (uint32_t c = 0; c < d->channels; c++)
-        outs[c] = s->skip > 0 ? s->discard + (size_t)c * SPLIT_DISCARD
-                              : sample_buffer_channel(d->buf, c) + d->filled;
-    if (s->skip > 0)
-        olen = s->skip < SPLIT_DISCARD ? s->skip : SPLIT_DISCARD;
-    else
-        olen = s->end - d->filled;
-    soxr_error_t e = soxr_process(d->soxr, in, ilen, idone, outs, olen, odone);
-    if (e)
-        return decode_fail(d, -EIO, "sample-rate conversion failed (%s)", e);
-    if (s->skip > 0)
-        s->skip -= (uint32_t)*odone;
-    else
-        d->filled += (uint32_t)*odone;
-    return 0;
-}
-
 /* A read error the second handle's file saw: the sequential path's reason
  * for the same error. */
 static int fail_read(struct decoder *d)
@@ -224,14 +197,14 @@ static int fail_read(struct decoder *d)
 }
 
 /* Converts one half: reads from s->pos in blocks that end where the
- * sequential path's end (multiples of DECODE_BLOCK), feeds soxr, and stops
- * once the window is full; at the end of the input, flushes soxr into
- * what is left of the window, as convert() (decode_pipe.c) does. */
+ * sequential path's end (multiples of DECODE_BLOCK), feeds soxr
+ * (decode_feed), and stops once the window is full; at the end of the
+ * input, flushes soxr into what is left of the window. */
 static int span_convert(struct decoder *d, struct span *s)
 {
     int r;
     for (;;) {
-        if (d->filled == s->end)
+        if (d->filled == s->out.end)
             return 0;
         if (s->cancel && atomic_load_explicit(s->cancel, memory_order_relaxed))
             return 0; /* the caller does not look at this half's output */
@@ -247,27 +220,11 @@ static int span_convert(struct decoder *d, struct span *s)
         if (got == 0)
             break;
         s->pos += (uint64_t)got;
-        const float *in = d->scratch;
-        size_t left = (size_t)got;
-        while (left > 0 && d->filled < s->end) {
-            size_t idone = 0, odone = 0;
-            if ((r = span_step(d, s, in, left, &idone, &odone)) < 0)
-                return r;
-            if (idone == 0 && odone == 0)
-                return decode_fail(d, -EIO, "sample-rate conversion stalled");
-            in += idone * d->channels;
-            left -= idone;
-        }
-    }
-    for (;;) {
-        if (d->filled == s->end)
-            return 0;
-        size_t idone = 0, odone = 0;
-        if ((r = span_step(d, s, NULL, 0, &idone, &odone)) < 0)
+        if ((r = decode_feed(d, &s->out, d->scratch, (size_t)got)) < 0)
             return r;
-        if (odone == 0)
-            return 0;
     }
+    r = decode_feed(d, &s->out, NULL, 0);
+    return r < 0 ? r : 0;
 }
 
 static void *half_main(void *arg)
@@ -284,7 +241,7 @@ static void half_free(struct half *h)
     if (h->d.sf)
         sf_close(h->d.sf); /* a virtual file: the descriptor stays open */
     free(h->d.scratch);
-    free(h->span.discard);
+    free(h->span.out.discard);
 }
 
 static uint64_t gcd(uint64_t a, uint64_t b)
@@ -362,8 +319,7 @@ static bool split_start(struct half *h, struct decoder *d, struct span *first)
     h->span = (struct span){.pos = h->start,
                             .read_to = UINT64_MAX,
                             .lead = lead,
-                            .skip = (uint32_t)(lead / p * q),
-                            .end = d->buf->frames,
+                            .out = {.end = d->buf->frames, .skip = (uint32_t)(lead / p * q)},
                             .vf = &h->vf,
                             .cancel = &h->cancel};
     atomic_init(&h->cancel, false);
@@ -378,8 +334,8 @@ static bool split_start(struct half *h, struct decoder *d, struct span *first)
     if (sf_seek(h->d.sf, (sf_count_t)h->start, SEEK_SET) != (sf_count_t)h->start)
         goto fail;
     h->d.scratch = malloc((size_t)DECODE_BLOCK * d->channels * sizeof(float));
-    h->span.discard = malloc((size_t)SPLIT_DISCARD * d->channels * sizeof(float));
-    if (!h->d.scratch || !h->span.discard)
+    h->span.out.discard = malloc((size_t)DECODE_DISCARD * d->channels * sizeof(float));
+    if (!h->d.scratch || !h->span.out.discard)
         goto fail;
     soxr_error_t e = NULL;
     h->d.soxr = decode_new_converter(d, &e);
@@ -388,7 +344,8 @@ static bool split_start(struct half *h, struct decoder *d, struct span *first)
     if (decode_start_helper(&h->thread, half_main, h) != 0)
         goto fail;
 
-    *first = (struct span){.pos = 0, .read_to = mid + lead, .lead = lead, .end = (uint32_t)out_mid};
+    *first = (struct span){
+        .pos = 0, .read_to = mid + lead, .lead = lead, .out = {.end = (uint32_t)out_mid}};
     return true;
 fail:
     half_free(h);
@@ -413,7 +370,7 @@ bool decode_split(struct decoder *d, int *r)
     half_free(&h);
     if (*r < 0)
         return true; /* the earlier error is the one the sequential path meets */
-    if (d->filled < first.end)
+    if (d->filled < first.out.end)
         return true; /* the input ended before the split point: all here */
     if (h.result < 0) {
         if (d->err && d->errlen > 0)
