@@ -301,7 +301,7 @@ int decode_feed(struct decoder *d, struct decode_window *w, const float *in, siz
 /* Starts `fn(arg)` on a helper thread for the conversion: 1 MiB of stack
  * like the loader (the decoders keep big arrays on the stack), named
  * "looperd-decode", and with every signal blocked but the synchronous ones
- * (see "Helper threads").  Returns 0 or an errno value. */
+ * (decode.c, "Helper threads").  Returns 0 or an errno value. */
 int decode_start_helper(pthread_t *thread, void *(*fn)(void *), void *arg)
 {
     pthread_attr_t attr;
@@ -332,7 +332,7 @@ int decode_start_helper(pthread_t *thread, void *(*fn)(void *), void *arg)
 }
 
 /* A converter from the file's rate to the engine's at the daemon's quality
- * (see "Resampling"); every converter of a load comes from here. */
+ * (decode.c, "Resampling"); every converter of a load comes from here. */
 soxr_t decode_new_converter(const struct decoder *d, soxr_error_t *e)
 {
     soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_S);

@@ -27,10 +27,10 @@
  * takes back in_done and the reason.  The reader is a helper thread like
  * the second half's (decode.c, "Helper threads").
  * Known lengths of two blocks or less stay sequential: with one block there
- * is nothing to overlap, and with two at most one block's decode (about a
- * millisecond) against starting the thread and mapping its stack and two
- * more blocks (all locked when the daemon runs under mlockall), which the
- * first time costs up to as much.
+ * is nothing to overlap, and with two at most one block's decode against
+ * starting the thread and mapping its stack and two more blocks (all
+ * locked when the daemon runs under mlockall), which the first time costs
+ * up to as much.
  * If the thread or its blocks cannot be had, the same loop runs on the
  * calling thread alone: slower, never a failed load.
  */

@@ -13,14 +13,13 @@
  * own part of the final buffer, so nothing is copied, and beside the
  * buffer the second half needs only one block and a converter.  The load
  * then takes about (decode + convert) / 2 whatever their proportion: the
- * same as the pipeline for 60 s of 44.1 kHz FLAC, whose decode and
- * conversion cost about 40 ms each, but 0.6-0.9x of the pipeline's time
- * here for a 44.1 kHz WAV (decoding is a fifth of the conversion) or for
- * a 96 kHz FLAC (decoding is three times the conversion).  The second
- * handle is libsndfile's virtual I/O on the descriptor the first one owns,
- * reading with pread() at a position of its own: the path is not looked
- * up again (it may name another file by now), neither handle moves the
- * other's file offset, and no second descriptor is needed.  Separate
+ * pipeline's time when the two stages cost the same, less the more one
+ * outweighs the other (docs/performance.md, "The split and the
+ * pipeline").  The second handle is libsndfile's virtual I/O on the
+ * descriptor the first one owns, reading with pread() at a position of its
+ * own: the path is not looked up again (it may name another file by now),
+ * neither handle moves the other's file offset, and no second descriptor
+ * is needed.  Separate
  * SNDFILE handles and soxr instances share no state (both converters are
  * made on the loader thread), the two halves of the buffer are disjoint,
  * and pthread_join() makes the helper's writes visible, so nothing is
@@ -35,35 +34,34 @@
  * SPLIT_LEAD frames (at the lower rate, rounded up to a multiple of
  * in_rate / g) before M and throws away exactly the output frames before
  * N, which it computed from a stream that starts in silence.  SPLIT_LEAD
- * is 3.5 times the widest reach of soxr HQ's filters measured (impulse
- * response above 1e-9: 900 frames each way at 44.1 to 48 kHz, 1185 at 8
- * to 48 kHz, at the lower rate), so every frame it keeps is made from the
- * same input as the single pass's (the tests still pass with 256).  The
- * first converter reads on past M (its filter needs the input after N's
- * instant) until it has made exactly N frames, and is not flushed.  The
+ * is several times the widest reach of soxr HQ's filters
+ * (docs/performance.md, "The split's seam"), so every frame it keeps is
+ * made from the same input as the single pass's.  The first converter
+ * reads on past M (its filter needs the input after N's instant) until it
+ * has made exactly N frames, and is not flushed.  The
  * second flushes at the end of the file as the single pass does, into a
  * window that ends at the single pass's length: the same length, exactly.
  * What differs is rounding: soxr filters in FFT blocks, which lie
  * differently in a stream that starts elsewhere, so the second half's
- * samples differ from the single pass's by a few float ulps (at most
- * 4.2e-7 in the tests, with peaks of 0.6).  That holds only where soxr
- * steps its polyphase filter exactly, for ratios whose fraction it finds
- * with a denominator up to 2048; for others (48000 to 47999 Hz) it steps
- * by a rounded increment, whose error grows from the start of the stream,
- * so a converter started in the middle is a fraction of a sample off
- * (5e-5 measured).  Those are not split (SPLIT_MAX_PHASES, conservatively:
- * rate / g times the decimation soxr may do before that stage).
+ * samples differ from the single pass's by a few float ulps
+ * (tests/test_decode.c bounds it).  That holds only where soxr steps its
+ * polyphase filter exactly, for ratios whose fraction it finds with a
+ * denominator up to 2048; for others (48000 to 47999 Hz) it steps by a
+ * rounded increment, whose error grows from the start of the stream, so a
+ * converter started in the middle is a fraction of a sample off.  Those
+ * are not split (SPLIT_MAX_PHASES, conservatively: rate / g times the
+ * decimation soxr may do before that stage).
  *
  * When the halves are not used: lengths unknown or shorter than
- * decode_default_options.split_min_frames (four blocks, 6 s at 44.1 kHz: below that,
- * opening and seeking a second handle, the lead-in and the thread cost
- * about what the split saves); files libsndfile cannot seek, or whose seek
- * is not exact and cheap (only PCM, companded PCM and FLAC are split; not
- * the ADPCMs and GSM, whose blocks carry state, nor Vorbis, Opus or MP3); a
+ * decode_default_options.split_min_frames (below that, opening and seeking
+ * a second handle, the lead-in and the thread cost about what the split
+ * saves: decode.c); files libsndfile cannot seek, or whose seek is not
+ * exact and cheap (only PCM, companded PCM and FLAC are split; not the
+ * ADPCMs and GSM, whose blocks carry state, nor Vorbis, Opus or MP3); a
  * second handle that does not report the first one's length and format (a
  * length that was only an estimate); a seek that fails; a thread that
- * cannot be had.  Then the pipelined path (decode_pipe.c) runs as before,
- * and with no thread at all the sequential loop.  Errors: each half reads in blocks
+ * cannot be had.  Then the pipelined path (decode_pipe.c) runs, and with
+ * no thread at all the sequential loop.  Errors: each half reads in blocks
  * that end where the sequential loop's do and stops once its window is
  * full, so together they read what the sequential loop reads, and an error
  * in either fails the load with the sequential loop's reason; the first
@@ -91,9 +89,8 @@
 #include <soxr.h>
 
 /* Frames, at the lower of the two rates, that the second half starts
- * before the split point (and the first reads past it at a time): about
- * 3.5 times the widest reach of soxr HQ's filters measured (1185 frames at
- * the lower rate, 8 kHz to 48 kHz; see "The seam"). */
+ * before the split point (and the first reads past it at a time): several
+ * times the widest reach of soxr HQ's filters (see "The seam"). */
 #define SPLIT_LEAD 4096
 /* soxr steps its polyphase filter exactly only for ratios whose fraction it
  * finds with a denominator up to 2048 (the most phases it tries at HQ);
