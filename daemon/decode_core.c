@@ -1,9 +1,9 @@
 /* decode_core.c - the decoder's state and primitives (decode_core.h): the
  * reasons for failing, the output buffer (grow, trim, free), reading blocks
  * (sanitised, counted for the loader's stall watchdog), helper threads, the
- * converter and the one loop that feeds it.  The strategies (decode_direct.c, decode_pipe.c,
- * decode_split.c) are built from these; decode.c's header comment has the
- * design as a whole.
+ * converter and the one loop that feeds it.  The strategies
+ * (decode_direct.c, decode_pipe.c, decode_split.c) are built from these;
+ * decode.c's header comment has the design as a whole.
  */
 #include "decode_core.h"
 #include "decode.h"
