@@ -1,11 +1,15 @@
 /* ab_doors.h - the engine's doors for bench/engine_ab.sh's cores, whatever
  * the revision: from engine_doors.c on they are the engine's own
  * functions; before it (engine_ab.sh defines AB_RINGS) the same acts on
- * the engine's rings directly. */
+ * the engine's rings directly.  The sample buffers' allocation is declared
+ * in daemon/sample_alloc.h where the revision has one, else in sample.h. */
 #ifndef LOOPERD_AB_DOORS_H
 #define LOOPERD_AB_DOORS_H
 
 #include "engine.h"
+#if __has_include("sample_alloc.h")
+#include "sample_alloc.h"
+#endif
 
 /* engine_init and engine_process on one stereo pair, whatever the
  * revision: from the output pairs on (ENGINE_MAX_PAIRS) they take the

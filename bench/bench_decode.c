@@ -39,7 +39,7 @@
 
 #include "bench_util.h"
 #include "decode.h"
-#include "sample.h"
+#include "sample_alloc.h"
 
 #define BLOCK 65536
 

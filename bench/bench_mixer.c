@@ -44,7 +44,7 @@
 #include "engine.h"
 #include "messages.h"
 #include "ring.h"
-#include "sample.h"
+#include "sample_alloc.h"
 
 #define RATE 48000u
 #define VOICES 32u

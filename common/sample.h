@@ -6,7 +6,9 @@
  * thread reads it without any synchronisation beyond the ring's
  * acquire/release.  The audio thread never frees it: when it lets go of a
  * buffer it sends the pointer back through the return ring, and a
- * non-real-time thread calls sample_buffer_free().
+ * non-real-time thread calls sample_buffer_free().  This header is the
+ * layout, shared with the tests and benchmarks; how buffers are allocated,
+ * locked and freed is daemon/sample_alloc.h's.
  *
  * Two storage formats, chosen by the loader (decode.c):
  *  - SAMPLE_F32: 32-bit floats, planar (all of the left channel, then all of
@@ -61,15 +63,6 @@ static inline size_t sample_frame_bytes(uint32_t format, uint32_t channels)
     return (size_t)channels * (format == SAMPLE_S16 ? sizeof(int16_t) : sizeof(float));
 }
 
-/* Allocates a buffer for `frames` x `channels` (1 or 2) in `format`; the
- * samples are left for the builder to write (not zeroed).  Returns NULL on
- * allocation failure or bad arguments.  Not for the audio thread. */
-struct sample_buffer *sample_buffer_new_format(uint32_t frames, uint32_t channels, uint32_t rate,
-                                               uint32_t format);
-
-/* The same in SAMPLE_F32. */
-struct sample_buffer *sample_buffer_new(uint32_t frames, uint32_t channels, uint32_t rate);
-
 /* Writable view of channel `c` of a SAMPLE_F32 buffer while it is still
  * private to its builder (before publication). */
 static inline float *sample_buffer_channel(struct sample_buffer *b, uint32_t c)
@@ -82,39 +75,5 @@ static inline int16_t *sample_buffer_s16(struct sample_buffer *b)
 {
     return (int16_t *)(void *)b->data;
 }
-
-/* The value of frame `i` of channel `c` (for a mono buffer, either `c` is
- * its one channel) as the mixer plays it at gain 1, in either format.  For
- * checking and tools; the mixer reads the streams itself. */
-static inline float sample_buffer_value(const struct sample_buffer *b, uint32_t c, uint32_t i)
-{
-    if (c >= b->channels)
-        c = 0;
-    if (b->format == SAMPLE_S16)
-        return (float)b->s16[(size_t)i * b->channels + c] * 0x1p-15f;
-    return b->ch[c][i];
-}
-
-/* Locks the buffer's pages in memory (best effort), so the audio thread
- * never takes a page fault on it.  Call after filling: every frame must have
- * been written (which is what makes each page resident; this does not
- * touch them again). */
-void sample_buffer_prefault(struct sample_buffer *b);
-
-/* Frees a buffer; one of a huge page or more may be kept as a spare. */
-void sample_buffer_free(struct sample_buffer *b);
-
-/* Spare mappings (daemon/sample_alloc.c): freed buffers of a huge page or more are kept,
- * populated and locked, for the next buffers that fit in them, up to
- * `bytes` in all (at most 4 of them).  0, the default, keeps none and
- * gives back any kept.  Thread-safe; not for the audio thread. */
-void sample_spares_limit(size_t bytes);
-
-/* Gives back the spares kept for `max_age_ns` or longer (0: all of them);
- * returns the bytes still kept. */
-size_t sample_spares_trim(uint64_t max_age_ns);
-
-/* Bytes kept as spares now. */
-size_t sample_spares_bytes(void);
 
 #endif

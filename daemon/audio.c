@@ -39,7 +39,8 @@ static inline uint64_t now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-int audio_process(jack_nframes_t nframes, void *arg)
+/* The JACK process callback. */
+static int audio_process(jack_nframes_t nframes, void *arg)
 {
     struct audio *a = arg;
     uint64_t start = now_ns();
@@ -292,7 +293,8 @@ static void audio_thread_init(void *arg)
     }
 }
 
-int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen)
+/* Registers out_1/out_2 and installs the callbacks, without activating. */
+static int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen)
 {
     a->engine = e;
     a->nports = 2 * e->npairs;

@@ -106,13 +106,12 @@ uint32_t audio_period(const struct audio *a);
 /* Owner thread. */
 const char *audio_client_name(const struct audio *a);
 
-/* Registers out_1..out_2N, N the engine's output pairs, and installs
- * audio_process() as the process callback, without activating. */
-int audio_prepare(struct audio *a, struct engine *e, char *err, size_t errlen);
-/* audio_prepare(), then activates, and connects the first `connect_pairs`
- * output pairs to the physical playback ports: pair k to the ports 2k and
- * 2k + 1 (0-based) where they exist; with a single playback port, the first
- * pair both to it.  0: none.  A failure to connect only warns. */
+/* Registers out_1..out_2N, N the engine's output pairs, installs the
+ * process callback (which runs engine_process), activates, and connects
+ * the first `connect_pairs` output pairs to the physical playback ports:
+ * pair k to the ports 2k and 2k + 1 (0-based) where they exist; with a
+ * single playback port, the first pair both to it.  0: none.  A failure to
+ * connect only warns. */
 int audio_start(struct audio *a, struct engine *e, unsigned connect_pairs, char *err,
                 size_t errlen);
 void audio_close(struct audio *a);
@@ -155,8 +154,5 @@ uint64_t audio_time_of_arrival(const struct audio *a, struct timespec rx);
  * audio_take_dsp_peak(). */
 float audio_dsp_load(const struct audio *a);
 float audio_take_dsp_peak(struct audio *a);
-
-/* The JACK process callback (exported for the real-time safety test). */
-int audio_process(jack_nframes_t nframes, void *arg);
 
 #endif

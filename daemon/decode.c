@@ -1,105 +1,74 @@
-/* decode.c - audio file to sample buffer (see decode.h): opening and
- * probing the file, the output buffer, the reads, the same-rate path, and
- * which conversion runs for any other rate.
- *
- * Pipeline: open + fstat -> libsndfile (float, interleaved, 64k-frame blocks)
- * -> either a plain deinterleave (same rate) or libsoxr (other rate) -> the
- * planar sample buffer the audio thread will play.  16-bit PCM at the
- * engine rate skips all of it: libsndfile's integers are read straight into
- * the buffer, which keeps them (SAMPLE_S16, sample.h).  Nothing here is
- * real-time.  At the engine rate it all runs on the loader thread: the
- * deinterleave costs next to nothing beside the decode.  A conversion costs
- * about as much as the decode itself (60 s of 44.1 kHz stereo FLAC: ~41 ms
- * to decode, ~40 ms more for soxr to 48 kHz), and the machine has two
- * cores.  A long file is therefore cut in two at its middle, and each half
- * is decoded and converted on a thread of its own, straight into its part
- * of the buffer: about (decode + convert) / 2 (decode_split.c).  Files
- * that cannot be cut so overlap the two stages instead: a reader thread
- * decodes the next blocks while the loader thread converts the previous
- * one, and the load takes about max(decode, convert) plus one block instead
- * of their sum (decode_pipe.c).  The two come to the same when decoding
- * and converting cost the same, as for that FLAC; the halves are faster
- * the more one of the two outweighs the other (a 44.1 kHz WAV decodes in a
- * fifth of its conversion's time).
+/* decode.c - audio file to sample buffer (see decode.h): opens and probes
+ * the file, sizes the buffer and chooses the strategy that fills it.
+ * Nothing here is real-time.
  *
  * The files, each calling only those below it.  decode_core.c holds the
  * decoder's state and primitives (struct decoder, reasons, growing and
- * trimming the buffer, reading and sanitizing blocks, the progress count,
- * converters, helper threads).  On it sit the strategies: decode_direct.c
- * (the engine rate, copied straight in), decode_pipe.c (the conversion loop,
- * with a reader thread decoding ahead) and decode_split.c (two halves on two
- * threads).  This file opens and probes the file, sizes the buffer and
- * chooses the strategy.
+ * trimming the buffer, reading and sanitizing blocks, draining a length
+ * not known, the progress count, converters and feeding them, helper
+ * threads).  On it sit the strategies: decode_direct.c (the engine rate,
+ * copied straight in), decode_pipe.c (the conversion loop, with a reader
+ * thread decoding ahead) and decode_split.c (two halves on two threads).
  *
- * Opening safely.  The path comes from the network, so it may name anything.
- * It is opened O_NONBLOCK (a FIFO without a writer, or a device waiting for
- * carrier, would otherwise block the loader forever) and O_NOCTTY (a daemon
- * must never acquire a controlling terminal by opening a tty),
- * then fstat()ed: only regular files go on.  Checking the open descriptor,
- * not the path, leaves no window for the path to be swapped in between.
- * O_NONBLOCK is then cleared (it means nothing for a regular file, but
- * libsndfile should see an ordinary descriptor) and the descriptor is handed
- * to sf_open_fd(), which owns it from then on: libsndfile closes it on
- * failure as well as in sf_close().
+ * Choosing.  At the engine rate the loader thread copies the samples in
+ * (16-bit PCM as the file's integers: SAMPLE_S16, sample.h); beside the
+ * decode that costs next to nothing.  A conversion costs about as much as
+ * the decode (docs/performance.md, "Loads"), so a long file is cut in two
+ * at its middle and each half decoded and converted on a thread of its own
+ * (decode_split.c); a file that cannot be cut overlaps its decode with its
+ * conversion instead (decode_pipe.c).
+ *
+ * Opening safely.  The path comes from the network, so it may name
+ * anything.  It is opened O_NONBLOCK (a FIFO without a writer or a device
+ * waiting for carrier would block the loader for ever) and O_NOCTTY (a
+ * daemon must never acquire a controlling terminal), then fstat()ed: only
+ * regular files go on, checked on the descriptor so the path cannot be
+ * swapped in between.  O_NONBLOCK is then cleared and the descriptor handed
+ * to sf_open_fd(), which owns it from then on (it closes it on failure as
+ * well as in sf_close()).
  *
  * Exact pass-through.  SFC_SET_NORM_FLOAT is on, so integer PCM arrives as
- * x / 2^(bits-1): for 16-bit that is x / 32768.0f, exact because the scale is
- * a power of two.  At the engine rate those floats are stored unchanged, so
- * a sample plays back bit for bit as libsndfile decoded it.  16-bit PCM at
- * the engine rate is stored as the integers x themselves (sf_readf_short),
- * half the bytes, and the mixer plays x * 2^-15: the same floats, bit for
- * bit (daemon/engine.c).  The one exception: a float or double file may
- * hold NaN or Inf, which would poison the whole mix bus (and smear across a
- * resampler's filter); those samples, and only those, are replaced by 0.
+ * x / 2^(bits-1), exact because the scale is a power of two, and at the
+ * engine rate those floats are stored unchanged: a sample plays bit for bit
+ * as libsndfile decoded it.  16-bit PCM at the engine rate is stored as the
+ * integers x, and the mixer plays x * 2^-15: the same floats (mixer.c,
+ * "16-bit sources").  The one exception: NaN and Inf in a float or double
+ * file would poison the whole mix bus (and smear across a resampler's
+ * filter), so those samples, and only those, become 0.
  *
- * Length.  libsndfile's frame count is used as the size of the buffer, so the
- * common case (WAV, AIFF, FLAC, Ogg: exact counts) allocates once, exactly,
- * and decodes straight into it.  libsndfile never returns more frames than
- * it reported (sf_readf_float stops at sf_info.frames), so the count is an
- * upper bound.  It may be an overestimate (an MP3 without a Xing header,
- * whose length mpg123 estimated), in which case the buffer is shrunk to what
- * was actually decoded.  A truncated WAV or AIFF needs nothing special:
- * libsndfile clamps the length to the data present when it opens the file.
- * A decoder error, though, refuses the whole file as corrupt (a FLAC cut
- * short reports lost sync): a sample that silently ends early or glitches
- * is worse than a clear /fail.  A format that cannot tell its length
- * reports SF_COUNT_MAX; then the buffer grows geometrically as data comes in.
- * Either way `max_bytes` is enforced on the size the output will have, before
- * allocating when the length is known and as soon as it is exceeded when it
- * is not, so a lying header cannot make the loader allocate past the cap.
+ * Length.  libsndfile's frame count sizes the buffer, so the common case
+ * (exact counts) allocates once and decodes straight into it.  It is an
+ * upper bound (libsndfile never returns more) and may be an overestimate
+ * (an MP3 without a Xing header): the buffer is then trimmed to what was
+ * decoded.  A decoder error refuses the whole file as corrupt: a sample
+ * that silently ends early or glitches is worse than a clear /fail.  A
+ * format that cannot tell its length reports SF_COUNT_MAX, and the buffer
+ * grows geometrically.  Either way `max_bytes` is enforced on the size the
+ * output will have, before allocating when the length is known and as soon
+ * as it is exceeded when not, so a lying header cannot make the loader
+ * allocate past the cap.
  *
- * Resampling.  libsoxr, fed the interleaved blocks as they are decoded and
- * writing its output in split (planar) form straight into the final buffer,
- * so the converted audio is never copied.  The output length is
- * round(frames * rate / in_rate) exactly: soxr's own flush may land a frame
- * short or long, so the tail is trimmed (the output window simply ends there)
- * or zero-padded.  Quality is SOXR_HQ: 20-bit precision (aliasing and
- * imaging about 125 dB down, below the noise floor of any 16-bit source and
- * of the analogue chain after the DAC) with a flat passband (rolloff
- * <= 0.01 dB); it is the cheapest setting without audible artefacts.
- * SOXR_VHQ (28-bit) costs noticeably more CPU and filter memory for a
- * difference nobody can hear; SOXR_MQ and SOXR_LQ (16-bit, wider transition
- * band starting lower) let audible aliasing through and roll off the top of
- * the audio band.  soxr itself runs single-threaded (the default runtime
- * spec): its own threads would only compete with the decode for the same
- * two cores.
+ * Resampling.  libsoxr, fed the interleaved blocks as they are decoded,
+ * writes planar output straight into the final buffer.  The output length
+ * is round(frames * rate / in_rate) exactly (soxr's flush may land a frame
+ * short or long: the window ends there, or the tail is zero-padded).
+ * SOXR_HQ is the cheapest quality without audible artefacts
+ * (docs/performance.md, "Converter setting").  soxr runs single-threaded:
+ * its own threads would compete with the decode for the same cores.
  *
  * Helper threads.  The reader (decode_pipe.c) and the second half
- * (decode_split.c) each run on a thread of their own, started by
- * decode_start_helper() and always joined before decode_file() returns.
- * The thread gets 1 MiB of stack like the loader (decoders keep big arrays
- * on the stack; the daemon's default is 256 KiB) and starts with every
- * signal blocked but the synchronous ones, so each signal still goes to a
- * thread that would have taken it without the helper (the daemon's own are
- * blocked everywhere and taken by the main thread's sigtimedwait).  It has
- * the loader's ordinary priority: the real-time audio thread preempts
- * either whenever it needs a core.
+ * (decode_split.c) run on threads started by decode_start_helper() and are
+ * always joined before decode_file() returns.  They have the loader's stack
+ * size (DECODE_STACK_SIZE) and priority, and block every signal but the
+ * synchronous ones, so each signal still goes to a thread that would have
+ * taken it without them.
  */
 #include "decode.h"
 #include "decode_core.h"
 #include "decode_direct.h"
 #include "decode_pipe.h"
 #include "decode_split.h"
+#include "sample_alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -133,7 +102,8 @@ static int decode_resampled(struct decoder *d)
 
 /* Four blocks, 6 s at 44.1 kHz: below that the second open, the seek, the
  * converter and the helper's start cost about what the halves win, so the
- * threshold sits where they clearly do not lose (docs/performance.md). */
+ * threshold sits where they clearly do not lose (docs/performance.md, "The
+ * split and the pipeline"). */
 const struct decode_options decode_default_options = {.split_min_frames =
                                                           4 * (uint64_t)DECODE_BLOCK};
 

@@ -1,12 +1,13 @@
 /* decode_core.c - the decoder's state and primitives (decode_core.h): the
  * reasons for failing, the output buffer (grow, trim, free), reading blocks
- * (sanitised, counted for the loader's stall watchdog), helper threads and
- * the converter.  The strategies (decode_direct.c, decode_pipe.c,
- * decode_split.c) are built from these; decode.c's header comment has the
- * design as a whole.
+ * (sanitised, counted for the loader's stall watchdog), helper threads, the
+ * converter and the one loop that feeds it.  The strategies
+ * (decode_direct.c, decode_pipe.c, decode_split.c) are built from these;
+ * decode.c's header comment has the design as a whole.
  */
 #include "decode_core.h"
 #include "decode.h"
+#include "sample_alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -224,12 +225,83 @@ int64_t decode_read_block(struct decoder *d, float *dst, uint64_t want)
     return decode_read_frames(d, dst, want, false);
 }
 
+int decode_drain(struct decoder *d)
+{
+    int64_t got;
+    while ((got = decode_read_block(d, d->scratch, DECODE_BLOCK)) > 0)
+        ;
+    return (int)got;
+}
+
+/* ---- feeding the converter -------------------------------------------------- */
+
+static uint32_t window_end(const struct decoder *d, const struct decode_window *w)
+{
+    return w->end ? w->end : d->buf->frames;
+}
+
+/* Room to ask for ahead of soxr output: what `n` input frames can produce,
+ * plus slack for the filter's history. */
+static uint64_t feed_room(const struct decoder *d, uint64_t n)
+{
+    return (uint64_t)d->filled + decode_out_len(d, n) + 1024;
+}
+
+/* Runs soxr once: into the discard block while output is to be skipped,
+ * else into the free part of the window.  `in` NULL flushes. */
+static int feed_step(struct decoder *d, struct decode_window *w, const float *in, size_t ilen,
+                     size_t *idone, size_t *odone)
+{
+    float *outs[SAMPLE_MAX_CHANNELS];
+    size_t olen;
+    for (uint32_t c = 0; c < d->channels; c++)
+        outs[c] = w->skip > 0 ? w->discard + (size_t)c * DECODE_DISCARD
+                              : sample_buffer_channel(d->buf, c) + d->filled;
+    if (w->skip > 0)
+        olen = w->skip < DECODE_DISCARD ? w->skip : DECODE_DISCARD;
+    else
+        olen = window_end(d, w) - d->filled;
+    soxr_error_t e = soxr_process(d->soxr, in, ilen, idone, outs, olen, odone);
+    if (e)
+        return decode_fail(d, -EIO, "sample-rate conversion failed (%s)", e);
+    if (w->skip > 0)
+        w->skip -= (uint32_t)*odone;
+    else
+        d->filled += (uint32_t)*odone;
+    return 0;
+}
+
+int decode_feed(struct decoder *d, struct decode_window *w, const float *in, size_t n)
+{
+    bool flush = in == NULL;
+    while (flush || n > 0) {
+        int r;
+        if (!d->known && w->end == 0 && (r = decode_reserve(d, feed_room(d, n))) < 0)
+            return r;
+        if (d->filled == window_end(d, w))
+            return DECODE_FULL;
+        size_t idone = 0, odone = 0;
+        if ((r = feed_step(d, w, in, n, &idone, &odone)) < 0)
+            return r;
+        if (flush) {
+            if (odone == 0)
+                return 0;
+            continue;
+        }
+        if (idone == 0 && odone == 0)
+            return decode_fail(d, -EIO, "sample-rate conversion stalled");
+        in += idone * d->channels;
+        n -= idone;
+    }
+    return 0;
+}
+
 /* ---- helper threads and converters ---------------------------------------- */
 
 /* Starts `fn(arg)` on a helper thread for the conversion: 1 MiB of stack
  * like the loader (the decoders keep big arrays on the stack), named
  * "looperd-decode", and with every signal blocked but the synchronous ones
- * (see "Helper threads").  Returns 0 or an errno value. */
+ * (decode.c, "Helper threads").  Returns 0 or an errno value. */
 int decode_start_helper(pthread_t *thread, void *(*fn)(void *), void *arg)
 {
     pthread_attr_t attr;
@@ -260,7 +332,7 @@ int decode_start_helper(pthread_t *thread, void *(*fn)(void *), void *arg)
 }
 
 /* A converter from the file's rate to the engine's at the daemon's quality
- * (see "Resampling"); every converter of a load comes from here. */
+ * (decode.c, "Resampling"); every converter of a load comes from here. */
 soxr_t decode_new_converter(const struct decoder *d, soxr_error_t *e)
 {
     soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_S);

@@ -119,4 +119,35 @@ int decode_finish(struct decoder *d, uint32_t frames);
  * 16-bit integers straight into `dst`. */
 int64_t decode_read_frames(struct decoder *d, void *dst, uint64_t want, bool s16);
 
+/* The output has reached max_frames while the length is unknown: reads on
+ * to the end (into d->scratch), which either shows the file fits after all
+ * or fails (in decode_read_block) as soon as it cannot. */
+int decode_drain(struct decoder *d);
+
+/* ---- feeding the converter (decode_core.c) -------------------------------- */
+
+/* Output frames per channel a window throws away per soxr call. */
+#define DECODE_DISCARD 1024
+
+/* Where a converter's output goes: d->buf from d->filled up to `end`, after
+ * the first `skip` frames, which go to `discard` (DECODE_DISCARD frames per
+ * channel) and are thrown away.  `end` 0: up to the buffer's end, which for
+ * a length not known grows as the output comes. */
+struct decode_window {
+    uint32_t end;
+    uint32_t skip;
+    float *discard;
+};
+
+/* decode_feed(): the window filled before the input was all taken. */
+#define DECODE_FULL 1
+
+/* Feeds `n` interleaved frames at `in` through d->soxr into the window, in
+ * as many soxr calls as it takes, or with `in` NULL flushes what soxr still
+ * holds.  Returns 0 once the input is taken (or nothing more comes out),
+ * DECODE_FULL when the window is full first, or a negative errno with the
+ * reason in d->err.  Every converting strategy feeds soxr through here, so
+ * all of them cut the same input into the same calls. */
+int decode_feed(struct decoder *d, struct decode_window *w, const float *in, size_t n);
+
 #endif

@@ -1,7 +1,6 @@
 /* decode_direct.c - the same-rate strategy (decode_direct.h). */
 #include "decode_direct.h"
 #include "decode_core.h"
-#include "decode_pipe.h"
 
 #include <stdint.h>
 
@@ -16,7 +15,7 @@ int decode_direct(struct decoder *d)
             return r;
         uint64_t room = d->buf->frames - d->filled;
         if (room == 0)
-            return d->known ? 0 : decode_drain(d, NULL); /* known: all the frames reported */
+            return d->known ? 0 : decode_drain(d); /* known: all the frames reported */
         uint64_t want = room < DECODE_BLOCK ? room : DECODE_BLOCK;
         if (d->format == SAMPLE_S16) {
             int16_t *dst = sample_buffer_s16(d->buf) + (size_t)d->filled * d->channels;

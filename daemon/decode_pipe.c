@@ -5,10 +5,9 @@
  * (decode_split.c: lengths unknown or short, formats that cannot seek
  * exactly, ratios soxr does not step exactly, a second handle or thread
  * that cannot be had) goes through here: convert() feeds the decoded
- * blocks to the decoder's one converter, whose output lands in the buffer
- * directly, and drains soxr at the end of the input.  decode_drain(), which
- * reads on when a buffer of unknown length is full, serves the same-rate
- * path in decode.c as well.
+ * blocks to the decoder's one converter (decode_feed, decode_core.c),
+ * whose output lands in the buffer directly, and flushes soxr at the end
+ * of the input.
  *
  * The reader thread.  decode_pipe() decodes on a second thread and
  * converts on the calling one.  Three blocks circulate between them under a
@@ -28,10 +27,10 @@
  * takes back in_done and the reason.  The reader is a helper thread like
  * the second half's (decode.c, "Helper threads").
  * Known lengths of two blocks or less stay sequential: with one block there
- * is nothing to overlap, and with two at most one block's decode (about a
- * millisecond) against starting the thread and mapping its stack and two
- * more blocks (all locked when the daemon runs under mlockall), which the
- * first time costs up to as much.
+ * is nothing to overlap, and with two at most one block's decode against
+ * starting the thread and mapping its stack and two more blocks (all
+ * locked when the daemon runs under mlockall), which the first time costs
+ * up to as much.
  * If the thread or its blocks cannot be had, the same loop runs on the
  * calling thread alone: slower, never a failed load.
  */
@@ -208,11 +207,11 @@ static int64_t next_block(struct decoder *d, struct reader *rd, const float **in
 
 /* ---- the conversion loop -------------------------------------------------- */
 
-/* The output has reached max_frames while the length is unknown: read on
- * to the end, which either shows the file fits after all or fails (in
- * decode_read_block) as soon as it cannot. */
-int decode_drain(struct decoder *d, struct reader *rd)
+/* decode_drain(), through the reader's queue when there is a reader. */
+static int drain(struct decoder *d, struct reader *rd)
 {
+    if (!rd)
+        return decode_drain(d);
     const float *in;
     int64_t got;
     while ((got = next_block(d, rd, &in)) > 0)
@@ -220,32 +219,12 @@ int decode_drain(struct decoder *d, struct reader *rd)
     return (int)got;
 }
 
-/* Runs soxr once into the free part of the buffer.  `in` NULL flushes. */
-static int soxr_step(struct decoder *d, const float *in, size_t ilen, size_t *idone, size_t *odone)
-{
-    float *outs[SAMPLE_MAX_CHANNELS];
-    for (uint32_t c = 0; c < d->channels; c++)
-        outs[c] = sample_buffer_channel(d->buf, c) + d->filled;
-    size_t olen = d->buf->frames - d->filled;
-    soxr_error_t e = soxr_process(d->soxr, in, ilen, idone, outs, olen, odone);
-    if (e)
-        return decode_fail(d, -EIO, "sample-rate conversion failed (%s)", e);
-    d->filled += (uint32_t)*odone;
-    return 0;
-}
-
-/* Room to ask for ahead of soxr output: what `n` input frames can produce,
- * plus slack for the filter's history. */
-static uint64_t soxr_room(const struct decoder *d, uint64_t n)
-{
-    return (uint64_t)d->filled + decode_out_len(d, n) + 1024;
-}
-
 /* Other rate: decoded blocks (from `rd`, or read here when it is NULL) go
- * through soxr, whose split output lands in the buffer directly.  Stops
- * early once a known-length output is full. */
+ * through soxr (decode_feed), whose split output lands in the buffer
+ * directly.  Stops early once a known-length output is full. */
 static int convert(struct decoder *d, struct reader *rd)
 {
+    struct decode_window all = {0}; /* the whole buffer, grown as needed */
     int r;
     for (;;) {
         const float *in;
@@ -254,33 +233,14 @@ static int convert(struct decoder *d, struct reader *rd)
             return (int)got;
         if (got == 0)
             break;
-        size_t left = (size_t)got;
-        while (left > 0) {
-            if (!d->known && (r = decode_reserve(d, soxr_room(d, left))) < 0)
-                return r;
-            if (d->filled == d->buf->frames)
-                return d->known ? 0 : decode_drain(d, rd); /* known: output complete */
-            size_t idone = 0, odone = 0;
-            if ((r = soxr_step(d, in, left, &idone, &odone)) < 0)
-                return r;
-            if (idone == 0 && odone == 0)
-                return decode_fail(d, -EIO, "sample-rate conversion stalled");
-            in += idone * d->channels;
-            left -= idone;
-        }
+        if ((r = decode_feed(d, &all, in, (size_t)got)) < 0)
+            return r;
+        if (r == DECODE_FULL)
+            return d->known ? 0 : drain(d, rd); /* known: output complete */
     }
     /* End of input: drain what soxr still holds. */
-    for (;;) {
-        if (!d->known && (r = decode_reserve(d, soxr_room(d, 0))) < 0)
-            return r;
-        if (d->filled == d->buf->frames)
-            return 0;
-        size_t odone = 0;
-        if ((r = soxr_step(d, NULL, 0, NULL, &odone)) < 0)
-            return r;
-        if (odone == 0)
-            return 0;
-    }
+    r = decode_feed(d, &all, NULL, 0);
+    return r < 0 ? r : 0;
 }
 
 /* Converts with decoding on a reader thread, or all here for a short file

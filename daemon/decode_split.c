@@ -13,14 +13,13 @@
  * own part of the final buffer, so nothing is copied, and beside the
  * buffer the second half needs only one block and a converter.  The load
  * then takes about (decode + convert) / 2 whatever their proportion: the
- * same as the pipeline for 60 s of 44.1 kHz FLAC, whose decode and
- * conversion cost about 40 ms each, but 0.6-0.9x of the pipeline's time
- * here for a 44.1 kHz WAV (decoding is a fifth of the conversion) or for
- * a 96 kHz FLAC (decoding is three times the conversion).  The second
- * handle is libsndfile's virtual I/O on the descriptor the first one owns,
- * reading with pread() at a position of its own: the path is not looked
- * up again (it may name another file by now), neither handle moves the
- * other's file offset, and no second descriptor is needed.  Separate
+ * pipeline's time when the two stages cost the same, less the more one
+ * outweighs the other (docs/performance.md, "The split and the
+ * pipeline").  The second handle is libsndfile's virtual I/O on the
+ * descriptor the first one owns, reading with pread() at a position of its
+ * own: the path is not looked up again (it may name another file by now),
+ * neither handle moves the other's file offset, and no second descriptor
+ * is needed.  Separate
  * SNDFILE handles and soxr instances share no state (both converters are
  * made on the loader thread), the two halves of the buffer are disjoint,
  * and pthread_join() makes the helper's writes visible, so nothing is
@@ -35,35 +34,34 @@
  * SPLIT_LEAD frames (at the lower rate, rounded up to a multiple of
  * in_rate / g) before M and throws away exactly the output frames before
  * N, which it computed from a stream that starts in silence.  SPLIT_LEAD
- * is 3.5 times the widest reach of soxr HQ's filters measured (impulse
- * response above 1e-9: 900 frames each way at 44.1 to 48 kHz, 1185 at 8
- * to 48 kHz, at the lower rate), so every frame it keeps is made from the
- * same input as the single pass's (the tests still pass with 256).  The
- * first converter reads on past M (its filter needs the input after N's
- * instant) until it has made exactly N frames, and is not flushed.  The
+ * is several times the widest reach of soxr HQ's filters
+ * (docs/performance.md, "The split's seam"), so every frame it keeps is
+ * made from the same input as the single pass's.  The first converter
+ * reads on past M (its filter needs the input after N's instant) until it
+ * has made exactly N frames, and is not flushed.  The
  * second flushes at the end of the file as the single pass does, into a
  * window that ends at the single pass's length: the same length, exactly.
  * What differs is rounding: soxr filters in FFT blocks, which lie
  * differently in a stream that starts elsewhere, so the second half's
- * samples differ from the single pass's by a few float ulps (at most
- * 4.2e-7 in the tests, with peaks of 0.6).  That holds only where soxr
- * steps its polyphase filter exactly, for ratios whose fraction it finds
- * with a denominator up to 2048; for others (48000 to 47999 Hz) it steps
- * by a rounded increment, whose error grows from the start of the stream,
- * so a converter started in the middle is a fraction of a sample off
- * (5e-5 measured).  Those are not split (SPLIT_MAX_PHASES, conservatively:
- * rate / g times the decimation soxr may do before that stage).
+ * samples differ from the single pass's by a few float ulps
+ * (tests/test_decode.c bounds it).  That holds only where soxr steps its
+ * polyphase filter exactly, for ratios whose fraction it finds with a
+ * denominator up to 2048; for others (48000 to 47999 Hz) it steps by a
+ * rounded increment, whose error grows from the start of the stream, so a
+ * converter started in the middle is a fraction of a sample off.  Those
+ * are not split (SPLIT_MAX_PHASES, conservatively: rate / g times the
+ * decimation soxr may do before that stage).
  *
  * When the halves are not used: lengths unknown or shorter than
- * decode_default_options.split_min_frames (four blocks, 6 s at 44.1 kHz: below that,
- * opening and seeking a second handle, the lead-in and the thread cost
- * about what the split saves); files libsndfile cannot seek, or whose seek
- * is not exact and cheap (only PCM, companded PCM and FLAC are split; not
- * the ADPCMs and GSM, whose blocks carry state, nor Vorbis, Opus or MP3); a
+ * decode_default_options.split_min_frames (below that, opening and seeking
+ * a second handle, the lead-in and the thread cost about what the split
+ * saves: decode.c); files libsndfile cannot seek, or whose seek is not
+ * exact and cheap (only PCM, companded PCM and FLAC are split; not the
+ * ADPCMs and GSM, whose blocks carry state, nor Vorbis, Opus or MP3); a
  * second handle that does not report the first one's length and format (a
  * length that was only an estimate); a seek that fails; a thread that
- * cannot be had.  Then the pipelined path (decode_pipe.c) runs as before,
- * and with no thread at all the sequential loop.  Errors: each half reads in blocks
+ * cannot be had.  Then the pipelined path (decode_pipe.c) runs, and with
+ * no thread at all the sequential loop.  Errors: each half reads in blocks
  * that end where the sequential loop's do and stops once its window is
  * full, so together they read what the sequential loop reads, and an error
  * in either fails the load with the sequential loop's reason; the first
@@ -91,17 +89,14 @@
 #include <soxr.h>
 
 /* Frames, at the lower of the two rates, that the second half starts
- * before the split point (and the first reads past it at a time): about
- * 3.5 times the widest reach of soxr HQ's filters measured (1185 frames at
- * the lower rate, 8 kHz to 48 kHz; see "The seam"). */
+ * before the split point (and the first reads past it at a time): several
+ * times the widest reach of soxr HQ's filters (see "The seam"). */
 #define SPLIT_LEAD 4096
 /* soxr steps its polyphase filter exactly only for ratios whose fraction it
  * finds with a denominator up to 2048 (the most phases it tries at HQ);
  * others step by a rounded increment, and a second converter started in
  * the middle would not keep the first one's phase (see "The seam"). */
 #define SPLIT_MAX_PHASES 2048
-/* Output frames per channel thrown away per soxr call (second half). */
-#define SPLIT_DISCARD 1024
 
 /* The second handle's file: pread() at a position of its own on the
  * descriptor the first handle owns, so the two never move each other's
@@ -162,14 +157,13 @@ static sf_count_t vf_tell(void *user)
 
 static SF_VIRTUAL_IO split_io = {vf_length, vf_seek, vf_read, vf_write, vf_tell};
 
-/* What one half reads and where its output goes. */
+/* What one half reads and where its output goes: its window of the
+ * buffer, after the second half's lead-in thrown away (out.skip). */
 struct span {
     uint64_t pos;     /* input frame the handle is at */
     uint64_t read_to; /* read whole blocks up to here, then `lead` frames at a time */
     uint64_t lead;
-    uint32_t skip;             /* output frames still to throw away (the second half's lead-in) */
-    uint32_t end;              /* the output window ends here */
-    float *discard;            /* SPLIT_DISCARD frames per channel, for `skip` */
+    struct decode_window out;
     struct vfile *vf;          /* the second handle's file, or NULL */
     const atomic_bool *cancel; /* the other half failed: stop reading */
 };
@@ -188,30 +182,6 @@ struct half {
     pthread_t thread;
 };
 
-/* Runs soxr once: into the discard block while output is to be skipped,
- * else into the free part of the span's window.  `in` NULL flushes. */
-static int span_step(struct decoder *d, struct span *s, const float *in, size_t ilen, size_t *idone,
-                     size_t *odone)
-{
-    float *outs[SAMPLE_MAX_CHANNELS];
-    size_t olen;
-    for (uint32_t c = 0; c < d->channels; c++)
-        outs[c] = s->skip > 0 ? s->discard + (size_t)c * SPLIT_DISCARD
-                              : sample_buffer_channel(d->buf, c) + d->filled;
-    if (s->skip > 0)
-        olen = s->skip < SPLIT_DISCARD ? s->skip : SPLIT_DISCARD;
-    else
-        olen = s->end - d->filled;
-    soxr_error_t e = soxr_process(d->soxr, in, ilen, idone, outs, olen, odone);
-    if (e)
-        return decode_fail(d, -EIO, "sample-rate conversion failed (%s)", e);
-    if (s->skip > 0)
-        s->skip -= (uint32_t)*odone;
-    else
-        d->filled += (uint32_t)*odone;
-    return 0;
-}
-
 /* A read error the second handle's file saw: the sequential path's reason
  * for the same error. */
 static int fail_read(struct decoder *d)
@@ -224,14 +194,14 @@ static int fail_read(struct decoder *d)
 }
 
 /* Converts one half: reads from s->pos in blocks that end where the
- * sequential path's end (multiples of DECODE_BLOCK), feeds soxr, and stops
- * once the window is full; at the end of the input, flushes soxr into
- * what is left of the window, as convert() (decode_pipe.c) does. */
+ * sequential path's end (multiples of DECODE_BLOCK), feeds soxr
+ * (decode_feed), and stops once the window is full; at the end of the
+ * input, flushes soxr into what is left of the window. */
 static int span_convert(struct decoder *d, struct span *s)
 {
     int r;
     for (;;) {
-        if (d->filled == s->end)
+        if (d->filled == s->out.end)
             return 0;
         if (s->cancel && atomic_load_explicit(s->cancel, memory_order_relaxed))
             return 0; /* the caller does not look at this half's output */
@@ -247,27 +217,11 @@ static int span_convert(struct decoder *d, struct span *s)
         if (got == 0)
             break;
         s->pos += (uint64_t)got;
-        const float *in = d->scratch;
-        size_t left = (size_t)got;
-        while (left > 0 && d->filled < s->end) {
-            size_t idone = 0, odone = 0;
-            if ((r = span_step(d, s, in, left, &idone, &odone)) < 0)
-                return r;
-            if (idone == 0 && odone == 0)
-                return decode_fail(d, -EIO, "sample-rate conversion stalled");
-            in += idone * d->channels;
-            left -= idone;
-        }
-    }
-    for (;;) {
-        if (d->filled == s->end)
-            return 0;
-        size_t idone = 0, odone = 0;
-        if ((r = span_step(d, s, NULL, 0, &idone, &odone)) < 0)
+        if ((r = decode_feed(d, &s->out, d->scratch, (size_t)got)) < 0)
             return r;
-        if (odone == 0)
-            return 0;
     }
+    r = decode_feed(d, &s->out, NULL, 0);
+    return r < 0 ? r : 0;
 }
 
 static void *half_main(void *arg)
@@ -284,7 +238,7 @@ static void half_free(struct half *h)
     if (h->d.sf)
         sf_close(h->d.sf); /* a virtual file: the descriptor stays open */
     free(h->d.scratch);
-    free(h->span.discard);
+    free(h->span.out.discard);
 }
 
 static uint64_t gcd(uint64_t a, uint64_t b)
@@ -362,8 +316,7 @@ static bool split_start(struct half *h, struct decoder *d, struct span *first)
     h->span = (struct span){.pos = h->start,
                             .read_to = UINT64_MAX,
                             .lead = lead,
-                            .skip = (uint32_t)(lead / p * q),
-                            .end = d->buf->frames,
+                            .out = {.end = d->buf->frames, .skip = (uint32_t)(lead / p * q)},
                             .vf = &h->vf,
                             .cancel = &h->cancel};
     atomic_init(&h->cancel, false);
@@ -378,8 +331,8 @@ static bool split_start(struct half *h, struct decoder *d, struct span *first)
     if (sf_seek(h->d.sf, (sf_count_t)h->start, SEEK_SET) != (sf_count_t)h->start)
         goto fail;
     h->d.scratch = malloc((size_t)DECODE_BLOCK * d->channels * sizeof(float));
-    h->span.discard = malloc((size_t)SPLIT_DISCARD * d->channels * sizeof(float));
-    if (!h->d.scratch || !h->span.discard)
+    h->span.out.discard = malloc((size_t)DECODE_DISCARD * d->channels * sizeof(float));
+    if (!h->d.scratch || !h->span.out.discard)
         goto fail;
     soxr_error_t e = NULL;
     h->d.soxr = decode_new_converter(d, &e);
@@ -388,7 +341,8 @@ static bool split_start(struct half *h, struct decoder *d, struct span *first)
     if (decode_start_helper(&h->thread, half_main, h) != 0)
         goto fail;
 
-    *first = (struct span){.pos = 0, .read_to = mid + lead, .lead = lead, .end = (uint32_t)out_mid};
+    *first = (struct span){
+        .pos = 0, .read_to = mid + lead, .lead = lead, .out = {.end = (uint32_t)out_mid}};
     return true;
 fail:
     half_free(h);
@@ -413,7 +367,7 @@ bool decode_split(struct decoder *d, int *r)
     half_free(&h);
     if (*r < 0)
         return true; /* the earlier error is the one the sequential path meets */
-    if (d->filled < first.end)
+    if (d->filled < first.out.end)
         return true; /* the input ended before the split point: all here */
     if (h.result < 0) {
         if (d->err && d->errlen > 0)

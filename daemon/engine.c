@@ -65,6 +65,7 @@
 
 #include "memlock.h"
 #include "mixer.h"
+#include "sample_alloc.h"
 #include "schedule.h"
 
 #if defined(__SSE__) || defined(__x86_64__)

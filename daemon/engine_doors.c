@@ -10,6 +10,8 @@
 
 #include <errno.h>
 
+#include "sample_alloc.h"
+
 /* Takes a place in the schedule unless `limit` are taken. */
 static bool sched_take(struct engine *e, uint32_t limit)
 {

@@ -14,7 +14,7 @@
 
 #include "decode.h"
 #include "log.h"
-#include "sample.h"
+#include "sample_alloc.h"
 
 /* One job on its worker thread.  `done`, `claimed` and `abandoned` are
  * under l->lock.  The worker claims the job before it answers or publishes

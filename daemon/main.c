@@ -39,7 +39,7 @@
 #include "protocol.h"
 #include "replies.h"
 #include "reply.h"
-#include "sample.h"
+#include "sample_alloc.h"
 
 #define MAIN_SPARE_MAX ((size_t)64 << 20)
 /* From SIGTERM to the process's end, whatever blocks. */

@@ -165,8 +165,12 @@ static int parse_ulong(const char *opt, const char *text, unsigned long lo, unsi
  * later step would only report confusingly, or not at all. */
 static int check_options(const struct options *o)
 {
-    /* jack_client_name_size() counts the terminating NUL. */
+    /* jack_client_name_size() counts the terminating NUL.  JACK2's says 65
+     * but refuses names of 64 characters or more, reporting it as a server
+     * failure (jack2 issue #181), so no longer name goes to JACK. */
     size_t name_max = (size_t)jack_client_name_size() - 1;
+    if (name_max > 63)
+        name_max = 63;
     if (!*o->name || strlen(o->name) > name_max) {
         fprintf(stderr, "looperd: --name must be 1 to %zu characters (JACK's limit), not %zu\n",
                 name_max, strlen(o->name));

@@ -434,6 +434,8 @@ static void handle_status(struct protocol *p, const struct req *q)
         .state = atomic_load(&p->audio->stuck)  ? "jack-stuck"
                  : atomic_load(&p->audio->gone) ? "jack-gone"
                                                 : "running",
+        .stolen = (int64_t)atomic_load(&e->stats.voices_stolen),
+        .lost = (int64_t)atomic_load(&e->stats.lost_events),
     };
     reply_status(p->replies, q->from, &st);
 }

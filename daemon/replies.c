@@ -94,9 +94,9 @@ void reply_version(struct replies *rs, const struct osc_peer *to, const char *ve
 
 void reply_status(struct replies *rs, const struct osc_peer *to, const struct reply_status *s)
 {
-    osc_send(rs->osc, to, "/status.reply", "iiiiiffiihs", s->voices, s->slots, s->xruns, s->late,
+    osc_send(rs->osc, to, "/status.reply", "iiiiiffiihshh", s->voices, s->slots, s->xruns, s->late,
              s->refused, (double)s->dsp_avg, (double)s->dsp_peak, s->rate, s->period,
-             s->sample_bytes, s->state);
+             s->sample_bytes, s->state, s->stolen, s->lost);
 }
 
 void reply_get(struct replies *rs, const struct osc_peer *to, uint32_t id, const struct params *p)

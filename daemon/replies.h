@@ -72,6 +72,7 @@ struct reply_status {
     int32_t rate, period;
     int64_t sample_bytes;
     const char *state;
+    int64_t stolen, lost;
 };
 void reply_status(struct replies *rs, const struct osc_peer *to, const struct reply_status *s);
 /* /get.reply ID KEY VALUE ...: the keys set in `p` (params.h's order),

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sample.h"
+#include "sample_alloc.h"
 
 static void answer(struct replier *r, const struct event *ev)
 {

@@ -1,8 +1,9 @@
 /* sample_alloc.c - the sample buffers' allocation policy: huge pages where
  * a buffer is big enough, spare mappings kept for reloads, pages locked and
  * populated before publication (beside memlock.c, the daemon's other
- * memory policy).  The buffer type and this API are common/sample.h's. */
-#include "sample.h"
+ * memory policy).  The API is sample_alloc.h's, the buffer's layout
+ * common/sample.h's. */
+#include "sample_alloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -26,7 +27,7 @@
  * that fit and small ones to the tail.  Rounding up would waste a MiB per
  * buffer on average (32 ten-second samples: 11 MiB).  The small pages of
  * the tail are populated in one call (MADV_POPULATE_WRITE, Linux 5.14)
- * rather than by a fault each, which on a VM costs microseconds apiece. */
+ * rather than by a fault each (docs/performance.md, "Sample memory"). */
 #define HUGE_PAGE ((size_t)2 << 20)
 #define SAMPLE_MAPPED 1u
 
@@ -60,10 +61,10 @@ static void *map_huge(size_t len)
 /* Spare mappings.  A mapped buffer that is freed can be kept, its pages
  * populated and locked, for the next buffer that fits in it, rather than
  * unmapped.  Why: on a VM whose guest hands free memory back to the host,
- * fresh memory is backed again on first touch (populating 24 MiB takes
- * about 2 ms here, but 15-900 ms every few mappings), and each munmap of a
- * mapping in the daemon's address space sends a TLB shootdown to the CPU
- * the audio thread runs on.  Reloading a sample -- the buffer before the
+ * fresh memory is backed again on first touch, now and then at many times
+ * the usual cost (docs/performance.md, "Sample memory"), and each munmap
+ * of a mapping in the daemon's address space sends a TLB shootdown to the
+ * CPU the audio thread runs on.  Reloading a sample -- the buffer before the
  * slot's current one is freed when the next load replaces it -- then costs
  * neither: the third load of the same file finds the first one's mapping.
  *
@@ -206,15 +207,15 @@ size_t sample_spares_bytes(void)
 }
 
 /* Smaller buffers come from the heap (stereo at 48 kHz: 16-bit samples up
- * to about 10.9 s, float ones up to about 5.4 s).  When the heap has
- * to grow for one, its pages are fresh, and the decoder writing them would
- * take a page fault for each 4 KiB: for a 1.8 MiB buffer (10 s of 16-bit
- * stereo) that added 1.1 ms to a decode of 0.3 ms on this VM.  They are
- * populated in one call here instead (0.8 ms for the same buffer; the
- * decode then takes its 0.3 ms).  Pages the heap already had in place
- * cost a short walk.  MADV_POPULATE_WRITE maps them writable without
- * changing a byte, so the range is widened to whole pages even where they
- * hold other heap data.  Older kernels: EINVAL, faults as before. */
+ * to about 10.9 s, float ones up to about 5.4 s).  When the heap has to
+ * grow for one, its pages are fresh, and the decoder writing them would
+ * take a page fault for each 4 KiB, which costs more than the decode of a
+ * 16-bit file at the engine rate (docs/performance.md, "Sample memory").
+ * They are populated in one call here instead.  Pages the heap already had
+ * in place cost a short walk.  MADV_POPULATE_WRITE maps them writable
+ * without changing a byte, so the range is widened to whole pages even
+ * where they hold other heap data.  Older kernels: EINVAL, and the
+ * decoder's writes fault the pages in. */
 static void populate_heap(void *p, size_t len)
 {
     uintptr_t lo = (uintptr_t)p & ~(uintptr_t)4095;
@@ -269,22 +270,16 @@ struct sample_buffer *sample_buffer_new_format(uint32_t frames, uint32_t channel
     return b;
 }
 
-struct sample_buffer *sample_buffer_new(uint32_t frames, uint32_t channels, uint32_t rate)
-{
-    return sample_buffer_new_format(frames, channels, rate, SAMPLE_F32);
-}
-
 void sample_buffer_prefault(struct sample_buffer *b)
 {
     /* Every page is resident already: the builder wrote every frame (and
-     * sample_buffer_new_format the header), so reading each page again, as
-     * this used to, found nothing to fault.  What is left is to keep them.
-     * Under the daemon's mlockall(MCL_FUTURE | MCL_ONFAULT) the mapping is
-     * lock-on-fault and its pages were locked as they were written;
-     * mlock2(MLOCK_ONFAULT) then finds the flags as it would set them and
-     * returns at once, where plain mlock() switched the mapping to
-     * VM_LOCKED and walked every page again (0.1 ms for a 3.7 MiB buffer
-     * here).  Without mlockall it locks the pages present, i.e. all.
+     * sample_buffer_new_format the header), so there is nothing to fault
+     * in; what is left is to keep them.  Under the daemon's
+     * mlockall(MCL_FUTURE | MCL_ONFAULT) the mapping is lock-on-fault and
+     * its pages were locked as they were written; mlock2(MLOCK_ONFAULT)
+     * then finds the flags as it would set them and returns at once, where
+     * plain mlock() would switch the mapping to VM_LOCKED and walk every
+     * page again.  Without mlockall it locks the pages present, i.e. all.
      * Best effort: it fails without CAP_IPC_LOCK or enough RLIMIT_MEMLOCK,
      * and the pages stay resident as written.  A kernel older than 4.4
      * has no mlock2 (ENOSYS) or no MLOCK_ONFAULT (EINVAL): plain mlock. */

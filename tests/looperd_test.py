@@ -624,6 +624,20 @@ def decode_packet(data: bytes) -> list[tuple[str, list]]:
 # --------------------------------------------------------------------------
 # OSC client
 
+# /status.reply's fields in their order (docs/protocol.md, "/status.reply").
+STATUS_FIELDS = ("voices", "slots", "xruns", "late", "refused", "dsp_avg", "dsp_peak", "rate",
+                 "period", "bytes", "state", "stolen", "lost")
+
+
+def status_dict(args) -> dict:
+    """A /status.reply's arguments by their documented names.  Fields appended
+    after the documented ones are left out; a missing one is an error."""
+    if len(args) < len(STATUS_FIELDS):
+        raise ValueError(f"/status.reply has {len(args)} fields, {len(STATUS_FIELDS)} "
+                         f"documented: {args!r}")
+    return dict(zip(STATUS_FIELDS, args))
+
+
 class OscClient:
     """Sends to host:port from one socket bound to 127.0.0.1:0 and receives
     the replies on it.  .last_from is the (host, port) of the last packet
@@ -702,6 +716,10 @@ class OscClient:
             if expect is None or msg[0] in expect:
                 return msg
 
+    def status(self, timeout: float = 2.0) -> dict:
+        """/status, its reply by field name (status_dict)."""
+        return status_dict(self.request("/status", expect="/status.reply", timeout=timeout)[1])
+
     def close(self) -> None:
         self.sock.close()
 
@@ -753,7 +771,7 @@ def pause_before_retake(disturbed: int, port: int | None = None, client=None) ->
         deadline = time.monotonic() + STORM_WAIT_S
         last, since = None, time.monotonic()
         while time.monotonic() < deadline:
-            xruns = osc.request("/status", expect="/status.reply", timeout=5)[1][2]
+            xruns = osc.status(timeout=5)["xruns"]
             now = time.monotonic()
             if xruns != last:
                 last, since = xruns, now

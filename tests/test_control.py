@@ -7,7 +7,8 @@ jackd (dummy backend), with real UDP packets:
 * the log cannot be forged and a flood of bad packets is rate limited;
 * every unknown address is answered, however long;
 * --bank must be a small regular file, at start-up and on SIGHUP;
-* --name, --listen :: and --sample-dir say what is wrong, or work.
+* --name, --listen :: and --sample-dir say what is wrong, or work;
+* /status counts the voices stolen, and no event the audio thread lost.
 
 One jackd serves the whole file; each test starts the daemon it needs."""
 import os
@@ -21,8 +22,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (Daemon, JackServer, OscClient, binary_path,  # noqa: E402
-                          decode_message, encode_message, free_udp_port,
+from looperd_test import (IMMEDIATELY, Daemon, JackServer, OscClient,  # noqa: E402
+                          binary_path, decode_message, encode_message, free_udp_port,
                           timetag_in, write_wav)
 
 RATE = 48000
@@ -59,8 +60,7 @@ def ping_ok(client):
 
 
 def status(client):
-    a = client.request("/status", expect="/status.reply")[1]
-    return dict(zip(("voices", "slots", "xruns", "late", "refused"), a))
+    return client.status()
 
 
 class DaemonTest(unittest.TestCase):
@@ -280,6 +280,30 @@ def run_daemon(args, timeout=10):
     return p.returncode, err.decode(errors="replace")
 
 
+class TestStatusCounters(DaemonTest):
+    ARGS = ("--voices", "4")
+
+    def test_stolen_voices_are_counted_and_nothing_is_lost(self):
+        """Ten triggers of a 5 s sample at once on 4 voices: each of the last
+        six finds every voice busy and steals one; nothing is lost."""
+        c = self.client()
+        wav = os.path.join(TMP.name, "long.wav")
+        write_wav(wav, [(1000, -1000)] * (5 * RATE), RATE, 2)
+        self.assertEqual(c.request("/load", 0, wav, expect=("/done", "/fail"), timeout=10)[0],
+                         "/done")
+        st = c.status()
+        self.assertEqual((st["stolen"], st["lost"]), (0, 0), st)
+        c.send_bundle(IMMEDIATELY, [("/play", [0, 0.1])] * 10)
+        self.assertTrue(ping_ok(c))  # the triggers are applied before the /pong
+        st = c.status()
+        self.assertEqual(st["stolen"], 6, st)
+        self.assertEqual(st["lost"], 0, st)
+        c.send_bundle(IMMEDIATELY, [("/play", [0, 0.1])] * 3)
+        self.assertTrue(ping_ok(c))
+        st = c.status()
+        self.assertEqual((st["stolen"], st["lost"]), (9, 0), st)
+
+
 class TestOptions(unittest.TestCase):
 
     def bad_bank_cases(self, d):
@@ -351,10 +375,23 @@ class TestOptions(unittest.TestCase):
                 self.assertEqual(daemon.stop(), 0, daemon.log())
 
     def test_name_too_long(self):
-        code, err = run_daemon(["--name", "n" * 400])
-        self.assertEqual(code, 2, err)
-        self.assertIn("--name", err)
-        self.assertNotIn("no JACK server", err)
+        # 64: JACK2's jack_client_name_size() allows it, its server does not.
+        for n in (400, 64):
+            code, err = run_daemon(["--name", "n" * n])
+            self.assertEqual(code, 2, err)
+            self.assertIn("--name must be 1 to 63 characters", err)
+            self.assertNotIn("no JACK server", err)
+
+    def test_name_of_63_characters(self):
+        name = "n" * 63
+        d = Daemon(JACK, name=name)
+        try:
+            with OscClient(d.port) as c:
+                self.assertTrue(ping_ok(c))
+            for port in d.outputs:
+                self.assertIn(port, JACK.ports())
+        finally:
+            d.close()
 
     def test_sample_dir_must_be_a_directory(self):
         with tempfile.TemporaryDirectory() as d:

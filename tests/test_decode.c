@@ -50,7 +50,8 @@
 #include <soxr.h>
 
 #include "decode.h"
-#include "sample.h"
+#include "sample_alloc.h"
+#include "sample_check.h"
 
 /* What every load here passes: the production default, reset after each test. */
 static struct decode_options opts;

@@ -245,7 +245,7 @@ class Reload(DaemonCase):
             write_wav(files[name][0], files[name][1], RATE, 2, sampwidth=4)
 
         def held():
-            return self.osc.request("/status", expect="/status.reply")[1][9]
+            return self.osc.status()["bytes"]
 
         def settled(limit):
             """The bytes held once the replaced buffer has been freed."""

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "engine.h"
+#include "sample_alloc.h"
+#include "sample_check.h"
 
 #define RATE 48000
 #define PERIOD 64

@@ -126,7 +126,7 @@ class JackFaults(unittest.TestCase):
         return d, osc
 
     def status(self, osc):
-        return osc.request("/status", expect="/status.reply", timeout=3.0)[1]
+        return osc.status(timeout=3.0)
 
     def wait_state(self, d, osc, state, what):
         deadline = time.monotonic() + BACK_WITHIN_S
@@ -134,7 +134,7 @@ class JackFaults(unittest.TestCase):
         while time.monotonic() < deadline:
             self.assertTrue(d.running(), f"looperd died {what}:\n{d.log()}")
             try:
-                last = self.status(osc)[-1]
+                last = self.status(osc)["state"]
             except TimeoutError:
                 last = "no reply"
             if last == state:
@@ -191,9 +191,9 @@ class JackFaults(unittest.TestCase):
             osc.drain()
             self.assertEqual(osc.request("/ping", timeout=3.0), ("/pong", []), what)
             status = self.status(osc)
-            self.assertEqual(status[1], 1, f"{what}: the sample is no longer loaded")
-            self.assertEqual(status[7], RATE, what)
-            self.assertEqual(status[8], 256, what)
+            self.assertEqual(status["slots"], 1, f"{what}: the sample is no longer loaded")
+            self.assertEqual(status["rate"], RATE, what)
+            self.assertEqual(status["period"], 256, what)
             self.assert_plays(d, osc, what)
         self.assertEqual(flood.stop(), [])
         self.assertGreater(flood.sent, 100)
@@ -222,7 +222,7 @@ class JackFaults(unittest.TestCase):
 
     def test_stalled_server_drops_stale_plain_triggers(self):
         d, osc = self.daemon()
-        late0 = self.status(osc)[3]
+        late0 = self.status(osc)["late"]
         rec = Recorder(self.jack, d.outputs, seconds=30)
         try:
             time.sleep(0.2)
@@ -243,8 +243,8 @@ class JackFaults(unittest.TestCase):
         left, right = deinterleave(samples)
         self.assertIsNone(find_onset(left, 0, channels=1),
                           "a trigger sent during the stall sounded after it")
-        self.assertEqual(status[3] - late0, 100, "stale triggers not counted as late")
-        self.assertEqual(status[0], 0, "voices sound after the stall")
+        self.assertEqual(status["late"] - late0, 100, "stale triggers not counted as late")
+        self.assertEqual(status["voices"], 0, "voices sound after the stall")
         # Fresh triggers still play.
         self.assert_plays(d, osc, "after the stall")
         self.assertEqual(d.stop(), 0)

@@ -118,7 +118,7 @@ class Loader(unittest.TestCase):
         return d, osc
 
     def status(self, osc):
-        return osc.request("/status", expect="/status.reply")[1]
+        return osc.status()
 
     def restart_jack(self, rate, osc):
         """Kills jackd and starts one of the same name at `rate`; returns
@@ -131,7 +131,7 @@ class Loader(unittest.TestCase):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             st = self.status(osc)
-            if st[-1] == "running" and st[7] == rate:
+            if st["state"] == "running" and st["rate"] == rate:
                 return
             time.sleep(0.05)
         self.fail("the daemon did not come back on the new server")
@@ -140,16 +140,16 @@ class Loader(unittest.TestCase):
         self.jack.proc.kill()
         self.jack.proc.wait()
         time.sleep(1.0)  # the daemon notices and lets go of the client
-        self.assertEqual(self.status(osc)[-1], "jack-gone")
+        self.assertEqual(self.status(osc)["state"], "jack-gone")
 
     def start_jack_again(self, osc):
         name = self.jack.name
         self.jack.close()
         self.jack = JackServer(rate=RATE, name=name)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.status(osc)[-1] != "running":
+        while time.monotonic() < deadline and self.status(osc)["state"] != "running":
             time.sleep(0.05)
-        self.assertEqual(self.status(osc)[-1], "running")
+        self.assertEqual(self.status(osc)["state"], "running")
 
     def record_slot(self, d, osc, slot, seconds=1.0):
         rec = take_recorder(self.jack, d, seconds + 1, f"slot {slot}")
@@ -207,7 +207,7 @@ class Loader(unittest.TestCase):
             self.assertIsNotNone(f, f"slot {slot} did not play")
             self.assertAlmostEqual(f, freq, delta=freq * 0.01,
                                    msg=f"slot {slot} plays {f:.1f} Hz, not {freq} Hz")
-        self.assertEqual(self.status(osc)[1], 3)
+        self.assertEqual(self.status(osc)["slots"], 3)
         self.assertEqual(d.stop(), 0)
 
     # -- item 4 ------------------------------------------------------------
@@ -224,16 +224,16 @@ class Loader(unittest.TestCase):
         # A plain unload refused while the server is gone.
         self.assertEqual(osc.request("/unload", 0, expect=("/done", "/fail")),
                          ("/fail", ["/unload", "JACK server is gone; reconnecting", 0]))
-        self.assertEqual(self.status(osc)[1], 1, "a refused /unload emptied the slot")
+        self.assertEqual(self.status(osc)["slots"], 1, "a refused /unload emptied the slot")
         self.start_jack_again(osc)
         time.sleep(3.0)  # past the dropped unload's time
-        self.assertEqual(self.status(osc)[1], 1, "a dropped timed /unload emptied the slot")
+        self.assertEqual(self.status(osc)["slots"], 1, "a dropped timed /unload emptied the slot")
         left, rate = self.record_slot(d, osc, 0)
         self.assertIsNotNone(pitch(left, rate), "slot 0 does not play")
         # And an unload that is applied does empty it.
         self.assertEqual(osc.request("/unload", 0, expect=("/done", "/fail")),
                          ("/done", ["/unload", 0]))
-        self.assertEqual(self.status(osc)[1], 0)
+        self.assertEqual(self.status(osc)["slots"], 0)
         self.assertEqual(d.stop(), 0)
 
     # -- item 7 ------------------------------------------------------------
@@ -263,7 +263,7 @@ class Loader(unittest.TestCase):
         gate.close()
         self.assertTrue(self.wait_log(d, "abandoned read returned"))
         time.sleep(0.2)
-        self.assertEqual(self.status(osc)[1], 2, "the abandoned load was published")
+        self.assertEqual(self.status(osc)["slots"], 2, "the abandoned load was published")
         self.assertEqual(d.stop(), 0)
 
     # -- item 8 ------------------------------------------------------------
@@ -360,7 +360,7 @@ class Loader(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(d.log().count("abandoned read returned"), 4)
         self.assertEqual(osc.request("/load", 6, good, expect=("/done", "/fail"))[0], "/done")
-        self.assertEqual(self.status(osc)[1], 1)
+        self.assertEqual(self.status(osc)["slots"], 1)
         self.assertEqual(d.stop(), 0)
 
     # -- item 12 -----------------------------------------------------------
@@ -378,8 +378,8 @@ class Loader(unittest.TestCase):
                              env=[f"NOTIFY_SOCKET={notify.path}"])
         self.assertIsNotNone(notify.wait_for("READY"), "no READY=1")
         status = self.status(osc)
-        self.assertEqual(status[1], 1024, "not every bank entry loaded at READY")
-        bytes_a = status[9]
+        self.assertEqual(status["slots"], 1024, "not every bank entry loaded at READY")
+        bytes_a = status["bytes"]
         self.assertNotIn("queue full", d.log())
         with open(bank, "w") as f:
             f.writelines(f"{i} {b}\n" for i in range(1024))
@@ -392,15 +392,15 @@ class Loader(unittest.TestCase):
         # log's "loaded" lines are rate-limited, so the sample memory says
         # it: 1024 buffers of b's size, b's size being what one unload frees.
         status = self.status(osc)
-        self.assertEqual(status[1], 1024)
-        bytes_b = status[9]
+        self.assertEqual(status["slots"], 1024)
+        bytes_b = status["bytes"]
         self.assertIn("1024 slots to load", d.log())
         self.assertEqual(osc.request("/unload", 1023, expect=("/done", "/fail")),
                          ("/done", ["/unload", 1023]))
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and self.status(osc)[9] == bytes_b:
+        while time.monotonic() < deadline and self.status(osc)["bytes"] == bytes_b:
             time.sleep(0.05)
-        one_b = bytes_b - self.status(osc)[9]
+        one_b = bytes_b - self.status(osc)["bytes"]
         self.assertGreater(one_b, bytes_a // 1024, "b's buffer is not larger than a's")
         self.assertEqual(bytes_b, 1024 * one_b,
                          "not every bank entry reloaded before READY=1")

@@ -125,6 +125,8 @@ class LooperctlEndToEnd(DaemonCase):
         for label in ("voices playing", "slots loaded", "sample memory", "DSP load",
                       "xruns", "refused"):
             self.assertIn(label, rows, p.stdout)
+        self.assertEqual(rows.get("lost events"), "0", p.stdout)
+        self.assertRegex(rows.get("voices stolen", ""), r"^\d+$", p.stdout)
         # Aligned: every value starts in the same column.
         cols = {len(line) - len(line[16:].lstrip()) for line in p.stdout.splitlines()}
         self.assertEqual(cols, {17}, p.stdout)

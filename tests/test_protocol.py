@@ -147,10 +147,7 @@ class DaemonCase(unittest.TestCase):
 
     def status(self, osc=None):
         """/status.reply as a dict."""
-        addr, a = (osc or self.osc).request("/status", expect="/status.reply")
-        keys = ("voices", "slots", "xruns", "late", "refused", "dsp_avg", "dsp_peak",
-                "rate", "period", "bytes")
-        return dict(zip(keys, a))
+        return (osc or self.osc).status()
 
     def load(self, slot, path, osc=None):
         return (osc or self.osc).request("/load", slot, path, expect=("/done", "/fail"),
@@ -742,7 +739,7 @@ class Messages(DaemonCase):
         addr, args = decode_message(raw)
         self.assertEqual(addr, "/status.reply")
         tags = raw[raw.index(b",") :].split(b"\0")[0].decode()
-        self.assertTrue(tags.startswith(",iiiiiffiih"), tags)
+        self.assertEqual(tags, ",iiiiiffiihshh")  # docs/protocol.md
         st = self.status()
         self.assertGreaterEqual(st["voices"], 1)            # the loop
         self.assertGreaterEqual(st["slots"], 2)
@@ -750,8 +747,10 @@ class Messages(DaemonCase):
         # 16-bit stereo fixtures at the JACK rate: 2 bytes a sample.
         self.assertGreaterEqual(st["bytes"], (LOOP_FRAMES + SHOT_FRAMES) * 2 * 2)
         self.assertTrue(0 <= st["dsp_avg"] <= 100 and 0 <= st["dsp_peak"] <= 100, st)
-        for k in ("xruns", "late", "refused"):
+        for k in ("xruns", "late", "refused", "stolen"):
             self.assertGreaterEqual(st[k], 0)
+        self.assertEqual(st["state"], "running")
+        self.assertEqual(st["lost"], 0)
 
     def test_ids_and_velocities_accept_ihfd(self):
         for idt, vt in (("i", "f"), ("h", "d"), ("f", "i"), ("d", "h")):

@@ -6,15 +6,22 @@
  * into).  Being in the executable, these definitions interpose every call in
  * the process, including calls made from inside libjack.  Each one checks a
  * thread-local flag that is set only while the daemon's real process
- * callback, audio_process(), runs on JACK's real-time thread; a call while
- * the flag is set is counted as a violation, then forwarded so nothing else
- * breaks.
+ * callback runs on JACK's real-time thread; a call while the flag is set is
+ * counted as a violation, then forwarded so nothing else breaks.
+ *
+ * The daemon's process callback is private to audio.c.  The client is set up
+ * as main does it, with audio_open() and audio_start(); audio.c installs its
+ * callback through jack_set_process_callback(), which this executable
+ * interposes too: it keeps audio.c's callback and registers a wrapper that
+ * sets the flag around it.  The test checks that the wrapper ran on the
+ * client's process thread (jack_client_thread_id()) and only there.
  *
  * The test runs against a real JACK server (started by with_jackd.py) for
  * a few hundred periods while it drives every kind of message through the
  * rings: loads (of float and 16-bit buffers), plays beyond the voice count
- * (stealing), reloads of playing slots (buffer release), pings and stops.  It first checks that the
- * interposer itself catches calls (a test that cannot fail proves nothing).
+ * (stealing), reloads of playing slots (buffer release), pings and stops.  It
+ * first checks that the interposer itself catches calls (a test that cannot
+ * fail proves nothing).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -23,6 +30,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +39,7 @@
 
 #include "audio.h"
 #include "engine.h"
+#include "sample_alloc.h"
 
 static _Thread_local int in_rt;
 static atomic_int violations;
@@ -160,18 +169,45 @@ size_t fwrite(const void *p, size_t a, size_t b, FILE *f)
     return real_fwrite(p, a, b, f);
 }
 
-/* ---- the test ---------------------------------------------------------- */
+/* ---- the daemon's process callback, wrapped ---------------------------- */
 
+static JackProcessCallback daemon_process; /* what audio.c installed */
+static void *daemon_process_arg;
+static int registrations;
 static atomic_int callbacks;
+/* The thread of the first callback; later callbacks on any other thread. */
+static pthread_t callback_thread;
+static atomic_bool callback_thread_seen;
+static atomic_int callbacks_elsewhere;
 
 static int checked_process(jack_nframes_t n, void *arg)
 {
+    (void)arg;
+    if (!atomic_load_explicit(&callback_thread_seen, memory_order_acquire)) {
+        callback_thread = pthread_self();
+        atomic_store_explicit(&callback_thread_seen, true, memory_order_release);
+    } else if (!pthread_equal(callback_thread, pthread_self())) {
+        atomic_fetch_add(&callbacks_elsewhere, 1);
+    }
     in_rt = 1;
-    int r = audio_process(n, arg);
+    int r = daemon_process(n, daemon_process_arg);
     in_rt = 0;
     atomic_fetch_add(&callbacks, 1);
     return r;
 }
+
+int jack_set_process_callback(jack_client_t *client, JackProcessCallback cb, void *arg)
+{
+    static int (*real)(jack_client_t *, JackProcessCallback, void *);
+    if (!real)
+        RESOLVE(real, "jack_set_process_callback");
+    registrations++;
+    daemon_process = cb;
+    daemon_process_arg = arg;
+    return real(client, checked_process, NULL);
+}
+
+/* ---- the test ---------------------------------------------------------- */
 
 static int failures;
 #define CHECK(cond, ...)                                                                           \
@@ -267,17 +303,19 @@ int main(void)
         fprintf(stderr, "FAIL: %s\n", err);
         return 1;
     }
-    if (engine_init(&e, ENGINE_DEFAULT_SLOTS, 8, 2, audio_rate(&audio)) < 0 ||
-        audio_prepare(&audio, &e, err, sizeof(err)) < 0) {
-        fprintf(stderr, "FAIL: setup: %s\n", err);
+    if (engine_init(&e, ENGINE_DEFAULT_SLOTS, 8, 2, audio_rate(&audio)) < 0) {
+        fprintf(stderr, "FAIL: engine_init\n");
         return 1;
     }
-    jack_set_process_callback(audio.client, checked_process, &audio);
-    if (jack_activate(audio.client) != 0) {
-        fprintf(stderr, "FAIL: activate\n");
+    if (audio_start(&audio, &e, 0, err, sizeof(err)) < 0) {
+        fprintf(stderr, "FAIL: audio_start: %s\n", err);
         return 1;
     }
-    audio.active = true;
+    if (registrations != 1 || !daemon_process || daemon_process_arg != &audio) {
+        fprintf(stderr, "FAIL: audio_start did not install one process callback for its client\n");
+        return 1;
+    }
+    pthread_t process_thread = jack_client_thread_id(audio.client);
 
     uint64_t seq = 0;
     uint32_t period = audio_period(&audio);
@@ -334,6 +372,8 @@ int main(void)
         nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
         drain(&e);
     }
+    bool on_process_thread = atomic_load_explicit(&callback_thread_seen, memory_order_acquire) &&
+                             pthread_equal(callback_thread, process_thread);
     audio_close(&audio);
     drain(&e);
 
@@ -343,6 +383,9 @@ int main(void)
            (unsigned long)pongs, (unsigned long)loaded, (unsigned long)freed,
            atomic_load(&violations), what ? ", first: " : "", what ? what : "");
     CHECK(n >= 100, "only %d process callbacks ran", n);
+    CHECK(on_process_thread, "the callback did not run on the client's process thread");
+    CHECK(atomic_load(&callbacks_elsewhere) == 0, "%d callbacks on another thread",
+          atomic_load(&callbacks_elsewhere));
     CHECK(pongs == 200, "pongs %lu", (unsigned long)pongs);
     CHECK(engine_loads_waiting(&e) == 0, "%u of %lu loads never taken", engine_loads_waiting(&e),
           (unsigned long)loaded);

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "sample.h"
+#include "sample_alloc.h"
 
 #define MIB ((size_t)1 << 20)
 

@@ -99,8 +99,8 @@ class Service(unittest.TestCase):
         # The moment READY=1 is out, the OSC service answers and the bank's
         # sample is in place.
         self.assertEqual(osc.request("/ping", timeout=1.0), ("/pong", []))
-        status = osc.request("/status", expect="/status.reply")[1]
-        self.assertEqual(status[1], 1, "bank sample not loaded at READY")
+        status = osc.status()
+        self.assertEqual(status["slots"], 1, "bank sample not loaded at READY")
         statuses = [m["STATUS"] for _, m in notify.messages if "STATUS" in m]
         self.assertTrue(any("Loading the bank" in s for s in statuses), statuses)
         # Watchdog: WATCHDOG=1 at about twice the rate asked for.
@@ -144,13 +144,13 @@ class Service(unittest.TestCase):
         self.jack.close()
         time.sleep(1.0)
         self.assertEqual(osc.request("/ping"), ("/pong", []))
-        self.assertEqual(osc.request("/status", expect="/status.reply")[1][-1], "jack-gone")
+        self.assertEqual(osc.status()["state"], "jack-gone")
         self.assertEqual(osc.request("/play", 0, expect="/fail"),
                          ("/fail", ["/play", "JACK server is gone; reconnecting", 0]))
         self.jack = JackServer(rate=RATE, name=name)
         t0 = time.monotonic()
         while time.monotonic() - t0 < 2.0:
-            if osc.request("/status", expect="/status.reply")[1][-1] == "running":
+            if osc.status()["state"] == "running":
                 break
             time.sleep(0.05)
         self.assertLess(time.monotonic() - t0, 2.0, "not back within two seconds")
@@ -177,7 +177,7 @@ class Service(unittest.TestCase):
         self.assertIn("bank.txt:4:", log)
         self.assertIn("bank.txt:5:", log)
         self.assertIn("bank.txt:6:", log)
-        self.assertEqual(osc.request("/status", expect="/status.reply")[1][1], 2)
+        self.assertEqual(osc.status()["slots"], 2)
         self.assert_plays(d, osc, 0, da, gain=0.5)
         self.assert_plays(d, osc, 1, db)
         # Change slot 1 only, drop slot 0: SIGHUP loads slot 1 again and
@@ -190,7 +190,7 @@ class Service(unittest.TestCase):
             time.sleep(0.05)
         self.assertIn("1 slot to load, 1 to empty", d.log())
         time.sleep(0.2)
-        self.assertEqual(osc.request("/status", expect="/status.reply")[1][1], 1)
+        self.assertEqual(osc.status()["slots"], 1)
         self.assert_plays(d, osc, 1, da)
         self.assertEqual(d.stop(), 0)
 
@@ -207,17 +207,17 @@ class Service(unittest.TestCase):
         deadline = time.monotonic() + 5
         status = None
         while time.monotonic() < deadline:
-            status = osc.request("/status", expect="/status.reply")[1]
+            status = osc.status()
             # rate 44100, and the sample at 44100 Hz: 44100 frames of floats
             # (at 48 kHz it was 48000 frames of 16-bit integers, half that).
-            if status[7] == 44100 and 44100 * 4 <= status[9] < 48000 * 4:
+            if status["rate"] == 44100 and 44100 * 4 <= status["bytes"] < 48000 * 4:
                 break
             time.sleep(0.05)
-        self.assertEqual(status[7], 44100)
-        self.assertEqual(status[1], 1)
+        self.assertEqual(status["rate"], 44100)
+        self.assertEqual(status["slots"], 1)
         self.assertIn("converting every sample again", d.log())
-        self.assertLess(status[9], 48000 * 4, "the sample was not converted to 44.1 kHz")
-        self.assertGreaterEqual(status[9], 44100 * 4)
+        self.assertLess(status["bytes"], 48000 * 4, "the sample was not converted to 44.1 kHz")
+        self.assertGreaterEqual(status["bytes"], 44100 * 4)
         self.assertEqual(d.stop(), 0)
 
     def test_journald_priority_prefixes(self):

@@ -154,7 +154,7 @@ class TimingBase(DaemonCase):
     def late_count(self):
         """looperd's count of timed requests whose frame had passed when the
         audio thread got them (/status.reply argument 3)."""
-        return self.osc.request("/status", expect="/status.reply", timeout=5)[1][3]
+        return self.osc.status(timeout=5)["late"]
 
     def record(self, action, seconds, check=None, sound_only=False):
         """Records while action() runs; returns (left, right, meta, result).
@@ -649,8 +649,8 @@ class ScheduleFull(TimingBase):
             fails.append(m)
         held = self.SCHED - self.STOP_RESERVE
         self.assertEqual(fails, [("/fail", ["/play", "busy: schedule full", 0])] * (n - held))
-        status = self.osc.request("/status", expect="/status.reply")[1]
-        self.assertGreaterEqual(status[4], n - held)  # refused, counted
+        status = self.osc.status()
+        self.assertGreaterEqual(status["refused"], n - held)  # counted
         self.assertEqual(self.osc.request("/ping"), ("/pong", []))
 
 

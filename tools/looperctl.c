@@ -554,7 +554,8 @@ static void print_bytes(const char *label, int64_t bytes)
 }
 
 /* /status.reply: i voices, i slots, i xruns, i late, i refused, f dsp avg %,
- * f dsp peak %, i rate, i period, h sample bytes [, s state]. */
+ * f dsp peak %, i rate, i period, h sample bytes [, s state [, h stolen,
+ * h lost]] (docs/protocol.md). */
 static void print_status(const struct reply *r)
 {
     int64_t rate = arg_int(r, 7, 0), period = arg_int(r, 8, 0);
@@ -576,6 +577,10 @@ static void print_status(const struct reply *r)
     printf("%-16s %lld\n", "xruns", (long long)arg_int(r, 2, 0));
     printf("%-16s %lld\n", "late starts", (long long)arg_int(r, 3, 0));
     printf("%-16s %lld\n", "refused", (long long)arg_int(r, 4, 0));
+    if (r->argc > 12) {
+        printf("%-16s %lld\n", "voices stolen", (long long)arg_int(r, 11, 0));
+        printf("%-16s %lld\n", "lost events", (long long)arg_int(r, 12, 0));
+    }
 }
 
 /* ---------------------------------------------------------------- commands */

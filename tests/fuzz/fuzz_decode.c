@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "decode.h"
-#include "sample.h"
+#include "sample_alloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
