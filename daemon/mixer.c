@@ -7,6 +7,7 @@
 #include "mixer.h"
 
 #include <math.h>
+#include <string.h>
 
 /* The inner loops.  restrict lets the compiler vectorise: the outputs never
  * alias the (read-only) sample data; a and b may alias each other (mono),
@@ -261,6 +262,47 @@ static inline __attribute__((always_inline)) float rd(const void *src, const flo
     return (ch && nch == 2 ? src1 : (const float *)src)[ix];
 }
 
+/* The interpolating kernels work on the four neighbours as one vector
+ * (GCC/Clang vector extensions: SSE2 on x86-64, NEON on ARM).  The four
+ * are adjacent in memory: one 16-byte load per channel of a float buffer,
+ * one of 8 (mono) or 16 (stereo) bytes of a 16-bit one, whichever the
+ * direction.  The Hermite is linear in the y's: its value is W . Y with
+ * the weights W(x) = ((H3 x + H2) x + H1) x + H0, one vector Horner per
+ * frame shared by both channels; backwards the same weights reversed, on
+ * the same load.  A 16-bit buffer's 2^-15 goes into the gains. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int16_t v4s __attribute__((vector_size(8)));
+typedef int16_t v8s __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+/* Four int16 lanes as floats, exactly: each doubled into a 32-bit lane and
+ * shifted back (sign-extending whatever the byte order), then cvtdq2ps;
+ * gcc converts a v4s lane by lane otherwise. */
+#define S16X4(t, a, b, c, d)                                                                       \
+    __builtin_convertvector((v4i)__builtin_shufflevector(t, t, a, a, b, b, c, c, d, d) >> 16, v4f)
+
+static const v4f hermite_w[2][4] = {
+    /* on y(u-1), y(u), y(u+1), y(u+2), in memory order forwards */
+    {{0, 1, 0, 0}, {-0.5f, 0, 0.5f, 0}, {1, -2.5f, 2, -0.5f}, {-0.5f, 1.5f, -1.5f, 0.5f}},
+    /* backwards: memory order is y(u+2), y(u+1), y(u), y(u-1) */
+    {{0, 0, 1, 0}, {0, 0.5f, 0, -0.5f}, {-0.5f, 2, -2.5f, 1}, {0.5f, -1.5f, 1.5f, -0.5f}},
+};
+
+static inline __attribute__((always_inline)) v4f weights(float x, int dir)
+{
+    const v4f *h = hermite_w[dir < 0];
+    v4f vx = {x, x, x, x};
+    return ((h[3] * vx + h[2]) * vx + h[1]) * vx + h[0];
+}
+
+/* Lane 0 + 1 + 2 + 3. */
+static inline __attribute__((always_inline)) float hsum(v4f a)
+{
+    a += __builtin_shufflevector(a, a, 2, 3, 0, 1);
+    a += __builtin_shufflevector(a, a, 1, 0, 3, 2);
+    return a[0];
+}
+
 /* The kernel: n frames from u = (*pk, *pf), every neighbour a direct read
  * (the caller checked).  fmt, nch, dir, interp and env are constants in
  * each instance below. */
@@ -271,20 +313,49 @@ kernel(float *restrict l, float *restrict r, const void *src, const float *src1,
 {
     uint32_t k = *pk;
     uint64_t fr = *pf;
-    const float gl0 = g->gl, gr0 = g->gr;
+    float gl0 = g->gl, gr0 = g->gr;
+    if (interp && fmt == SAMPLE_S16) {
+        gl0 *= S16_SCALE;
+        gr0 *= S16_SCALE;
+    }
+    /* The first of the four in memory: u - 1 forwards, u + 2 backwards. */
+    const intptr_t first = dir > 0 ? -1 : -2;
     for (uint32_t i = 0; i < n; i++) {
         intptr_t ix = base + (intptr_t)dir * (intptr_t)k;
         float yl, yr;
         if (interp) {
-            float x = frac_float(fr);
-            yl = cubic(rd(src, src1, fmt, nch, ix - dir, 0), rd(src, src1, fmt, nch, ix, 0),
-                       rd(src, src1, fmt, nch, ix + dir, 0),
-                       rd(src, src1, fmt, nch, ix + 2 * dir, 0), x);
-            yr = nch == 2
-                     ? cubic(rd(src, src1, fmt, nch, ix - dir, 1), rd(src, src1, fmt, nch, ix, 1),
-                             rd(src, src1, fmt, nch, ix + dir, 1),
-                             rd(src, src1, fmt, nch, ix + 2 * dir, 1), x)
-                     : yl;
+            v4f w = weights(frac_float(fr), dir);
+            if (fmt == SAMPLE_S16 && nch == 2) {
+                v8s t;
+                memcpy(&t, (const int16_t *)src + (ix + first) * 2, sizeof(t));
+                v4f lo = S16X4(t, 0, 1, 2, 3);
+                v4f hi = S16X4(t, 4, 5, 6, 7);
+                v4f p = lo * __builtin_shufflevector(w, w, 0, 0, 1, 1) +
+                        hi * __builtin_shufflevector(w, w, 2, 2, 3, 3);
+                p += __builtin_shufflevector(p, p, 2, 3, 0, 1);
+                yl = p[0];
+                yr = p[1];
+            } else if (fmt == SAMPLE_S16) {
+                v4s t;
+                memcpy(&t, (const int16_t *)src + ix + first, sizeof(t));
+                yl = yr = hsum(S16X4(t, 0, 1, 2, 3) * w);
+            } else {
+                v4f a;
+                memcpy(&a, (const float *)src + ix + first, sizeof(a));
+                a *= w;
+                if (nch == 2) {
+                    v4f b;
+                    memcpy(&b, src1 + ix + first, sizeof(b));
+                    b *= w;
+                    v4f q = __builtin_shufflevector(a, b, 0, 4, 2, 6) +
+                            __builtin_shufflevector(a, b, 1, 5, 3, 7);
+                    q += __builtin_shufflevector(q, q, 2, 3, 0, 1);
+                    yl = q[0];
+                    yr = q[1];
+                } else {
+                    yl = yr = hsum(a);
+                }
+            }
         } else {
             yl = rd(src, src1, fmt, nch, ix, 0);
             yr = nch == 2 ? rd(src, src1, fmt, nch, ix, 1) : yl;
