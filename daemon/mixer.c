@@ -205,7 +205,8 @@ static bool render_plain(struct voice *v, float *out_l, float *out_r, uint32_t n
  *
  * The gain of frame i of a chunk is level x pan law x env x fade:
  * env = clamp(min(attack ramp, release ramp, 1), 0, 1) and fade the stop's
- * ramp, each linear in i (a0 + da i, r0 - dr i, f0 - df i).  Each ramp's
+ * ramp ((frames left - 1 - i) / F, 0 on its last frame), each linear in i
+ * (a0 + da i, r0 - dr i, f0 - df i).  Each ramp's
  * start is computed from the voice's exact frame counts at the chunk's
  * start, so no error accumulates over chunks.
  *
@@ -529,15 +530,12 @@ static bool render_other(struct voice *v, float *out_l, float *out_r, uint32_t n
                 if (n > fade_at - off)
                     n = fade_at - off;
             } else {
-                /* The ramp reaches zero on frame ceil(fade / step). */
-                float left = ceilf(v->fade / v->fade_step);
-                if (!(left >= 1.0f))
-                    return false;
-                if (left <= (float)n) {
-                    n = (uint32_t)left;
+                /* The ramp reaches zero on the last of its frames. */
+                if (v->fade_left <= n) {
+                    n = v->fade_left;
                     last = true;
                 }
-                g.f0 = v->fade - v->fade_step;
+                g.f0 = (float)(v->fade_left - 1) * v->fade_step;
                 g.df = v->fade_step;
                 env = true;
             }
@@ -563,9 +561,9 @@ static bool render_other(struct voice *v, float *out_l, float *out_r, uint32_t n
             v->rel_left -= n;
         v->attack_t = v->attack - v->attack_t < n ? v->attack : v->attack_t + n;
         if (g.df > 0) {
-            if (last && n == (uint32_t)ceilf(v->fade / v->fade_step))
+            if (last && n == v->fade_left)
                 return false;
-            v->fade -= v->fade_step * (float)n;
+            v->fade_left -= n;
         }
     }
     if (!v->loop && v->pos >= v->frames)
@@ -682,7 +680,7 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
     }
     v->gain = level * gl;
     v->gain_r = level * gr;
-    v->fade = 1.0f;
+    v->fade_left = 0;
     v->attack = attack;
     v->attack_t = 0;
 
@@ -713,6 +711,7 @@ bool mixer_fade_out(struct voice *v, uint32_t delay, uint32_t frames)
         if (!(v->gain > 0 || v->gain_r > 0))
             return false;
         v->fade_step = 1.0f / (float)frames;
+        v->fade_left = frames;
         v->fade_in = delay;
         return true;
     }

@@ -40,8 +40,8 @@
  * `frames` frames starting at sample frame `loop_start` (forwards) or
  * ending there (MIX_BACKWARDS: `loop_start` is the range's last frame);
  * `gain` and `gain_r` are the left and right gains (level times the pan
- * law), `fade` the factor a stop's fade has left and `fade_step` its fall
- * per frame. */
+ * law), `fade_left` the frames a stop's fade has left and `fade_step` its
+ * fall per frame (1 / its length). */
 enum mixer_mode {
     MIX_PLAIN = 0,     /* rate 1, no pan, no envelope: the kernels of today */
     MIX_FORWARDS = 1,  /* the other path, forwards */
@@ -57,7 +57,8 @@ struct voice {
     uint32_t frames;     /* plain: the frame where playing stops; else the range's length */
     uint32_t pos;        /* plain: next frame to play; else u's whole frames */
     float gain;          /* plain: the gain now; else the left gain */
-    float fade_step;     /* > 0 while fading out: gain (plain) or fade falls by it per frame */
+    float fade_step;     /* > 0 once fading: the gain's fall per frame (plain), else 1 / the fade's
+                            length */
     uint32_t fade_in;    /* frame of this period at which a requested fade starts */
     uint32_t delay;      /* frames of this period to wait before starting */
     uint32_t loop_start; /* plain: where a loop wraps to; else see above */
@@ -73,7 +74,7 @@ struct voice {
     const struct sample_buffer *buf; /* NULL when the voice is free */
     uint64_t started;                /* start order, for stealing the oldest */
     float gain_r;                    /* the right gain */
-    float fade;                      /* 1 until stopped, then falling to 0 */
+    uint32_t fade_left;              /* once stopped: frames of its fade still to play */
     uint32_t step_int;               /* the step's whole frames, 0..16 */
     uint32_t nframes;                /* the buffer's length (the neighbours' bound) */
     uint32_t attack;                 /* frames of the fade-in, 0: none */

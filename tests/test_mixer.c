@@ -576,6 +576,25 @@ static void test_fade_out_mid_envelope(void **state)
         }
     }
     sample_buffer_free(c);
+
+    /* A long fade (a 3 s release as a loop's /stop length) in periods of
+     * 64 frames: the ramp from its exact count, not accumulated. */
+    p = (struct play_params){.keys = PLAY_PAN | PLAY_RELEASE, .pan = 0.5f, .release = 3};
+    mixer_start(&v, b, 1.0f, &p, true, 0, RATE, DECLICK);
+    assert_int_equal(mixer_release_frames(&v), 3 * RATE);
+    assert_true(mixer_fade_out(&v, 0, mixer_release_frames(&v)));
+    bool ended;
+    uint32_t got = render(&v, 64, MAXF, &ended);
+    assert_true(ended);
+    double gl = sqrt(2) * cos(1.5 * M_PI / 4);
+    for (uint32_t t = 0; t < got; t++) {
+        double f = 1 - (double)(t + 1) / (3 * RATE);
+        double want = gl * (f > 0 ? f : 0);
+        if (fabs(out_l[t] - want) > TOL)
+            fail_msg("long fade: frame %u: %.9f, want %.9f", t, (double)out_l[t], want);
+    }
+    assert_true(out_l[3 * RATE - 2] > 0.0f && out_l[3 * RATE - 1] == 0.0f);
+    check_silent(3 * RATE, got);
     sample_buffer_free(b);
 }
 
