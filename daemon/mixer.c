@@ -624,6 +624,8 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
     uint32_t n = b->frames;
     double speed = play_rate(p);
     float pan = play_pan(p);
+    if (!(pan >= -1.0f && pan <= 1.0f))
+        pan = 0.0f; /* the control side refuses these */
     float sustain = play_sustain(p);
     uint32_t attack = frames_of(play_attack(p), rate);
     uint32_t release = frames_of(play_release(p), rate);
@@ -674,7 +676,7 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
 
     float gl = 1.0f, gr = 1.0f;
     if (pan != 0.0f) {
-        double q = ((pan < -1 ? -1 : pan > 1 ? 1 : pan) + 1.0) * (M_PI / 4);
+        double q = (pan + 1.0) * (M_PI / 4);
         gl = (float)(M_SQRT2 * cos(q));
         gr = (float)(M_SQRT2 * sin(q));
     }
@@ -710,6 +712,8 @@ bool mixer_fade_out(struct voice *v, uint32_t delay, uint32_t frames)
     if (v->mode != MIX_PLAIN) {
         if (!(v->gain > 0 || v->gain_r > 0))
             return false;
+        if (frames < 1)
+            frames = 1;
         v->fade_step = 1.0f / (float)frames;
         v->fade_left = frames;
         v->fade_in = delay;
