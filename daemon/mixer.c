@@ -275,6 +275,7 @@ typedef float v4f __attribute__((vector_size(16)));
 typedef int16_t v4s __attribute__((vector_size(8)));
 typedef int16_t v8s __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
+typedef uint32_t v4u __attribute__((vector_size(16)));
 
 /* Four int16 lanes as floats, exactly: each doubled into a 32-bit lane and
  * shifted back (sign-extending whatever the byte order), then cvtdq2ps;
@@ -304,6 +305,20 @@ static inline __attribute__((always_inline)) float hsum(v4f a)
     return a[0];
 }
 
+/* Rows r[j] = frame j's four neighbours; returns the frames' values,
+ * sum over t of w[t] x (neighbour t of each frame). */
+static inline __attribute__((always_inline)) v4f transpose_dot(const v4f r[4], const v4f w[4])
+{
+    v4f b0 = __builtin_shufflevector(r[0], r[1], 0, 4, 1, 5);
+    v4f b1 = __builtin_shufflevector(r[2], r[3], 0, 4, 1, 5);
+    v4f b2 = __builtin_shufflevector(r[0], r[1], 2, 6, 3, 7);
+    v4f b3 = __builtin_shufflevector(r[2], r[3], 2, 6, 3, 7);
+    return __builtin_shufflevector(b0, b1, 0, 1, 4, 5) * w[0] +
+           __builtin_shufflevector(b0, b1, 2, 3, 6, 7) * w[1] +
+           __builtin_shufflevector(b2, b3, 0, 1, 4, 5) * w[2] +
+           __builtin_shufflevector(b2, b3, 2, 3, 6, 7) * w[3];
+}
+
 /* The kernel: n frames from u = (*pk, *pf), every neighbour a direct read
  * (the caller checked).  fmt, nch, dir, interp and env are constants in
  * each instance below. */
@@ -321,7 +336,105 @@ kernel(float *restrict l, float *restrict r, const void *src, const float *src1,
     }
     /* The first of the four in memory: u - 1 forwards, u + 2 backwards. */
     const intptr_t first = dir > 0 ? -1 : -2;
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t i = 0;
+    if (interp && !(fmt == SAMPLE_S16 && nch == 2)) {
+        /* The other formats, four frames at a time likewise: each frame's
+         * four neighbours of a channel are one row (one load), and four
+         * rows transposed are one vector per neighbour over the frames. */
+        const v4f *h = hermite_w[dir < 0];
+        for (; i + 4 <= n; i += 4) {
+            v4f ra[4], rb[4];
+            float xs[4];
+            for (int j = 0; j < 4; j++) {
+                intptr_t at = base + (intptr_t)dir * (intptr_t)k + first;
+                if (fmt == SAMPLE_S16) {
+                    v4s t;
+                    memcpy(&t, (const int16_t *)src + at, sizeof(t));
+                    ra[j] = S16X4(t, 0, 1, 2, 3);
+                } else {
+                    memcpy(&ra[j], (const float *)src + at, sizeof(ra[j]));
+                    if (nch == 2)
+                        memcpy(&rb[j], src1 + at, sizeof(rb[j]));
+                }
+                xs[j] = frac_float(fr);
+                uint64_t nf = fr + sf;
+                k += sk + (nf < fr);
+                fr = nf;
+            }
+            v4f x = {xs[0], xs[1], xs[2], xs[3]};
+            v4f w[4];
+            for (int t = 0; t < 4; t++)
+                w[t] = ((h[3][t] * x + h[2][t]) * x + h[1][t]) * x + h[0][t];
+            v4f yl = transpose_dot(ra, w), yr = nch == 2 ? transpose_dot(rb, w) : yl;
+            v4f gl = {gl0, gl0, gl0, gl0}, gr = {gr0, gr0, gr0, gr0};
+            if (env) {
+                v4f e = {env_at(g, i), env_at(g, i + 1), env_at(g, i + 2), env_at(g, i + 3)};
+                gl *= e;
+                gr *= e;
+            }
+            v4f ol, orr;
+            memcpy(&ol, l + i, sizeof(ol));
+            memcpy(&orr, r + i, sizeof(orr));
+            ol += gl * yl;
+            orr += gr * yr;
+            memcpy(l + i, &ol, sizeof(ol));
+            memcpy(r + i, &orr, sizeof(orr));
+        }
+    }
+    if (interp && fmt == SAMPLE_S16 && nch == 2) {
+        /* The daemon's format for 16-bit files, four frames at a time: the
+         * four loads (each the four neighbours' L R pairs) transposed as
+         * 32-bit pairs into one vector per neighbour over the frames, then
+         * the weights, the dot products and the outputs in 4-lane vectors. */
+        const v4f *h = hermite_w[dir < 0];
+        for (; i + 4 <= n; i += 4) {
+            v4i a[4];
+            float xs[4];
+            for (int j = 0; j < 4; j++) {
+                memcpy(&a[j],
+                       (const int16_t *)src + (base + (intptr_t)dir * (intptr_t)k + first) * 2,
+                       sizeof(a[j]));
+                xs[j] = frac_float(fr);
+                uint64_t nf = fr + sf;
+                k += sk + (nf < fr);
+                fr = nf;
+            }
+            v4i b0 = __builtin_shufflevector(a[0], a[1], 0, 4, 1, 5);
+            v4i b1 = __builtin_shufflevector(a[2], a[3], 0, 4, 1, 5);
+            v4i b2 = __builtin_shufflevector(a[0], a[1], 2, 6, 3, 7);
+            v4i b3 = __builtin_shufflevector(a[2], a[3], 2, 6, 3, 7);
+            v4i m[4] = {__builtin_shufflevector(b0, b1, 0, 1, 4, 5),
+                        __builtin_shufflevector(b0, b1, 2, 3, 6, 7),
+                        __builtin_shufflevector(b2, b3, 0, 1, 4, 5),
+                        __builtin_shufflevector(b2, b3, 2, 3, 6, 7)};
+            v4f x = {xs[0], xs[1], xs[2], xs[3]};
+            v4f yl = {0, 0, 0, 0}, yr = {0, 0, 0, 0};
+            for (int t = 0; t < 4; t++) {
+                v4f w = ((h[3][t] * x + h[2][t]) * x + h[1][t]) * x + h[0][t];
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                v4i lo = (v4i)((v4u)m[t] << 16) >> 16, hi = m[t] >> 16; /* L, R */
+#else
+                v4i lo = m[t] >> 16, hi = (v4i)((v4u)m[t] << 16) >> 16;
+#endif
+                yl += __builtin_convertvector(lo, v4f) * w;
+                yr += __builtin_convertvector(hi, v4f) * w;
+            }
+            v4f gl = {gl0, gl0, gl0, gl0}, gr = {gr0, gr0, gr0, gr0};
+            if (env) {
+                v4f e = {env_at(g, i), env_at(g, i + 1), env_at(g, i + 2), env_at(g, i + 3)};
+                gl *= e;
+                gr *= e;
+            }
+            v4f ol, orr;
+            memcpy(&ol, l + i, sizeof(ol));
+            memcpy(&orr, r + i, sizeof(orr));
+            ol += gl * yl;
+            orr += gr * yr;
+            memcpy(l + i, &ol, sizeof(ol));
+            memcpy(r + i, &orr, sizeof(orr));
+        }
+    }
+    for (; i < n; i++) {
         intptr_t ix = base + (intptr_t)dir * (intptr_t)k;
         float yl, yr;
         if (interp) {
