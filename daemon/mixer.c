@@ -434,6 +434,26 @@ kernel(float *restrict l, float *restrict r, const void *src, const float *src1,
             memcpy(r + i, &orr, sizeof(orr));
         }
     }
+    if (!interp && sk == 1) {
+        /* Rate 1 or -1 with a pan or an envelope: consecutive frames, a
+         * loop that vectorises like the plain path's. */
+        const intptr_t ix0 = base + (intptr_t)dir * (intptr_t)k;
+        for (; i < n; i++) {
+            intptr_t ix = ix0 + (intptr_t)dir * (intptr_t)i;
+            float yl = rd(src, src1, fmt, nch, ix, 0);
+            float yr = nch == 2 ? rd(src, src1, fmt, nch, ix, 1) : yl;
+            float gl = gl0, gr = gr0;
+            if (env) {
+                float e = env_at(g, i);
+                gl *= e;
+                gr *= e;
+            }
+            l[i] += gl * yl;
+            r[i] += gr * yr;
+        }
+        *pk = k + n;
+        return;
+    }
     for (; i < n; i++) {
         intptr_t ix = base + (intptr_t)dir * (intptr_t)k;
         float yl, yr;
@@ -586,6 +606,8 @@ static uint32_t safe_frames(const struct voice *v, uint32_t n)
     int64_t k = v->pos;
     if (k < lo || k > hi)
         return 0;
+    if (k + (int64_t)(n - 1) * (v->step_int + 1) <= hi)
+        return n; /* the common case: the whole chunk, by a bound on the step */
     /* Frames j = 0 .. m-1 are safe while floor(u + j * step) <= hi. */
     double step = (double)v->step_int + (double)v->step_frac * 0x1p-64;
     double q = (double)(hi - k) / step + 1.0;
