@@ -20,6 +20,10 @@
  * between the two so that both see the same moments of the machine: only
  * ratios measured in the same run mean much on a VM whose speed drifts.
  *
+ * A third engine, in the same turns, plays the same 16-bit buffers at
+ * rate 1.5 (the interpolating path, daemon/mixer.c): 32 /loop voices,
+ * started staggered like the others and never re-triggered.
+ *
  * Three measurements:
  *  - back to back: periods rendered one after the other, REPS stretches of
  *    each format in turn; the medians are printed;
@@ -50,14 +54,16 @@
 #define VOICES 32u
 #define MIN_FRAMES (10u * RATE) /* at least 10 s per buffer */
 #define PERIOD 64u
-#define BATCH 4096u       /* periods between two clock readings */
-#define REPS 5            /* back-to-back stretches of each format */
-#define REP_SECONDS 0.25  /* each at least this long */
-#define LLC_FACTOR 3      /* all buffers together: at least this many LLCs */
-#define PACED_SECONDS 8.0 /* the paced run, both formats together */
-#define PACED_BLOCK 150u  /* periods of one format in a row (0.2 s) */
-#define PACED_SKIP 2u     /* first periods of a block left out (format switch) */
-#define NFORMATS 2        /* [0] the daemon's SAMPLE_S16, [1] SAMPLE_F32 */
+#define BATCH 4096u        /* periods between two clock readings */
+#define REPS 5             /* back-to-back stretches of each format */
+#define REP_SECONDS 0.25   /* each at least this long */
+#define LLC_FACTOR 3       /* all buffers together: at least this many LLCs */
+#define PACED_SECONDS 12.0 /* the paced run, all engines together */
+#define PACED_BLOCK 150u   /* periods of one format in a row (0.2 s) */
+#define PACED_SKIP 2u      /* first periods of a block left out (format switch) */
+#define NFORMATS 2         /* [0] the daemon's SAMPLE_S16, [1] SAMPLE_F32 */
+#define NENGINES 3         /* and [2] SAMPLE_S16 at rate 1.5 */
+#define FAST_RATE 1.5
 
 _Static_assert(MIN_FRAMES % PERIOD == 0, "a voice must end exactly at a period boundary");
 
@@ -163,6 +169,7 @@ struct bench {
     struct sample_buffer *bufs[VOICES];
     uint64_t next_start[VOICES]; /* period at which voice k is (re)triggered */
     uint64_t p;                  /* periods rendered */
+    double rate;                 /* 1: one-shots re-triggered; else loops at this rate */
     uint32_t pos[VOICES];        /* the floor's place in each buffer */
     size_t total;                /* bytes of all buffers */
     float out_l[PERIOD], out_r[PERIOD];
@@ -192,8 +199,9 @@ static struct engine_clock clock_of(uint64_t p)
     return c;
 }
 
-static void bench_init(struct bench *b, uint32_t format)
+static void bench_init(struct bench *b, uint32_t format, double rate)
 {
+    b->rate = rate;
     struct engine *e = &b->e;
     if (engine_init(e, VOICES, VOICES, 1, RATE) < 0) /* one slot per voice */
         die("engine_init failed");
@@ -233,8 +241,13 @@ static void bench_period(struct bench *b)
     for (uint32_t k = 0; k < VOICES; k++) {
         if (b->next_start[k] == b->p) {
             struct ctl_msg m = {.type = CTL_PLAY, .id = k, .velocity = 0.8f};
+            if (b->rate != 1.0) {
+                m.type = CTL_LOOP;
+                m.play.keys = PLAY_RATE;
+                m.play.rate = b->rate;
+            }
             send(&b->e, &m);
-            b->next_start[k] += periods_per_buffer;
+            b->next_start[k] = b->rate != 1.0 ? UINT64_MAX : b->next_start[k] + periods_per_buffer;
         }
     }
     engine_process(&b->e, (float *[]){b->out_l, b->out_r}, PERIOD, clock_of(b->p));
@@ -314,7 +327,7 @@ static double ns(double seconds_per_period)
 
 int main(void)
 {
-    static struct bench bench[NFORMATS];
+    static struct bench bench[NENGINES];
 
     /* Buffers large enough that together, in the daemon's format, they dwarf
      * the last-level cache.  The float ones hold the same frames. */
@@ -327,8 +340,9 @@ int main(void)
     periods_per_buffer = frames / PERIOD;
     stagger = periods_per_buffer / VOICES;
 
-    bench_init(&bench[0], SAMPLE_S16);
-    bench_init(&bench[1], SAMPLE_F32);
+    bench_init(&bench[0], SAMPLE_S16, 1.0);
+    bench_init(&bench[1], SAMPLE_F32, 1.0);
+    bench_init(&bench[2], SAMPLE_S16, FAST_RATE);
 
     printf("bench_mixer: %u stereo voices over %u distinct buffers of %u frames (%.1f s), "
            "%.1f MiB in all as 16-bit (%.1f MiB as floats)",
@@ -341,15 +355,15 @@ int main(void)
 
     /* Warm-up, untimed: until all 32 sound, then one more buffer's length. */
     const uint64_t warm = (uint64_t)VOICES * stagger + periods_per_buffer;
-    for (int f = 0; f < NFORMATS; f++)
+    for (int f = 0; f < NENGINES; f++)
         while (bench[f].p < warm)
             bench_period(&bench[f]);
 
     /* ---- back to back, the formats taking turns ----------------------- */
-    double mix[NFORMATS][REPS], mix_ratio[REPS];
+    double mix[NENGINES][REPS], mix_ratio[REPS];
     for (int r = 0; r < REPS; r++) {
-        for (int q = 0; q < NFORMATS; q++) {
-            int f = (r + q) % NFORMATS; /* alternate which goes first */
+        for (int q = 0; q < NENGINES; q++) {
+            int f = (r + q) % NENGINES; /* alternate which goes first */
             mix[f][r] = run_back_to_back(&bench[f], REP_SECONDS);
         }
         mix_ratio[r] = mix[0][r] / mix[1][r];
@@ -364,19 +378,19 @@ int main(void)
      * periods take turns between the formats; the first PACED_SKIP of each
      * block are left out, so a switch costs neither. */
     const uint32_t rounds =
-        (uint32_t)(PACED_SECONDS * RATE / PERIOD / (PACED_BLOCK * NFORMATS) + 0.5);
-    double *paced[NFORMATS], *paced_ratio = malloc(rounds * sizeof(double));
-    for (int f = 0; f < NFORMATS; f++)
+        (uint32_t)(PACED_SECONDS * RATE / PERIOD / (PACED_BLOCK * NENGINES) + 0.5);
+    double *paced[NENGINES], *paced_ratio = malloc(rounds * sizeof(double));
+    for (int f = 0; f < NENGINES; f++)
         paced[f] = malloc(rounds * sizeof(double));
-    if (!paced[0] || !paced[1] || !paced_ratio)
+    if (!paced[0] || !paced[1] || !paced[2] || !paced_ratio)
         die("out of memory");
     {
         struct timespec tick;
         clock_gettime(CLOCK_MONOTONIC, &tick);
         const long period_ns = (long)(1e9 * PERIOD / RATE);
         for (uint32_t r = 0; r < rounds; r++) {
-            for (int q = 0; q < NFORMATS; q++) {
-                int f = (int)((r + (uint32_t)q) % NFORMATS);
+            for (int q = 0; q < NENGINES; q++) {
+                int f = (int)((r + (uint32_t)q) % NENGINES);
                 double spent = 0;
                 for (uint32_t i = 0; i < PACED_BLOCK; i++) {
                     double t0 = bench_now();
@@ -392,9 +406,9 @@ int main(void)
         }
     }
 
-    uint32_t active[NFORMATS];
-    float peak[NFORMATS];
-    for (int f = 0; f < NFORMATS; f++) {
+    uint32_t active[NENGINES];
+    float peak[NENGINES];
+    for (int f = 0; f < NENGINES; f++) {
         active[f] = atomic_load(&bench[f].e.stats.voices_active);
         peak[f] = 0;
         for (uint32_t i = 0; i < PERIOD; i++)
@@ -436,7 +450,12 @@ int main(void)
            "%u pairs of blocks)\n",
            ns(median(paced[1], rounds)), median(paced_ratio, rounds), rounds);
 
-    for (int f = 0; f < NFORMATS; f++) {
+    printf("mixer, rate %.1f: %7.3f ns per voice-frame back to back, %.3f paced  (the same 16-bit "
+           "buffers as %u loops, interpolated; %u voices active, peak %.2f)\n",
+           FAST_RATE, ns(median(mix[2], REPS)), ns(median(paced[2], rounds)), VOICES, active[2],
+           (double)peak[2]);
+
+    for (int f = 0; f < NENGINES; f++) {
         engine_destroy(&bench[f].e);
         free(paced[f]);
     }

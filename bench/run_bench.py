@@ -620,8 +620,12 @@ def run_mixer(build):
                    out, re.M)
     fp = re.search(r"^\s+float mixer, paced:\s+([\d.]+) ns per voice-frame; 16-bit / float "
                    r"([\d.]+)", out, re.M)
+    # The same 16-bit buffers at rate 1.5 (the interpolating path), same run.
+    fr = re.search(r"^mixer, rate 1\.5:\s+([\d.]+) ns per voice-frame back to back, ([\d.]+) paced",
+                   out, re.M)
     ab = (float(fm.group(1)) if fm else None,
-          (float(fp.group(1)), float(fp.group(2))) if fp else None)
+          (float(fp.group(1)), float(fp.group(2))) if fp else None,
+          (float(fr.group(1)), float(fr.group(2))) if fr else None)
     return float(m.group(1)), float(f.group(1)), float(pc.group(1)) if pc else None, ab, out
 
 
@@ -1000,6 +1004,10 @@ def print_table(R):
             fmt(ab[1][0], nd=3), "", fmt(ab[1][1]) + "x", "")
     if ab and ab[0]:
         row("  back to back, 16-bit / float buffers, same run", "", "", fmt(ab[0]) + "x", "")
+    if ab and len(ab) > 2 and ab[2]:
+        row("  rate 1.5 (cubic), 32 loops, same run: paced (ns/voice-frame); / rate 1 paced",
+            fmt(ab[2][1], nd=3), "", ratio(ab[2][1], g("mixer_paced")), "")
+        row("  rate 1.5 (cubic), back to back (ns/voice-frame)", fmt(ab[2][0], nd=3), "", "", "")
     burst = g("burst")
     for kind in ("/play", "/loop", "/stop id"):
         if burst and kind in burst:

@@ -632,7 +632,7 @@ static void voice_start(struct engine *e, const struct ctl_msg *m, bool loop, ui
     struct slot *s = &e->slots[m->id];
     const struct sample_buffer *b = s->buf;
     uint32_t i = (uint32_t)(v - e->voices);
-    mixer_start(v, b, m->velocity * s->gain, &m->play, loop, delay, e->rate);
+    mixer_start(v, b, m->velocity * s->gain, &m->play, loop, delay, e->rate, e->fade_frames);
     v->slot = m->id;
     v->out = play_out(&m->play);
     e->pair[i] = (uint8_t)v->out;

@@ -19,45 +19,93 @@
 #include "sample.h"
 
 /* One voice, two cache lines.  What a period reads of a voice playing at
- * rate 1 without an envelope is its samples and the first line, nothing
- * else: the buffer's layout is copied there when the voice starts (src,
- * src1, frames, format, channels), so mixing never goes through the
- * buffer's header.  Why: between two periods the thread sleeps and the
- * caches and TLB go cold, so a period costs about one miss per distinct
- * line it touches (docs/performance.md, "CPU per voice-frame"), and a
- * header on another page would be one more, and one that must come back
- * before the samples' addresses are known.  The second line holds the
- * engine's bookkeeping (slot, buf, started, out: read where a voice
- * starts, fades or ends, and for its outputs) and what only the other
- * playback paths read. */
+ * rate 1 without an envelope (`mode` 0, the plain path) is its samples and
+ * the first line, nothing else: the buffer's layout is copied there when
+ * the voice starts (src, src1, frames, format, channels), so mixing never
+ * goes through the buffer's header.  Why: between two periods the thread
+ * sleeps and the caches and TLB go cold, so a period costs about one miss
+ * per distinct line it touches (docs/performance.md, "CPU per
+ * voice-frame"), and a header on another page would be one more, and one
+ * that must come back before the samples' addresses are known.  The second
+ * line holds the engine's bookkeeping (slot, buf, started, out: read where
+ * a voice starts, fades or ends, and for its outputs) and what only the
+ * other path reads (docs/sound.md says what it plays).
+ *
+ * The plain path: frames [loop_start, frames) of the sample, `pos` the
+ * next one, `gain` the gain now, `fade_step` its fall per frame once
+ * stopped.  The other path (`mode` != 0: any other rate, a pan, an
+ * envelope) counts along the direction of play in a 32.64 fixed-point
+ * position u = pos + frac / 2^64 (frames from the first one played,
+ * exact: the step is the rate's double to the last bit), over a range of
+ * `frames` frames starting at sample frame `loop_start` (forwards) or
+ * ending there (MIX_BACKWARDS: `loop_start` is the range's last frame);
+ * `gain` and `gain_r` are the left and right gains (level times the pan
+ * law), `fade_left` the frames a stop's fade has left and `fade_step` its
+ * fall per frame (1 / its length). */
+enum mixer_mode {
+    MIX_PLAIN = 0,     /* rate 1, no pan, no envelope: the kernels of today */
+    MIX_FORWARDS = 1,  /* the other path, forwards */
+    MIX_BACKWARDS = 2, /* the other path, backwards */
+};
+
+#define MIX_NO_RELEASE UINT64_MAX /* rel_left: no release planned */
+
 struct voice {
-    /* ---- line 1: the rate-1 path ---- */
-    const void *src;   /* SAMPLE_S16: the interleaved integers; SAMPLE_F32: channel 0 */
-    const float *src1; /* SAMPLE_F32: channel 1 (== src when mono); unused for S16 */
-    uint32_t frames;   /* the buffer's */
-    uint32_t pos;      /* next frame to play */
-    float gain;
-    float fade_step;  /* > 0 while fading out: subtracted from gain per frame */
-    uint32_t fade_in; /* frame of this period at which a requested fade starts */
-    uint32_t delay;   /* frames of this period to wait before starting */
-    uint8_t format;   /* the buffer's (enum sample_format) */
-    uint8_t channels; /* the buffer's, 1 or 2 */
-    bool loop;        /* wraps to frame 0 at the end instead of ending */
-    /* ---- line 2: the engine's (engine.c), and the mixer's other paths ---- */
+    /* ---- line 1: the plain (rate-1) path ---- */
+    const void *src;     /* SAMPLE_S16: the interleaved integers; SAMPLE_F32: channel 0 */
+    const float *src1;   /* SAMPLE_F32: channel 1 (== src when mono); unused for S16 */
+    uint32_t frames;     /* plain: the frame where playing stops; else the range's length */
+    uint32_t pos;        /* plain: next frame to play; else u's whole frames */
+    float gain;          /* plain: the gain now; else the left gain */
+    float fade_step;     /* > 0 once fading: the gain's fall per frame (plain), else 1 / the fade's
+                            length */
+    uint32_t fade_in;    /* frame of this period at which a requested fade starts */
+    uint32_t delay;      /* frames of this period to wait before starting */
+    uint32_t loop_start; /* plain: where a loop wraps to; else see above */
+    uint8_t format;      /* the buffer's (enum sample_format) */
+    uint8_t channels;    /* the buffer's, 1 or 2 */
+    bool loop;           /* wraps around at the end instead of ending */
+    uint8_t mode;        /* enum mixer_mode */
+    uint64_t frac;       /* u's fraction, in 2^-64 frames */
+    uint64_t step_frac;  /* the step's fraction, likewise */
+    /* ---- line 2: the engine's (engine.c), and the mixer's other path ---- */
     _Alignas(64) uint32_t slot;
     uint32_t out;                    /* output pair */
     const struct sample_buffer *buf; /* NULL when the voice is free */
     uint64_t started;                /* start order, for stealing the oldest */
+    float gain_r;                    /* the right gain */
+    uint32_t fade_left;              /* once stopped: frames of its fade still to play */
+    uint32_t step_int;               /* the step's whole frames, 0..16 */
+    uint32_t nframes;                /* the buffer's length (the neighbours' bound) */
+    uint32_t attack;                 /* frames of the fade-in, 0: none */
+    uint32_t attack_t;               /* frames played, counted up to `attack` */
+    uint32_t release;                /* frames of the release's ramp (>= 1 when planned) */
+    uint32_t stop_frames;            /* mixer_release_frames() */
+    uint64_t rel_left;               /* frames left to play before the release's end,
+                                        MIX_NO_RELEASE if none */
 };
 _Static_assert(sizeof(struct voice) == 128, "a voice is two cache lines");
 
 /* Starts voice v on buffer b at linear gain `level` (velocity times the
- * slot's gain), as `p` says (messages.h), `delay` frames into the current
- * period (< nframes of that period); a loop when `loop`.  `rate` is the
- * engine's sample rate, for the parameters in seconds.  Sets the mixer's
- * fields only: the engine sets its own (slot, out, buf, started). */
+ * slot's gain), as `p` says (messages.h; docs/sound.md), `delay` frames
+ * into the current period (< nframes of that period); a loop when `loop`.
+ * `rate` is the engine's sample rate, for the parameters in seconds, and
+ * `declick` the engine's declick fade in frames (>= 1): the release of a
+ * `sustain` without a `release`, and the shortest a /stop may take.  Sets
+ * the mixer's fields only: the engine sets its own (slot, out, buf,
+ * started).  Plays on the plain path, bit for bit as before these keys
+ * existed, when rate is 1 and there is no pan, attack, sustain and (for a
+ * one-shot) release. */
 void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
-                 const struct play_params *p, bool loop, uint32_t delay, uint32_t rate);
+                 const struct play_params *p, bool loop, uint32_t delay, uint32_t rate,
+                 uint32_t declick);
+
+/* Frames a /stop of v should fade over: its `release`, at least the
+ * declick fade given to mixer_start(). */
+static inline uint32_t mixer_release_frames(const struct voice *v)
+{
+    return v->stop_frames;
+}
 
 /* True once v has started fading out (mixer_fade_out). */
 static inline bool mixer_fading(const struct voice *v)
@@ -67,7 +115,9 @@ static inline bool mixer_fading(const struct voice *v)
 
 /* Fades v out to silence over `frames` frames (>= 1), starting `delay`
  * frames into the current period.  A voice already fading keeps its own
- * fade.  Returns false, changing nothing, when v is silent: nothing to fade,
+ * fade.  On the other path the fade multiplies the envelope, so a voice
+ * already releasing ends at the sooner of its release's end and the fade's,
+ * never louder than either.  Returns false, changing nothing, when v is silent: nothing to fade,
  * the caller ends it. */
 bool mixer_fade_out(struct voice *v, uint32_t delay, uint32_t frames);
 
@@ -96,8 +146,16 @@ static inline void mixer_prefetch_span(const void *start, size_t bytes)
         __builtin_prefetch((const void *)p, 0, 3);
 }
 
+/* The other path's prefetch (mixer.c): the same lines of the range this
+ * period reads, clamped to the buffer. */
+void mixer_prefetch_other(const struct voice *v, uint32_t nframes);
+
 static inline void mixer_prefetch(const struct voice *v, uint32_t nframes)
 {
+    if (v->mode != MIX_PLAIN) {
+        mixer_prefetch_other(v, nframes);
+        return;
+    }
     uint32_t n = v->frames - v->pos;
     if (n > nframes - v->delay)
         n = nframes - v->delay;
