@@ -1325,13 +1325,14 @@ static void model_end(struct model *m, struct voice *v)
         model_discard(m, b);
 }
 
+/* The model chooses which voices start and fade, and over how many frames,
+ * as a walk of the pool would; how a voice's mixer state starts and fades
+ * is the mixer's (tests/test_mixer.c), so the model calls it too. */
 static void model_fade(struct model *m, struct voice *v, uint32_t delay, uint32_t frames)
 {
     if (v->fade_step > 0)
         return;
-    v->fade_step = v->gain / (float)frames;
-    v->fade_in = delay;
-    if (!(v->fade_step > 0))
+    if (!mixer_fade_out(v, delay, frames))
         model_end(m, v);
 }
 
@@ -1381,13 +1382,11 @@ static void model_start(struct model *m, const struct ctl_msg *c, bool loop)
     struct voice *v = model_alloc(m, 0);
     const struct sample_buffer *b = m->buf[c->id];
     uint32_t i = (uint32_t)(v - m->v);
-    *v = (struct voice){.buf = b,
-                        .frames = b->frames,
-                        .slot = c->id,
-                        .out = play_out(&c->play),
-                        .gain = c->velocity * m->gain[c->id],
-                        .loop = loop,
-                        .started = ++m->started};
+    mixer_start(v, b, c->velocity * m->gain[c->id], &c->play, loop, 0, RATE, m->fade_frames);
+    v->buf = b;
+    v->slot = c->id;
+    v->out = play_out(&c->play);
+    v->started = ++m->started;
     m->cut[i] = g;
     double rel = (double)play_release(&c->play) * RATE;
     m->release[i] = rel > m->fade_frames ? (uint32_t)lround(rel) : m->fade_frames;

@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "mixer.h"
+#include "sample_alloc.h"
+#include "sample_check.h"
 
 #define RATE 48000u
 #define DECLICK 240u /* the engine's 5 ms at 48 kHz */
