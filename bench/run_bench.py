@@ -205,9 +205,12 @@ class Looperd:
     def unload(self, slot):
         pass
 
-    def loop_all(self, n):
+    def loop_all(self, n, rate=None):
         for i in range(n):
-            self.c.send("/loop", i)
+            if rate is None:
+                self.c.send("/loop", i)
+            else:
+                self.c.send("/loop", i, 1.0, "rate", float(rate))
 
     def play_msg(self, slot, timed=False):
         return encode_message("/play", slot)
@@ -264,10 +267,14 @@ class Scsynth:
         self.c.send("/b_free", buf)
         wait_reply(self.c, lambda m: m[0] == "/done" and m[1][:1] == ["/b_free"], 5)
 
-    def loop_all(self, n):
+    def loop_all(self, n, rate=None):
         for i in range(n):
             self.node += 1
-            self.c.send("/s_new", "looperd_pb", self.node, 0, 0, "buf", i, "loop", 1)
+            if rate is None:
+                self.c.send("/s_new", "looperd_pb", self.node, 0, 0, "buf", i, "loop", 1)
+            else:
+                self.c.send("/s_new", "looperd_pbr", self.node, 0, 0, "buf", i, "loop", 1,
+                            "rate", float(rate))
 
     def stop_all(self):
         self.c.send("/g_freeAll", 0)
@@ -300,14 +307,15 @@ def m_load(srv, slot, path, reps):
     return statistics.median(ts), min(ts), max(ts)
 
 
-def m_cpu(srv, secs, nvoices=32, rounds=4):
+def m_cpu(srv, secs, nvoices=32, rounds=4, rate=None):
     """CPU time above idle per voice and output frame, ns.  Samples already
     loaded in slots 0..nvoices-1.  Idle and busy (nvoices looping voices)
     alternate in `rounds` pairs of `secs` seconds each, so drift in the
     machine's background load hits both alike; the result is the median of
     the per-round differences.  An idle JACK client already costs about 1-2 %
     of a core on these VMs (750 wake-ups a second), and 32 voices at 1.5 ns
-    add only 0.23 %, so single runs are noisy: compare the mixer row."""
+    add only 0.23 %, so single runs are noisy: compare the mixer row.
+    `rate`: the voices play at that speed (interpolating), else at 1."""
     diffs, idles, busies = [], [], []
     for _ in range(rounds):
         srv.stop_all()
@@ -315,7 +323,7 @@ def m_cpu(srv, secs, nvoices=32, rounds=4):
         c0, t0 = cpu_seconds(srv.pid), time.monotonic()
         time.sleep(secs)
         idle = (cpu_seconds(srv.pid) - c0) / (time.monotonic() - t0)
-        srv.loop_all(nvoices)
+        srv.loop_all(nvoices, rate)
         time.sleep(0.3)
         c0, t0 = cpu_seconds(srv.pid), time.monotonic()
         time.sleep(secs)
@@ -458,6 +466,49 @@ def m_xruns(jack, rec_bin, secs):
     time.sleep(secs)
     _, meta = rec.stop()
     return meta["xruns"]
+
+
+def m_sampler_xruns(jack, rec_bin, looperd_bin, secs, turns):
+    """256 voices at rate 1.5 with pan and envelopes, period 64, against the
+    idle server, in windows side by side (as m_stress_turns, for the same
+    reason).  A fresh looperd with 256 slots of a 1 s sample; in its window
+    every slot loops at rate 1.5, panned across, with a 2 s attack (the
+    envelope runs through most of the window), and is stopped with a 0.5 s
+    release before the window ends.  Returns [(idle, sampler) xruns]."""
+    tmp = tempfile.mkdtemp(prefix="bench-sampler-")
+    path = os.path.join(tmp, "one.wav")
+    import random
+    rnd = random.Random(3)
+    write_wav(path, [(rnd.randint(-8000, 8000), rnd.randint(-8000, 8000))
+                     for _ in range(RATE)], RATE, 2)
+    out = []
+    try:
+        for turn in range(turns):
+            got = {}
+            for part in (["idle", "sampler"] if turn % 2 == 0 else ["sampler", "idle"]):
+                if part == "idle":
+                    got[part] = m_xruns(jack, rec_bin, secs)
+                    continue
+                srv = Looperd(jack, looperd_bin, ["--slots", "256", "--voices", "256"])
+                try:
+                    for i in range(256):
+                        srv.load(i, path)
+                    rec = Recorder(jack, srv.outputs, seconds=secs + 5, binary=rec_bin)
+                    for i in range(256):
+                        srv.c.send("/loop", i, 0.1, "rate", 1.5, "pan", i / 127.5 - 1,
+                                   "attack", 2.0, "release", 0.5)
+                    time.sleep(secs - 1)
+                    srv.c.send("/stop")
+                    time.sleep(1)
+                    _, meta = rec.stop()
+                    got[part] = meta["xruns"]
+                finally:
+                    srv.close()
+            out.append((got["idle"], got["sampler"]))
+    finally:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def m_stress(jack, rec_bin, srv, flac, secs):
@@ -794,6 +845,7 @@ def main():
                 # looperd keeps the WAV's 16-bit integers: 2 bytes a sample.
                 R["rss_l_after_loads"] = private_bytes(srv.pid) - 32 * 10 * RATE * 2 * 2
                 R["cpu_l"] = m_cpu(srv, cpu_secs)
+                R["cpu15_l"] = m_cpu(srv, cpu_secs, rate=1.5)
                 R["accept_l"] = m_accept(srv, [5000, 10000, 20000, 40000, 80000, 160000],
                                          1 if QUICK else 2)
         finally:
@@ -804,6 +856,13 @@ def main():
             log(f"stress, idle server and busy loops in turns, {st_turns} x 3 x {st_secs} s ...")
             R["stress_l"] = m_stress_turns(jack, rec_bin, looperd_bin, wav, flac, st_secs,
                                            st_turns) + (st_secs,)
+
+        if full:
+            sx_secs, sx_turns = (4, 2) if QUICK else (6, 4)
+            log(f"sampler: 256 voices at rate 1.5 against the idle server, {sx_turns} x 2 x"
+                f" {sx_secs} s ...")
+            R["sampler_xruns"] = (m_sampler_xruns(jack, rec_bin, looperd_bin, sx_secs, sx_turns),
+                                  sx_secs)
 
         if full:
             log("looperd: resident memory, fresh daemon ...")
@@ -849,6 +908,7 @@ def main():
                 common_rows(sc, "s")
                 if full:
                     R["cpu_s"] = m_cpu(sc, cpu_secs)
+                    R["cpu15_s"] = m_cpu(sc, cpu_secs, rate=1.5)
             finally:
                 sc.close()
         else:

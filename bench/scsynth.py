@@ -16,12 +16,14 @@ numbers big-endian, pstring = one length byte then the bytes:
         int8 rate x outputs
     int16 variants (0 here)
 
-Two defs are built, both "play buffer `buf` on outputs 0 and 1":
+Three defs are built, both "play buffer `buf` on outputs 0 and 1":
 
     looperd_pb:  Control.kr(buf, loop) -> PlayBuf.ar(2, buf, 1, 1, 0, loop, 2)
                  -> Out.ar(0, [l, r])
     looperd_pbo: the same with OffsetOut (sample-accurate start of a
                  timetagged /s_new, scsynth's equivalent of our bundles)
+    looperd_pbr: looperd_pb with a third control, `rate`, as PlayBuf's
+                 rate (PlayBuf interpolates cubically at a rate other than 1)
 
 PlayBuf's inputs are bufnum, rate, trigger, startPos, loop, doneAction;
 doneAction 2 frees the synth at the end of a one-shot (it never fires while
@@ -41,17 +43,22 @@ def _pstring(s: str) -> bytes:
     return struct.pack(">B", len(b)) + b
 
 
-def _def(name: str, out_class: str) -> bytes:
+def _def(name: str, out_class: str, with_rate: bool = False) -> bytes:
     consts = [1.0, 0.0, 2.0]
     c = {v: i for i, v in enumerate(consts)}
     params = [0.0, 0.0]  # buf, loop
     names = [("buf", 0), ("loop", 1)]
     K = -1  # "this input is a constant"
+    rate_in = (K, c[1.0])
+    if with_rate:  # a third control, PlayBuf's rate
+        params.append(1.0)
+        names.append(("rate", 2))
+        rate_in = (0, 2)
     ugens = [
         # class, rate, inputs [(src, idx)], outputs [rate], special
-        ("Control", RATE_CONTROL, [], [RATE_CONTROL, RATE_CONTROL], 0),
+        ("Control", RATE_CONTROL, [], [RATE_CONTROL] * len(params), 0),
         ("PlayBuf", RATE_AUDIO,
-         [(0, 0), (K, c[1.0]), (K, c[1.0]), (K, c[0.0]), (0, 1), (K, c[2.0])],
+         [(0, 0), rate_in, (K, c[1.0]), (K, c[0.0]), (0, 1), (K, c[2.0])],
          [RATE_AUDIO, RATE_AUDIO], 0),
         (out_class, RATE_AUDIO, [(K, c[0.0]), (1, 0), (1, 1)], [], 0),
     ]
@@ -72,7 +79,8 @@ def _def(name: str, out_class: str) -> bytes:
 def synthdefs() -> bytes:
     """An SCgf v2 file holding looperd_pb (Out) and looperd_pbo (OffsetOut),
     ready for /d_recv as a blob."""
-    defs = [_def("looperd_pb", "Out"), _def("looperd_pbo", "OffsetOut")]
+    defs = [_def("looperd_pb", "Out"), _def("looperd_pbo", "OffsetOut"),
+            _def("looperd_pbr", "Out", with_rate=True)]
     return b"SCgf" + struct.pack(">ih", 2, len(defs)) + b"".join(defs)
 
 
