@@ -738,7 +738,7 @@ def machine():
     return f"{os.cpu_count()} CPUs, {model}, Linux {platform.release()}"
 
 
-ONLY_CHOICES = ("onset", "latency")
+ONLY_CHOICES = ("onset", "latency", "sampler")
 
 
 def main():
@@ -748,8 +748,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--only", metavar="ROWS",
                     help="run only these rows, comma-separated: onset (timetagged onset"
-                    " error), latency (plain-message latency, --latency 5 and none);"
-                    " looperd and scsynth each")
+                    " error), latency (plain-message latency, --latency 5 and none),"
+                    " sampler (CPU per voice-frame at rate 1 and 1.5, xruns of 256"
+                    " interpolating voices); looperd and scsynth each")
     ap.add_argument("--burst-base", default=BURST_BASE, metavar="REV",
                     help="the engine the worst-case period rows compare HEAD with"
                     f" (default {BURST_BASE}, the last one whose requests walked the pool)")
@@ -782,10 +783,11 @@ def main():
     click = os.path.join(tmp, "click.wav")
     import random
     rnd = random.Random(7)
-    if full:
+    if full or want("sampler"):
         noise = [rnd.randint(-8000, 8000) for _ in range(4096)]
         write_wav(wav, [(noise[i % 4096], noise[(i * 7) % 4096]) for i in range(10 * RATE)],
                   RATE, 2)
+    if full:
         subprocess.run([os.path.join(build, "bench", "bench_decode"), "--make-flac", flac,
                         "60", "44100"], check=True)
     write_wav(click, [(30000, 30000)] + [(0, 0)] * 4799, RATE, 2)
@@ -833,7 +835,7 @@ def main():
                 log_onset(srv.label, R["onset_" + tag])
             if want("latency"):
                 R["plain_" + tag] = m_onset(jack, onset_bin, srv, 0, n_onsets, False, 0.1)
-            if full:
+            if want("sampler"):
                 for i in range(32):
                     srv.load(i, wav)
 
@@ -844,8 +846,10 @@ def main():
             if full:
                 # looperd keeps the WAV's 16-bit integers: 2 bytes a sample.
                 R["rss_l_after_loads"] = private_bytes(srv.pid) - 32 * 10 * RATE * 2 * 2
+            if want("sampler"):
                 R["cpu_l"] = m_cpu(srv, cpu_secs)
                 R["cpu15_l"] = m_cpu(srv, cpu_secs, rate=1.5)
+            if full:
                 R["accept_l"] = m_accept(srv, [5000, 10000, 20000, 40000, 80000, 160000],
                                          1 if QUICK else 2)
         finally:
@@ -857,7 +861,7 @@ def main():
             R["stress_l"] = m_stress_turns(jack, rec_bin, looperd_bin, wav, flac, st_secs,
                                            st_turns) + (st_secs,)
 
-        if full:
+        if want("sampler"):
             sx_secs, sx_turns = (4, 2) if QUICK else (6, 4)
             log(f"sampler: 256 voices at rate 1.5 against the idle server, {sx_turns} x 2 x"
                 f" {sx_secs} s ...")
@@ -906,7 +910,7 @@ def main():
             sc = Scsynth(jack)
             try:
                 common_rows(sc, "s")
-                if full:
+                if want("sampler"):
                     R["cpu_s"] = m_cpu(sc, cpu_secs)
                     R["cpu15_s"] = m_cpu(sc, cpu_secs, rate=1.5)
             finally:
@@ -998,9 +1002,22 @@ def print_table(R):
     row("  daemon's decode_file() alone (ms); ours / it",
         fmt(df.get("daemon_decode_median_ms")), "",
         ratio(lf and lf[0], df.get("daemon_decode_median_ms")), "")
+    section[:] = ["cpu_l", "cpu_s"]
     cl, cs = g("cpu_l"), g("cpu_s")
     row("CPU per voice-frame, 32 looping voices (ns)", fmt(cl and cl[0], nd=3),
         fmt(cs and cs[0], nd=3), ratio(cl and cl[0], cs and cs[0]), "<= 1.5")
+    cl, cs = g("cpu15_l"), g("cpu15_s")
+    row("CPU per voice-frame, 32 looping voices at rate 1.5 (ns; PlayBuf cubic)",
+        fmt(cl and cl[0], nd=3), fmt(cs and cs[0], nd=3), ratio(cl and cl[0], cs and cs[0]),
+        "<= 0.2")
+    sx = g("sampler_xruns")
+    if sx:
+        turns, secs = sx
+        idle = sum(t[0] for t in turns)
+        busy = sum(t[1] for t in turns)
+        row(f"xruns, 256 voices at rate 1.5 + pan + envelopes, {len(turns)} x {secs} s:"
+            " sampler - idle server", f"{busy} - {idle} = {busy - idle:+d}", "", "",
+            "<= 0 (none added)")
     section[:] = ["onset_l", "onset_s"]
     ol, os_ = g("onset_l"), g("onset_s")
 
