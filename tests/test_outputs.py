@@ -89,7 +89,7 @@ class OutputPairs(unittest.TestCase):
         self.stop_cleanly(d)
 
     def status(self, osc):
-        return osc.request("/status", expect="/status.reply", timeout=3.0)[1]
+        return osc.status(timeout=3.0)
 
     def wait_for(self, d, what, ok):
         deadline = time.monotonic() + BACK_WITHIN_S
@@ -122,9 +122,9 @@ class OutputPairs(unittest.TestCase):
         time.sleep(2.5)
         name = jack.name
         jack.close()  # SIGTERM by PID, waits for its exit
-        self.wait_for(d, "told the server is gone", lambda: self.status(osc)[-1] == "jack-gone")
+        self.wait_for(d, "told the server is gone", lambda: self.status(osc)["state"] == "jack-gone")
         jack = self.jack(name=name)  # the same server again
-        self.wait_for(d, "running again", lambda: self.status(osc)[-1] == "running")
+        self.wait_for(d, "running again", lambda: self.status(osc)["state"] == "running")
         self.wait_for(d, "reconnected", lambda: self.links(jack, d, 4) == want)
         self.assertEqual(self.our_ports(jack, d), ["out_1", "out_2", "out_3", "out_4"])
         self.stop_cleanly(d)
