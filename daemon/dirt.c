@@ -135,12 +135,12 @@ static double fold1(double x)
     return r <= 2.0 ? r - 1.0 : 3.0 - r;
 }
 
-int dirt_translate(struct dirt *d, int argc, const char *types, lo_arg *const *argv,
-                   uint32_t rate, struct ctl_msg *out)
+int dirt_translate(struct dirt *d, int argc, const char *types, lo_arg *const *argv, uint32_t rate,
+                   struct ctl_msg *out)
 {
     /* DirtOrbit's defaultParentEvent. */
-    struct dirt_keys k = {.speed = 1, .end = 1, .pan = 0.5, .gain = 1, .amp = 0.4, .delta = 1,
-                          .cps = 1};
+    struct dirt_keys k = {
+        .speed = 1, .end = 1, .pan = 0.5, .gain = 1, .amp = 0.4, .delta = 1, .cps = 1};
     for (int i = 0; i + 1 < argc; i += 2) {
         if (!is_string(types[i]) || !read_key(&k, &argv[i]->s, types[i + 1], argv[i + 1])) {
             atomic_fetch_add_explicit(&d->bad, 1, memory_order_relaxed);
@@ -213,14 +213,12 @@ int dirt_translate(struct dirt *d, int argc, const char *types, lo_arg *const *a
     /* calcTimeSpan: the sample's own length at this speed, and the note's
      * (sustain, or delta x legato), whichever is shorter. */
     double natural = unit_dur * length / fabs(speed);
-    double sustain = k.has_sustain  ? k.sustain
-                     : k.has_legato ? k.delta * k.legato
-                                    : natural;
+    double sustain = k.has_sustain ? k.sustain : k.has_legato ? k.delta * k.legato : natural;
     bool cut_short = sustain < natural;
     if (!cut_short)
         sustain = natural;
     if (sustain < 8.0 / (rate ? rate : 48000))
-        return -ERANGE; /* SuperDirt drops it too (minSustain) */
+        return -ERANGE;                           /* SuperDirt drops it too (minSustain) */
     double fade = fmin(0.001, sustain * 0.19098); /* fadeTime */
 
     struct play_params p = {0};

@@ -32,7 +32,7 @@
 
 struct dirt {
     struct library *lib;
-    uint32_t outputs; /* output pairs: orbit modulo this */
+    uint32_t outputs;            /* output pairs: orbit modulo this */
     _Atomic uint64_t not_found;  /* no such bank, or no `s` */
     _Atomic uint64_t not_loaded; /* the sample's file was not loaded yet */
     _Atomic uint64_t bad;        /* a value out of range or of the wrong type */
@@ -46,7 +46,7 @@ void dirt_init(struct dirt *d, struct library *lib, uint32_t outputs);
 /* Reads a /dirt/play's arguments into a CTL_PLAY (id, velocity, keys) in
  * `out`.  0: play it; < 0: play nothing (counted, logged once).  `rate`:
  * the running sample rate. */
-int dirt_translate(struct dirt *d, int argc, const char *types, lo_arg *const *argv,
-                   uint32_t rate, struct ctl_msg *out);
+int dirt_translate(struct dirt *d, int argc, const char *types, lo_arg *const *argv, uint32_t rate,
+                   struct ctl_msg *out);
 
 #endif

@@ -252,8 +252,7 @@ static int64_t find_path(struct lib_sample **v, uint32_t n, const char *path)
 
 static bool same_file(const struct lib_sample *a, const struct lib_sample *b)
 {
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime_ns == b->mtime_ns;
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
 }
 
 /* Drops bank k of `t` (left out: memory or slots). */
@@ -298,8 +297,8 @@ static void fit(struct library *lib, struct lib_table *t, const struct lib_table
             continue;
         }
         if (nl < sizeof(names) - 1) {
-            int w = snprintf(names + nl, sizeof(names) - nl, "%s%s", left ? " " : "",
-                             t->banks[k].name);
+            int w =
+                snprintf(names + nl, sizeof(names) - nl, "%s%s", left ? " " : "", t->banks[k].name);
             nl = w > 0 ? nl + (size_t)w : nl;
             if (nl >= sizeof(names))
                 nl = sizeof(names) - 1;

@@ -29,8 +29,8 @@
 #include "audio.h"
 #include "bank.h"
 #include "dirt.h"
-#include "library.h"
 #include "engine.h"
+#include "library.h"
 #include "loader.h"
 #include "log.h"
 #include "memlock.h"
@@ -488,10 +488,17 @@ int main(int argc, char **argv)
         goto out_threads;
     }
     log_privileges(d, locked);
+    if (d->opt.bank) {
+        notify_send("STATUS=Loading the bank %s", d->opt.bank);
+        if (apply_bank(d) < 0)
+            goto out_threads;
+    }
+    /* After the bank: "ready" does not wait for the library, which loads
+     * in the background (library.h). */
     if (d->opt.nlibrary) {
-        int lr = library_start(&d->library, &d->loader, &d->engine, &d->replies,
-                               &d->proto.load_seq, d->opt.library, d->opt.nlibrary,
-                               (uint32_t)d->opt.slots, library_slots, limits.max_memory_bytes);
+        int lr = library_start(&d->library, &d->loader, &d->engine, &d->replies, &d->proto.load_seq,
+                               d->opt.library, d->opt.nlibrary, (uint32_t)d->opt.slots,
+                               library_slots, limits.max_memory_bytes);
         if (lr < 0) {
             log_error("cannot start the library: %s", strerror(-lr));
             goto out_threads;
@@ -500,11 +507,6 @@ int main(int argc, char **argv)
     }
     dirt_init(&d->dirt, d->opt.nlibrary ? &d->library : NULL, (uint32_t)d->opt.outputs);
     d->proto.dirt = &d->dirt;
-    if (d->opt.bank) {
-        notify_send("STATUS=Loading the bank %s", d->opt.bank);
-        if (apply_bank(d) < 0)
-            goto out_threads;
-    }
     if (pthread_create(&osc_tid, NULL, osc_thread, &d->proto) != 0) {
         log_error("cannot start the OSC thread");
         goto out_threads;

@@ -86,8 +86,8 @@ static const struct option_spec specs[OPT_COUNT] = {
     [OPT_MAX_MEMORY_MB] = {"max-memory-mb", 0, "N", STR(DEFAULT_MAX_MEMORY_MB),
                            "all samples together"},
     [OPT_LIBRARY] = {"library", 0, "DIR", NULL,
-                      "a sample library for /dirt/play: each subfolder of DIR is a bank; "
-                      "repeatable; SIGHUP and /library/reload rescan"},
+                     "a sample library for /dirt/play: each subfolder of DIR is a bank; "
+                     "repeatable; SIGHUP and /library/reload rescan"},
     [OPT_LIBRARY_MAX] = {"library-max", 0, "N", STR(LIBRARY_DEFAULT_MAX),
                          "library samples, in slots of their own, at most " STR(
                              ENGINE_MAX_LIBRARY)},

@@ -450,8 +450,7 @@ static void handle_status(struct protocol *p, const struct req *q)
     }
     if (p->dirt) {
         st.dirt_not_found = (int64_t)atomic_load(&p->dirt->not_found);
-        st.dirt_skipped =
-            (int64_t)(atomic_load(&p->dirt->not_loaded) + atomic_load(&p->dirt->bad));
+        st.dirt_skipped = (int64_t)(atomic_load(&p->dirt->not_loaded) + atomic_load(&p->dirt->bad));
     }
     reply_status(p->replies, q->from, &st);
 }

@@ -140,8 +140,7 @@ void reply_unload_done(struct replies *rs, struct reply_ctx *r, uint32_t id)
     reply_ctx_free(rs, r);
 }
 
-void reply_library_done(struct replies *rs, struct reply_ctx *r, uint32_t banks,
-                        uint32_t samples)
+void reply_library_done(struct replies *rs, struct reply_ctx *r, uint32_t banks, uint32_t samples)
 {
     if (r)
         osc_send(rs->osc, &r->peer, "/done", "sii", "/library/reload", (int32_t)banks,

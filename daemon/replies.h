@@ -93,8 +93,7 @@ void reply_unload_done(struct replies *rs, struct reply_ctx *r, uint32_t id);
 void reply_load_done(struct replies *rs, struct reply_ctx *r, uint32_t id, uint32_t frames,
                      uint32_t channels);
 /* /done "/library/reload" banks samples */
-void reply_library_done(struct replies *rs, struct reply_ctx *r, uint32_t banks,
-                        uint32_t samples);
+void reply_library_done(struct replies *rs, struct reply_ctx *r, uint32_t banks, uint32_t samples);
 /* /fail "/load" reason id */
 void reply_load_failed(struct replies *rs, struct reply_ctx *r, uint32_t id, const char *reason);
 
