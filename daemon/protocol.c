@@ -490,6 +490,13 @@ static void handle_dirt_play(struct protocol *p, struct req *q)
     push_cmd(p, q, m);
 }
 
+/* SuperDirt's handshake (TidalCycles sends it at start-up) and hello: the
+ * replies, without the control buses looperd does not have. */
+static void handle_dirt_hello(struct protocol *p, const struct req *q, const char *reply)
+{
+    reply_empty(p->replies, q->from, reply);
+}
+
 /* /library/reload: rescan the library (library.h); answered when the new
  * one is in use. */
 static void handle_library_reload(struct protocol *p, const struct req *q)
@@ -622,6 +629,10 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
         handle_quit(p, &q);
     else if (strcmp(path, "/dirt/play") == 0)
         handle_dirt_play(p, &q);
+    else if (strcmp(path, "/dirt/handshake") == 0)
+        handle_dirt_hello(p, &q, "/dirt/handshake/reply");
+    else if (strcmp(path, "/dirt/hello") == 0)
+        handle_dirt_hello(p, &q, "/dirt/hello/reply");
     else if (strcmp(path, "/library/reload") == 0)
         handle_library_reload(p, &q);
     else

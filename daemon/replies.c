@@ -87,6 +87,11 @@ void reply_quit_done(struct replies *rs, const struct osc_peer *to)
     osc_send(rs->osc, to, "/done", "s", "/quit");
 }
 
+void reply_empty(struct replies *rs, const struct osc_peer *to, const char *path)
+{
+    osc_send(rs->osc, to, path, "");
+}
+
 void reply_version(struct replies *rs, const struct osc_peer *to, const char *version)
 {
     osc_send(rs->osc, to, "/version.reply", "ss", "looperd", version);

@@ -63,6 +63,8 @@ void reply_fail_id(struct replies *rs, const struct osc_peer *to, const char *pa
 void reply_pong_now(struct replies *rs, const struct osc_peer *to);
 /* /done "/quit" */
 void reply_quit_done(struct replies *rs, const struct osc_peer *to);
+/* A message without arguments (SuperDirt's /dirt/handshake/reply). */
+void reply_empty(struct replies *rs, const struct osc_peer *to, const char *path);
 void reply_version(struct replies *rs, const struct osc_peer *to, const char *version);
 
 /* The fields of /status.reply, in its order. */

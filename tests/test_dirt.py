@@ -295,6 +295,12 @@ class Library(DirtCase):
         self.assertEqual(self.daemon.log().count("no bank named 'nosuch'"), 1)
         self.assertIsNone(self.osc.try_recv(0.2), "a /dirt/play is never answered")
 
+    def test_superdirt_handshake_is_answered(self):
+        self.assertEqual(self.osc.request("/dirt/handshake", expect="/dirt/handshake/reply"),
+                         ("/dirt/handshake/reply", []))
+        self.assertEqual(self.osc.request("/dirt/hello", expect="/dirt/hello/reply"),
+                         ("/dirt/hello/reply", []))
+
     def test_bad_values_are_counted_and_silent(self):
         before = self.osc.status()
         left, right = self.record([dirt("s", "bd", "speed", 0.0), dirt("s", "bd", "n", "x"),
