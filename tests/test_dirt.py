@@ -254,9 +254,11 @@ class Library(DirtCase):
                     [(0.0, dirt("s", "bd", "cut", 1, "orbit", 0)),
                      (d, dirt("s", "sn", "cut", 1, "orbit", orbit))], N / RATE + 0.2)
                 on = self.onset(left, right)
-                k = 480
-                # Before the second: the first alone.
-                self.assert_close(list(left[on:on + k]), a[:k], "first alone")
+                # The second starts where the first stops sounding alone:
+                # 480 frames later, within a frame (each timetag's frame
+                # comes from JACK's time estimate).
+                k = next(t for t in range(N) if abs(left[on + t] - a[t]) > TOL)
+                self.assertLessEqual(abs(k - 480), 1)
                 # After the fade: the second alone when cut, else both.
                 got = list(left[on + k + fade:on + N])
                 want = [b[t - k] + (0 if cut else a[t]) for t in range(k + fade, N)]
@@ -269,13 +271,16 @@ class Library(DirtCase):
                                delta=TOL)
 
     def test_timetags_place_events_on_their_frames(self):
+        # 50 ms apart: 2400 frames, within one frame (each timetag becomes a
+        # frame through JACK's time estimate, as tests/test_timing.py allows).
         left, right = self.record(
             [(0.0, dirt("s", "bd")), (0.05, dirt("s", "hh", "n", 1.0))], 0.2)
         on = self.onset(left, right)
-        second = on + round(0.05 * RATE)
+        self.assertTrue(all(v == 0.0 for v in left[on + N:on + 2400 - 1]))
+        second = next(i for i in range(on + N, len(left)) if left[i] != 0.0)
+        self.assertLessEqual(abs(second - (on + round(0.05 * RATE))), 1)
         want = F32(file_id("hh", 1) * 1500 / 32768) * DEFAULT
         self.assertAlmostEqual(left[second], want, delta=TOL)
-        self.assertEqual(left[second - 1], 0.0)  # the first (1200 frames) ended before
 
     def test_ignored_keys_change_nothing(self):
         left, right = self.record([dirt("s", "bd", "n", 1.0, "room", 0.3, "lpf", 800.0,
