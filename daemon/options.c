@@ -201,9 +201,12 @@ static int check_options(const struct options *o)
     }
     for (unsigned i = 0; i < o->nlibrary; i++) {
         struct stat st;
-        if (stat(o->library[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
-            fprintf(stderr, "looperd: --library %s: %s\n", o->library[i],
-                    errno && !S_ISDIR(st.st_mode) ? "not a directory" : strerror(errno));
+        if (stat(o->library[i], &st) < 0) {
+            fprintf(stderr, "looperd: --library %s: %s\n", o->library[i], strerror(errno));
+            return -EINVAL;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "looperd: --library %s: not a directory\n", o->library[i]);
             return -EINVAL;
         }
     }

@@ -315,6 +315,18 @@ class Library(DirtCase):
         self.assertEqual(after["dirt_skipped"] - before["dirt_skipped"], 3)
 
 
+class Options(unittest.TestCase):
+    def test_library_must_be_a_directory(self):
+        from looperd_test import binary_path
+        import subprocess
+        for path, why in (("/nonexistent-library", "No such file or directory"),
+                          ("/etc/hostname", "not a directory")):
+            r = subprocess.run([binary_path("LOOPERD_BIN"), "--library", path],
+                               capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(f"--library {path}: {why}", r.stderr)
+
+
 class Reload(unittest.TestCase):
     def test_reload_adds_changes_and_removes(self):
         lib = tempfile.mkdtemp(prefix="looperd-lib-")
