@@ -371,6 +371,39 @@ class Reload(unittest.TestCase):
         finally:
             shutil.rmtree(lib, ignore_errors=True)
 
+    def test_a_sample_not_loaded_yet_is_skipped_and_counted(self):
+        lib = tempfile.mkdtemp(prefix="looperd-lib-")
+        try:
+            # Long files, 44.1 kHz (converted to 48 kHz): the library takes a
+            # while to load, and a play sent between two /status that both
+            # show it unloaded must have found it unloaded.
+            os.makedirs(os.path.join(lib, "long"))
+            frames = [((k * 7) % 2000) + 1 for k in range(44100 * 20)]
+            for i in range(6):
+                write_wav(os.path.join(lib, "long", f"{i}.wav"), frames, 44100, 1)
+            with JackServer(rate=RATE) as jack, \
+                    Daemon(jack, extra_args=["--library", lib]) as d, \
+                    OscClient(d.port) as osc:
+                judged = 0
+                while judged == 0:
+                    a = osc.status()
+                    if a["slots"] == 6:
+                        break
+                    osc.send("/dirt/play", "s", "long", "n", 5.0)
+                    b = osc.status()
+                    # `slots` counts what is loaded as library_find sees it
+                    # (library_loaded is only a progress report).
+                    if a["library_samples"] == 6 and b["slots"] == 0:
+                        self.assertEqual(b["dirt_skipped"] - a["dirt_skipped"], 1)
+                        self.assertEqual(b["voices"], 0)
+                        judged += 1
+                self.assertEqual(judged, 1, "the library loaded before it could be asked")
+                wait_loaded(osc, 6, timeout=60)
+                self.assertIn("a sample asked for before its file was loaded: skipped", d.log())
+                self.assertEqual(d.stop(), 0)
+        finally:
+            shutil.rmtree(lib, ignore_errors=True)
+
     def test_library_bigger_than_max_memory(self):
         lib = tempfile.mkdtemp(prefix="looperd-lib-")
         try:
