@@ -133,6 +133,13 @@ class Library(DirtCase):
         self.assertEqual(st["slots"], sum(BANKS.values()))  # the numbered ones stay empty
         self.assertIn("library loaded: 3 banks, 9 samples", self.daemon.log())
 
+    def test_numbered_requests_do_not_reach_the_library_slots(self):
+        for req in (("/play", 32), ("/load", 32, "/tmp/x.wav"), ("/unload", 32), ("/get", 32)):
+            r = self.osc.request(*req, expect="/fail")
+            self.assertEqual(r, ("/fail", [req[0], "id out of range (0..31)", 32]), req)
+        self.assertEqual(self.osc.request("/play/32", expect="/fail"),
+                         ("/fail", ["/play/32", "id out of range (0..31)"]))
+
     def test_s_and_n_pick_the_file_and_the_index_wraps(self):
         cases = [("hh", 0.0, 0), ("hh", 2.0, 2), ("hh", 5.0, 1), ("hh", -1.0, 3),
                  ("hh", 2.7, 2), ("hh", -1.5, 3), ("bd", 25.0, 1), ("sn", 1.0, 1)]
