@@ -39,7 +39,7 @@
  * Cut groups.  A voice started with cut g > 0 fades out (the declick fade,
  * from its own frame) every playing voice started with the same g, of any
  * slot; g < 0, only those of its own slot with that g.  So a group is a key
- * of 42 bits: g > 0 gives g - 1 (31 bits); g < 0 gives bit 41, the slot (10
+ * of 48 bits: g > 0 gives g - 1 (31 bits); g < 0 gives bit 47, the slot (16
  * bits) and -g - 1 (31 bits).  The playing voices of a key are a list
  * (voice_links: cprev, cnext) whose head is a leaf of a 16-ary trie of
  * ENGINE_CUT_LEVELS levels on the key.  Why a trie rather than a hash: its
@@ -387,11 +387,11 @@ static inline uint64_t cut_key(int32_t g, uint32_t slot)
 {
     if (g > 0)
         return (uint64_t)g - 1;
-    return (uint64_t)1 << 41 | (uint64_t)slot << 31 | ((uint64_t)(-(int64_t)g) - 1);
+    return (uint64_t)1 << 47 | (uint64_t)slot << 31 | ((uint64_t)(-(int64_t)g) - 1);
 }
 
-_Static_assert(4 * ENGINE_CUT_LEVELS >= 42, "the trie spans the 42 bits of a cut key");
-_Static_assert(ENGINE_MAX_SLOTS <= 1024, "a slot fits the 10 bits of a cut key");
+_Static_assert(4 * ENGINE_CUT_LEVELS >= 48, "the trie spans the 48 bits of a cut key");
+_Static_assert(ENGINE_MAX_SLOTS <= 65536, "a slot fits the 16 bits of a cut key");
 _Static_assert(ENGINE_MAX_PAIRS <= 256, "an output pair fits engine.pair's bytes");
 _Static_assert(1 + (ENGINE_CUT_LEVELS - 1) * 2 * ENGINE_MAX_VOICES < ENGINE_NONE,
                "cut nodes are 16-bit indices beside ENGINE_NONE");

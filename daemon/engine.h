@@ -49,7 +49,11 @@
 
 #define ENGINE_DEFAULT_SLOTS 32
 #define ENGINE_DEFAULT_VOICES 32
-#define ENGINE_MAX_SLOTS 1024
+/* The numbered slots (--slots) are ids 0..N-1; the sample library
+ * (library.h) has its own slots above them, up to ENGINE_MAX_LIBRARY. */
+#define ENGINE_MAX_NUMBERED 1024
+#define ENGINE_MAX_LIBRARY 16384
+#define ENGINE_MAX_SLOTS (ENGINE_MAX_NUMBERED + ENGINE_MAX_LIBRARY)
 #define ENGINE_MAX_VOICES 256
 #define ENGINE_DEFAULT_PAIRS 1
 #define ENGINE_MAX_PAIRS 32  /* stereo output pairs (--outputs) */
@@ -68,14 +72,14 @@
 #define ENGINE_STALE_US 1000000u
 
 /* "No voice" / "no entry" in the 16-bit indices of the voice pool's
- * bookkeeping (npool <= 512, nslots + npool <= 1536, cut nodes <= 5121). */
+ * bookkeeping (npool <= 512, nslots + npool <= 17920, cut nodes <= 5633). */
 #define ENGINE_NONE 0xffffu
 
-/* Cut groups (engine.c, "Cut groups") are found through a trie on a 44-bit
+/* Cut groups (engine.c, "Cut groups") are found through a trie on a 48-bit
  * key, 4 bits a level: a group > 0 is one key whatever the slot, a group
  * < 0 one key per slot. */
 #define ENGINE_CUT_FAN 16
-#define ENGINE_CUT_LEVELS 11
+#define ENGINE_CUT_LEVELS 12
 
 struct slot {
     struct sample_buffer *buf; /* current buffer or NULL; owned by the engine */

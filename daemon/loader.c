@@ -676,6 +676,16 @@ uint32_t loader_slots_loaded(struct loader *l)
     return atomic_load_explicit(&l->nloaded, memory_order_relaxed);
 }
 
+bool loader_slot_loaded(struct loader *l, uint32_t id)
+{
+    if (id >= l->engine->nslots)
+        return false;
+    pthread_mutex_lock(&l->lock);
+    bool loaded = l->slots[id].loaded;
+    pthread_mutex_unlock(&l->lock);
+    return loaded;
+}
+
 uint32_t loader_rate(struct loader *l)
 {
     return atomic_load_explicit(&l->rate, memory_order_relaxed);

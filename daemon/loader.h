@@ -155,6 +155,9 @@ void loader_forget(struct loader *l, uint32_t id, uint64_t seq);
 /* Slots holding a sample, as requests have left them: a load counts from
  * its /done on, an unload from the moment it is applied.  Any thread. */
 uint32_t loader_slots_loaded(struct loader *l);
+/* Slot `id` holds a sample, as requests have left it (loader_slots_loaded's
+ * rule).  Any thread; takes `lock` briefly. */
+bool loader_slot_loaded(struct loader *l, uint32_t id);
 /* The rate every published buffer is at: the JACK rate of the last
  * (re)connection, kept while the server is gone.  Any thread. */
 uint32_t loader_rate(struct loader *l);

@@ -28,7 +28,9 @@
 
 #include "audio.h"
 #include "bank.h"
+#include "dirt.h"
 #include "engine.h"
+#include "library.h"
 #include "loader.h"
 #include "log.h"
 #include "memlock.h"
@@ -76,6 +78,8 @@ struct daemon {
     struct replier replier;
     struct bank bank;
     struct pads pads;
+    struct library library;
+    struct dirt dirt;
 };
 
 /* The reply thread's hook: an unload the audio thread applied empties the
@@ -144,7 +148,7 @@ static void wait_bank(struct daemon *d)
 static int apply_bank(struct daemon *d)
 {
     struct bank next = {0};
-    int bad = bank_read(d->opt.bank, d->engine.nslots, d->proto.outputs, &next);
+    int bad = bank_read(d->opt.bank, (uint32_t)d->opt.slots, d->proto.outputs, &next);
     if (bad < 0) {
         log_error("bank %s refused: %s%s", d->opt.bank, bank_strerror(bad),
                   d->bank.entries ? "; the bank loaded before stays" : "");
@@ -308,12 +312,16 @@ static int run(struct daemon *d, const sigset_t *sigs)
             notify_send("STOPPING=1");
             return 0;
         }
+        if (sig == SIGHUP && d->opt.nlibrary) {
+            log_notice("SIGHUP: rescanning the library");
+            library_reload(&d->library, NULL);
+        }
         if (sig == SIGHUP) {
             if (d->opt.bank) {
                 notify_send("RELOADING=1");
                 apply_bank(d);
                 notify_send("READY=1");
-            } else {
+            } else if (!d->opt.nlibrary) {
                 log_notice("SIGHUP: no --bank to reload");
             }
         }
@@ -434,7 +442,8 @@ int main(int argc, char **argv)
         return 1;
     }
     uint32_t rate = audio_rate(&d->audio);
-    if (engine_init(&d->engine, (uint32_t)d->opt.slots, (uint32_t)d->opt.voices,
+    uint32_t library_slots = d->opt.nlibrary ? (uint32_t)d->opt.library_max : 0;
+    if (engine_init(&d->engine, (uint32_t)d->opt.slots + library_slots, (uint32_t)d->opt.voices,
                     (uint32_t)d->opt.outputs, rate) < 0) {
         log_error("out of memory");
         goto out_audio;
@@ -456,6 +465,7 @@ int main(int argc, char **argv)
     protocol_init(&d->proto, &d->engine, &d->osc, &d->replies, &d->loader, &d->audio, &d->pads);
     d->proto.latency = d->opt.latency_ms / 1000.0;
     d->proto.outputs = (uint32_t)d->opt.outputs;
+    d->proto.numbered = (uint32_t)d->opt.slots;
     struct loader_limits limits = {
         .max_sample_bytes = d->opt.max_sample_mb * 1024 * 1024,
         .max_memory_bytes = d->opt.max_memory_mb * 1024 * 1024,
@@ -483,6 +493,20 @@ int main(int argc, char **argv)
         if (apply_bank(d) < 0)
             goto out_threads;
     }
+    /* After the bank: "ready" does not wait for the library, which loads
+     * in the background (library.h). */
+    if (d->opt.nlibrary) {
+        int lr = library_start(&d->library, &d->loader, &d->engine, &d->replies, &d->proto.load_seq,
+                               d->opt.library, d->opt.nlibrary, (uint32_t)d->opt.slots,
+                               library_slots, limits.max_memory_bytes);
+        if (lr < 0) {
+            log_error("cannot start the library: %s", strerror(-lr));
+            goto out_threads;
+        }
+        d->proto.library = &d->library;
+    }
+    dirt_init(&d->dirt, d->opt.nlibrary ? &d->library : NULL, (uint32_t)d->opt.outputs);
+    d->proto.dirt = &d->dirt;
     if (pthread_create(&osc_tid, NULL, osc_thread, &d->proto) != 0) {
         log_error("cannot start the OSC thread");
         goto out_threads;
@@ -501,6 +525,7 @@ out_threads:
         osc_stop(&d->osc);
         pthread_join(osc_tid, NULL);
     }
+    library_stop(&d->library);
     loader_stop(&d->loader);
     audio_close(&d->audio);
     replier_stop(&d->replier);

@@ -35,6 +35,8 @@ enum opt_id {
     OPT_BANK,
     OPT_MAX_SAMPLE_MB,
     OPT_MAX_MEMORY_MB,
+    OPT_LIBRARY,
+    OPT_LIBRARY_MAX,
     OPT_VERBOSE,
     OPT_QUIET,
     OPT_HELP,
@@ -68,7 +70,7 @@ static const struct option_spec specs[OPT_COUNT] = {
     [OPT_OUTPUTS] = {"outputs", 0, "N", STR(ENGINE_DEFAULT_PAIRS),
                      "stereo output pairs, ports out_1..out_2N, at most " STR(ENGINE_MAX_PAIRS)},
     [OPT_SLOTS] = {"slots", 0, "N", STR(ENGINE_DEFAULT_SLOTS),
-                   "sample slots, ids 0..N-1, at most " STR(ENGINE_MAX_SLOTS)},
+                   "sample slots, ids 0..N-1, at most " STR(ENGINE_MAX_NUMBERED)},
     [OPT_VOICES] = {"voices", 0, "N", STR(ENGINE_DEFAULT_VOICES),
                     "polyphony, at most " STR(ENGINE_MAX_VOICES)},
     [OPT_LATENCY] = {"latency", 0, "MS", "0",
@@ -83,6 +85,12 @@ static const struct option_spec specs[OPT_COUNT] = {
                            "largest decoded sample accepted"},
     [OPT_MAX_MEMORY_MB] = {"max-memory-mb", 0, "N", STR(DEFAULT_MAX_MEMORY_MB),
                            "all samples together"},
+    [OPT_LIBRARY] = {"library", 0, "DIR", NULL,
+                     "a sample library for /dirt/play: each subfolder of DIR is a bank; "
+                     "repeatable; SIGHUP and /library/reload rescan"},
+    [OPT_LIBRARY_MAX] = {"library-max", 0, "N", STR(LIBRARY_DEFAULT_MAX),
+                         "library samples, in slots of their own, at most " STR(
+                             ENGINE_MAX_LIBRARY)},
     [OPT_VERBOSE] = {"verbose", 'v', NULL, NULL, "more log lines (repeat for debug)"},
     [OPT_QUIET] = {"quiet", 'q', NULL, NULL, "warnings and errors only"},
     [OPT_HELP] = {"help", 'h', NULL, NULL, "this text"},
@@ -191,6 +199,17 @@ static int check_options(const struct options *o)
             return -EINVAL;
         }
     }
+    for (unsigned i = 0; i < o->nlibrary; i++) {
+        struct stat st;
+        if (stat(o->library[i], &st) < 0) {
+            fprintf(stderr, "looperd: --library %s: %s\n", o->library[i], strerror(errno));
+            return -EINVAL;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "looperd: --library %s: not a directory\n", o->library[i]);
+            return -EINVAL;
+        }
+    }
     if (o->bank) {
         int err = bank_check(o->bank);
         if (err < 0) {
@@ -235,7 +254,7 @@ static int apply(struct options *o, enum opt_id id, char *arg)
     case OPT_MAX_MEMORY_MB:
         return parse_ulong("--max-memory-mb", arg, 1, max_mb, &o->max_memory_mb);
     case OPT_SLOTS:
-        return parse_ulong("--slots", arg, 1, ENGINE_MAX_SLOTS, &o->slots);
+        return parse_ulong("--slots", arg, 1, ENGINE_MAX_NUMBERED, &o->slots);
     case OPT_VOICES:
         return parse_ulong("--voices", arg, 1, ENGINE_MAX_VOICES, &o->voices);
     case OPT_LATENCY:
@@ -254,6 +273,15 @@ static int apply(struct options *o, enum opt_id id, char *arg)
         }
         o->nallow++;
         return 0;
+    case OPT_LIBRARY:
+        if (o->nlibrary == LIBRARY_MAX_DIRS) {
+            fprintf(stderr, "looperd: at most %d --library\n", LIBRARY_MAX_DIRS);
+            return -EINVAL;
+        }
+        o->library[o->nlibrary++] = arg;
+        return 0;
+    case OPT_LIBRARY_MAX:
+        return parse_ulong("--library-max", arg, 1, ENGINE_MAX_LIBRARY, &o->library_max);
     case OPT_VERBOSE:
         o->verbosity++;
         return 0;
@@ -301,6 +329,7 @@ int options_parse(int argc, char **argv, struct options *o)
         .slots = ENGINE_DEFAULT_SLOTS,
         .voices = ENGINE_DEFAULT_VOICES,
         .outputs = ENGINE_DEFAULT_PAIRS,
+        .library_max = LIBRARY_DEFAULT_MAX,
     };
     int c;
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "library.h"
 #include "osc.h"
 
 /* A 10-minute stereo file at 96 kHz in float is 440 MiB. */
@@ -35,6 +36,9 @@ struct options {
     struct osc_allow allow[OSC_MAX_ALLOW];
     unsigned nallow;
     int verbosity;
+    const char *library[LIBRARY_MAX_DIRS]; /* --library, repeatable */
+    unsigned nlibrary;
+    unsigned long library_max;
 };
 
 /* Fills *o from the command line and checks what can be checked before

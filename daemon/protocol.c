@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "audio.h"
+#include "dirt.h"
+#include "library.h"
 #include "loader.h"
 #include "params.h"
 
@@ -21,6 +23,7 @@ void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
     p->pads = pads;
     p->outputs = 1;
     p->engine = e;
+    p->numbered = e->nslots;
     p->osc = osc;
     p->replies = replies;
     p->loader = loader;
@@ -61,9 +64,9 @@ static bool arg_id(struct protocol *p, const struct osc_peer *from, const char *
         fail(p, from, path, "id must be a whole number");
         return false;
     }
-    if (v < 0 || v >= p->engine->nslots) {
+    if (v < 0 || v >= p->numbered) {
         char why[64];
-        snprintf(why, sizeof(why), "id out of range (0..%u)", p->engine->nslots - 1);
+        snprintf(why, sizeof(why), "id out of range (0..%u)", p->numbered - 1);
         if (v >= INT32_MIN && v <= INT32_MAX)
             fail_id(p, from, path, why, (int32_t)v);
         else
@@ -91,6 +94,7 @@ struct req {
     uint64_t when;   /* JACK time, us */
     double future_s; /* how far ahead it is due (s; <= 0: now or past) */
     uint64_t due_ns; /* future: when it is due, CLOCK_MONOTONIC */
+    bool quiet;      /* never answered (/dirt/play: Tidal reads no replies) */
 };
 
 static uint64_t mono_ns(void)
@@ -175,6 +179,8 @@ static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
     why = r == -ENOSPC ? "busy: schedule full" : "busy: command queue full";
 refuse:
     atomic_fetch_add(&p->refused, 1);
+    if (q->quiet)
+        return false;
     if (m.type == CTL_PLAY || m.type == CTL_LOOP || m.type == CTL_STOP_SLOT || m.type == CTL_UNLOAD)
         fail_id(p, q->from, q->path, why, (int32_t)m.id);
     else
@@ -437,6 +443,15 @@ static void handle_status(struct protocol *p, const struct req *q)
         .stolen = (int64_t)atomic_load(&e->stats.voices_stolen),
         .lost = (int64_t)atomic_load(&e->stats.lost_events),
     };
+    if (p->library) {
+        st.library_banks = (int32_t)atomic_load(&p->library->banks);
+        st.library_samples = (int32_t)atomic_load(&p->library->samples);
+        st.library_loaded = (int32_t)atomic_load(&p->library->loaded);
+    }
+    if (p->dirt) {
+        st.dirt_not_found = (int64_t)atomic_load(&p->dirt->not_found);
+        st.dirt_skipped = (int64_t)(atomic_load(&p->dirt->not_loaded) + atomic_load(&p->dirt->bad));
+    }
     reply_status(p->replies, q->from, &st);
 }
 
@@ -460,6 +475,44 @@ static void handle_quit(struct protocol *p, const struct req *q)
     reply_quit_done(p->replies, q->from);
     /* The main thread does the shutdown, as for SIGTERM. */
     kill(getpid(), SIGTERM);
+}
+
+/* SuperDirt's /dirt/play: a library sample, by dirt.h's translation.
+ * Never answered: what plays nothing is counted there. */
+static void handle_dirt_play(struct protocol *p, struct req *q)
+{
+    struct ctl_msg m;
+    if (!p->dirt)
+        return;
+    if (dirt_translate(p->dirt, q->argc, q->types, q->argv, loader_rate(p->loader), &m) < 0)
+        return;
+    q->quiet = true;
+    push_cmd(p, q, m);
+}
+
+/* SuperDirt's handshake (TidalCycles sends it at start-up) and hello: the
+ * replies, without the control buses looperd does not have. */
+static void handle_dirt_hello(struct protocol *p, const struct req *q, const char *reply)
+{
+    reply_empty(p->replies, q->from, reply);
+}
+
+/* /library/reload: rescan the library (library.h); answered when the new
+ * one is in use. */
+static void handle_library_reload(struct protocol *p, const struct req *q)
+{
+    if (!no_args(p, q))
+        return;
+    if (!p->library) {
+        fail(p, q->from, q->path, "no --library");
+        return;
+    }
+    struct reply_ctx *r = reply_ctx_new(p->replies, q->from);
+    if (!r || library_reload(p->library, r) < 0) {
+        reply_ctx_free(p->replies, r);
+        atomic_fetch_add(&p->refused, 1);
+        fail(p, q->from, q->path, "busy: too many reloads waiting");
+    }
 }
 
 /* "/play/12" -> base "/play", id 12.  Returns 1 on a match, 0 when `path`
@@ -492,10 +545,10 @@ static void handle_id_in_path(struct protocol *p, struct req *q)
     } bases[] = {{"/play", CTL_PLAY}, {"/loop", CTL_LOOP}, {"/stop", CTL_STOP_SLOT}};
 
     for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
-        int r = split_id(q->path, bases[i].base, p->engine->nslots, &q->path_id);
+        int r = split_id(q->path, bases[i].base, p->numbered, &q->path_id);
         if (r < 0) {
             char why[64];
-            snprintf(why, sizeof(why), "id out of range (0..%u)", p->engine->nslots - 1);
+            snprintf(why, sizeof(why), "id out of range (0..%u)", p->numbered - 1);
             fail(p, q->from, q->path, why);
             return;
         }
@@ -574,6 +627,14 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
         handle_version(p, &q);
     else if (strcmp(path, "/quit") == 0)
         handle_quit(p, &q);
+    else if (strcmp(path, "/dirt/play") == 0)
+        handle_dirt_play(p, &q);
+    else if (strcmp(path, "/dirt/handshake") == 0)
+        handle_dirt_hello(p, &q, "/dirt/handshake/reply");
+    else if (strcmp(path, "/dirt/hello") == 0)
+        handle_dirt_hello(p, &q, "/dirt/hello/reply");
+    else if (strcmp(path, "/library/reload") == 0)
+        handle_library_reload(p, &q);
     else
         handle_id_in_path(p, &q);
 }

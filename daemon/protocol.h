@@ -36,6 +36,8 @@
 struct loader;
 struct audio;
 struct pads;
+struct dirt;
+struct library;
 
 /* Requests due further ahead than this (s) are "future". */
 #define PROTOCOL_NEAR_S 2.0
@@ -68,6 +70,9 @@ struct protocol {
     _Atomic uint64_t load_seq; /* orders loads, unloads and /set: newer wins */
     _Atomic uint64_t refused;  /* requests answered "busy" */
     double latency;            /* --latency, s: plain messages start this long after arrival */
+    uint32_t numbered;         /* the numbered slots (--slots): ids below it */
+    struct library *library;   /* --library, or NULL */
+    struct dirt *dirt;         /* /dirt/play's translation, or NULL */
     /* Future requests accepted and not yet due; OSC thread only. */
     struct protocol_future future[PROTOCOL_FUTURE_MAX];
     uint32_t nfuture;

@@ -87,6 +87,11 @@ void reply_quit_done(struct replies *rs, const struct osc_peer *to)
     osc_send(rs->osc, to, "/done", "s", "/quit");
 }
 
+void reply_empty(struct replies *rs, const struct osc_peer *to, const char *path)
+{
+    osc_send(rs->osc, to, path, "");
+}
+
 void reply_version(struct replies *rs, const struct osc_peer *to, const char *version)
 {
     osc_send(rs->osc, to, "/version.reply", "ss", "looperd", version);
@@ -94,9 +99,10 @@ void reply_version(struct replies *rs, const struct osc_peer *to, const char *ve
 
 void reply_status(struct replies *rs, const struct osc_peer *to, const struct reply_status *s)
 {
-    osc_send(rs->osc, to, "/status.reply", "iiiiiffiihshh", s->voices, s->slots, s->xruns, s->late,
-             s->refused, (double)s->dsp_avg, (double)s->dsp_peak, s->rate, s->period,
-             s->sample_bytes, s->state, s->stolen, s->lost);
+    osc_send(rs->osc, to, "/status.reply", "iiiiiffiihshhiiihh", s->voices, s->slots, s->xruns,
+             s->late, s->refused, (double)s->dsp_avg, (double)s->dsp_peak, s->rate, s->period,
+             s->sample_bytes, s->state, s->stolen, s->lost, s->library_banks, s->library_samples,
+             s->library_loaded, s->dirt_not_found, s->dirt_skipped);
 }
 
 void reply_get(struct replies *rs, const struct osc_peer *to, uint32_t id, const struct params *p)
@@ -136,6 +142,14 @@ void reply_unload_done(struct replies *rs, struct reply_ctx *r, uint32_t id)
 {
     if (r)
         osc_send(rs->osc, &r->peer, "/done", "si", "/unload", (int32_t)id);
+    reply_ctx_free(rs, r);
+}
+
+void reply_library_done(struct replies *rs, struct reply_ctx *r, uint32_t banks, uint32_t samples)
+{
+    if (r)
+        osc_send(rs->osc, &r->peer, "/done", "sii", "/library/reload", (int32_t)banks,
+                 (int32_t)samples);
     reply_ctx_free(rs, r);
 }
 

@@ -63,6 +63,8 @@ void reply_fail_id(struct replies *rs, const struct osc_peer *to, const char *pa
 void reply_pong_now(struct replies *rs, const struct osc_peer *to);
 /* /done "/quit" */
 void reply_quit_done(struct replies *rs, const struct osc_peer *to);
+/* A message without arguments (SuperDirt's /dirt/handshake/reply). */
+void reply_empty(struct replies *rs, const struct osc_peer *to, const char *path);
 void reply_version(struct replies *rs, const struct osc_peer *to, const char *version);
 
 /* The fields of /status.reply, in its order. */
@@ -73,6 +75,8 @@ struct reply_status {
     int64_t sample_bytes;
     const char *state;
     int64_t stolen, lost;
+    int32_t library_banks, library_samples, library_loaded;
+    int64_t dirt_not_found, dirt_skipped;
 };
 void reply_status(struct replies *rs, const struct osc_peer *to, const struct reply_status *s);
 /* /get.reply ID KEY VALUE ...: the keys set in `p` (params.h's order),
@@ -90,6 +94,8 @@ void reply_unload_done(struct replies *rs, struct reply_ctx *r, uint32_t id);
 /* /done "/load" id frames channels */
 void reply_load_done(struct replies *rs, struct reply_ctx *r, uint32_t id, uint32_t frames,
                      uint32_t channels);
+/* /done "/library/reload" banks samples */
+void reply_library_done(struct replies *rs, struct reply_ctx *r, uint32_t banks, uint32_t samples);
 /* /fail "/load" reason id */
 void reply_load_failed(struct replies *rs, struct reply_ctx *r, uint32_t id, const char *reason);
 

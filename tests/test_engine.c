@@ -1087,7 +1087,7 @@ static uint64_t key_of(int32_t g, uint32_t slot)
 {
     if (g > 0)
         return (uint64_t)g - 1;
-    return (uint64_t)1 << 41 | (uint64_t)slot << 31 | ((uint64_t)(-(int64_t)g) - 1);
+    return (uint64_t)1 << 47 | (uint64_t)slot << 31 | ((uint64_t)(-(int64_t)g) - 1);
 }
 
 static uint32_t nibble_of(uint64_t key, uint32_t level)

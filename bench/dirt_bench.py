@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""The sample library and /dirt/play against scsynth, in one run.
+
+    python3 bench/dirt_bench.py [--build build-release] [--quick]
+
+Starts its own `jackd -d dummy -r 48000 -p 256`, writes a library of 200
+banks of 10 short 44.1 kHz 16-bit WAVs (2,000 files, the size of the usual
+Dirt-Samples collection; --quick: 50 banks), then:
+
+ - library load: looperd --library, from spawning the process to the
+   `library loaded` log line (it converts every file to 48 kHz), against
+   scsynth loading the same files with /b_allocRead (all sent at once, as
+   SuperDirt's loadSoundFiles does, timed from the first request to the
+   last /done; scsynth's own start-up not counted);
+ - dense pattern: 1,000 /dirt/play a second, each in a bundle 0.3 s ahead
+   as Tidal sends them, for 30 s (--quick: 5 s), `sustain` 0.032 s so that
+   about 32 voices sound: CPU of the daemon per event and per voice-frame,
+   and /status's late, refused, skipped and stolen counts.
+
+Prints numbers; never fails on timing.  Standard library only; the harness
+is tests/looperd_test.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, HERE)
+
+from looperd_test import (JackServer, OscClient, encode_bundle, encode_message,  # noqa: E402
+                          free_udp_port, status_dict, timetag_from_unix, write_wav, _spawn,
+                          _terminate)
+from run_bench import cpu_seconds  # noqa: E402
+
+RATE, PERIOD = 48000, 256
+
+
+def log(*a):
+    print("#", *a, file=sys.stderr, flush=True)
+
+
+def make_library(root, banks, per_bank, seconds=0.25):
+    n = int(44100 * seconds)
+    for b in range(banks):
+        d = os.path.join(root, f"bank{b:03d}")
+        os.makedirs(d)
+        for i in range(per_bank):
+            v = 1000 + 37 * b + i
+            write_wav(os.path.join(d, f"{i:02d}.wav"), [((k * v) % 20000) - 10000
+                                                        for k in range(n)], 44100, 1)
+    return [os.path.join(root, f"bank{b:03d}", f"{i:02d}.wav")
+            for b in range(banks) for i in range(per_bank)]
+
+
+def looperd_load(jack, binary, lib, extra=()):
+    port = free_udp_port()
+    tmp = tempfile.mkdtemp(prefix="dirt-bench-")
+    errp = os.path.join(tmp, "stderr")
+    t0 = time.perf_counter()
+    with open(errp, "wb") as err:
+        proc = _spawn([binary, "--no-connect", "--port", str(port), "--library", lib,
+                       *extra], env=jack.env, stderr=err, stdout=subprocess.DEVNULL)
+    text = ""
+    while proc.poll() is None:
+        text = open(errp, errors="replace").read()
+        m = re.search(r"library loaded: (\d+) banks?, (\d+) samples? in ([0-9.]+) s", text)
+        if m:
+            return proc, port, time.perf_counter() - t0, m, tmp
+        time.sleep(0.005)
+    raise RuntimeError("looperd exited:\n" + text)
+
+
+def scsynth_load(jack, files):
+    port = free_udp_port()
+    tmp = tempfile.mkdtemp(prefix="dirt-bench-sc-")
+    logf = open(os.path.join(tmp, "log"), "wb")
+    proc = _spawn(["scsynth", "-u", str(port), "-i", "0", "-o", "2", "-R", "0",
+                   "-b", str(len(files) + 16), "-m", "65536"],
+                  env=jack.env, stdout=logf, stderr=subprocess.STDOUT)
+    c = OscClient(port)
+    try:
+        end = time.monotonic() + 20
+        while True:
+            try:
+                c.request("/status", expect="/status.reply", timeout=0.2)
+                break
+            except TimeoutError:
+                if time.monotonic() > end or proc.poll() is not None:
+                    raise RuntimeError("scsynth did not start")
+        t0 = time.perf_counter()
+        for i, f in enumerate(files):
+            c.send("/b_allocRead", i, f)
+        done = 0
+        while done < len(files):
+            m = c.recv(30)
+            if m[0] == "/done" and m[1][:1] == ["/b_allocRead"]:
+                done += 1
+            elif m[0] == "/fail":
+                raise RuntimeError(f"scsynth: {m}")
+        return time.perf_counter() - t0
+    finally:
+        c.close()
+        _terminate(proc)
+        logf.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def dense(proc, port, secs, per_s, banks):
+    c = OscClient(port)
+    try:
+        before = status_dict(c.request("/status", expect="/status.reply")[1])
+        cpu0 = cpu_seconds(proc.pid)
+        t0 = time.time()
+        sent = 0
+        while True:
+            now = time.time()
+            if now - t0 >= secs:
+                break
+            due = int((now - t0) * per_s) + 1
+            while sent < due:
+                msg = encode_message("/dirt/play", "s", f"bank{sent % banks:03d}",
+                                     "n", float(sent % 10), "sustain", 0.032, "orbit",
+                                     sent % 8, "cps", 0.5625, "delta", 0.111, "cycle",
+                                     float(sent))
+                c.send_raw(encode_bundle(timetag_from_unix(t0 + sent / per_s + 0.3), [msg]))
+                sent += 1
+            time.sleep(0.0005)
+        time.sleep(0.6)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        after = status_dict(c.request("/status", expect="/status.reply")[1])
+        return sent, cpu, before, after
+    finally:
+        c.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-release"))
+    ap.add_argument("--quick", action="store_true", help="50 banks, 5 s of dense pattern")
+    args = ap.parse_args()
+    binary = os.path.join(os.path.abspath(args.build), "daemon", "looperd")
+    banks = 50 if args.quick else 200
+    secs = 5 if args.quick else 30
+    root = tempfile.mkdtemp(prefix="dirt-bench-lib-")
+    try:
+        log(f"writing {banks} banks of 10 files ...")
+        files = make_library(root, banks, 10)
+        with JackServer(rate=RATE, period=PERIOD) as jack:
+            proc, port, wall, m, tmp = looperd_load(jack, binary, root, ["--voices", "64"])
+            try:
+                log(f"looperd: {m.group(0)}; {wall:.3f} s from spawn")
+                sent, cpu, b, a = dense(proc, port, secs, 1000, banks)
+            finally:
+                _terminate(proc)
+                shutil.rmtree(tmp, ignore_errors=True)
+            sc = None
+            if shutil.which("scsynth"):
+                sc = scsynth_load(jack, files)
+        d = {k: a[k] - b[k] for k in ("late", "refused", "dirt_not_found", "dirt_skipped",
+                                      "stolen")}
+        print(f"| row | looperd | scsynth | ratio |")
+        print(f"|---|---|---|---|")
+        print(f"| load {len(files)} files (44.1 kHz 16-bit, looperd converts to 48 kHz), s | "
+              f"{wall:.3f} (log: {m.group(3)}) | {sc:.3f} | "
+              f"{sc / wall:.1f}x |" if sc else f"| load, s | {wall:.3f} | - | - |")
+        print(f"| dense: {sent} /dirt/play in {secs} s, CPU per event, us | "
+              f"{cpu / sent * 1e6:.1f} | | |")
+        print(f"| dense: CPU per voice-frame (32 voices), ns | "
+              f"{cpu / (32 * RATE * secs) * 1e9:.1f} | | |")
+        print(f"| dense: late / refused / not found / skipped / stolen | "
+              f"{d['late']} / {d['refused']} / {d['dirt_not_found']} / {d['dirt_skipped']} / "
+              f"{d['stolen']} | | |")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

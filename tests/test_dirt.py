@@ -1,0 +1,437 @@
+#!/usr/bin/env python3
+"""SuperDirt's /dirt/play and the sample library, end to end: a real jackd
+(dummy backend), the real looperd binary with --library, real OSC packets,
+and the recorded JACK output compared sample by sample with SuperDirt's
+formulas as docs/protocol.md ("/dirt/play") gives them.
+
+The generated library: banks of 16-bit mono ramps at the JACK rate, each
+file its own offset (file f plays f*1500, f*1500 + 1, ...), so the first
+frame heard names the file and every later one its position."""
+import math
+import os
+import re
+import shutil
+import struct
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from looperd_test import (TAKES, Daemon, DaemonCase, JackServer, OscClient,  # noqa: E402
+                          Recorder, deinterleave, disturbed_in, encode_bundle,
+                          encode_message, pause_before_retake, sounding_span, timetag_in,
+                          write_wav)
+
+RATE = 48000
+N = 1200          # frames of every file
+TOL = 1e-6
+BANKS = {"bd": 3, "hh": 4, "sn": 2}
+F32 = lambda x: struct.unpack("f", struct.pack("f", x))[0]  # noqa: E731
+DEFAULT = F32(0.4 / math.sqrt(2))  # amp 0.4, Pan2 at the centre
+
+
+def file_id(bank, i):
+    return 1 + sorted(BANKS).index(bank) * 8 + i
+
+
+def ramp(fid, n=N):
+    return [fid * 1500 + k for k in range(n)]
+
+
+def make_library(root, banks=BANKS):
+    for bank, count in banks.items():
+        os.makedirs(os.path.join(root, bank), exist_ok=True)
+        for i in range(count):
+            # Names whose byte order differs from their numeric order.
+            write_wav(os.path.join(root, bank, f"{bank}{i:02d}.wav"), ramp(file_id(bank, i)),
+                      RATE, 1)
+        # Not audio: takes no index.
+        with open(os.path.join(root, bank, "README.txt"), "w") as f:
+            f.write("not a sample\n")
+
+
+def wait_loaded(osc, samples, timeout=20.0):
+    end = time.monotonic() + timeout
+    st = None
+    while time.monotonic() < end:
+        st = osc.status()
+        if st["library_samples"] == samples and st["library_loaded"] == samples:
+            return st
+        time.sleep(0.05)
+    raise AssertionError(f"library not loaded: {st}")
+
+
+def dirt(*pairs):
+    return encode_message("/dirt/play", *pairs)
+
+
+class DirtCase(DaemonCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.libdir = tempfile.mkdtemp(prefix="looperd-lib-")
+        make_library(cls.libdir)
+        cls.daemon_args = ("--library", cls.libdir, "--outputs", "2")
+        super().setUpClass()
+        wait_loaded(cls.osc, sum(BANKS.values()))
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.libdir, ignore_errors=True)
+
+    def record(self, packets, seconds, pair=0):
+        """Sends `packets` (each raw, or (delay_s, raw) to be bundled with a
+        timetag that far ahead) and records pair `pair`; retakes a take
+        disturbed where it sounds.  (left, right)."""
+        sources = [f"{self.daemon.name}:out_{2 * pair + 1}", f"{self.daemon.name}:out_{2 * pair + 2}"]
+        for attempt in range(1, TAKES + 1):
+            rec = Recorder(self.jack, sources, seconds=seconds + 5)
+            try:
+                base = time.time() + 0.3
+                for p in packets:
+                    if isinstance(p, tuple):
+                        from looperd_test import timetag_from_unix
+                        self.osc.send_raw(encode_bundle(timetag_from_unix(base + p[0]), [p[1]]))
+                    else:
+                        self.osc.send_raw(p)
+                time.sleep(seconds + 0.3)
+            finally:
+                samples, meta = rec.stop()
+            left, right = deinterleave(samples)
+            span = sounding_span(left, right)
+            why = disturbed_in(meta, *span) if span else None
+            if why is None:
+                return left, right
+            print(f"\n  take {attempt} disturbed: {why}", file=sys.stderr)
+            pause_before_retake(attempt, self.daemon.port)
+        self.fail("every take was disturbed where it sounds")
+
+    def onset(self, left, right):
+        for i, (a, b) in enumerate(zip(left, right)):
+            if a != 0.0 or b != 0.0:
+                return i
+        self.fail("nothing was played")
+
+    def assert_close(self, got, want, what, tol=TOL):
+        self.assertEqual(len(got), len(want), f"{what}: length")
+        bad = [(i, g, w) for i, (g, w) in enumerate(zip(got, want)) if abs(g - w) > tol]
+        self.assertEqual(bad[:3], [], f"{what}: {len(bad)} frames off")
+
+    def heard_file(self, *pairs):
+        """The file id a /dirt/play with `pairs` sounds (its first frame)."""
+        left, right = self.record([dirt(*pairs)], N / RATE + 0.1)
+        on = self.onset(left, right)
+        return round(left[on] / DEFAULT * 32768 / 1500)
+
+
+class Library(DirtCase):
+    def test_status_counts_banks_and_samples_not_other_files(self):
+        st = self.osc.status()
+        self.assertEqual(st["library_banks"], len(BANKS))
+        self.assertEqual(st["library_samples"], sum(BANKS.values()))
+        self.assertEqual(st["slots"], sum(BANKS.values()))  # the numbered ones stay empty
+        self.assertIn("library loaded: 3 banks, 9 samples", self.daemon.log())
+
+    def test_numbered_requests_do_not_reach_the_library_slots(self):
+        for req in (("/play", 32), ("/load", 32, "/tmp/x.wav"), ("/unload", 32), ("/get", 32)):
+            r = self.osc.request(*req, expect="/fail")
+            self.assertEqual(r, ("/fail", [req[0], "id out of range (0..31)", 32]), req)
+        self.assertEqual(self.osc.request("/play/32", expect="/fail"),
+                         ("/fail", ["/play/32", "id out of range (0..31)"]))
+
+    def test_s_and_n_pick_the_file_and_the_index_wraps(self):
+        cases = [("hh", 0.0, 0), ("hh", 2.0, 2), ("hh", 5.0, 1), ("hh", -1.0, 3),
+                 ("hh", 2.7, 2), ("hh", -1.5, 3), ("bd", 25.0, 1), ("sn", 1.0, 1)]
+        for bank, n, want in cases:
+            with self.subTest(bank=bank, n=n):
+                self.assertEqual(self.heard_file("s", bank, "n", n), file_id(bank, want))
+
+    def test_name_colon_index(self):
+        self.assertEqual(self.heard_file("s", "hh:3"), file_id("hh", 3))
+        self.assertEqual(self.heard_file("s", "bd:4", "orbit", 0), file_id("bd", 1))
+
+    def test_default_level_is_superdirts(self):
+        left, right = self.record([dirt("s", "bd", "n", 1.0)], N / RATE + 0.1)
+        on = self.onset(left, right)
+        want = [F32(v / 32768.0) * DEFAULT for v in ramp(file_id("bd", 1))]
+        self.assert_close(list(left[on:on + N]), want, "left")
+        self.assert_close(list(right[on:on + N]), want, "right")
+        # Its natural end is not faded: the last frame at full level.
+        self.assertAlmostEqual(left[on + N - 1], want[-1], delta=TOL)
+        self.assertTrue(all(v == 0.0 for v in left[on + N:]))
+
+    def test_gain_curve(self):
+        for gain in (0.5, 1.2, 3.0):
+            with self.subTest(gain=gain):
+                left, right = self.record([dirt("s", "sn", "gain", gain)], N / RATE + 0.1)
+                on = self.onset(left, right)
+                g = min(F32(gain), 2.0)
+                level = F32(g ** 4 * 0.4 / math.sqrt(2))
+                want = [F32(v / 32768.0) * level for v in ramp(file_id("sn", 0))]
+                self.assert_close(list(left[on:on + N]), want, f"gain {gain}",
+                                  tol=1e-6 * max(1, level))
+
+    def test_amp(self):
+        left, right = self.record([dirt("s", "sn", "amp", 0.8)], N / RATE + 0.1)
+        on = self.onset(left, right)
+        level = F32(F32(0.8) / math.sqrt(2))
+        want = [F32(v / 32768.0) * level for v in ramp(file_id("sn", 0))]
+        self.assert_close(list(left[on:on + N]), want, "amp 0.8")
+
+    def test_pan(self):
+        s = [F32(v / 32768.0) for v in ramp(file_id("sn", 1))]
+        for pan in (0.0, 0.25, 1.0):
+            with self.subTest(pan=pan):
+                left, right = self.record([dirt("s", "sn", "n", 1.0, "pan", pan)],
+                                          N / RATE + 0.1)
+                on = self.onset(left, right)
+                p = pan * 2 - 1
+                q = (p + 1) * math.pi / 4
+                # Pan2: amp * cos/sin, amp = 0.4.
+                self.assert_close(list(left[on:on + N]), [x * 0.4 * math.cos(q) for x in s],
+                                  "left", tol=2e-6)
+                self.assert_close(list(right[on:on + N]), [x * 0.4 * math.sin(q) for x in s],
+                                  "right", tol=2e-6)
+
+    def test_speed(self):
+        s = [F32(v / 32768.0) for v in ramp(file_id("hh", 1))]
+        for speed, frames in ((2.0, range(0, N, 2)), (-1.0, range(N - 1, -1, -1))):
+            with self.subTest(speed=speed):
+                left, right = self.record([dirt("s", "hh", "n", 1.0, "speed", speed)],
+                                          N / RATE + 0.1)
+                on = self.onset(left, right)
+                want = [s[f] * DEFAULT for f in frames]
+                self.assert_close(list(left[on:on + len(want)]), want, f"speed {speed}")
+                self.assertTrue(all(v == 0.0 for v in left[on + len(want):]))
+
+    def test_note_transposes_by_rate(self):
+        # note 12: one octave up, speed 2.
+        s = [F32(v / 32768.0) for v in ramp(file_id("hh", 2))]
+        left, right = self.record([dirt("s", "hh", "n", 2.0, "note", 12.0)], N / RATE + 0.1)
+        on = self.onset(left, right)
+        want = [s[f] * DEFAULT for f in range(0, N, 2)]
+        self.assert_close(list(left[on:on + len(want)]), want, "note 12")
+        self.assertTrue(all(v == 0.0 for v in left[on + len(want):]))
+
+    def test_begin_end(self):
+        # begin != 0: SuperDirt's fade-in of fadeTime (1 ms, 48 frames).
+        s = [F32(v / 32768.0) for v in ramp(file_id("bd", 2))]
+        left, right = self.record([dirt("s", "bd", "n", 2.0, "begin", 0.25, "end", 0.5)],
+                                  N / RATE + 0.1)
+        on = self.onset(left, right)
+        b, e = N // 4, N // 2
+        # Frame 0 of the attack is silent: the first heard is frame 1.
+        on -= 1
+        want = [s[f] * DEFAULT * min((f - b) / 48.0, 1.0) for f in range(b, e)]
+        self.assert_close(list(left[on:on + len(want)]), want, "begin/end", tol=2e-6)
+        self.assertTrue(all(v == 0.0 for v in left[on + len(want):]))
+
+    def test_legato_with_delta(self):
+        # sustain = delta * legato = 0.005 s = 240 frames; fadeTime
+        # min(0.001, 0.19098 * sustain) = 0.955 ms at its end: the mixer's
+        # sustain is the rest (in frames, rounded), its release the fade.
+        s = [F32(v / 32768.0) for v in ramp(file_id("hh", 3))]
+        left, right = self.record(
+            [dirt("s", "hh", "n", 3.0, "delta", 0.01, "legato", 0.5, "cps", 0.5)],
+            N / RATE + 0.1)
+        on = self.onset(left, right)
+        sus = F32(0.01) * F32(0.5)
+        fade = min(0.001, sus * 0.19098)
+        S, R = round(F32(sus - fade) * RATE), round(F32(fade) * RATE)
+        self.assertEqual(S + R, 240)
+        want = [s[t] * DEFAULT * min(1.0, (S + R - t) / R) for t in range(S + R)]
+        self.assert_close(list(left[on:on + S + R]), want, "legato", tol=2e-6)
+        self.assertTrue(all(v == 0.0 for v in left[on + S + R:]))
+
+    def test_sustain_longer_than_the_sample_plays_it_whole(self):
+        left, right = self.record([dirt("s", "sn", "sustain", 5.0)], N / RATE + 0.1)
+        on = self.onset(left, right)
+        want = [F32(v / 32768.0) * DEFAULT for v in ramp(file_id("sn", 0))]
+        self.assert_close(list(left[on:on + N]), want, "whole")
+
+    def test_cut_is_scoped_to_the_orbit(self):
+        a = [F32(v / 32768.0) * DEFAULT for v in ramp(file_id("bd", 0))]
+        b = [F32(v / 32768.0) * DEFAULT for v in ramp(file_id("sn", 0))]
+        d = 0.01  # the second event 480 frames after the first
+        fade = 240  # the declick fade
+        for orbit, cut in ((0, True), (2, False)):  # orbit 2 plays on pair 0 too (2 % 2)
+            with self.subTest(orbit=orbit):
+                left, right = self.record(
+                    [(0.0, dirt("s", "bd", "cut", 1, "orbit", 0)),
+                     (d, dirt("s", "sn", "cut", 1, "orbit", orbit))], N / RATE + 0.2)
+                on = self.onset(left, right)
+                # The second starts where the first stops sounding alone:
+                # 480 frames later, within a frame (each timetag's frame
+                # comes from JACK's time estimate).
+                k = next(t for t in range(N) if abs(left[on + t] - a[t]) > TOL)
+                self.assertLessEqual(abs(k - 480), 1)
+                # After the fade: the second alone when cut, else both.
+                got = list(left[on + k + fade:on + N])
+                want = [b[t - k] + (0 if cut else a[t]) for t in range(k + fade, N)]
+                self.assert_close(got, want, "after the second", tol=2e-6)
+
+    def test_orbit_picks_the_output_pair(self):
+        left, right = self.record([dirt("s", "bd", "orbit", 3)], N / RATE + 0.1, pair=1)
+        on = self.onset(left, right)
+        self.assertAlmostEqual(left[on], F32(file_id("bd", 0) * 1500 / 32768) * DEFAULT,
+                               delta=TOL)
+
+    def test_timetags_place_events_on_their_frames(self):
+        # 50 ms apart: 2400 frames, within one frame (each timetag becomes a
+        # frame through JACK's time estimate, as tests/test_timing.py allows).
+        left, right = self.record(
+            [(0.0, dirt("s", "bd")), (0.05, dirt("s", "hh", "n", 1.0))], 0.2)
+        on = self.onset(left, right)
+        self.assertTrue(all(v == 0.0 for v in left[on + N:on + 2400 - 1]))
+        second = next(i for i in range(on + N, len(left)) if left[i] != 0.0)
+        self.assertLessEqual(abs(second - (on + round(0.05 * RATE))), 1)
+        want = F32(file_id("hh", 1) * 1500 / 32768) * DEFAULT
+        self.assertAlmostEqual(left[second], want, delta=TOL)
+
+    def test_ignored_keys_change_nothing(self):
+        left, right = self.record([dirt("s", "bd", "n", 1.0, "room", 0.3, "lpf", 800.0,
+                                        "vowel", "a", "cycle", 12.0, "_id_", "1",
+                                        "latency", 0.2, "whatever", 3)], N / RATE + 0.1)
+        on = self.onset(left, right)
+        want = [F32(v / 32768.0) * DEFAULT for v in ramp(file_id("bd", 1))]
+        self.assert_close(list(left[on:on + N]), want, "ignored keys")
+
+    def test_unknown_bank_is_counted_and_silent(self):
+        before = self.osc.status()
+        left, right = self.record([dirt("s", "nosuch", "n", 1.0), dirt("s", "nosuch"),
+                                   dirt("n", 1.0)], 0.2)
+        self.assertIsNone(sounding_span(left, right))
+        after = self.osc.status()
+        self.assertEqual(after["dirt_not_found"] - before["dirt_not_found"], 3)
+        self.assertEqual(self.daemon.log().count("no bank named 'nosuch'"), 1)
+        self.assertIsNone(self.osc.try_recv(0.2), "a /dirt/play is never answered")
+
+    def test_superdirt_handshake_is_answered(self):
+        self.assertEqual(self.osc.request("/dirt/handshake", expect="/dirt/handshake/reply"),
+                         ("/dirt/handshake/reply", []))
+        self.assertEqual(self.osc.request("/dirt/hello", expect="/dirt/hello/reply"),
+                         ("/dirt/hello/reply", []))
+
+    def test_bad_values_are_counted_and_silent(self):
+        before = self.osc.status()
+        left, right = self.record([dirt("s", "bd", "speed", 0.0), dirt("s", "bd", "n", "x"),
+                                   dirt(3, "bd")], 0.2)
+        self.assertIsNone(sounding_span(left, right))
+        after = self.osc.status()
+        self.assertEqual(after["dirt_skipped"] - before["dirt_skipped"], 3)
+
+
+class Options(unittest.TestCase):
+    def test_library_must_be_a_directory(self):
+        from looperd_test import binary_path
+        import subprocess
+        for path, why in (("/nonexistent-library", "No such file or directory"),
+                          ("/etc/hostname", "not a directory")):
+            r = subprocess.run([binary_path("LOOPERD_BIN"), "--library", path],
+                               capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(f"--library {path}: {why}", r.stderr)
+
+
+class Reload(unittest.TestCase):
+    def test_reload_adds_changes_and_removes(self):
+        lib = tempfile.mkdtemp(prefix="looperd-lib-")
+        try:
+            make_library(lib, {"bd": 3})
+            with JackServer(rate=RATE) as jack, \
+                    Daemon(jack, extra_args=["--library", lib, "-v"]) as d, \
+                    OscClient(d.port) as osc:
+                wait_loaded(osc, 3)
+                # Add bd03, change bd01 (now file 20), remove bd00, add a bank.
+                write_wav(os.path.join(lib, "bd", "bd03.wav"), ramp(7), RATE, 1)
+                time.sleep(0.01)
+                write_wav(os.path.join(lib, "bd", "bd01.wav"), ramp(20), RATE, 1)
+                os.remove(os.path.join(lib, "bd", "bd00.wav"))
+                os.makedirs(os.path.join(lib, "cp"))
+                write_wav(os.path.join(lib, "cp", "a.wav"), ramp(9), RATE, 1)
+                r = osc.request("/library/reload", expect=("/done", "/fail"), timeout=20)
+                self.assertEqual(r, ("/done", ["/library/reload", 2, 4]))
+                self.assertIn("3 to load, 1 unchanged", d.log())
+                st = wait_loaded(osc, 4)
+                end = time.monotonic() + 10  # the removed file's slot empties after the reply
+                while osc.status()["slots"] != 4 and time.monotonic() < end:
+                    time.sleep(0.05)
+                self.assertEqual(osc.status()["slots"], 4)
+                # bd is now bd01 (changed), bd02, bd03.
+                for n, fid in ((0, 20), (1, file_id("bd", 2)), (2, 7)):
+                    rec = Recorder(jack, d.outputs, seconds=3)
+                    osc.send("/dirt/play", "s", "bd", "n", float(n))
+                    time.sleep(0.2)
+                    samples, meta = rec.stop()
+                    left, _ = deinterleave(samples)
+                    on = next(i for i, v in enumerate(left) if v != 0.0)
+                    self.assertEqual(round(left[on] / DEFAULT * 32768 / 1500), fid, n)
+                # SIGHUP rescans too.
+                os.remove(os.path.join(lib, "cp", "a.wav"))
+                os.kill(d.proc.pid, 1)
+                end = time.monotonic() + 20
+                while osc.status()["library_samples"] != 3 and time.monotonic() < end:
+                    time.sleep(0.05)
+                self.assertEqual(osc.status()["library_samples"], 3)
+                self.assertEqual(d.stop(), 0)
+        finally:
+            shutil.rmtree(lib, ignore_errors=True)
+
+    def test_a_sample_not_loaded_yet_is_skipped_and_counted(self):
+        lib = tempfile.mkdtemp(prefix="looperd-lib-")
+        try:
+            # Long files, 44.1 kHz (converted to 48 kHz): the library takes a
+            # while to load, and a play sent between two /status that both
+            # show it unloaded must have found it unloaded.
+            os.makedirs(os.path.join(lib, "long"))
+            frames = [((k * 7) % 2000) + 1 for k in range(44100 * 20)]
+            for i in range(6):
+                write_wav(os.path.join(lib, "long", f"{i}.wav"), frames, 44100, 1)
+            with JackServer(rate=RATE) as jack, \
+                    Daemon(jack, extra_args=["--library", lib]) as d, \
+                    OscClient(d.port) as osc:
+                judged = 0
+                while judged == 0:
+                    a = osc.status()
+                    if a["slots"] == 6:
+                        break
+                    osc.send("/dirt/play", "s", "long", "n", 5.0)
+                    b = osc.status()
+                    # `slots` counts what is loaded as library_find sees it
+                    # (library_loaded is only a progress report).
+                    if a["library_samples"] == 6 and b["slots"] == 0:
+                        self.assertEqual(b["dirt_skipped"] - a["dirt_skipped"], 1)
+                        self.assertEqual(b["voices"], 0)
+                        judged += 1
+                self.assertEqual(judged, 1, "the library loaded before it could be asked")
+                wait_loaded(osc, 6, timeout=60)
+                self.assertIn("a sample asked for before its file was loaded: skipped", d.log())
+                self.assertEqual(d.stop(), 0)
+        finally:
+            shutil.rmtree(lib, ignore_errors=True)
+
+    def test_library_bigger_than_max_memory(self):
+        lib = tempfile.mkdtemp(prefix="looperd-lib-")
+        try:
+            # Each bank 4 files of 0.225 MiB decoded: 0.9 MiB a bank; 3 MiB allowed.
+            n = 117965
+            for b in ("a", "b", "c", "d", "e"):
+                os.makedirs(os.path.join(lib, b))
+                for i in range(4):
+                    write_wav(os.path.join(lib, b, f"{i}.wav"), [(k % 1000) + 1 for k in range(n)],
+                              RATE, 1)
+            with JackServer(rate=RATE) as jack, \
+                    Daemon(jack, extra_args=["--library", lib, "--max-memory-mb", "3"]) as d, \
+                    OscClient(d.port) as osc:
+                st = wait_loaded(osc, 12)
+                self.assertEqual(st["library_banks"], 3)
+                self.assertTrue(re.search(r"2 banks left out .*: d e", d.log()), d.log())
+                self.assertLessEqual(st["bytes"], 3 * 1048576)
+                self.assertEqual(d.stop(), 0)
+        finally:
+            shutil.rmtree(lib, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
