@@ -456,6 +456,8 @@ int main(int argc, char **argv)
     protocol_init(&d->proto, &d->engine, &d->osc, &d->replies, &d->loader, &d->audio, &d->pads);
     d->proto.latency = d->opt.latency_ms / 1000.0;
     d->proto.outputs = (uint32_t)d->opt.outputs;
+    d->proto.quant = d->opt.quant;
+    engine_set_timeline(&d->engine, d->opt.tempo, d->opt.quantum);
     struct loader_limits limits = {
         .max_sample_bytes = d->opt.max_sample_mb * 1024 * 1024,
         .max_memory_bytes = d->opt.max_memory_mb * 1024 * 1024,
