@@ -1014,6 +1014,8 @@ void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
 
     /* This period's musical time (beat.h). */
     e->period_frame = clock.has_frame ? clock.frame : e->next_frame;
+    if (e->period_frame < e->next_frame) /* a new JACK server: the beat goes on */
+        beat_timeline_rebase(&e->timeline, e->next_frame, e->period_frame);
     e->next_frame = e->period_frame + nframes;
     e->linked = clock.link != NULL;
     e->span = clock.link ? *clock.link : beat_timeline_span(&e->timeline, e->period_frame);

@@ -2046,7 +2046,7 @@ static void test_quantized_play_starts_on_the_grid(void **state)
     static const struct {
         double q;
         uint64_t at, want;
-    } cases[] = {{1, 1024, 24000}, {4, 24064, 96000}, {0.5, 96128, 108000}, {1, 120000, 120000}};
+    } cases[] = {{1, 1024, 24000}, {4, 24128, 96000}, {0.5, 96128, 108000}, {1, 120000, 120000}};
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         send_quant(f, CTL_PLAY, 0, cases[k].q, 0);
         uint64_t on[2];
@@ -2112,10 +2112,12 @@ static void test_grid_is_bounded(void **state)
     m.play.keys = PLAY_QUANT;
     m.play.quant = 4;
     uint32_t sent = 0;
+    uint64_t frame = 1024;
     for (;;) {
         int r = engine_send(&f->e, &m, 0);
         if (r == -EAGAIN) { /* the command ring: let the engine take them */
-            run_at(f, 1024, PERIOD);
+            run_at(f, frame, PERIOD);
+            frame += PERIOD;
             continue;
         }
         if (r == -ENOSPC)
@@ -2124,7 +2126,7 @@ static void test_grid_is_bounded(void **state)
         sent++;
     }
     assert_int_equal(sent, ENGINE_GRID);
-    run_at(f, 1088, PERIOD);
+    run_at(f, frame, PERIOD);
     assert_int_equal(f->e.grid.n, ENGINE_GRID);
     /* All start on beat 4 (frame 96000); the pool steals as ever. */
     run_at(f, 96000 - 32, PERIOD);
