@@ -15,12 +15,13 @@ test finds the one period boundary of the recording that explains the
 onsets, and asserts that one does."""
 import math
 import os
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (CycleClock, Daemon, DaemonCase, OscClient,  # noqa: E402
+from looperd_test import (CycleClock, Daemon, DaemonCase, OscClient, binary_path,  # noqa: E402
                           disturbed_in, encode_message, sounding_span, timetag_in,
                           write_wav)
 
@@ -95,10 +96,13 @@ class Musical(DaemonCase):
         k, c, frac = clock.locate(wall)
         return c[0] + frac * PERIOD
 
-    def quantized_start(self, address, q):
+    def quantized_start(self, address, q, keys=True):
         def action():
             t = time.time()
-            self.osc.send(address, 0, 1.0, "quant", float(q))
+            if keys:
+                self.osc.send(address, 0, 1.0, "quant", float(q))
+            else:
+                self.osc.send(address, 0, 1.0)
             time.sleep(q * 60 / TEMPO + 0.5)
             self.osc.send("/stop", 0)
             time.sleep(0.1)
@@ -126,6 +130,15 @@ class Musical(DaemonCase):
         for q in (4, 1, 0.5):
             with self.subTest(quant=q):
                 self.quantized_start("/loop", q)
+
+    def test_quant_as_a_slot_default(self):
+        self.osc.send("/set", 0, "quant", 1.0)
+        try:
+            addr, a = self.osc.request("/get", 0, expect="/get.reply")
+            self.assertEqual(a, [0, "quant", 1.0])
+            self.quantized_start("/play", 1, keys=False)
+        finally:
+            self.osc.send("/set", 0)
 
     def test_quant_0_is_now(self):
         def action():
@@ -378,6 +391,22 @@ class TempoChange(DaemonCase):
             m = int(n * 0.8)
             got = (left[a + 100 + m] - left[a + 100]) * 32768 / (RAMP_STEP * m)
             self.assertAlmostEqual(got, RAMP_FRAMES / n, delta=1e-4, msg=lengths)
+
+
+class BadOptions(unittest.TestCase):
+    """--tempo, --quantum and --quant out of range: exit status 2 with the
+    reason, before anything starts (no JACK server needed)."""
+
+    def test_refused(self):
+        binary = binary_path("LOOPERD_BIN", "--looperd-bin")
+        for args, why in ((["--tempo", "19"], "--tempo wants a tempo from 20 to 999 BPM"),
+                          (["--tempo", "fast"], "--tempo wants"),
+                          (["--quantum", "0"], "--quantum wants a positive number"),
+                          (["--quant", "-1"], "--quant wants 0 or a positive number")):
+            with self.subTest(args=args):
+                p = subprocess.run([binary, *args], capture_output=True, text=True, timeout=20)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(why, p.stderr)
 
 
 RAMP_FRAMES = 4000
