@@ -81,7 +81,7 @@ void reply_status(struct replies *rs, const struct osc_peer *to, const struct re
 void reply_beat(struct replies *rs, const struct osc_peer *to, double beat, float tempo,
                 float quantum, int32_t peers, int32_t link);
 /* /get.reply ID KEY VALUE ...: the keys set in `p` (params.h's order),
- * values as floats but cut and out as int32. */
+ * values as floats but cut, out and fit as int32. */
 struct params;
 void reply_get(struct replies *rs, const struct osc_peer *to, uint32_t id, const struct params *p);
 
