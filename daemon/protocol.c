@@ -155,11 +155,24 @@ static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
     const char *why = "busy: command queue full";
     uint32_t keep = may_use_reserve(q, &m) ? 0 : PROTOCOL_STOP_RESERVE;
     struct protocol_source from = source_of(q->from);
+    bool future = q->future;
+    uint64_t due_ns = q->due_ns;
+    if (engine_quantized(&m)) {
+        /* A quantized request waits up to a grid step more: beyond
+         * PROTOCOL_NEAR_S it counts as a future request too. */
+        double beat, tempo, quantum;
+        engine_beat_now(p->engine, 0, &beat, &tempo, &quantum);
+        double wait = (q->future_s > 0 ? q->future_s : 0) + play_quant(&m.play) * 60.0 / tempo;
+        if (wait > PROTOCOL_NEAR_S) {
+            future = true;
+            due_ns = mono_ns() + (uint64_t)(wait * 1e9);
+        }
+    }
     if (atomic_load(&p->audio->gone)) {
         why = "JACK server is gone; reconnecting";
         goto refuse;
     }
-    if (q->future && (why = future_check(p, &from)) != NULL)
+    if (future && (why = future_check(p, &from)) != NULL)
         goto refuse;
     if (q->timed) {
         m.flags |= CTL_TIMED;
@@ -169,8 +182,8 @@ static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
     }
     int r = engine_send(p->engine, &m, keep);
     if (r == 0) {
-        if (q->future)
-            p->future[p->nfuture++] = (struct protocol_future){.due_ns = q->due_ns, .from = from};
+        if (future)
+            p->future[p->nfuture++] = (struct protocol_future){.due_ns = due_ns, .from = from};
         return true;
     }
     why = r == -ENOSPC ? "busy: schedule full" : "busy: command queue full";

@@ -226,6 +226,20 @@ class Musical(DaemonCase):
         self.assertAlmostEqual(st["tempo"], TEMPO, places=3)
         self.assertGreater(st["beat"], later)
 
+    def test_long_quantized_waits_count_as_future(self):
+        # quant 64 at 240 BPM waits up to 16 s: a future request, at most 128
+        # a client (docs/protocol.md, Limits).  Slot 5 is empty: nothing sounds.
+        with OscClient(self.daemon.port) as c:
+            for _ in range(128):
+                c.send("/play", 5, 1.0, "quant", 64.0)
+            r = c.request("/play", 5, 1.0, "quant", 64.0, expect=("/fail", "/pong"))
+            self.assertEqual(r[0], "/fail", r)
+            self.assertEqual(r[1][:2], ["/play", "busy: too many future requests from this client"])
+            # A short wait is not future: still accepted.
+            c.send("/play", 5, 1.0, "quant", 0.5)
+            self.assertEqual(c.request("/ping", expect=("/pong", "/fail"))[0], "/pong")
+            self.assertEqual(c.drain(), [])
+
     def test_bad_values_fail(self):
         for address, args in (("/tempo", [10.0]), ("/tempo", [1000.0]), ("/tempo", []),
                               ("/tempo", ["x"]), ("/quantum", [0.0]), ("/quantum", [-4.0]),
