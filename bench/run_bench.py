@@ -382,6 +382,46 @@ def m_onset(jack, onset_bin, srv, slot, n, timed, spacing=0.1):
     return onset_errors(meta, walls)
 
 
+QUANT_TEMPO = 240  # a beat of 12000 frames at 48 kHz
+
+
+def m_quant_onset(jack, onset_bin, srv, slot, n, quant=0.5):
+    """Plain /play ... quant Q, n of them one grid step and a bit apart, to
+    a looperd started with --tempo QUANT_TEMPO (its own timeline: beat(f) =
+    f * tempo / (60 * rate), docs/timing.md); returns {"err": onset minus
+    the grid point's frame, ceil(B * 60 * rate / tempo), for the launch
+    point B nearest each onset, "n": n, "xruns": X}."""
+    import math
+    tmpd = tempfile.mkdtemp(prefix="bench-quant-")
+    outp = os.path.join(tmpd, "onsets.json")
+    so = open(os.path.join(tmpd, "stdout"), "wb")
+    step = quant * 60 / QUANT_TEMPO
+    p = _spawn([onset_bin, "--name", f"quant{os.getpid()}", "--connect", srv.outputs[0],
+                "--seconds", str(n * (step + 0.05) + 5), "--out", outp], env=jack.env, stdout=so)
+    deadline = time.monotonic() + 10
+    while b"ready" not in open(so.name, "rb").read():
+        if time.monotonic() > deadline or p.poll() is not None:
+            raise RuntimeError("bench_onsets did not start")
+        time.sleep(0.02)
+    time.sleep(0.3)
+    for _ in range(n):
+        srv.c.send("/play", slot, 1.0, "quant", float(quant))
+        time.sleep(step + 0.05)
+    time.sleep(0.5)
+    _terminate(p, grace=10)
+    so.close()
+    with open(outp) as f:
+        meta = json.load(f)
+    import shutil
+    shutil.rmtree(tmpd, ignore_errors=True)
+    fpb = 60 * meta.get("rate", RATE) / QUANT_TEMPO
+    err = []
+    for o in meta["onsets"]:
+        b = round(o / (fpb * quant)) * quant
+        err.append(o - math.ceil(b * fpb - 1e-6))
+    return {"err": err, "n": n, "xruns": meta.get("xruns", 0)}
+
+
 class JackClock(CycleClock):
     """Wall-clock time (Unix seconds) -> fractional JACK frame through JACK's
     own mapping of the cycles bench_onsets logged (CycleClock, as
@@ -738,7 +778,7 @@ def machine():
     return f"{os.cpu_count()} CPUs, {model}, Linux {platform.release()}"
 
 
-ONLY_CHOICES = ("onset", "latency", "sampler")
+ONLY_CHOICES = ("onset", "latency", "sampler", "quant")
 
 
 def main():
@@ -750,7 +790,8 @@ def main():
                     help="run only these rows, comma-separated: onset (timetagged onset"
                     " error), latency (plain-message latency, --latency 5 and none),"
                     " sampler (CPU per voice-frame at rate 1 and 1.5, xruns of 256"
-                    " interpolating voices); looperd and scsynth each")
+                    " interpolating voices); looperd and scsynth each; quant (quantized"
+                    " onset error, looperd)")
     ap.add_argument("--burst-base", default=BURST_BASE, metavar="REV",
                     help="the engine the worst-case period rows compare HEAD with"
                     f" (default {BURST_BASE}, the last one whose requests walked the pool)")
@@ -820,6 +861,16 @@ def main():
             try:
                 srv.load(0, click)
                 R["plain_lat"] = m_onset(jack, onset_bin, srv, 0, n_onsets, False, 0.1)
+            finally:
+                srv.close()
+
+        if want("quant"):
+            log(f"looperd --tempo {QUANT_TEMPO}: quantized onsets ...")
+            srv = Looperd(jack, looperd_bin, ["--tempo", str(QUANT_TEMPO)])
+            try:
+                srv.load(0, click)
+                R["quant_l"] = m_quant_onset(jack, onset_bin, srv, 0, n_onsets)
+                log(f"quantized onset errors {R['quant_l']['err']}")
             finally:
                 srv.close()
 
@@ -1043,6 +1094,15 @@ def print_table(R):
         if ol else "every event within 1 frame")
     row("  secondary: vs the wall clock at callback start (earliest wake-up near each)",
         d(ol, "callback"), d(os_, "callback"), "", "")
+    section[:] = ["quant_l"]
+    q = g("quant_l")
+    qe = q["err"] if q else []
+    row("quantized onset error vs the frame counter's grid, quant 0.5 (frames): median,"
+        " range, within 1 / n",
+        (f"{statistics.median(qe):+.1f}, {min(qe):+.0f}..{max(qe):+.0f},"
+         f" {sum(abs(x) <= 1 for x in qe)}/{q['n']} within 1"
+         + (f" ({q['xruns']} xruns)" if q["xruns"] else "")) if qe else "-", "", "",
+        "every onset within 1 frame")
 
     # The plain-message rows: against JACK's clock too, like the timetag
     # rows (--latency schedules on it; the callback-start reference adds the

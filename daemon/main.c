@@ -466,6 +466,8 @@ int main(int argc, char **argv)
     d->proto.latency = d->opt.latency_ms / 1000.0;
     d->proto.outputs = (uint32_t)d->opt.outputs;
     d->proto.numbered = (uint32_t)d->opt.slots;
+    d->proto.quant = d->opt.quant;
+    engine_set_timeline(&d->engine, d->opt.tempo, d->opt.quantum);
     struct loader_limits limits = {
         .max_sample_bytes = d->opt.max_sample_mb * 1024 * 1024,
         .max_memory_bytes = d->opt.max_memory_mb * 1024 * 1024,

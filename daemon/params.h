@@ -55,7 +55,7 @@ bool params_osc_number(char type, const lo_arg *a, double *out);
 
 /* Sets key `name` to `v` in `p`.  `outputs`: the number of output pairs
  * (`out` must be below it).  0, -ENOENT for an unknown key, -EINVAL for a
- * value out of its range (or not whole, for cut and out). */
+ * value out of its range (or not whole, for cut, out and fit). */
 int params_set(struct params *p, const char *name, double v, uint32_t outputs);
 
 /* Reads argc OSC arguments as key value pairs into `p` (over what it
@@ -76,7 +76,7 @@ int params_check(const struct params *p, char why[PARAMS_WHY_MAX]);
 
 /* One given key of `p` after another, in the table's order: call with
  * *i = 0, then again while it returns true.  *whole: the value is a whole
- * number (cut, out), to be sent as an integer. */
+ * number (cut, out, fit), to be sent as an integer. */
 bool params_next(const struct params *p, unsigned *i, const char **name, double *value,
                  bool *whole);
 

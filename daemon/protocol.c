@@ -12,6 +12,7 @@
 #include "audio.h"
 #include "dirt.h"
 #include "library.h"
+#include "beat.h"
 #include "loader.h"
 #include "params.h"
 
@@ -158,11 +159,24 @@ static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
     const char *why = "busy: command queue full";
     uint32_t keep = may_use_reserve(q, &m) ? 0 : PROTOCOL_STOP_RESERVE;
     struct protocol_source from = source_of(q->from);
+    bool future = q->future;
+    uint64_t due_ns = q->due_ns;
+    if (engine_quantized(&m)) {
+        /* A quantized request waits up to a grid step more: beyond
+         * PROTOCOL_NEAR_S it counts as a future request too. */
+        double beat, tempo, quantum;
+        engine_beat_now(p->engine, 0, &beat, &tempo, &quantum);
+        double wait = (q->future_s > 0 ? q->future_s : 0) + play_quant(&m.play) * 60.0 / tempo;
+        if (wait > PROTOCOL_NEAR_S) {
+            future = true;
+            due_ns = mono_ns() + (uint64_t)(wait * 1e9);
+        }
+    }
     if (atomic_load(&p->audio->gone)) {
         why = "JACK server is gone; reconnecting";
         goto refuse;
     }
-    if (q->future && (why = future_check(p, &from)) != NULL)
+    if (future && (why = future_check(p, &from)) != NULL)
         goto refuse;
     if (q->timed) {
         m.flags |= CTL_TIMED;
@@ -172,8 +186,8 @@ static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
     }
     int r = engine_send(p->engine, &m, keep);
     if (r == 0) {
-        if (q->future)
-            p->future[p->nfuture++] = (struct protocol_future){.due_ns = q->due_ns, .from = from};
+        if (future)
+            p->future[p->nfuture++] = (struct protocol_future){.due_ns = due_ns, .from = from};
         return true;
     }
     why = r == -ENOSPC ? "busy: schedule full" : "busy: command queue full";
@@ -274,6 +288,11 @@ static void handle_trigger(struct protocol *p, const struct req *q, uint32_t typ
         fail_id(p, q->from, q->path, why, (int32_t)id);
         return;
     }
+    /* --quant for a trigger that does not say. */
+    if (!(play.play.keys & PLAY_QUANT) && p->quant > 0) {
+        play.play.quant = p->quant;
+        play.play.keys |= PLAY_QUANT;
+    }
     float vel = play.has_velocity ? play.velocity : 1.0f;
     /* A pad's release sends 0: it must not start (or steal) anything. */
     if (vel == 0)
@@ -321,14 +340,41 @@ static void handle_get(struct protocol *p, const struct req *q)
     reply_get(p->replies, q->from, id, &d);
 }
 
-/* /stop: everything, answered.  /stop id and /stop/ID [value]: one slot,
- * unanswered (a pad's release, value 0, does nothing). */
+/* /stop's keys (only quant) from argument `first` on into `play`;
+ * answers /fail itself (with the slot when `id` >= 0). */
+static bool stop_keys(struct protocol *p, const struct req *q, int first, int64_t id,
+                      struct play_params *play)
+{
+    struct params given = {0};
+    char why[PARAMS_WHY_MAX];
+    int err = params_parse_osc(&given, q->argc - first, q->types + first, q->argv + first,
+                               p->outputs, why);
+    if (err == 0 && (given.has_velocity || (given.play.keys & ~PLAY_QUANT))) {
+        snprintf(why, sizeof(why), "only quant applies to /stop");
+        err = -EINVAL;
+    }
+    if (err < 0) {
+        if (id >= 0)
+            fail_id(p, q->from, q->path, why, (int32_t)id);
+        else
+            fail(p, q->from, q->path, why);
+        return false;
+    }
+    *play = given.play;
+    return true;
+}
+
+/* /stop [key value]...: everything, answered.  /stop id [key value]... and
+ * /stop/ID [value]: one slot, unanswered (a pad's release, value 0, does
+ * nothing).  With `quant`, the fade starts on the launch grid. */
 static void handle_stop(struct protocol *p, const struct req *q)
 {
     uint32_t id;
 
-    if (!q->id_in_path && q->argc == 0) {
-        round_trip(p, q, (struct ctl_msg){.type = CTL_STOP});
+    if (!q->id_in_path && (q->argc == 0 || is_string(q->types[0]))) {
+        struct ctl_msg m = {.type = CTL_STOP};
+        if (stop_keys(p, q, 0, -1, &m.play))
+            round_trip(p, q, m);
         return;
     }
     if (q->id_in_path) {
@@ -341,14 +387,87 @@ static void handle_stop(struct protocol *p, const struct req *q)
             return;
         id = q->path_id;
     } else {
-        if (q->argc != 1) {
+        /* After the id only keys: a second number is a miscount. */
+        if (q->argc > 1 && !is_string(q->types[1])) {
             fail(p, q->from, q->path, "expects [id]");
             return;
         }
         if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
             return;
+        struct ctl_msg m = {.type = CTL_STOP_SLOT, .id = id};
+        if (stop_keys(p, q, 1, id, &m.play))
+            push_cmd(p, q, m);
+        return;
     }
     push_cmd(p, q, (struct ctl_msg){.type = CTL_STOP_SLOT, .id = id});
+}
+
+/* One number argument, or /fail with `expects`. */
+static bool one_number(struct protocol *p, const struct req *q, const char *expects, double *v)
+{
+    if (q->argc == 1 && arg_number(q->types[0], q->argv[0], v))
+        return true;
+    fail(p, q->from, q->path, expects);
+    return false;
+}
+
+/* /tempo BPM: the timeline's tempo from the next period on, unanswered.
+ * With Link, the Link helper's link_clock_propose_tempo() takes it instead
+ * (WAVE2: until it lands, the engine's own timeline always). */
+static void handle_tempo(struct protocol *p, const struct req *q)
+{
+    double bpm;
+    if (!one_number(p, q, "expects BPM", &bpm))
+        return;
+    if (!beat_tempo_valid(bpm)) {
+        fail(p, q->from, q->path, "tempo must be 20 to 999 BPM");
+        return;
+    }
+    push_cmd(p, q, (struct ctl_msg){.type = CTL_TEMPO, .beat = bpm});
+}
+
+/* /quantum N: beats per bar, unanswered. */
+static void handle_quantum(struct protocol *p, const struct req *q)
+{
+    double n;
+    if (!one_number(p, q, "expects N", &n))
+        return;
+    if (!beat_quantum_valid(n)) {
+        fail(p, q->from, q->path, "quantum must be a positive number of beats (at most 1024)");
+        return;
+    }
+    push_cmd(p, q, (struct ctl_msg){.type = CTL_QUANTUM, .beat = n});
+}
+
+/* Link's peers and whether it is on, for /beat: none without Link (the
+ * Link helper fills this in). */
+static void link_state(const struct protocol *p, int32_t *peers, int32_t *enabled)
+{
+    (void)p;
+    *peers = 0;
+    *enabled = 0;
+}
+
+/* The beat now: the last period's span extrapolated to this thread's own
+ * read of JACK's clock (engine_beat_now).  Before the first period, 0. */
+static void beat_now(struct protocol *p, double *beat, double *tempo, double *quantum)
+{
+    double now_us = 0;
+    if (!audio_jack_now_us(p->audio, &now_us))
+        now_us = 0; /* no extrapolation */
+    engine_beat_now(p->engine, now_us, beat, tempo, quantum);
+}
+
+/* /beat -> /beat.reply beat tempo quantum peers link, at once. */
+static void handle_beat(struct protocol *p, const struct req *q)
+{
+    if (!no_args(p, q))
+        return;
+    double beat, tempo, quantum;
+    beat_now(p, &beat, &tempo, &quantum);
+    int32_t peers, link;
+    link_state(p, &peers, &link);
+    reply_beat(p->replies, q->from, beat, (float)tempo, (float)quantum, peers, link);
 }
 
 /* The control side forgets the slot only when the audio thread has
@@ -452,6 +571,10 @@ static void handle_status(struct protocol *p, const struct req *q)
         st.dirt_not_found = (int64_t)atomic_load(&p->dirt->not_found);
         st.dirt_skipped = (int64_t)(atomic_load(&p->dirt->not_loaded) + atomic_load(&p->dirt->bad));
     }
+    double beat, tempo, quantum;
+    beat_now(p, &beat, &tempo, &quantum);
+    st.tempo = (float)tempo;
+    st.beat = beat;
     reply_status(p->replies, q->from, &st);
 }
 
@@ -635,6 +758,12 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
         handle_dirt_hello(p, &q, "/dirt/hello/reply");
     else if (strcmp(path, "/library/reload") == 0)
         handle_library_reload(p, &q);
+    else if (strcmp(path, "/tempo") == 0)
+        handle_tempo(p, &q);
+    else if (strcmp(path, "/quantum") == 0)
+        handle_quantum(p, &q);
+    else if (strcmp(path, "/beat") == 0)
+        handle_beat(p, &q);
     else
         handle_id_in_path(p, &q);
 }

@@ -73,6 +73,7 @@ struct protocol {
     uint32_t numbered;         /* the numbered slots (--slots): ids below it */
     struct library *library;   /* --library, or NULL */
     struct dirt *dirt;         /* /dirt/play's translation, or NULL */
+    double quant;              /* --quant: triggers' launch grid without a quant key */
     /* Future requests accepted and not yet due; OSC thread only. */
     struct protocol_future future[PROTOCOL_FUTURE_MAX];
     uint32_t nfuture;

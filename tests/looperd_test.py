@@ -626,8 +626,9 @@ def decode_packet(data: bytes) -> list[tuple[str, list]]:
 
 # /status.reply's fields in their order (docs/protocol.md, "/status.reply").
 STATUS_FIELDS = ("voices", "slots", "xruns", "late", "refused", "dsp_avg", "dsp_peak", "rate",
-                 "period", "bytes", "state", "stolen", "lost", "library_banks",
-                 "library_samples", "library_loaded", "dirt_not_found", "dirt_skipped")
+                 "period", "bytes", "state", "stolen", "lost", "tempo", "beat",
+                 "library_banks", "library_samples", "library_loaded", "dirt_not_found",
+                 "dirt_skipped")
 
 
 def status_dict(args) -> dict:

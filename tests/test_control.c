@@ -536,6 +536,50 @@ static void test_bank_keys(void **state)
     rmdir(dir);
 }
 
+/* The musical keys (issue 17): quant >= 0, beats > 0, fit 0 or 1, as bank
+ * text and through /get's listing, and merged over a slot's defaults. */
+static void test_params_musical_keys(void **state)
+{
+    (void)state;
+    char why[PARAMS_WHY_MAX];
+    struct params p = {0};
+    assert_int_equal(params_parse_text(&p, "quant=0.5", 1, why), 0);
+    assert_int_equal(params_parse_text(&p, "beats=8", 1, why), 0);
+    assert_int_equal(params_parse_text(&p, "fit=1", 1, why), 0);
+    assert_true(play_quant(&p.play) == 0.5 && play_beats(&p.play) == 8 && play_fit(&p.play));
+    static const struct {
+        const char *token, *why;
+    } bad[] = {
+        {"quant=-1", "bad value for quant"}, {"beats=0", "bad value for beats"},
+        {"beats=-2", "bad value for beats"}, {"fit=2", "bad value for fit"},
+        {"fit=0.5", "bad value for fit"},    {"quant=nan", "bad value for quant"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct params r = {0};
+        if (params_parse_text(&r, bad[i].token, 1, why) != -EINVAL)
+            fail_msg("%s accepted", bad[i].token);
+        assert_string_equal(why, bad[i].why);
+    }
+    struct params over = {0}, m;
+    assert_int_equal(params_parse_text(&over, "quant=0", 1, why), 0);
+    params_merge(&m, &p, &over);
+    assert_true(play_quant(&m.play) == 0 && play_beats(&m.play) == 8);
+    unsigned i = 0;
+    const char *name;
+    double v;
+    bool whole;
+    int seen = 0;
+    while (params_next(&m, &i, &name, &v, &whole)) {
+        if (strcmp(name, "quant") == 0)
+            seen += v == 0 && !whole;
+        else if (strcmp(name, "beats") == 0)
+            seen += v == 8 && !whole;
+        else if (strcmp(name, "fit") == 0)
+            seen += v == 1 && whole;
+    }
+    assert_int_equal(seen, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -547,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_params_ranges),
         cmocka_unit_test(test_params_osc),
         cmocka_unit_test(test_params_text),
+        cmocka_unit_test(test_params_musical_keys),
         cmocka_unit_test(test_params_merge_and_pads),
         cmocka_unit_test(test_bank_keys),
     };
