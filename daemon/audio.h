@@ -42,6 +42,8 @@
 
 #include "engine.h"
 
+struct link_clock;
+
 #define AUDIO_MAX_LINKS 16
 #define AUDIO_MAX_PORTS (2 * ENGINE_MAX_PAIRS)
 /* libjack threads of one client we keep track of (process, notification,
@@ -94,6 +96,14 @@ struct audio {
     _Atomic uint64_t xruns;        /* counted by JACK's xrun callback */
     _Atomic uint32_t dsp_peak_ppm; /* worst callback since last taken, per million */
     long locked_bytes;             /* memlock_audio_mappings() at the last start */
+    /* Ableton Link (link_clock.h): set before audio_start, NULL without.
+     * While Link is enabled the process callback hands the engine a beat
+     * span built from Link's session state (audio_link_span). */
+    struct link_clock *link;
+    /* The playback latency of our outputs, in frames: the largest of
+     * their ranges' maxima, as JACK reports them once they are connected;
+     * written by JACK's latency callback, read by the process callback. */
+    _Atomic uint32_t out_latency;
 };
 
 /* Connects to the running JACK server (never starts one) as client `name`.
@@ -148,6 +158,10 @@ uint64_t audio_time_of_timetag(const struct audio *a, lo_timetag tt, double *ahe
 /* Any thread: JACK's clock time of a CLOCK_REALTIME time stamp (a packet's
  * arrival; all zero: now), for the staleness of untimed triggers. */
 uint64_t audio_time_of_arrival(const struct audio *a, struct timespec rx);
+
+/* Any thread.  The playback latency of our outputs in frames (see
+ * out_latency above); 0 while unconnected. */
+uint32_t audio_output_latency(const struct audio *a);
 
 /* Any thread.  DSP load in percent: JACK's running average (as of the last
  * audio_tick), and the worst single period since the previous call of

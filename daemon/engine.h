@@ -41,6 +41,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "beat.h"
 #include "messages.h"
 #include "mixer.h"
 #include "ring.h"
@@ -234,6 +235,9 @@ void engine_destroy(struct engine *e);
 struct engine_clock {
     uint64_t t0, t1;
     uint64_t now;
+    /* The period's musical time from Ableton Link (audio.c builds it),
+     * NULL: the engine's own timeline.  Valid during the call only. */
+    const struct beat_span *link;
 };
 
 /* The real-time entry point: applies waiting control messages (the loads

@@ -35,6 +35,8 @@ struct options {
     struct osc_allow allow[OSC_MAX_ALLOW];
     unsigned nallow;
     int verbosity;
+    bool link;            /* --link: join the Link session at start-up */
+    bool link_start_stop; /* --link-start-stop */
 };
 
 /* Fills *o from the command line and checks what can be checked before

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "audio.h"
+#include "link_clock.h"
 #include "loader.h"
+#include "log.h"
 #include "params.h"
 
 void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
@@ -462,6 +464,28 @@ static void handle_quit(struct protocol *p, const struct req *q)
     kill(getpid(), SIGTERM);
 }
 
+/* /link 1|0: joins or leaves the Ableton Link session now; not answered
+ * when good.  Like /quit it cannot wait for a timetag. */
+static void handle_link(struct protocol *p, const struct req *q)
+{
+    double v;
+    if (q->argc != 1 || !arg_number(q->types[0], q->argv[0], &v) || (v != 0 && v != 1)) {
+        fail(p, q->from, q->path, "expects 1 (join the Link session) or 0 (leave it)");
+        return;
+    }
+    if (q->tagged && q->future_s > 0) {
+        fail(p, q->from, q->path, "a /link cannot be scheduled: send it without a timetag");
+        return;
+    }
+    int r = p->link ? link_clock_enable(p->link, v == 1) : -ENOTSUP;
+    if (r == -ENOTSUP)
+        fail(p, q->from, q->path, "this looperd is built without Ableton Link (-Dlink)");
+    else if (r < 0)
+        fail(p, q->from, q->path, "cannot start Ableton Link (out of memory or threads)");
+    else
+        log_info("Ableton Link %s", v == 1 ? "enabled" : "disabled");
+}
+
 /* "/play/12" -> base "/play", id 12.  Returns 1 on a match, 0 when `path`
  * is not base/NUMBER, -1 when the number is out of range. */
 static int split_id(const char *path, const char *base, uint32_t nslots, uint32_t *id)
@@ -574,6 +598,8 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
         handle_version(p, &q);
     else if (strcmp(path, "/quit") == 0)
         handle_quit(p, &q);
+    else if (strcmp(path, "/link") == 0)
+        handle_link(p, &q);
     else
         handle_id_in_path(p, &q);
 }
