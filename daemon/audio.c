@@ -41,11 +41,11 @@ static inline uint64_t now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/* The quantum the engine counts bars in, for Link's beat. */
+/* The quantum the engine counts bars in (--quantum, /quantum), for Link's
+ * beat: Link aligns the beat to it.  Audio thread (the engine's own). */
 static double period_quantum(const struct engine *e)
 {
-    (void)e;
-    return BEAT_DEFAULT_QUANTUM;
+    return e->timeline.quantum;
 }
 
 /* Audio thread.  While Link is enabled, this period's beat span from
@@ -86,10 +86,17 @@ static int audio_process(jack_nframes_t nframes, void *arg)
     jack_nframes_t frame;
     jack_time_t t0, t1;
     float period_us;
-    struct engine_clock clock = {0, 0, 0, NULL};
+    struct engine_clock clock = {0};
     if (jack_get_cycle_times(a->client, &frame, &t0, &t1, &period_us) == 0 && t1 > t0) {
         clock.t0 = t0;
         clock.t1 = t1;
+        /* The own timeline is a function of this counter (beat.h), so it
+         * must not wrap after 2^32 frames (a day at 48 kHz). */
+        if (frame < a->last_frame)
+            a->frame_wraps++;
+        a->last_frame = frame;
+        clock.frame = (a->frame_wraps << 32) | frame;
+        clock.has_frame = true;
     }
     /* JACK's clock now, for the age of untimed triggers: after a stall the
      * cycle times above still follow JACK's smoothed timeline for a while,
@@ -139,6 +146,12 @@ static bool jack_now(const struct audio *a, double *wall_minus_jack_us, double *
     *wall_minus_jack_us = wall_minus_raw - jack_minus_raw;
     *now_us = raw + jack_minus_raw;
     return true;
+}
+
+bool audio_jack_now_us(const struct audio *a, double *now_us)
+{
+    double offset_us;
+    return jack_now(a, &offset_us, now_us);
 }
 
 uint64_t audio_time_of_wall(const struct audio *a, double wall, double *ahead)
@@ -290,6 +303,8 @@ int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
     }
     atomic_store(&a->rate, jack_get_sample_rate(a->client));
     atomic_store(&a->period, jack_get_buffer_size(a->client));
+    a->frame_wraps = 0;
+    a->last_frame = 0;
     publish_clock(a);
     return 0;
 }

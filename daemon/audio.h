@@ -96,6 +96,10 @@ struct audio {
     _Atomic uint64_t xruns;        /* counted by JACK's xrun callback */
     _Atomic uint32_t dsp_peak_ppm; /* worst callback since last taken, per million */
     long locked_bytes;             /* memlock_audio_mappings() at the last start */
+    /* JACK's 32-bit frame counter unwrapped to 64 bits (audio thread; reset
+     * for each client): the wraps seen, and the last value. */
+    uint64_t frame_wraps;
+    uint32_t last_frame;
     /* Ableton Link (link_clock.h): set before audio_start, NULL without.
      * While Link is enabled the process callback hands the engine a beat
      * span built from Link's session state (audio_link_span). */
@@ -105,6 +109,11 @@ struct audio {
      * written by JACK's latency callback, read by the process callback. */
     _Atomic uint32_t out_latency;
 };
+
+/* Any thread.  JACK's clock (jack_get_time()'s, us) now, from the owner
+ * thread's published offset and this thread's own clock read; false while
+ * it is not known. */
+bool audio_jack_now_us(const struct audio *a, double *now_us);
 
 /* Connects to the running JACK server (never starts one) as client `name`.
  * Returns 0 or a negative errno with a one-line reason in err.  Counters in

@@ -97,6 +97,11 @@ static void free_pools(struct engine *e)
     free(e->slots);
     free(e->voices);
     schedule_destroy(&e->sched);
+    schedule_destroy(&e->grid);
+    free(e->restarts);
+    free(e->restart_heap);
+    e->restarts = NULL;
+    e->restart_heap = NULL;
     free(e->links);
     free(e->fading);
     free(e->refs);
@@ -160,6 +165,16 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
     e->cut_free = calloc(e->ncut_nodes, sizeof(*e->cut_free));
     e->pair = calloc(e->npool, sizeof(*e->pair));
     e->cuts = calloc(e->npool, sizeof(*e->cuts));
+    e->restarts = calloc(nslots, sizeof(*e->restarts));
+    e->restart_heap = calloc(nslots, sizeof(*e->restart_heap));
+    if (!e->restarts || !e->restart_heap) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    memlock_touch(e->restarts, nslots * sizeof(*e->restarts));
+    memlock_touch(e->restart_heap, nslots * sizeof(*e->restart_heap));
+    beat_timeline_init(&e->timeline, BEAT_DEFAULT_TEMPO, BEAT_DEFAULT_QUANTUM, rate);
+    e->span = beat_timeline_span(&e->timeline, 0);
     if (!e->slots || !e->voices || !e->links || !e->fading || !e->refs || !e->ref_free ||
         !e->cut_nodes || !e->cut_free || !e->pair || !e->cuts) {
         r = -ENOMEM;
@@ -174,7 +189,7 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
     memlock_touch(e->cut_free, e->ncut_nodes * sizeof(*e->cut_free));
     memlock_touch(e->pair, e->npool * sizeof(*e->pair));
     for (uint32_t i = 0; i < nslots; i++)
-        e->slots[i].ref = e->slots[i].playing = e->slots[i].loop = ENGINE_NONE;
+        e->slots[i].ref = e->slots[i].playing = e->slots[i].loop = e->slots[i].rheap = ENGINE_NONE;
     for (uint32_t i = 0; i < e->npool; i++) {
         e->links[i] = (struct voice_links){.prev = ENGINE_NONE,
                                            .next = ENGINE_NONE,
@@ -198,6 +213,7 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
         e->ref_free[i] = (uint16_t)(e->nrefs - 1 - i); /* entry 0 on top */
     e->nref_free = e->nrefs;
     if ((r = schedule_init(&e->sched, ENGINE_SCHED)) < 0 ||
+        (r = schedule_init_beats(&e->grid, ENGINE_GRID)) < 0 ||
         (r = ring_init(&e->cmd, ENGINE_CMD_RING, sizeof(struct ctl_msg))) < 0 ||
         (r = ring_init(&e->load, ENGINE_LOAD_RING, sizeof(struct ctl_msg))) < 0 ||
         (r = ring_init(&e->events, ENGINE_EVENT_RING, sizeof(struct event))) < 0 ||
@@ -211,6 +227,12 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
 fail:
     free_pools(e);
     return r;
+}
+
+void engine_set_timeline(struct engine *e, double tempo, double quantum)
+{
+    beat_timeline_init(&e->timeline, tempo, quantum, e->rate);
+    e->span = beat_timeline_span(&e->timeline, e->next_frame);
 }
 
 static bool held_by_slot(const struct engine *e, const struct sample_buffer *b)
@@ -658,6 +680,124 @@ static void fade_slot(struct engine *e, uint32_t id, uint32_t delay, bool releas
         voice_fade_out(e, &e->voices[i], delay, release ? e->links[i].release : e->fade_frames);
 }
 
+/* ---- loops locked to the beat --------------------------------------------
+ * A /loop with `beats N` plays its range once per cycle (the voice does not
+ * wrap: a shorter sample is followed by silence, a longer one is cut) and
+ * restarts every N beats counted from its launch point: the restart is the
+ * same /loop applied again at beat + N, so the old voice's declick fade
+ * starts on the restart frame under the new voice at full level.  Each
+ * slot has at most one restart pending (engine.restarts), in a min-heap of
+ * slot ids by beat: O(log nslots) to add or cancel one.  Restarts are
+ * computed from beats, not frames, so a tempo change moves them and the
+ * cycle never drifts. */
+
+static bool restart_before(const struct engine *e, uint16_t a, uint16_t b)
+{
+    return e->restarts[a].beat < e->restarts[b].beat;
+}
+
+static void restart_place(struct engine *e, uint32_t pos, uint16_t id)
+{
+    e->restart_heap[pos] = id;
+    e->slots[id].rheap = (uint16_t)pos;
+}
+
+static void restart_settle(struct engine *e, uint32_t pos, uint16_t id)
+{
+    while (pos > 0) {
+        uint32_t parent = (pos - 1) / 2;
+        if (!restart_before(e, id, e->restart_heap[parent]))
+            break;
+        restart_place(e, pos, e->restart_heap[parent]);
+        pos = parent;
+    }
+    for (;;) {
+        uint32_t c = 2 * pos + 1;
+        if (c >= e->nrestart)
+            break;
+        if (c + 1 < e->nrestart && restart_before(e, e->restart_heap[c + 1], e->restart_heap[c]))
+            c++;
+        if (!restart_before(e, e->restart_heap[c], id))
+            break;
+        restart_place(e, pos, e->restart_heap[c]);
+        pos = c;
+    }
+    restart_place(e, pos, id);
+}
+
+/* Slot id's pending restart goes, if it has one. */
+static void restart_cancel(struct engine *e, uint32_t id)
+{
+    uint16_t pos = e->slots[id].rheap;
+    if (pos == ENGINE_NONE)
+        return;
+    e->slots[id].rheap = ENGINE_NONE;
+    uint16_t last = e->restart_heap[--e->nrestart];
+    if (pos < e->nrestart)
+        restart_settle(e, pos, last);
+}
+
+/* Slot id restarts `m` at `beat` (replacing a pending restart). */
+static void restart_set(struct engine *e, uint32_t id, const struct ctl_msg *m, double beat)
+{
+    restart_cancel(e, id);
+    e->restarts[id].m = *m;
+    e->restarts[id].beat = beat;
+    restart_settle(e, e->nrestart++, (uint16_t)id);
+}
+
+/* `fit`: the speed at which slot id's range of `p` lasts `p`'s beats at the
+ * span's tempo, in the direction `p`'s rate gives. */
+static double fit_rate(const struct engine *e, uint32_t id, const struct play_params *p)
+{
+    double range = mixer_range_frames(e->slots[id].buf, p);
+    double r = range * e->span.per_frame / play_beats(p);
+    return play_rate(p) < 0 ? -r : r;
+}
+
+/* The tempo changed: every fitted loop playing follows it from this
+ * period.  A walk of the pending restarts (one per slot with a `beats`
+ * loop), done in the period of a change only. */
+static void fit_follow(struct engine *e)
+{
+    if (e->span.per_frame == e->fit_per_frame)
+        return;
+    e->fit_per_frame = e->span.per_frame;
+    for (uint32_t k = 0; k < e->nrestart; k++) {
+        uint16_t id = e->restart_heap[k];
+        const struct play_params *p = &e->restarts[id].m.play;
+        uint16_t v = e->slots[id].loop;
+        if (play_fit(p) && v != ENGINE_NONE && e->slots[id].buf)
+            mixer_set_rate(&e->voices[v], fit_rate(e, id, p));
+    }
+}
+
+/* A /loop: one loop voice per slot, the running one fading out under the
+ * restarted one; with `beats`, a cycle of N beats from its launch point. */
+static void loop_start(struct engine *e, const struct ctl_msg *m, uint32_t delay)
+{
+    struct slot *s = &e->slots[m->id];
+    if (s->loop != ENGINE_NONE)
+        voice_fade_out(e, &e->voices[s->loop], delay, e->fade_frames);
+    double beats = play_beats(&m->play);
+    if (!(beats > 0)) {
+        restart_cancel(e, m->id);
+        voice_start(e, m, true, delay);
+        return;
+    }
+    struct ctl_msg v = *m;
+    if (play_fit(&m->play)) {
+        v.play.rate = fit_rate(e, m->id, &m->play);
+        v.play.keys |= PLAY_RATE;
+    }
+    voice_start(e, &v, false, delay);
+    if (s->playing != ENGINE_NONE && e->voices[s->playing].slot == m->id &&
+        !mixer_fading(&e->voices[s->playing]))
+        s->loop = s->playing; /* the voice just started: the front of the slot's list */
+    double at = m->flags & CTL_ON_GRID ? m->beat : e->span.beat + delay * e->span.per_frame;
+    restart_set(e, m->id, m, at + beats);
+}
+
 /* Applies one request; voices it starts begin `delay` frames into the
  * current period. */
 static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
@@ -671,6 +811,11 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
          * are. */
         while (e->oldest != ENGINE_NONE)
             voice_fade_out(e, &e->voices[e->oldest], delay, e->links[e->oldest].release);
+        /* No loop restarts after a stop: one walk of the pending restarts,
+         * at most one per slot. */
+        for (uint32_t k = 0; k < e->nrestart; k++)
+            e->slots[e->restart_heap[k]].rheap = ENGINE_NONE;
+        e->nrestart = 0;
         push_event(e, EV_STOPPED, 0, m->reply);
         break;
     case CTL_LOAD: {
@@ -704,15 +849,28 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
     case CTL_LOOP:
         if (m->id >= e->nslots || !e->slots[m->id].buf || play_out(&m->play) >= e->npairs)
             break;
-        /* One loop voice per slot: the running one fades out under the
-         * restarted one. */
-        if (e->slots[m->id].loop != ENGINE_NONE)
-            voice_fade_out(e, &e->voices[e->slots[m->id].loop], delay, e->fade_frames);
-        voice_start(e, m, true, delay);
+        loop_start(e, m, delay);
         break;
     case CTL_STOP_SLOT:
-        if (m->id < e->nslots)
+        if (m->id < e->nslots) {
+            restart_cancel(e, m->id);
             fade_slot(e, m->id, delay, true);
+        }
+        break;
+    case CTL_TEMPO:
+        /* From this period's first frame, the beat there kept. */
+        if (beat_tempo_valid(m->beat)) {
+            beat_timeline_set_tempo(&e->timeline, m->beat, e->period_frame);
+            if (!e->linked)
+                e->span = beat_timeline_span(&e->timeline, e->period_frame);
+        }
+        break;
+    case CTL_QUANTUM:
+        if (beat_quantum_valid(m->beat)) {
+            beat_timeline_set_quantum(&e->timeline, m->beat);
+            if (!e->linked)
+                e->span.quantum = m->beat;
+        }
         break;
     case CTL_UNLOAD: {
         if (m->id >= e->nslots)
@@ -721,6 +879,7 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
         if (m->seq >= s->seq) {
             /* A load requested before this unload must not refill the slot. */
             struct sample_buffer *old = s->buf;
+            restart_cancel(e, m->id);
             fade_slot(e, m->id, delay, false);
             s->buf = NULL;
             s->seq = m->seq;
@@ -739,9 +898,77 @@ static void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
     }
 }
 
+/* A quantized request (engine_quantized) whose launch point may not have
+ * its frame before offset `from` of this period: the first launch point of
+ * its quant from there (beat.h).  It starts now if that frame is in this
+ * period, else it waits in the grid, keyed by the beat, so that a tempo
+ * change moves it to the new tempo's time for the same beat.  Its place in
+ * the grid was reserved by engine_send(). */
+static void launch(struct engine *e, struct ctl_msg m, uint32_t nframes, uint32_t from)
+{
+    struct beat_span s = e->span;
+    s.beat += from * s.per_frame;
+    m.beat = beat_first_unrendered(&s, play_quant(&m.play));
+    m.flags |= CTL_ON_GRID;
+    int64_t off = beat_frame_offset(&e->span, m.beat);
+    if ((e->span.playing && off < (int64_t)nframes) || e->grid.n >= ENGINE_GRID) {
+        apply(e, &m, off > 0 && off < (int64_t)nframes ? (uint32_t)off : 0);
+        atomic_fetch_sub_explicit(&e->grid_pending, 1, memory_order_relaxed);
+        return;
+    }
+    schedule_push(&e->grid, &m);
+}
+
+/* The grid's requests whose launch point's frame is in this period, in
+ * beat order; one whose frame went by unrendered (a span that jumped, or
+ * waited for Link's play) takes the next point of its quant.  Bounded:
+ * each entry is taken at most twice. */
+static void launch_due(struct engine *e, uint32_t nframes)
+{
+    while (e->grid.n > 0 && e->span.playing) {
+        int64_t off = beat_frame_offset(&e->span, schedule_top(&e->grid)->beat);
+        if (off >= (int64_t)nframes)
+            break;
+        struct ctl_msg m = *schedule_top(&e->grid);
+        schedule_pop(&e->grid);
+        if (off < 0) {
+            m.beat = beat_first_unrendered(&e->span, play_quant(&m.play));
+            off = beat_frame_offset(&e->span, m.beat);
+            if (off >= (int64_t)nframes) {
+                schedule_push(&e->grid, &m);
+                continue;
+            }
+        }
+        apply(e, &m, off > 0 ? (uint32_t)off : 0);
+        atomic_fetch_sub_explicit(&e->grid_pending, 1, memory_order_relaxed);
+    }
+}
+
+/* The `beats` loops whose restart's frame is in this period. */
+static void restart_due(struct engine *e, uint32_t nframes)
+{
+    while (e->nrestart > 0) {
+        uint16_t id = e->restart_heap[0];
+        struct ctl_msg m = e->restarts[id].m;
+        m.beat = e->restarts[id].beat;
+        int64_t off = beat_frame_offset(&e->span, m.beat);
+        if (off >= (int64_t)nframes)
+            break;
+        restart_cancel(e, id);
+        if (off < 0) { /* the span jumped past it: count on from now */
+            off = 0;
+            m.beat = e->span.beat;
+        }
+        m.flags |= CTL_ON_GRID;
+        apply(e, &m, (uint32_t)off);
+    }
+}
+
 /* A timed request due in this period (or already past): the audio thread
  * turns its time into a frame offset with this period's own clock reading,
- * which is more exact than any mapping made earlier on another thread. */
+ * which is more exact than any mapping made earlier on another thread.  A
+ * quantized one then takes the first launch point at or after that
+ * frame. */
 static void apply_timed(struct engine *e, const struct ctl_msg *m, struct engine_clock c,
                         uint32_t nframes)
 {
@@ -752,8 +979,11 @@ static void apply_timed(struct engine *e, const struct ctl_msg *m, struct engine
         uint64_t d = ((m->when - c.t0) * nframes + (c.t1 - c.t0) / 2) / (c.t1 - c.t0);
         delay = d < nframes ? (uint32_t)d : nframes - 1;
     }
-    apply(e, m, delay);
     atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
+    if (engine_quantized(m))
+        launch(e, *m, nframes, delay);
+    else
+        apply(e, m, delay);
 }
 
 /* An untimed /play or /loop that waited too long (the server stalled) is
@@ -771,6 +1001,12 @@ void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
 
     denormals_off();
 
+    /* This period's musical time (beat.h). */
+    e->period_frame = clock.has_frame ? clock.frame : e->next_frame;
+    e->next_frame = e->period_frame + nframes;
+    e->linked = clock.link != NULL;
+    e->span = clock.link ? *clock.link : beat_timeline_span(&e->timeline, e->period_frame);
+
     /* Commands are applied up to a snapshot of the command ring taken
      * before the load ring is drained (ring_readable(): acquire).  A
      * command sent after a load was published -- e.g. a /play sent once the
@@ -783,8 +1019,12 @@ void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
         apply(e, &m, 0);
     for (; ncmd > 0 && ring_pop(&e->cmd, &m); ncmd--) {
         if (!(m.flags & CTL_TIMED)) {
-            if (stale(&m, clock))
+            if (stale(&m, clock)) {
                 atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
+                if (engine_quantized(&m))
+                    atomic_fetch_sub_explicit(&e->grid_pending, 1, memory_order_relaxed);
+            } else if (engine_quantized(&m))
+                launch(e, m, nframes, 0);
             else
                 apply(e, &m, 0);
         } else if (m.when >= clock.t1 && e->sched.n < ENGINE_SCHED)
@@ -798,6 +1038,11 @@ void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
         schedule_pop(&e->sched);
         apply_timed(e, &m, clock, nframes);
     }
+    /* Musical time: fitted loops follow the tempo, then what is due on the
+     * grid, then the loops' restarts. */
+    fit_follow(e);
+    launch_due(e, nframes);
+    restart_due(e, nframes);
 
     for (uint32_t k = 0; k < 2 * e->npairs; k++)
         memset(outs[k], 0, nframes * sizeof(float));
@@ -822,6 +1067,17 @@ void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
         e->notify = false;
         sem_post(&e->wake);
     }
+
+    /* The span for /beat and /status (engine_beat_now): a sequence lock. */
+    uint32_t seq = atomic_load_explicit(&e->pub.seq, memory_order_relaxed);
+    atomic_store_explicit(&e->pub.seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&e->pub.t0, clock.t0, memory_order_relaxed);
+    atomic_store_explicit(&e->pub.beat, e->span.beat, memory_order_relaxed);
+    atomic_store_explicit(&e->pub.per_frame, e->span.per_frame, memory_order_relaxed);
+    atomic_store_explicit(&e->pub.tempo, e->span.tempo, memory_order_relaxed);
+    atomic_store_explicit(&e->pub.quantum, e->span.quantum, memory_order_relaxed);
+    atomic_store_explicit(&e->pub.seq, seq + 2, memory_order_release);
 
     atomic_store_explicit(&e->stats.voices_active, active, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->stats.periods, 1, memory_order_relaxed);

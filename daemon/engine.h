@@ -58,6 +58,8 @@
 #define ENGINE_LOAD_RING 16  /* decoded buffers waiting for the next period */
 /* Timed requests waiting on the audio side for their period. */
 #define ENGINE_SCHED 1024
+/* Quantized requests waiting on the audio side for their launch point. */
+#define ENGINE_GRID 1024
 /* Events in flight are bounded by the control side (see protocol.c). */
 #define ENGINE_EVENT_RING 1024
 /* Length of the fade applied by /stop, in seconds: long enough not to click,
@@ -85,6 +87,14 @@ struct slot {
     uint16_t ref;              /* buf's entry in engine.refs, ENGINE_NONE when empty */
     uint16_t playing;          /* first of the slot's playing voices (voice_links.snext) */
     uint16_t loop;             /* the slot's playing loop voice, or ENGINE_NONE */
+    uint16_t rheap;            /* its place in engine.restart_heap, ENGINE_NONE if none */
+};
+
+/* A `beats` loop's next restart (engine.c, "Loops locked to the beat"): the
+ * /loop that started it, to apply again at beat `beat`. */
+struct restart {
+    struct ctl_msg m;
+    double beat;
 };
 
 /* The voice pool's bookkeeping, beside the voices so that mixing never
@@ -203,6 +213,31 @@ struct engine {
      * heap can never overflow. */
     struct schedule sched;
     _Atomic uint32_t sched_pending;
+    /* Quantized requests waiting for their launch point, by beat
+     * (schedule.h, by_beat); places reserved in `grid_pending` likewise. */
+    struct schedule grid;
+    _Atomic uint32_t grid_pending;
+    /* Musical time (beat.h): the own timeline, this period's span (the
+     * own one or clock.link), the next period's first frame when the clock
+     * does not say, and the beats per frame fitted loops were last set
+     * for. */
+    struct beat_timeline timeline;
+    struct beat_span span;
+    uint64_t next_frame, period_frame; /* period_frame: this period's first */
+    bool linked;                       /* this period's span is clock.link */
+    double fit_per_frame;
+    /* `beats` loops' next restarts: one per slot at most, a min-heap of
+     * slot ids on restarts[id].beat (places in slot.rheap). */
+    struct restart *restarts; /* nslots */
+    uint16_t *restart_heap;   /* nslots */
+    uint32_t nrestart;
+    /* This period's span for the other threads (engine_beat_now): a
+     * sequence lock, odd while the audio thread writes. */
+    struct {
+        _Atomic uint32_t seq;
+        _Atomic uint64_t t0;                            /* the period's JACK time, us */
+        _Atomic double beat, per_frame, tempo, quantum; /* the span's */
+    } pub;
 
     struct ring cmd;
     struct ring load;
@@ -222,6 +257,10 @@ struct engine {
 int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t npairs,
                 uint32_t rate);
 
+/* Main thread before the audio thread runs: the own timeline's tempo and
+ * quantum (valid: beat.h), --tempo and --quantum. */
+void engine_set_timeline(struct engine *e, double tempo, double quantum);
+
 /* Frees every buffer still held (slots, rings) and the engine's memory.  Only
  * when no thread uses the engine any more. */
 void engine_destroy(struct engine *e);
@@ -235,8 +274,14 @@ void engine_destroy(struct engine *e);
 struct engine_clock {
     uint64_t t0, t1;
     uint64_t now;
-    /* The period's musical time from Ableton Link (audio.c builds it),
-     * NULL: the engine's own timeline.  Valid during the call only. */
+    /* JACK's frame counter at the period's first frame, unwrapped to 64
+     * bits (jack_get_cycle_times()), when has_frame; otherwise the engine
+     * counts the frames it rendered.  The own timeline is a function of it
+     * (beat.h). */
+    uint64_t frame;
+    bool has_frame;
+    /* Musical time from elsewhere (Ableton Link), or NULL: the engine's
+     * own timeline. */
     const struct beat_span *link;
 };
 
@@ -260,7 +305,8 @@ typedef void (*engine_reply_fn)(void *ctx, struct reply_ctx *reply);
 
 /* OSC thread.  Sends a command to the audio thread.  A CTL_TIMED one also
  * takes a place in the schedule, given back when the audio thread applies
- * it.  `keep` places of the command ring and of the schedule stay unused
+ * it; a quantized one (engine_quantized) a place of the grid likewise.
+ * `keep` places of the command ring, the schedule and the grid stay unused
  * (the caller's reserve for requests that must always get through).
  * Returns 0, -EAGAIN when the command ring is full, -ENOSPC when the
  * schedule is. */
@@ -270,6 +316,15 @@ uint32_t engine_cmds_waiting(const struct engine *e);
 /* Any thread (a hint).  Places of the schedule taken: timed requests sent
  * and not yet applied. */
 uint32_t engine_sched_pending(const struct engine *e);
+
+/* Any thread.  The beat at JACK time `now_us` (jack_get_time()'s clock),
+ * extrapolated from the last period's span, and its tempo and quantum;
+ * false before the first period. */
+bool engine_beat_now(const struct engine *e, double now_us, double *beat, double *tempo,
+                     double *quantum);
+
+/* True when `m` is quantized: it takes a place of the grid (engine_send). */
+bool engine_quantized(const struct ctl_msg *m);
 
 /* Loader.  Hands a CTL_LOAD (with its buffer) or a CTL_UNLOAD to the audio
  * thread; false when the load ring is full (nothing changed). */

@@ -12,16 +12,28 @@
 
 #include "sample_alloc.h"
 
-/* Takes a place in the schedule unless `limit` are taken. */
-static bool sched_take(struct engine *e, uint32_t limit)
+/* Takes a place of `pending` unless `limit` are taken. */
+static bool place_take(_Atomic uint32_t *pending, uint32_t limit)
 {
-    uint32_t n = atomic_load_explicit(&e->sched_pending, memory_order_relaxed);
+    uint32_t n = atomic_load_explicit(pending, memory_order_relaxed);
     do {
         if (n >= limit)
             return false;
-    } while (!atomic_compare_exchange_weak_explicit(&e->sched_pending, &n, n + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(pending, &n, n + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
     return true;
+}
+
+static bool sched_take(struct engine *e, uint32_t limit)
+{
+    return place_take(&e->sched_pending, limit);
+}
+
+bool engine_quantized(const struct ctl_msg *m)
+{
+    return (m->type == CTL_PLAY || m->type == CTL_LOOP || m->type == CTL_STOP ||
+            m->type == CTL_STOP_SLOT) &&
+           !(m->flags & CTL_ON_GRID) && play_quant(&m->play) > 0;
 }
 
 /* ---- OSC thread --------------------------------------------------------- */
@@ -31,12 +43,20 @@ int engine_send(struct engine *e, const struct ctl_msg *m, uint32_t keep)
     if (ring_count(&e->cmd) + keep >= ENGINE_CMD_RING)
         return -EAGAIN;
     bool timed = m->flags & CTL_TIMED;
+    bool quantized = engine_quantized(m);
     if (timed && !sched_take(e, ENGINE_SCHED - keep))
         return -ENOSPC;
+    if (quantized && !place_take(&e->grid_pending, ENGINE_GRID - keep)) {
+        if (timed)
+            atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
+        return -ENOSPC;
+    }
     if (ring_push(&e->cmd, m))
         return 0;
     if (timed)
         atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
+    if (quantized)
+        atomic_fetch_sub_explicit(&e->grid_pending, 1, memory_order_relaxed);
     return -EAGAIN;
 }
 
@@ -48,6 +68,31 @@ uint32_t engine_cmds_waiting(const struct engine *e)
 uint32_t engine_sched_pending(const struct engine *e)
 {
     return atomic_load_explicit(&e->sched_pending, memory_order_relaxed);
+}
+
+bool engine_beat_now(const struct engine *e, double now_us, double *beat, double *tempo,
+                     double *quantum)
+{
+    struct engine *w = (struct engine *)e; /* atomics are read, never written */
+    for (;;) {
+        uint32_t s1 = atomic_load_explicit(&w->pub.seq, memory_order_acquire);
+        uint64_t t0 = atomic_load_explicit(&w->pub.t0, memory_order_relaxed);
+        double b = atomic_load_explicit(&w->pub.beat, memory_order_relaxed);
+        double pf = atomic_load_explicit(&w->pub.per_frame, memory_order_relaxed);
+        double t = atomic_load_explicit(&w->pub.tempo, memory_order_relaxed);
+        double q = atomic_load_explicit(&w->pub.quantum, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        uint32_t s2 = atomic_load_explicit(&w->pub.seq, memory_order_relaxed);
+        if (s1 & 1 || s1 != s2)
+            continue;
+        if (s1 == 0)
+            return false;
+        /* From the period's first frame to now, at the span's slope. */
+        *beat = t0 && now_us > (double)t0 ? b + (now_us - (double)t0) * 1e-6 * e->rate * pf : b;
+        *tempo = t;
+        *quantum = q;
+        return true;
+    }
 }
 
 /* ---- loader ------------------------------------------------------------- */
@@ -105,6 +150,14 @@ uint32_t engine_drop_timed(struct engine *e, engine_reply_fn drop, void *ctx)
         atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
     }
     e->sched.n = 0;
+    /* Quantized requests waiting for their launch point go too. */
+    for (uint32_t i = 0; i < e->grid.n; i++) {
+        drop(ctx, e->grid.heap[i].m.reply);
+        atomic_fetch_sub_explicit(&e->grid_pending, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
+    }
+    n += e->grid.n;
+    e->grid.n = 0;
     return n;
 }
 
@@ -117,6 +170,9 @@ void engine_drain_inputs(struct engine *e, engine_reply_fn drop, void *ctx)
     for (uint32_t i = 0; i < e->sched.n; i++)
         drop(ctx, e->sched.heap[i].m.reply);
     e->sched.n = 0;
+    for (uint32_t i = 0; i < e->grid.n; i++)
+        drop(ctx, e->grid.heap[i].m.reply);
+    e->grid.n = 0;
     while (ring_pop(&e->load, &m)) {
         engine_buffer_free(e, m.buf);
         drop(ctx, m.reply);

@@ -13,6 +13,7 @@
 #ifndef LOOPERD_MESSAGES_H
 #define LOOPERD_MESSAGES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sample.h"
@@ -36,6 +37,9 @@ enum play_key {
     PLAY_SUSTAIN = 1u << 7, /* seconds from the first frame to the release */
     PLAY_CUT = 1u << 8,     /* cut group; > 0 any slot's, < 0 this slot's */
     PLAY_OUT = 1u << 9,     /* output pair, 0-based */
+    PLAY_QUANT = 1u << 10,  /* launch grid in beats, 0 = now (beat.h); also /stop's */
+    PLAY_BEATS = 1u << 11,  /* /loop: restart every `beats` beats from its start */
+    PLAY_FIT = 1u << 12,    /* with beats: the rate makes the range span them */
 };
 
 struct play_params {
@@ -45,6 +49,8 @@ struct play_params {
     float begin, end, pan, gain;
     float attack, release, sustain;
     double rate;
+    double quant, beats;
+    uint32_t fit; /* 0 or 1 */
 };
 
 static inline double play_rate(const struct play_params *p)
@@ -89,6 +95,20 @@ static inline uint32_t play_out(const struct play_params *p)
     return p->keys & PLAY_OUT ? p->out : 0;
 }
 
+static inline double play_quant(const struct play_params *p)
+{
+    return p->keys & PLAY_QUANT ? p->quant : 0.0;
+}
+/* 0: none (the loop wraps at the sample's end as always). */
+static inline double play_beats(const struct play_params *p)
+{
+    return p->keys & PLAY_BEATS ? p->beats : 0.0;
+}
+static inline bool play_fit(const struct play_params *p)
+{
+    return (p->keys & PLAY_FIT) && p->fit;
+}
+
 enum ctl_type {
     CTL_PING = 1,  /* answer with EV_PONG */
     CTL_STOP,      /* fade out every voice, answer with EV_STOPPED */
@@ -98,10 +118,13 @@ enum ctl_type {
     CTL_LOOP,      /* (re)start the looping voice of slot `id` */
     CTL_STOP_SLOT, /* fade out the voices of slot `id` */
     CTL_UNLOAD,    /* fade out slot `id`'s voices and empty it; EV_UNLOADED */
+    CTL_TEMPO,     /* the own timeline's tempo becomes `beat` (BPM) */
+    CTL_QUANTUM,   /* the own timeline's quantum becomes `beat` (beats) */
 };
 
 /* ctl_msg.flags */
-#define CTL_TIMED 1u /* apply at JACK time `when`, not at the next period */
+#define CTL_TIMED 1u   /* apply at JACK time `when`, not at the next period */
+#define CTL_ON_GRID 2u /* audio side only: its launch point `beat` is found */
 
 struct ctl_msg {
     uint32_t type;             /* enum ctl_type */
@@ -115,7 +138,9 @@ struct ctl_msg {
                                   request arrived, 0 unknown; see ENGINE_STALE_US */
     struct sample_buffer *buf; /* CTL_LOAD: ownership moves to the audio side */
     struct reply_ctx *reply;   /* echoed in the event; may be NULL */
-    struct play_params play;   /* CTL_PLAY, CTL_LOOP */
+    struct play_params play;   /* CTL_PLAY, CTL_LOOP; CTL_STOP, CTL_STOP_SLOT: quant */
+    double beat;               /* CTL_TEMPO, CTL_QUANTUM: the value; a quantized
+                                  request waiting on the audio side: its launch point */
 };
 
 enum ev_type {

@@ -752,6 +752,56 @@ static uint32_t frames_of(float seconds, uint32_t rate)
     return f >= 4294967295.0 ? UINT32_MAX : (uint32_t)f;
 }
 
+/* The range [*b0, *e0) of `p` in a buffer of n frames: at least one frame,
+ * inside the buffer. */
+static void range_of(uint32_t n, const struct play_params *p, uint32_t *b0, uint32_t *e0)
+{
+    double fb = play_begin(p), fe = play_end(p);
+    *b0 = fb > 0 ? (uint32_t)fmin(floor(fb * n), n - 1.0) : 0;
+    *e0 = fe < 1 ? (fe > 0 ? (uint32_t)floor(fe * n) : 0) : n;
+    if (*e0 <= *b0)
+        *e0 = *b0 + 1;
+}
+
+uint32_t mixer_range_frames(const struct sample_buffer *b, const struct play_params *p)
+{
+    uint32_t b0, e0;
+    range_of(b->frames, p, &b0, &e0);
+    return e0 - b0;
+}
+
+void mixer_set_rate(struct voice *v, double rate)
+{
+    if (v->fade_step > 0)
+        return;
+    double mag = fabs(rate);
+    if (!(mag >= 1.0 / 16))
+        mag = 1.0 / 16;
+    if (mag > 16)
+        mag = 16;
+    if (v->mode == MIX_PLAIN) {
+        if (mag == 1.0)
+            return;
+        /* The same frames from the same place on the other path: u counts
+         * from the range's first frame; no pan, envelope or release. */
+        uint32_t b0 = v->loop_start, e0 = v->frames;
+        v->mode = MIX_FORWARDS;
+        v->pos -= b0;
+        v->frac = 0;
+        v->frames = e0 - b0;
+        v->loop_start = b0;
+        v->nframes = v->buf->frames;
+        v->gain_r = v->gain;
+        v->fade_left = 0;
+        v->attack = 0;
+        v->attack_t = 0;
+        v->release = v->stop_frames;
+        v->rel_left = MIX_NO_RELEASE;
+    }
+    v->step_int = (uint32_t)mag;
+    v->step_frac = (uint64_t)((mag - v->step_int) * 0x1p64);
+}
+
 void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
                  const struct play_params *p, bool loop, uint32_t delay, uint32_t rate,
                  uint32_t declick)
@@ -767,12 +817,8 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
     if (declick < 1)
         declick = 1;
 
-    /* The range [b0, e0): at least one frame, inside the buffer. */
-    double fb = play_begin(p), fe = play_end(p);
-    uint32_t b0 = fb > 0 ? (uint32_t)fmin(floor(fb * n), n - 1.0) : 0;
-    uint32_t e0 = fe < 1 ? (fe > 0 ? (uint32_t)floor(fe * n) : 0) : n;
-    if (e0 <= b0)
-        e0 = b0 + 1;
+    uint32_t b0, e0;
+    range_of(n, p, &b0, &e0);
 
     v->src = b->format == SAMPLE_S16 ? (const void *)b->s16 : (const void *)b->ch[0];
     v->src1 = b->ch[1];

@@ -100,6 +100,16 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
                  const struct play_params *p, bool loop, uint32_t delay, uint32_t rate,
                  uint32_t declick);
 
+/* Changes a sounding voice's speed to |rate| (clamped to 1/16..16), in
+ * its direction, from the next frame it renders on: a voice on the plain
+ * path moves to the other path, where it goes on from the same frame.  A
+ * voice already fading keeps its speed; rate 1 leaves a plain voice as it
+ * is.  For `fit` (engine.c), which follows the tempo. */
+void mixer_set_rate(struct voice *v, double rate);
+
+/* The frames of b that `p`'s begin and end select (mixer_start's range). */
+uint32_t mixer_range_frames(const struct sample_buffer *b, const struct play_params *p);
+
 /* Frames a /stop of v should fade over: its `release`, at least the
  * declick fade given to mixer_start(). */
 static inline uint32_t mixer_release_frames(const struct voice *v)

@@ -1,6 +1,8 @@
 /* params.c - see params.h.  docs/protocol.md ("Keys") must say the same. */
 #include "params.h"
 
+#include "beat.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +32,9 @@ static const struct key keys[] = {
     {"sustain", PLAY_SUSTAIN, 0, PARAMS_MAX_SUSTAIN, false},
     {"cut", PLAY_CUT, -PARAMS_MAX_CUT, PARAMS_MAX_CUT, true},
     {"out", PLAY_OUT, 0, 0, true}, /* max: outputs - 1, set_key */
+    {"quant", PLAY_QUANT, 0, BEAT_QUANTUM_MAX, false},
+    {"beats", PLAY_BEATS, 0, BEAT_QUANTUM_MAX, false}, /* and > 0: in_range */
+    {"fit", PLAY_FIT, 0, 1, true},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -83,6 +88,9 @@ static bool in_range(const struct key *k, double v, uint32_t outputs)
     /* 0 and |rate| < 1/16 would never finish (or barely move). */
     if (k->bit == PLAY_RATE && fabs(v) < 1.0 / 16)
         return false;
+    /* A loop of no beats would restart on every frame. */
+    if (k->bit == PLAY_BEATS && !(v > 0))
+        return false;
     return true;
 }
 
@@ -128,6 +136,15 @@ int params_set(struct params *p, const char *name, double v, uint32_t outputs)
         break;
     case PLAY_OUT:
         q->out = (uint32_t)v;
+        break;
+    case PLAY_QUANT:
+        q->quant = v;
+        break;
+    case PLAY_BEATS:
+        q->beats = v;
+        break;
+    case PLAY_FIT:
+        q->fit = (uint32_t)v;
         break;
     default:
         return -ENOENT;
@@ -230,6 +247,12 @@ void params_merge(struct params *out, const struct params *base, const struct pa
         m.play.cut = o->cut;
     if (k & PLAY_OUT)
         m.play.out = o->out;
+    if (k & PLAY_QUANT)
+        m.play.quant = o->quant;
+    if (k & PLAY_BEATS)
+        m.play.beats = o->beats;
+    if (k & PLAY_FIT)
+        m.play.fit = o->fit;
     m.play.keys |= k;
     if (over->has_velocity) {
         m.has_velocity = true;
@@ -289,6 +312,15 @@ bool params_next(const struct params *p, unsigned *i, const char **name, double 
             break;
         case PLAY_OUT:
             v = q->out;
+            break;
+        case PLAY_QUANT:
+            v = q->quant;
+            break;
+        case PLAY_BEATS:
+            v = q->beats;
+            break;
+        case PLAY_FIT:
+            v = q->fit;
             break;
         default:
             break;

@@ -14,12 +14,20 @@ int schedule_init(struct schedule *s, uint32_t capacity)
     s->heap = calloc(capacity, sizeof(*s->heap));
     s->n = 0;
     s->order = 0;
+    s->by_beat = false;
     if (!s->heap)
         return -ENOMEM;
     /* The audio thread must not be the first to write these pages
      * (memlock.h). */
     memlock_touch(s->heap, capacity * sizeof(*s->heap));
     return 0;
+}
+
+int schedule_init_beats(struct schedule *s, uint32_t capacity)
+{
+    int r = schedule_init(s, capacity);
+    s->by_beat = true;
+    return r;
 }
 
 void schedule_destroy(struct schedule *s)
@@ -31,8 +39,11 @@ void schedule_destroy(struct schedule *s)
 
 /* Heap order: earlier time first, then arrival order, so requests in one
  * bundle keep their order. */
-static bool sched_before(const struct sched_entry *a, const struct sched_entry *b)
+static bool sched_before(const struct sched_entry *a, const struct sched_entry *b, bool by_beat)
 {
+    if (by_beat)
+        return a->m.beat < b->m.beat ||
+               (a->m.beat == b->m.beat && (int32_t)(a->order - b->order) < 0);
     return a->m.when < b->m.when || (a->m.when == b->m.when && (int32_t)(a->order - b->order) < 0);
 }
 
@@ -42,7 +53,7 @@ void schedule_push(struct schedule *s, const struct ctl_msg *m)
     struct sched_entry x = {.m = *m, .order = s->order++};
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (!sched_before(&x, &s->heap[parent]))
+        if (!sched_before(&x, &s->heap[parent], s->by_beat))
             break;
         s->heap[i] = s->heap[parent];
         i = parent;
@@ -58,9 +69,9 @@ void schedule_pop(struct schedule *s)
         uint32_t c = 2 * i + 1;
         if (c >= s->n)
             break;
-        if (c + 1 < s->n && sched_before(&s->heap[c + 1], &s->heap[c]))
+        if (c + 1 < s->n && sched_before(&s->heap[c + 1], &s->heap[c], s->by_beat))
             c++;
-        if (!sched_before(&s->heap[c], &last))
+        if (!sched_before(&s->heap[c], &last, s->by_beat))
             break;
         s->heap[i] = s->heap[c];
         i = c;

@@ -1,6 +1,6 @@
 /* schedule.h - the time-ordered schedule: timed requests waiting on the
- * audio side for their period, earliest first, and in arrival order among
- * requests for the same time (the requests of one bundle keep their order).
+ * audio side for their period (or, by_beat, their launch point), earliest first, and in arrival
+ * order among requests for the same time (the requests of one bundle keep their order).
  *
  * A plain fixed-capacity binary heap.  It has no room check of its own:
  * its owner never pushes more than the capacity it was made with (the
@@ -10,6 +10,7 @@
 #ifndef LOOPERD_SCHEDULE_H
 #define LOOPERD_SCHEDULE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "messages.h"
@@ -21,12 +22,15 @@ struct sched_entry {
 
 struct schedule {
     struct sched_entry *heap;
+    bool by_beat;   /* keyed on m.beat (quantized requests), else on m.when */
     uint32_t n;     /* entries in the heap */
     uint32_t order; /* the next arrival order */
 };
 
 /* Allocates room for `capacity` entries.  Returns 0 or -ENOMEM. */
 int schedule_init(struct schedule *s, uint32_t capacity);
+/* The same, ordered by launch point (ctl_msg.beat) instead of time. */
+int schedule_init_beats(struct schedule *s, uint32_t capacity);
 void schedule_destroy(struct schedule *s);
 
 /* Adds a request; the caller ensures there is room. */
