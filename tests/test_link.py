@@ -151,6 +151,8 @@ class VethPair:
             run(["ip", "link", "add", dev[0], "netns", self.ns[0], "type", "veth",
                  "peer", "name", dev[1], "netns", self.ns[1]])
             for ns, d, a in zip(self.ns, dev, addr):
+                # lo too: a looperd in there takes OSC on 127.0.0.1.
+                run(["ip", "-n", ns, "link", "set", "lo", "up"])
                 run(["ip", "-n", ns, "addr", "add", a, "dev", d])
                 run(["ip", "-n", ns, "link", "set", d, "up"])
         except BaseException as e:

@@ -1,0 +1,238 @@
+"""looperd in an Ableton Link session: --link, /link, quantized onsets on
+the session's bar lines, on one machine and across two (network namespaces).
+
+Network rule: Link multicasts on every interface it finds, so every Link
+peer here (looperd with --link, tests/link_probe) runs only inside network
+namespaces this test makes and removes: ``unshare -n`` with ``lo`` up (one
+machine: the peers find each other over lo alone), or two ``ip netns``
+joined by a veth pair with link-local addresses (two machines).  No Link
+peer ever runs in the machine's own namespace.  The JACK servers run outside
+(their sockets are files, which a client in a network namespace still
+reaches); the test talks OSC to a daemon from a socket made inside the
+daemon's namespace (setns).  A namespace that cannot be made fails the test
+with the reason (needs root); nothing is skipped.
+
+Onsets are judged on host time (CLOCK_MONOTONIC_RAW, Link's clock): the
+recorder on each JACK server logs every cycle's jack_get_cycle_times(), the
+frame-to-time mapping of that server, which places a recorded frame on
+JACK's clock; the playback latency JACK reports for looperd's outputs (they
+are connected to the dummy backend's playback ports as well as to the
+recorder) is added, and JACK's clock is moved to CLOCK_MONOTONIC_RAW by
+offsets measured here.  The bar's time is what the test peer's Link session
+state gives (link_probe "beat").
+
+Known Link behaviour respected: only the phase within the quantum is
+shared, not the beat count; tempo travels as whole microseconds per beat.
+
+Run with /usr/bin/python3; LOOPERD_BIN, JACK_RECORD_BIN and LINK_PROBE_BIN
+name the binaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from looperd_test import (Daemon, JackServer, OscClient, Recorder,  # noqa: E402
+                          find_onset, write_wav)
+from test_link import (PROBE, LoNamespace, Probe, VethPair,  # noqa: E402
+                       wait_for, wire_tempo)
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+ONE_MS = 1000.0  # us
+
+
+@contextlib.contextmanager
+def in_netns(path: str):
+    """This thread in the network namespace at `path` (sockets made inside
+    belong to it), back in its own afterwards."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(path, os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            raise AssertionError(f"setns {path}: {os.strerror(ctypes.get_errno())}")
+        try:
+            yield
+        finally:
+            if _libc.setns(own, CLONE_NEWNET) != 0:
+                raise AssertionError("cannot return to the test's own network namespace")
+    finally:
+        os.close(own)
+        os.close(target)
+
+
+def wall_minus_raw_us(tries: int = 7) -> float:
+    """CLOCK_REALTIME - CLOCK_MONOTONIC_RAW (us): the narrowest bracket."""
+    best, width = 0.0, None
+    for _ in range(tries):
+        a = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        m = time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW)
+        b = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        if width is None or b - a < width:
+            width, best = b - a, ((a + b) / 2 - m) / 1e3
+    return best
+
+
+def playback_latency(jack: JackServer, port: str) -> int:
+    """The maximum of `port`'s playback latency range (frames), as JACK
+    reports it (jack_lsp -l)."""
+    out = subprocess.run(["jack_lsp", "-l", port], env=jack.env, capture_output=True,
+                         text=True, timeout=10).stdout
+    m = re.search(r"port playback latency = \[ *(\d+) +(\d+) *\]", out)
+    if not m:
+        raise AssertionError(f"no playback latency for {port} in: {out!r}")
+    return int(m.group(2))
+
+
+def onset_jack_us(meta: dict, index: int, period: int) -> float:
+    """JACK time (us) of recorded frame `index`: cycle k = index // period
+    starts at index k * period (jack_record), at that cycle's usecs."""
+    k = index // period
+    frame, usecs, next_usecs = meta["cycles"][k]
+    if next_usecs <= usecs:
+        raise AssertionError(f"cycle {k} of the recording has no clock reading")
+    return usecs + (index - k * period) * (next_usecs - usecs) / period
+
+
+class _Closer:
+    def __init__(self, fn):
+        self.close = fn
+
+
+class LinkDaemonCase(unittest.TestCase):
+    def setUp(self):
+        if not PROBE or not os.access(PROBE, os.X_OK):
+            self.fail("LINK_PROBE_BIN does not name the link_probe binary")
+        self.cleanups: list = []
+        self.tmp = tempfile.mkdtemp(prefix="looperd-link-")
+        self.keep(_Closer(lambda: subprocess.run(["rm", "-rf", self.tmp])))
+
+    def tearDown(self):
+        for c in reversed(self.cleanups):
+            c.close()
+
+    def keep(self, obj):
+        self.cleanups.append(obj)
+        return obj
+
+    def daemon(self, jack, prefix, ns_path, *args):
+        d = self.keep(Daemon(jack, wrapper=prefix, extra_args=["--link", *args]))
+        with in_netns(ns_path):
+            osc = self.keep(OscClient(d.port))
+        return d, osc
+
+    def beat_reply(self, osc) -> list:
+        return osc.request("/beat", expect="/beat.reply")[1]
+
+    # ---- one machine: a peer looperd does not control ---------------------
+
+    def test_probe_sees_looperd_and_its_tempo_reaches_beat_reply(self):
+        jack = self.keep(JackServer())
+        ns = self.keep(LoNamespace())
+        ns_path = f"/proc/{ns.holder.pid}/ns/net"
+        d, osc = self.daemon(jack, ns.prefix, ns_path)
+        probe = self.keep(Probe(ns.prefix, 100, "probe"))
+        wait_for("the probe sees looperd", lambda: probe.ask("peers")["peers"] >= 1)
+        # The probe's tempo, proposed after joining, becomes looperd's.
+        probe.ask("tempo 133")
+
+        def tempo_133():
+            beat, tempo, quantum, peers, link = self.beat_reply(osc)
+            return (abs(tempo - wire_tempo(133)) < 1e-3 and peers >= 1 and link == 1
+                    and (beat, tempo, quantum, peers, link))
+        beat, tempo, quantum, peers, link = wait_for("133 BPM in /beat.reply", tempo_133)
+        self.assertAlmostEqual(tempo, wire_tempo(133), delta=1e-3)
+        self.assertEqual(quantum, 4.0)
+        # /tempo with Link proposes the tempo to the session: the probe gets it.
+        osc.send("/tempo", 97.0)
+        wait_for("looperd's /tempo 97 reaches the probe",
+                 lambda: abs(probe.ask("tempo")["tempo"] - wire_tempo(97)) < 1e-3)
+        # /link 0 leaves the session (unanswered), /link 1 joins again.
+        osc.send("/link", 0)
+        wait_for("the probe no longer sees looperd", lambda: probe.ask("peers")["peers"] == 0)
+        self.assertEqual(self.beat_reply(osc)[3:], [0, 0])
+        osc.send("/link", 1)
+        wait_for("the probe sees looperd again", lambda: probe.ask("peers")["peers"] >= 1)
+        wait_for("/beat.reply says Link is on", lambda: self.beat_reply(osc)[4] == 1)
+        self.assertIsNone(osc.try_recv(0.3), "a good /link was answered")
+        for bad in ((2,), (), ("on",), (1, 1)):
+            msg = osc.request("/link", *bad, expect="/fail")
+            self.assertEqual(msg[1][0], "/link", msg)
+        self.assertTrue(d.running())
+
+    # ---- two looperd, each told /loop ... quant 4 at another moment -------
+
+    def two_daemons_on_bars(self, prefixes: list[list[str]], ns_paths: list[str]):
+        rate, period = 48000, 256
+        jacks = [self.keep(JackServer(rate=rate, period=period)) for _ in range(2)]
+        wav = os.path.join(self.tmp, "click.wav")
+        # A one-frame click, then silence: the onset is the click's frame.
+        write_wav(wav, [(16384, 16384)] + [(0, 0)] * 4799, rate, 2)
+        daemons = [self.daemon(j, p, n) for j, p, n in zip(jacks, prefixes, ns_paths)]
+        probe = self.keep(Probe(prefixes[0], 120, "test peer"))
+        wait_for("the test peer sees both looperd", lambda: probe.ask("peers")["peers"] >= 2)
+        for (d, osc), jack in zip(daemons, jacks):
+            msg = osc.request("/load", 1, wav, expect=("/done", "/fail"), timeout=10)
+            self.assertEqual(msg[0], "/done", msg)
+            # Output latency: the outputs also feed the backend's playback ports.
+            for src, dst in zip(d.outputs, ("system:playback_1", "system:playback_2")):
+                jack.connect(src, dst)
+        recs = [self.keep(Recorder(j, d.outputs, seconds=12)) for j, (d, _) in zip(jacks, daemons)]
+        latency = [wait_for("JACK reports the outputs' playback latency",
+                            lambda j=j, d=d: playback_latency(j, d.outputs[0]))
+                   for j, (d, _) in zip(jacks, daemons)]
+        tempo = probe.ask("tempo")["tempo"]
+        bar_us = 4 * 60e6 / tempo
+        # Two moments a non-whole number of bars apart.
+        daemons[0][1].send("/loop", 1, 1.0, "quant", 4.0)
+        time.sleep(bar_us * 1.37e-6)
+        daemons[1][1].send("/loop", 1, 1.0, "quant", 4.0)
+        time.sleep(bar_us * 1.5e-6)
+        host, bars = [], []
+        for rec, lat, (d, osc) in zip(recs, latency, daemons):
+            samples, meta = rec.stop()
+            self.assertEqual(osc.drain(), [], "a quantized /loop was answered")
+            i = find_onset(samples, 0)
+            self.assertIsNotNone(i, f"no onset recorded from {d.name}")
+            jack_us = onset_jack_us(meta, i, period) + lat * 1e6 / rate
+            w_j = sum(meta["wall_minus_jack_us"]) / 2
+            raw = jack_us + w_j - wall_minus_raw_us()
+            # The bar line nearest the onset, from the test peer's session.
+            bar = probe.ask(f"beat 4 {int(raw - bar_us / 2)}")["next_bar_us"]
+            host.append(raw)
+            bars.append(bar)
+            print(f"{d.name}: onset - bar {raw - bar:+.1f} us (latency {lat} frames)",
+                  file=sys.stderr)
+            self.assertLess(abs(raw - bar), ONE_MS,
+                            f"{d.name}: onset {raw:.0f} us, the session's bar {bar} us "
+                            f"(latency {lat} frames)")
+        self.assertNotEqual(bars[0], bars[1], "both started on the same bar")
+        gap = (host[1] - host[0]) % bar_us
+        print(f"two looperd: onsets {min(gap, bar_us - gap):.1f} us apart modulo a bar",
+              file=sys.stderr)
+        self.assertLess(min(gap, bar_us - gap), ONE_MS,
+                        f"the two onsets are {gap:.0f} us apart modulo a bar")
+        for d, _ in daemons:
+            self.assertTrue(d.running())
+
+    def test_two_daemons_one_machine(self):
+        ns = self.keep(LoNamespace())
+        path = f"/proc/{ns.holder.pid}/ns/net"
+        self.two_daemons_on_bars([ns.prefix, ns.prefix], [path, path])
+
+    def test_two_daemons_two_namespaces_veth(self):
+        pair = self.keep(VethPair())
+        self.two_daemons_on_bars(pair.prefixes, [f"/run/netns/{n}" for n in pair.ns])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
