@@ -18,7 +18,7 @@ frame-to-time mapping of that server, which places a recorded frame on
 JACK's clock; the playback latency JACK reports for looperd's outputs (they
 are connected to the dummy backend's playback ports as well as to the
 recorder) is added, and JACK's clock is moved to CLOCK_MONOTONIC_RAW by
-offsets measured here.  The bar's time is what the test peer's Link session
+the offset the recorder measured (raw_minus_jack_us).  The bar's time is what the test peer's Link session
 state gives (link_probe "beat").
 
 Known Link behaviour respected: only the phase within the quantum is
@@ -70,18 +70,6 @@ def in_netns(path: str):
         os.close(target)
 
 
-def wall_minus_raw_us(tries: int = 7) -> float:
-    """CLOCK_REALTIME - CLOCK_MONOTONIC_RAW (us): the narrowest bracket."""
-    best, width = 0.0, None
-    for _ in range(tries):
-        a = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        m = time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW)
-        b = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        if width is None or b - a < width:
-            width, best = b - a, ((a + b) / 2 - m) / 1e3
-    return best
-
-
 def playback_latency(jack: JackServer, port: str) -> int:
     """The maximum of `port`'s playback latency range (frames), as JACK
     reports it (jack_lsp -l)."""
@@ -101,6 +89,97 @@ def onset_jack_us(meta: dict, index: int, period: int) -> float:
     if next_usecs <= usecs:
         raise AssertionError(f"cycle {k} of the recording has no clock reading")
     return usecs + (index - k * period) * (next_usecs - usecs) / period
+
+
+def click_onsets(samples, channels: int = 2) -> list[int]:
+    """The frames where a click starts (left channel over 0.1 after at
+    least 100 quiet frames)."""
+    out, quiet = [], 100
+    for i, v in enumerate(samples[0::channels]):
+        if abs(v) > 0.1:
+            if quiet >= 100:
+                out.append(i)
+            quiet = 0
+        else:
+            quiet += 1
+    return out
+
+
+def two_daemon_onsets(keep, prefixes: list[list[str]], ns_paths: list[str], tmp: str,
+                      trigger: tuple, quantum: float, rounds: int) -> dict:
+    """Two looperd --link, each on its own dummy jackd, in the namespaces
+    `prefixes` / `ns_paths`, with a test peer (link_probe) in the first:
+    `rounds` times, `trigger` (a /play or /loop of slot 1 with a quant)
+    is sent to the first and, a non-whole number of grid steps later, to
+    the second.  Each recorded click onset is placed on host time (JACK's
+    frame-to-time mapping of its server, plus the outputs' playback
+    latency, moved to CLOCK_MONOTONIC_RAW) and compared with the nearest
+    grid point (quantum `quantum` beats) the test peer's session gives.
+    Returns onset_minus_bar [(daemon, us, latency frames)], bars [[us]...]
+    per daemon, phase_gaps (us, |first - second| modulo a grid step, per
+    round), and the daemons and OSC clients (still running).  Every object
+    made goes to keep() for the caller to close."""
+    rate, period = 48000, 256
+    jacks = [keep(JackServer(rate=rate, period=period)) for _ in range(2)]
+    wav = os.path.join(tmp, "click.wav")
+    # A one-frame click, then silence: the onset is the click's frame.
+    write_wav(wav, [(16384, 16384)] + [(0, 0)] * 4799, rate, 2)
+    daemons, oscs = [], []
+    for jack, prefix, path in zip(jacks, prefixes, ns_paths):
+        d = keep(Daemon(jack, wrapper=prefix, extra_args=["--link"]))
+        with in_netns(path):
+            osc = keep(OscClient(d.port))
+        daemons.append(d)
+        oscs.append(osc)
+    probe = keep(Probe(prefixes[0], 120, "test peer"))
+    wait_for("the test peer sees both looperd", lambda: probe.ask("peers")["peers"] >= 2)
+    for d, osc, jack in zip(daemons, oscs, jacks):
+        msg = osc.request("/load", 1, wav, expect=("/done", "/fail"), timeout=10)
+        if msg[0] != "/done":
+            raise AssertionError(f"/load: {msg}")
+        # Output latency: the outputs also feed the backend's playback ports.
+        for src, dst in zip(d.outputs, ("system:playback_1", "system:playback_2")):
+            jack.connect(src, dst)
+    tempo = probe.ask("tempo")["tempo"]
+    step_us = quantum * 60e6 / tempo
+    recs = [keep(Recorder(j, d.outputs, seconds=5 + rounds * 3 * step_us * 1e-6))
+            for j, d in zip(jacks, daemons)]
+    latency = [wait_for("JACK reports the outputs' playback latency",
+                        lambda j=j, d=d: playback_latency(j, d.outputs[0]))
+               for j, d in zip(jacks, daemons)]
+    for _ in range(rounds):
+        oscs[0].send(*trigger)
+        time.sleep(step_us * 1.37e-6)
+        oscs[1].send(*trigger)
+        time.sleep(step_us * 1.5e-6)
+    hosts, bars, errs = [], [], []
+    for rec, lat, d in zip(recs, latency, daemons):
+        samples, meta = rec.stop()
+        onsets = click_onsets(samples)
+        if len(onsets) < rounds:
+            raise AssertionError(f"{d.name}: {len(onsets)} onsets recorded, {rounds} sent")
+        # JACK's clock to CLOCK_MONOTONIC_RAW, as the recorder measured it.
+        r_j = sum(meta["raw_minus_jack_us"]) / 2
+        hs, bs = [], []
+        for i in onsets[:rounds] if trigger[0] == "/play" else onsets[:1]:
+            raw = onset_jack_us(meta, i, period) + lat * 1e6 / rate + r_j
+            # The grid point nearest the onset, from the test peer's session.
+            bar = probe.ask(f"beat {quantum} {int(raw - step_us / 2)}")["next_bar_us"]
+            hs.append(raw)
+            bs.append(bar)
+            errs.append((d.name, raw - bar, lat))
+            print(f"{d.name}: onset - grid {raw - bar:+.1f} us (latency {lat} frames)",
+                  file=sys.stderr)
+        hosts.append(hs)
+        bars.append(bs)
+    gaps = []
+    for a, b in zip(*hosts):
+        g = (b - a) % step_us
+        gaps.append(min(g, step_us - g))
+    print(f"two looperd: onsets {', '.join(f'{g:.1f}' for g in gaps)} us apart modulo "
+          f"{quantum:g} beats", file=sys.stderr)
+    return {"onset_minus_bar": errs, "bars": bars, "phase_gaps": gaps,
+            "daemons": daemons, "oscs": oscs}
 
 
 class _Closer:
@@ -172,56 +251,17 @@ class LinkDaemonCase(unittest.TestCase):
     # ---- two looperd, each told /loop ... quant 4 at another moment -------
 
     def two_daemons_on_bars(self, prefixes: list[list[str]], ns_paths: list[str]):
-        rate, period = 48000, 256
-        jacks = [self.keep(JackServer(rate=rate, period=period)) for _ in range(2)]
-        wav = os.path.join(self.tmp, "click.wav")
-        # A one-frame click, then silence: the onset is the click's frame.
-        write_wav(wav, [(16384, 16384)] + [(0, 0)] * 4799, rate, 2)
-        daemons = [self.daemon(j, p, n) for j, p, n in zip(jacks, prefixes, ns_paths)]
-        probe = self.keep(Probe(prefixes[0], 120, "test peer"))
-        wait_for("the test peer sees both looperd", lambda: probe.ask("peers")["peers"] >= 2)
-        for (d, osc), jack in zip(daemons, jacks):
-            msg = osc.request("/load", 1, wav, expect=("/done", "/fail"), timeout=10)
-            self.assertEqual(msg[0], "/done", msg)
-            # Output latency: the outputs also feed the backend's playback ports.
-            for src, dst in zip(d.outputs, ("system:playback_1", "system:playback_2")):
-                jack.connect(src, dst)
-        recs = [self.keep(Recorder(j, d.outputs, seconds=12)) for j, (d, _) in zip(jacks, daemons)]
-        latency = [wait_for("JACK reports the outputs' playback latency",
-                            lambda j=j, d=d: playback_latency(j, d.outputs[0]))
-                   for j, (d, _) in zip(jacks, daemons)]
-        tempo = probe.ask("tempo")["tempo"]
-        bar_us = 4 * 60e6 / tempo
-        # Two moments a non-whole number of bars apart.
-        daemons[0][1].send("/loop", 1, 1.0, "quant", 4.0)
-        time.sleep(bar_us * 1.37e-6)
-        daemons[1][1].send("/loop", 1, 1.0, "quant", 4.0)
-        time.sleep(bar_us * 1.5e-6)
-        host, bars = [], []
-        for rec, lat, (d, osc) in zip(recs, latency, daemons):
-            samples, meta = rec.stop()
+        r = two_daemon_onsets(self.keep, prefixes, ns_paths, self.tmp,
+                              ("/loop", 1, 1.0, "quant", 4.0), quantum=4.0, rounds=1)
+        for name, err, lat in r["onset_minus_bar"]:
+            self.assertLess(abs(err), ONE_MS, f"{name}: onset {err:+.1f} us from the session's "
+                            f"bar line (latency {lat} frames)")
+        self.assertNotEqual(r["bars"][0][0], r["bars"][1][0], "both started on the same bar")
+        for gap in r["phase_gaps"]:
+            self.assertLess(gap, ONE_MS, f"the two onsets are {gap:.0f} us apart modulo a bar")
+        for osc in r["oscs"]:
             self.assertEqual(osc.drain(), [], "a quantized /loop was answered")
-            i = find_onset(samples, 0)
-            self.assertIsNotNone(i, f"no onset recorded from {d.name}")
-            jack_us = onset_jack_us(meta, i, period) + lat * 1e6 / rate
-            w_j = sum(meta["wall_minus_jack_us"]) / 2
-            raw = jack_us + w_j - wall_minus_raw_us()
-            # The bar line nearest the onset, from the test peer's session.
-            bar = probe.ask(f"beat 4 {int(raw - bar_us / 2)}")["next_bar_us"]
-            host.append(raw)
-            bars.append(bar)
-            print(f"{d.name}: onset - bar {raw - bar:+.1f} us (latency {lat} frames)",
-                  file=sys.stderr)
-            self.assertLess(abs(raw - bar), ONE_MS,
-                            f"{d.name}: onset {raw:.0f} us, the session's bar {bar} us "
-                            f"(latency {lat} frames)")
-        self.assertNotEqual(bars[0], bars[1], "both started on the same bar")
-        gap = (host[1] - host[0]) % bar_us
-        print(f"two looperd: onsets {min(gap, bar_us - gap):.1f} us apart modulo a bar",
-              file=sys.stderr)
-        self.assertLess(min(gap, bar_us - gap), ONE_MS,
-                        f"the two onsets are {gap:.0f} us apart modulo a bar")
-        for d, _ in daemons:
+        for d in r["daemons"]:
             self.assertTrue(d.running())
 
     def test_two_daemons_one_machine(self):
