@@ -175,6 +175,8 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
     memlock_touch(e->restart_heap, nslots * sizeof(*e->restart_heap));
     beat_timeline_init(&e->timeline, BEAT_DEFAULT_TEMPO, BEAT_DEFAULT_QUANTUM, rate);
     e->span = beat_timeline_span(&e->timeline, 0);
+    atomic_store(&e->pub.tempo, BEAT_DEFAULT_TEMPO);
+    atomic_store(&e->pub.quantum, BEAT_DEFAULT_QUANTUM);
     if (!e->slots || !e->voices || !e->links || !e->fading || !e->refs || !e->ref_free ||
         !e->cut_nodes || !e->cut_free || !e->pair || !e->cuts) {
         r = -ENOMEM;
@@ -233,6 +235,8 @@ void engine_set_timeline(struct engine *e, double tempo, double quantum)
 {
     beat_timeline_init(&e->timeline, tempo, quantum, e->rate);
     e->span = beat_timeline_span(&e->timeline, e->next_frame);
+    atomic_store(&e->pub.tempo, tempo);
+    atomic_store(&e->pub.quantum, quantum);
 }
 
 static bool held_by_slot(const struct engine *e, const struct sample_buffer *b)

@@ -319,7 +319,7 @@ uint32_t engine_sched_pending(const struct engine *e);
 
 /* Any thread.  The beat at JACK time `now_us` (jack_get_time()'s clock),
  * extrapolated from the last period's span, and its tempo and quantum;
- * false before the first period. */
+ * before the first period, false with beat 0 and the timeline's start. */
 bool engine_beat_now(const struct engine *e, double now_us, double *beat, double *tempo,
                      double *quantum);
 

@@ -85,12 +85,14 @@ bool engine_beat_now(const struct engine *e, double now_us, double *beat, double
         uint32_t s2 = atomic_load_explicit(&w->pub.seq, memory_order_relaxed);
         if (s1 & 1 || s1 != s2)
             continue;
-        if (s1 == 0)
-            return false;
-        /* From the period's first frame to now, at the span's slope. */
-        *beat = t0 && now_us > (double)t0 ? b + (now_us - (double)t0) * 1e-6 * e->rate * pf : b;
         *tempo = t;
         *quantum = q;
+        if (s1 == 0) { /* no period yet: the timeline's start */
+            *beat = 0;
+            return false;
+        }
+        /* From the period's first frame to now, at the span's slope. */
+        *beat = t0 && now_us > (double)t0 ? b + (now_us - (double)t0) * 1e-6 * e->rate * pf : b;
         return true;
     }
 }

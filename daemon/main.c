@@ -447,7 +447,7 @@ int main(int argc, char **argv)
     }
     /* Ableton Link: the peer is made (and multicasts) only once enabled,
      * by --link here or /link 1 later. */
-    link_clock_init(&d->link, BEAT_DEFAULT_TEMPO, d->opt.link_start_stop);
+    link_clock_init(&d->link, d->opt.tempo, d->opt.link_start_stop);
     d->audio.link = &d->link;
     if (d->opt.link) {
         int lr = link_clock_enable(&d->link, true);
@@ -471,6 +471,8 @@ int main(int argc, char **argv)
     protocol_init(&d->proto, &d->engine, &d->osc, &d->replies, &d->loader, &d->audio, &d->pads);
     d->proto.latency = d->opt.latency_ms / 1000.0;
     d->proto.outputs = (uint32_t)d->opt.outputs;
+    d->proto.quant = d->opt.quant;
+    engine_set_timeline(&d->engine, d->opt.tempo, d->opt.quantum);
     d->proto.link = &d->link;
     struct loader_limits limits = {
         .max_sample_bytes = d->opt.max_sample_mb * 1024 * 1024,

@@ -11,6 +11,7 @@
 #include <jack/jack.h>
 
 #include "bank.h"
+#include "beat.h"
 #include "engine.h"
 #include "link_clock.h"
 
@@ -32,6 +33,9 @@ enum opt_id {
     OPT_SLOTS,
     OPT_VOICES,
     OPT_LATENCY,
+    OPT_TEMPO,
+    OPT_QUANTUM,
+    OPT_QUANT,
     OPT_SAMPLE_DIR,
     OPT_BANK,
     OPT_MAX_SAMPLE_MB,
@@ -77,6 +81,10 @@ static const struct option_spec specs[OPT_COUNT] = {
     [OPT_LATENCY] = {"latency", 0, "MS", "0",
                      "start plain messages MS after arrival (steady latency); 0: at the next "
                      "period"},
+    [OPT_TEMPO] = {"tempo", 0, "BPM", "120", "the beat timeline's tempo, 20 to 999"},
+    [OPT_QUANTUM] = {"quantum", 0, "N", "4", "beats per bar, a positive number"},
+    [OPT_QUANT] = {"quant", 0, "Q", "0",
+                   "launch grid of triggers without a quant key, in beats; 0: now"},
     [OPT_SAMPLE_DIR] = {"sample-dir", 0, "DIR", NULL,
                         "load only files below DIR; relative paths start there"},
     [OPT_BANK] = {"bank", 'b', "FILE", NULL,
@@ -168,6 +176,27 @@ static int parse_ulong(const char *opt, const char *text, unsigned long lo, unsi
     return 0;
 }
 
+/* A number for which ok(v) holds, or -EINVAL with a message naming the
+ * option. */
+static int parse_double(const char *opt, const char *text, bool (*ok)(double), const char *want,
+                        double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (!*text || *end || errno || !ok(v)) {
+        fprintf(stderr, "looperd: %s wants %s, not '%s'\n", opt, want, text);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+static bool quant_ok(double v)
+{
+    return v == 0 || beat_quantum_valid(v);
+}
+
 /* What can be checked before anything slow starts: the reasons JACK or a
  * later step would only report confusingly, or not at all. */
 static int check_options(const struct options *o)
@@ -252,6 +281,14 @@ static int apply(struct options *o, enum opt_id id, char *arg)
         return parse_ulong("--voices", arg, 1, ENGINE_MAX_VOICES, &o->voices);
     case OPT_LATENCY:
         return parse_ulong("--latency", arg, 0, 1000, &o->latency_ms);
+    case OPT_TEMPO:
+        return parse_double("--tempo", arg, beat_tempo_valid, "a tempo from 20 to 999 BPM",
+                            &o->tempo);
+    case OPT_QUANTUM:
+        return parse_double("--quantum", arg, beat_quantum_valid, "a positive number of beats",
+                            &o->quantum);
+    case OPT_QUANT:
+        return parse_double("--quant", arg, quant_ok, "0 or a positive number of beats", &o->quant);
     case OPT_SAMPLE_DIR:
         o->sample_dir = arg;
         return 0;
@@ -319,6 +356,8 @@ int options_parse(int argc, char **argv, struct options *o)
         .slots = ENGINE_DEFAULT_SLOTS,
         .voices = ENGINE_DEFAULT_VOICES,
         .outputs = ENGINE_DEFAULT_PAIRS,
+        .tempo = BEAT_DEFAULT_TEMPO,
+        .quantum = BEAT_DEFAULT_QUANTUM,
     };
     int c;
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {

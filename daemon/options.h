@@ -32,6 +32,8 @@ struct options {
     unsigned long voices;
     unsigned long outputs; /* stereo output pairs */
     unsigned long latency_ms;
+    double tempo, quantum; /* the beat timeline's start (beat.h) */
+    double quant;          /* triggers' launch grid without a quant key; 0: now */
     struct osc_allow allow[OSC_MAX_ALLOW];
     unsigned nallow;
     int verbosity;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "audio.h"
+#include "beat.h"
 #include "link_clock.h"
 #include "loader.h"
 #include "log.h"
@@ -270,6 +271,11 @@ static void handle_trigger(struct protocol *p, const struct req *q, uint32_t typ
         fail_id(p, q->from, q->path, why, (int32_t)id);
         return;
     }
+    /* --quant for a trigger that does not say. */
+    if (!(play.play.keys & PLAY_QUANT) && p->quant > 0) {
+        play.play.quant = p->quant;
+        play.play.keys |= PLAY_QUANT;
+    }
     float vel = play.has_velocity ? play.velocity : 1.0f;
     /* A pad's release sends 0: it must not start (or steal) anything. */
     if (vel == 0)
@@ -317,14 +323,41 @@ static void handle_get(struct protocol *p, const struct req *q)
     reply_get(p->replies, q->from, id, &d);
 }
 
-/* /stop: everything, answered.  /stop id and /stop/ID [value]: one slot,
- * unanswered (a pad's release, value 0, does nothing). */
+/* /stop's keys (only quant) from argument `first` on into `play`;
+ * answers /fail itself (with the slot when `id` >= 0). */
+static bool stop_keys(struct protocol *p, const struct req *q, int first, int64_t id,
+                      struct play_params *play)
+{
+    struct params given = {0};
+    char why[PARAMS_WHY_MAX];
+    int err = params_parse_osc(&given, q->argc - first, q->types + first, q->argv + first,
+                               p->outputs, why);
+    if (err == 0 && (given.has_velocity || (given.play.keys & ~PLAY_QUANT))) {
+        snprintf(why, sizeof(why), "only quant applies to /stop");
+        err = -EINVAL;
+    }
+    if (err < 0) {
+        if (id >= 0)
+            fail_id(p, q->from, q->path, why, (int32_t)id);
+        else
+            fail(p, q->from, q->path, why);
+        return false;
+    }
+    *play = given.play;
+    return true;
+}
+
+/* /stop [key value]...: everything, answered.  /stop id [key value]... and
+ * /stop/ID [value]: one slot, unanswered (a pad's release, value 0, does
+ * nothing).  With `quant`, the fade starts on the launch grid. */
 static void handle_stop(struct protocol *p, const struct req *q)
 {
     uint32_t id;
 
-    if (!q->id_in_path && q->argc == 0) {
-        round_trip(p, q, (struct ctl_msg){.type = CTL_STOP});
+    if (!q->id_in_path && (q->argc == 0 || is_string(q->types[0]))) {
+        struct ctl_msg m = {.type = CTL_STOP};
+        if (stop_keys(p, q, 0, -1, &m.play))
+            round_trip(p, q, m);
         return;
     }
     if (q->id_in_path) {
@@ -337,14 +370,83 @@ static void handle_stop(struct protocol *p, const struct req *q)
             return;
         id = q->path_id;
     } else {
-        if (q->argc != 1) {
-            fail(p, q->from, q->path, "expects [id]");
-            return;
-        }
         if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
             return;
+        struct ctl_msg m = {.type = CTL_STOP_SLOT, .id = id};
+        if (stop_keys(p, q, 1, id, &m.play))
+            push_cmd(p, q, m);
+        return;
     }
     push_cmd(p, q, (struct ctl_msg){.type = CTL_STOP_SLOT, .id = id});
+}
+
+/* One number argument, or /fail with `expects`. */
+static bool one_number(struct protocol *p, const struct req *q, const char *expects, double *v)
+{
+    if (q->argc == 1 && arg_number(q->types[0], q->argv[0], v))
+        return true;
+    fail(p, q->from, q->path, expects);
+    return false;
+}
+
+/* /tempo BPM: the timeline's tempo from the next period on, unanswered.
+ * With Link enabled it is proposed to the session (link_clock_propose_tempo),
+ * whose tempo the engine follows; the engine's own timeline takes it too,
+ * for when Link is left. */
+static void handle_tempo(struct protocol *p, const struct req *q)
+{
+    double bpm;
+    if (!one_number(p, q, "expects BPM", &bpm))
+        return;
+    if (!beat_tempo_valid(bpm)) {
+        fail(p, q->from, q->path, "tempo must be 20 to 999 BPM");
+        return;
+    }
+    if (p->link)
+        link_clock_propose_tempo(p->link, bpm);
+    push_cmd(p, q, (struct ctl_msg){.type = CTL_TEMPO, .beat = bpm});
+}
+
+/* /quantum N: beats per bar, unanswered. */
+static void handle_quantum(struct protocol *p, const struct req *q)
+{
+    double n;
+    if (!one_number(p, q, "expects N", &n))
+        return;
+    if (!beat_quantum_valid(n)) {
+        fail(p, q->from, q->path, "quantum must be a positive number of beats (at most 1024)");
+        return;
+    }
+    push_cmd(p, q, (struct ctl_msg){.type = CTL_QUANTUM, .beat = n});
+}
+
+/* Link's peers and whether it is on, for /beat: none without Link. */
+static void link_state(const struct protocol *p, int32_t *peers, int32_t *enabled)
+{
+    *peers = p->link ? (int32_t)link_clock_peers(p->link) : 0;
+    *enabled = p->link && link_clock_enabled(p->link);
+}
+
+/* The beat now: the last period's span extrapolated to this thread's own
+ * read of JACK's clock (engine_beat_now).  Before the first period, 0. */
+static void beat_now(struct protocol *p, double *beat, double *tempo, double *quantum)
+{
+    double now_us = 0;
+    if (!audio_jack_now_us(p->audio, &now_us))
+        now_us = 0; /* no extrapolation */
+    engine_beat_now(p->engine, now_us, beat, tempo, quantum);
+}
+
+/* /beat -> /beat.reply beat tempo quantum peers link, at once. */
+static void handle_beat(struct protocol *p, const struct req *q)
+{
+    if (!no_args(p, q))
+        return;
+    double beat, tempo, quantum;
+    beat_now(p, &beat, &tempo, &quantum);
+    int32_t peers, link;
+    link_state(p, &peers, &link);
+    reply_beat(p->replies, q->from, beat, (float)tempo, (float)quantum, peers, link);
 }
 
 /* The control side forgets the slot only when the audio thread has
@@ -439,6 +541,10 @@ static void handle_status(struct protocol *p, const struct req *q)
         .stolen = (int64_t)atomic_load(&e->stats.voices_stolen),
         .lost = (int64_t)atomic_load(&e->stats.lost_events),
     };
+    double beat, tempo, quantum;
+    beat_now(p, &beat, &tempo, &quantum);
+    st.tempo = (float)tempo;
+    st.beat = beat;
     reply_status(p->replies, q->from, &st);
 }
 
@@ -598,6 +704,12 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
         handle_version(p, &q);
     else if (strcmp(path, "/quit") == 0)
         handle_quit(p, &q);
+    else if (strcmp(path, "/tempo") == 0)
+        handle_tempo(p, &q);
+    else if (strcmp(path, "/quantum") == 0)
+        handle_quantum(p, &q);
+    else if (strcmp(path, "/beat") == 0)
+        handle_beat(p, &q);
     else if (strcmp(path, "/link") == 0)
         handle_link(p, &q);
     else

@@ -69,6 +69,7 @@ struct protocol {
     _Atomic uint64_t load_seq; /* orders loads, unloads and /set: newer wins */
     _Atomic uint64_t refused;  /* requests answered "busy" */
     double latency;            /* --latency, s: plain messages start this long after arrival */
+    double quant;              /* --quant: triggers' launch grid without a quant key */
     /* Future requests accepted and not yet due; OSC thread only. */
     struct protocol_future future[PROTOCOL_FUTURE_MAX];
     uint32_t nfuture;

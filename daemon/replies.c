@@ -94,9 +94,16 @@ void reply_version(struct replies *rs, const struct osc_peer *to, const char *ve
 
 void reply_status(struct replies *rs, const struct osc_peer *to, const struct reply_status *s)
 {
-    osc_send(rs->osc, to, "/status.reply", "iiiiiffiihshh", s->voices, s->slots, s->xruns, s->late,
-             s->refused, (double)s->dsp_avg, (double)s->dsp_peak, s->rate, s->period,
-             s->sample_bytes, s->state, s->stolen, s->lost);
+    osc_send(rs->osc, to, "/status.reply", "iiiiiffiihshhfd", s->voices, s->slots, s->xruns,
+             s->late, s->refused, (double)s->dsp_avg, (double)s->dsp_peak, s->rate, s->period,
+             s->sample_bytes, s->state, s->stolen, s->lost, (double)s->tempo, s->beat);
+}
+
+void reply_beat(struct replies *rs, const struct osc_peer *to, double beat, float tempo,
+                float quantum, int32_t peers, int32_t link)
+{
+    osc_send(rs->osc, to, "/beat.reply", "dffii", beat, (double)tempo, (double)quantum, peers,
+             link);
 }
 
 void reply_get(struct replies *rs, const struct osc_peer *to, uint32_t id, const struct params *p)

@@ -73,8 +73,13 @@ struct reply_status {
     int64_t sample_bytes;
     const char *state;
     int64_t stolen, lost;
+    float tempo;
+    double beat;
 };
 void reply_status(struct replies *rs, const struct osc_peer *to, const struct reply_status *s);
+/* /beat.reply beat tempo quantum peers link */
+void reply_beat(struct replies *rs, const struct osc_peer *to, double beat, float tempo,
+                float quantum, int32_t peers, int32_t link);
 /* /get.reply ID KEY VALUE ...: the keys set in `p` (params.h's order),
  * values as floats but cut and out as int32. */
 struct params;

@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""Musical time without Link, end to end (issue 17): a real jackd (dummy
+backend), the real looperd, real OSC packets, and the recorded output
+placed on JACK's own frame counter, where the grid is exact.
+
+The engine's own timeline is a function of JACK's frame counter
+(docs/timing.md): beat(f) = f * tempo / (60 * rate) until the first tempo
+change, and after a change applied in the period starting at frame F,
+beat(f) = beat(F) + (f - F) * tempo' / (60 * rate).  A launch point's frame
+is the first frame at or after its instant: ceil(frame of beat B).  The
+recorder's cycle log gives the JACK frame of every recorded frame, so the
+test computes each expected frame itself and compares within 1 frame.
+Where a tempo change applied (its period) is not known to the test, the
+test finds the one period boundary of the recording that explains the
+onsets, and asserts that one does."""
+import math
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from looperd_test import (DaemonCase, disturbed_in, encode_message,  # noqa: E402
+                          sounding_span, timetag_in, write_wav, CycleClock)
+
+RATE = 48000
+PERIOD = 256
+TEMPO = 240  # a beat is 12000 frames, a bar of 4 is 48000 (1 s)
+FPB = 60 * RATE / TEMPO
+LEVEL = 16384  # the flat sample's 16-bit value: 0.5
+FADE = 240     # the declick fade, 5 ms
+
+
+def onsets(xs):
+    """Indices where the signal turns from silence to sound."""
+    return [i for i in range(len(xs)) if xs[i] != 0.0 and (i == 0 or xs[i - 1] == 0.0)]
+
+
+def frame_of(meta, i):
+    """JACK's frame counter at recording index i (the cycle log: entry k is
+    the cycle starting at index k * period, even across a gap)."""
+    c = meta["cycles"][i // PERIOD]
+    return c[0] + i % PERIOD
+
+
+def boundaries(meta):
+    """JACK frames of the recorded periods' first frames."""
+    return [c[0] for c in meta["cycles"]]
+
+
+def grid_frame(b, tempo=TEMPO, anchor=(0, 0.0)):
+    """The frame of beat b on a timeline anchored at (frame, beat)."""
+    f0, b0 = anchor
+    return f0 + math.ceil((b - b0) * 60 * RATE / tempo - 1e-6)
+
+
+def beat_at(f, tempo=TEMPO, anchor=(0, 0.0)):
+    f0, b0 = anchor
+    return b0 + (f - f0) * tempo / (60 * RATE)
+
+
+class Musical(DaemonCase):
+    rate = RATE
+    period = PERIOD
+    daemon_args = ("--tempo", str(TEMPO), "--quantum", "4")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.short = os.path.join(cls.tmp.name, "short.wav")  # 4000 frames, well under a beat
+        write_wav(cls.short, [LEVEL] * 4000, RATE, 1)
+        cls.long = os.path.join(cls.tmp.name, "long.wav")    # 3 s
+        write_wav(cls.long, [LEVEL] * (3 * RATE), RATE, 1)
+        for slot, path in ((0, cls.short), (1, cls.long)):
+            r = cls.osc.request("/load", slot, path, expect=("/done", "/fail"), timeout=10)
+            assert r[0] == "/done", r
+
+    def record(self, action, seconds):
+        """Records while action() runs (it returns what the judge needs);
+        a take disturbed where it sounds is taken again."""
+        def judge(left, right, meta, result):
+            span = sounding_span(left, right)
+            if not span:
+                return None
+            return disturbed_in(meta, 0, span[1])
+        left, right, meta, result, why = self.record_takes(action, seconds, judge)
+        self.assertIsNone(why, "every take was disturbed")
+        return left, meta, result
+
+    def send_frame(self, meta, wall):
+        """The JACK frame at wall-clock time `wall` (the recorder's cycle
+        log and its clock offsets)."""
+        clock = CycleClock(meta["cycles"], meta["wall_minus_jack_us"])
+        k, c, frac = clock.locate(wall)
+        return c[0] + frac * PERIOD
+
+    def quantized_start(self, address, q):
+        def action():
+            t = time.time()
+            self.osc.send(address, 0, 1.0, "quant", float(q))
+            time.sleep(q * 60 / TEMPO + 0.5)
+            self.osc.send("/stop", 0)
+            time.sleep(0.1)
+            return t
+        left, meta, sent = self.record(action, 4)
+        on = onsets(left)
+        self.assertTrue(on, "nothing sounded")
+        s = frame_of(meta, on[0])
+        b = beat_at(s)
+        k = round(b / q)
+        self.assertLessEqual(abs(s - grid_frame(k * q)), 1,
+                             f"onset at frame {s} (beat {b:.5f}) is not on the grid of {q}")
+        # The first point not yet rendered when it was applied: not one
+        # step later than the first after the request was sent.
+        sf = self.send_frame(meta, sent)
+        self.assertGreaterEqual(s, sf - 1)
+        self.assertLessEqual(s - sf, q * FPB + 4 * PERIOD, "a whole grid step late")
+
+    def test_play_quant_4_1_half(self):
+        for q in (4, 1, 0.5):
+            with self.subTest(quant=q):
+                self.quantized_start("/play", q)
+
+    def test_loop_quant(self):
+        for q in (4, 0.5):
+            with self.subTest(quant=q):
+                self.quantized_start("/loop", q)
+
+    def test_quant_0_is_now(self):
+        def action():
+            t = time.time()
+            self.osc.send("/play", 0, 1.0, "quant", 0.0)
+            time.sleep(0.3)
+            return t
+        left, meta, sent = self.record(action, 2)
+        on = onsets(left)
+        self.assertTrue(on)
+        s = frame_of(meta, on[0])
+        self.assertLess(s - self.send_frame(meta, sent), 3 * PERIOD)
+
+    def test_beats_loop_restarts_every_4_beats(self):
+        def action():
+            self.osc.send("/loop", 0, 1.0, "quant", 4.0, "beats", 4.0)
+            time.sleep(3.6)
+            self.osc.send("/stop", 0)
+            time.sleep(0.2)
+        left, meta, _ = self.record(action, 6)
+        on = [frame_of(meta, i) for i in onsets(left)]
+        self.assertGreaterEqual(len(on), 3, on)
+        b0 = beat_at(on[0])
+        self.assertLessEqual(abs(on[0] - grid_frame(round(b0 / 4) * 4)), 1)
+        for k, s in enumerate(on):
+            self.assertLessEqual(abs(s - grid_frame(round(b0) + 4 * k)), 1, on)
+        # The short sample once a cycle, then silence until the restart.
+        first = onsets(left)[0]
+        self.assertTrue(all(v == 0.5 for v in left[first:first + 4000]))
+        self.assertTrue(all(v == 0.0 for v in left[first + 4000:first + 48000 - 1]))
+
+    def test_stop_quant(self):
+        def action():
+            self.osc.send("/loop", 1, 1.0)
+            time.sleep(0.4)
+            self.osc.send("/stop", 1, "quant", 1.0)
+            time.sleep(0.8)
+        left, meta, _ = self.record(action, 3)
+        on = onsets(left)
+        self.assertTrue(on)
+        # The fade starts on the grid: the first frame below full level.
+        i = next(j for j in range(on[0], len(left)) if left[j] < 0.5)
+        f = frame_of(meta, i)
+        b = beat_at(f)
+        self.assertLessEqual(abs(f - grid_frame(round(b))), 1, f"fade at beat {b:.5f}")
+        self.assertTrue(all(v == 0.0 for v in left[i + FADE + 1:]))
+
+    def test_stop_all_quant_answers_on_the_grid(self):
+        self.osc.send("/loop", 1, 1.0)
+        time.sleep(0.2)
+        r = self.osc.request("/stop", "quant", 1.0, expect=("/done", "/fail"))
+        self.assertEqual(r, ("/done", ["/stop"]))
+
+    def test_timetag_then_grid(self):
+        def action():
+            ahead = 0.6
+            t = time.time() + ahead
+            self.osc.send_bundle(timetag_in(ahead), [
+                encode_message("/play", 0, 1.0, "quant", 1.0)])
+            time.sleep(ahead + 0.6)
+            return t
+        left, meta, due = self.record(action, 3)
+        on = onsets(left)
+        self.assertTrue(on)
+        s = frame_of(meta, on[0])
+        tf = self.send_frame(meta, due)
+        b = beat_at(s)
+        self.assertLessEqual(abs(s - grid_frame(round(b))), 1, "not on the beat")
+        self.assertGreaterEqual(s, tf - 2, "before the timetag")
+        self.assertLess(s - FPB, tf + 2, "not the first beat at or after the timetag")
+
+    def test_beat_reply_and_status(self):
+        addr, a = self.osc.request("/beat", expect="/beat.reply")
+        self.assertEqual(len(a), 5, a)
+        beat, tempo, quantum, peers, link = a
+        self.assertAlmostEqual(tempo, TEMPO, places=3)
+        self.assertEqual((quantum, peers, link), (4.0, 0, 0))
+        self.assertGreater(beat, 0)
+        time.sleep(0.5)
+        later = self.osc.request("/beat", expect="/beat.reply")[1][0]
+        # Half a second at 4 beats a second, give or take the machine.
+        self.assertGreater(later - beat, 1.0)
+        self.assertLess(later - beat, 4.0)
+        st = self.osc.status()
+        self.assertAlmostEqual(st["tempo"], TEMPO, places=3)
+        self.assertGreater(st["beat"], later)
+
+    def test_bad_values_fail(self):
+        for address, args in (("/tempo", [10.0]), ("/tempo", [1000.0]), ("/tempo", []),
+                              ("/tempo", ["x"]), ("/quantum", [0.0]), ("/quantum", [-4.0]),
+                              ("/play", [0, 1.0, "quant", -1.0]),
+                              ("/play", [0, 1.0, "beats", 0.0]),
+                              ("/loop", [0, 1.0, "fit", 2.0]),
+                              ("/stop", [0, "rate", 2.0]),
+                              ("/stop", ["quant", -1.0]),
+                              ("/set", [0, "quant", -0.5])):
+            with self.subTest(address=address, args=args):
+                r = self.osc.request(address, *args, expect=("/fail",))
+                self.assertEqual(r[1][0], address, r)
+        # Nothing changed.
+        a = self.osc.request("/beat", expect="/beat.reply")[1]
+        self.assertAlmostEqual(a[1], TEMPO, places=3)
+        self.assertEqual(a[2], 4.0)
+
+
+class TempoChange(DaemonCase):
+    """A /tempo change moves what waits to the new tempo's time for its beat;
+    each test is one daemon's timeline from its start."""
+    rate = RATE
+    period = PERIOD
+    daemon_args = ("--tempo", str(TEMPO))
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.short = os.path.join(cls.tmp.name, "short.wav")
+        write_wav(cls.short, [LEVEL] * 4000, RATE, 1)
+        r = cls.osc.request("/load", 0, cls.short, expect=("/done", "/fail"), timeout=10)
+        assert r[0] == "/done", r
+        cls.ramp = os.path.join(cls.tmp.name, "ramp.wav")
+        write_wav(cls.ramp, [100 + RAMP_STEP * i for i in range(RAMP_FRAMES)], RATE, 1)
+        r = cls.osc.request("/load", 1, cls.ramp, expect=("/done", "/fail"), timeout=10)
+        assert r[0] == "/done", r
+        cls.tempo = TEMPO
+        cls.anchor = (0, 0.0)
+
+    def record(self, action, seconds):
+        def judge(left, right, meta, result):
+            span = sounding_span(left, right)
+            return disturbed_in(meta, 0, span[1]) if span else None
+        left, right, meta, result, why = self.record_takes(action, seconds, judge)
+        self.assertIsNone(why, "every take was disturbed")
+        return left, meta, result
+
+    def wait_bar_start(self):
+        """Until just after a bar line (phase < 0.5 beat), by /beat."""
+        for _ in range(400):
+            b = self.osc.request("/beat", expect="/beat.reply")[1][0]
+            if 0.05 < b % 4 < 0.5:
+                return b
+            time.sleep(0.02)
+        self.fail("no bar line seen")
+
+    def explain(self, meta, first, bar, before, new_tempo):
+        """The period boundary F at which the tempo changed from `before`
+        (tempo, anchor) to new_tempo, such that beat `bar` falls on frame
+        `first`; or None."""
+        tempo0, anchor0 = before
+        for f in boundaries(meta):
+            if f > first:
+                break
+            anchor = (f, beat_at(f, tempo0, anchor0))
+            if abs(grid_frame(bar, new_tempo, anchor) - first) <= 1:
+                return anchor
+        return None
+
+    def test_1_tempo_change_moves_a_waiting_start(self):
+        def action():
+            self.wait_bar_start()
+            self.osc.send("/play", 0, 1.0, "quant", 4.0)
+            self.osc.send("/tempo", 120.0)
+            time.sleep(3.0)
+        left, meta, _ = self.record(action, 5)
+        on = onsets(left)
+        self.assertTrue(on)
+        s = frame_of(meta, on[0])
+        # The bar it waited for, counted at the old tempo from frame 0.
+        bar = math.ceil(beat_at(frame_of(meta, 0)) / 4) * 4
+        while grid_frame(bar) < s - 3 * RATE:
+            bar += 4
+        anchor = None
+        for b in (bar, bar + 4):
+            anchor = self.explain(meta, s, b, (TEMPO, (0, 0.0)), 120)
+            if anchor:
+                break
+        self.assertIsNotNone(anchor, f"onset {s} is not a bar line of the new tempo")
+        self.assertGreater(abs(s - grid_frame(b)), RATE // 4,
+                           "it started where the old tempo put its bar")
+        a = self.osc.request("/beat", expect="/beat.reply")[1]
+        self.assertAlmostEqual(a[1], 120, places=3)
+        type(self).tempo, type(self).anchor = 120, anchor
+
+    def test_2_beats_loop_through_a_tempo_change(self):
+        tempo0, anchor0 = self.tempo, self.anchor
+
+        def action():
+            self.wait_bar_start()
+            self.osc.send("/loop", 0, 1.0, "quant", 4.0, "beats", 4.0)
+            time.sleep(2.2 * 4 * 60 / tempo0)
+            self.osc.send("/tempo", 200.0)
+            time.sleep(3 * 4 * 60 / 200 + 0.5)
+            self.osc.send("/stop", 0)
+            time.sleep(0.2)
+        left, meta, _ = self.record(action, 14)
+        on = [frame_of(meta, i) for i in onsets(left)]
+        self.assertGreaterEqual(len(on), 5, on)
+        b0 = round(beat_at(on[0], tempo0, anchor0))
+        self.assertEqual(b0 % 4, 0, "the loop did not start on a bar")
+        # Before the change: every 4 beats at the old tempo.
+        k = 0
+        while k < len(on) and abs(on[k] - grid_frame(b0 + 4 * k, tempo0, anchor0)) <= 1:
+            k += 1
+        self.assertGreaterEqual(k, 2, on)
+        self.assertLess(k, len(on), "no restart after the change")
+        # After: one anchor explains every later restart at the new tempo.
+        anchor = self.explain(meta, on[k], b0 + 4 * k, (tempo0, anchor0), 200)
+        self.assertIsNotNone(anchor, f"restart {on[k]} is off the new tempo's grid")
+        self.assertGreater(anchor[0], on[k - 1])
+        for j in range(k, len(on)):
+            self.assertLessEqual(abs(on[j] - grid_frame(b0 + 4 * j, 200, anchor)), 1, on)
+        type(self).tempo, type(self).anchor = 200, anchor
+
+    def test_3_fit_matches_the_formula(self):
+        tempo0, anchor0 = self.tempo, self.anchor
+        # A ramp of 4000 frames over 2 beats: rate 4000 / (2 * 60 * RATE /
+        # tempo); a restart shows as the ramp falling back to its start.
+        span = 2 * 60 * RATE / tempo0
+        rate = RAMP_FRAMES / span
+
+        def action():
+            self.wait_bar_start()
+            self.osc.send("/loop", 1, 1.0, "quant", 1.0, "beats", 2.0, "fit", 1)
+            time.sleep(2.5)
+            self.osc.send("/stop", 1)
+            time.sleep(0.2)
+        left, meta, _ = self.record(action, 5)
+        on = onsets(left)
+        self.assertTrue(on)
+        starts = [on[0]] + [i for i in range(on[0] + 1, len(left))
+                            if left[i] < left[i - 1] - 0.1 and left[i] > 0]
+        self.assertGreaterEqual(len(starts), 3, starts)
+        f0 = frame_of(meta, starts[0])
+        self.assertLessEqual(abs(f0 - grid_frame(round(beat_at(f0, tempo0, anchor0)),
+                                                 tempo0, anchor0)), 1)
+        for a, b in zip(starts, starts[1:]):
+            self.assertLessEqual(abs(frame_of(meta, b) - frame_of(meta, a) - span), 1, starts)
+            # The slope inside the cycle is the fitted rate.
+            m = int(span * 0.8)
+            got = (left[a + 100 + m] - left[a + 100]) * 32768 / (RAMP_STEP * m)
+            self.assertAlmostEqual(got, rate, delta=1e-4)
+
+
+RAMP_FRAMES = 4000
+RAMP_STEP = 8
+
+
+if __name__ == "__main__":
+    unittest.main()
