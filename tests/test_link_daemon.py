@@ -248,6 +248,40 @@ class LinkDaemonCase(unittest.TestCase):
             self.assertEqual(msg[1][0], "/link", msg)
         self.assertTrue(d.running())
 
+    def test_link_start_stop_holds_quantized_launches(self):
+        """--link-start-stop: a quantized /play waits while the session is
+        stopped (a new Link session starts stopped) and starts on a beat
+        once a peer starts it."""
+        rate, period = 48000, 256
+        jack = self.keep(JackServer(rate=rate, period=period))
+        ns = self.keep(LoNamespace())
+        ns_path = f"/proc/{ns.holder.pid}/ns/net"
+        d, osc = self.daemon(jack, ns.prefix, ns_path, "--link-start-stop")
+        probe = self.keep(Probe(ns.prefix, 120, "probe"))
+        probe.ask("sync 1")
+        wait_for("the probe sees looperd", lambda: probe.ask("peers")["peers"] >= 1)
+        wav = os.path.join(self.tmp, "click.wav")
+        write_wav(wav, [(16384, 16384)] + [(0, 0)] * 4799, rate, 2)
+        msg = osc.request("/load", 1, wav, expect=("/done", "/fail"), timeout=10)
+        self.assertEqual(msg[0], "/done", msg)
+        self.assertFalse(probe.ask("beat 1")["playing"], "a new session is stopped")
+        rec = self.keep(Recorder(jack, d.outputs, seconds=10))
+        beat_us = 60e6 / probe.ask("tempo")["tempo"]
+        osc.send("/play", 1, 1.0, "quant", 1.0)
+        time.sleep(beat_us * 2.5e-6)  # two and a half beats of a stopped session
+        play_at = probe.ask("clock")["clock"]
+        probe.ask("play 1")
+        time.sleep(beat_us * 2e-6)
+        samples, meta = rec.stop()
+        onsets = click_onsets(samples)
+        self.assertEqual(len(onsets), 1, f"onsets at {onsets}")
+        r_j = sum(meta["raw_minus_jack_us"]) / 2
+        host = onset_jack_us(meta, onsets[0], period) + r_j  # only the recorder: latency 0
+        self.assertEqual(playback_latency(jack, d.outputs[0]), 0)
+        self.assertGreater(host, play_at, "the launch did not wait for the session to play")
+        beat = probe.ask(f"beat 1 {int(host - beat_us / 2)}")["next_bar_us"]
+        self.assertLess(abs(host - beat), ONE_MS, f"onset {host - beat:+.1f} us from the beat")
+
     # ---- two looperd, each told /loop ... quant 4 at another moment -------
 
     def two_daemons_on_bars(self, prefixes: list[list[str]], ns_paths: list[str]):
