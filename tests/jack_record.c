@@ -53,8 +53,8 @@
  *   in microseconds, each the tightest of several readings of the wall clock
  *   on both sides of one jack_get_time(), taken on the main thread when the
  *   recording starts and when it ends.
- * - "raw_minus_jack_us": [start, end], CLOCK_MONOTONIC_RAW (Ableton Link's
- *   clock) minus jack_get_time(), read the same way at the same moments.
+ * - "raw_minus_jack_us": [start, end], CLOCK_MONOTONIC_RAW
+ *   minus jack_get_time(), read the same way at the same moments.
  * - "first_frame_wall_us": the wall-clock time of frame first_frame_time
  *   (its cycle's usecs + the start offset), or null.
  * So a wall-clock time W maps to JACK frame
