@@ -43,7 +43,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (Daemon, JackServer, OscClient, Recorder,  # noqa: E402
                           find_onset, write_wav)
-from test_link import (PROBE, LoNamespace, Probe, VethPair,  # noqa: E402
+from test_link import (PROBE, LinkHut, LoNamespace, Probe, VethPair,  # noqa: E402
                        wait_for, wire_tempo)
 
 CLONE_NEWNET = 0x40000000
@@ -246,6 +246,24 @@ class LinkDaemonCase(unittest.TestCase):
         for bad in ((2,), (), ("on",), (1, 1)):
             msg = osc.request("/link", *bad, expect="/fail")
             self.assertEqual(msg[1][0], "/link", msg)
+        self.assertTrue(d.running())
+
+    def test_linkhut_sees_looperd_and_its_tempo_reaches_beat_reply(self):
+        jack = self.keep(JackServer())
+        ns = self.keep(LoNamespace())
+        d, osc = self.daemon(jack, ns.prefix, f"/proc/{ns.holder.pid}/ns/net")
+        hut = self.keep(LinkHut(ns.prefix, jack.env))
+        wait_for("LinkHut sees looperd", lambda: hut.state()[1] >= 1)
+        wait_for("looperd sees LinkHut", lambda: self.beat_reply(osc)[3] >= 1)
+        # LinkHut's 'e' is one BPM up: its tempo becomes looperd's.
+        before = hut.state()[2]
+        hut.key(b"e")
+        wait_for("LinkHut's tempo in /beat.reply",
+                 lambda: abs(self.beat_reply(osc)[1] - (before + 1)) < 1e-3)
+        # And looperd's /tempo shows in LinkHut.
+        osc.send("/tempo", 111.0)
+        wait_for("LinkHut shows looperd's 111", lambda: abs(hut.state()[2] - wire_tempo(111)) < 1e-3)
+        hut.quit()
         self.assertTrue(d.running())
 
     def test_link_start_stop_holds_quantized_launches(self):
