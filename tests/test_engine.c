@@ -1994,6 +1994,144 @@ static void test_engine_init_checks_the_pairs(void **state)
     engine_destroy(&e);
 }
 
+/* ---- musical time (beat.h): the own timeline on JACK's frame counter ---- */
+
+/* One period whose first frame is JACK frame `frame`. */
+static void run_at(struct fixture *f, uint64_t frame, uint32_t n)
+{
+    struct engine_clock c = {
+        .t0 = us_of(frame), .t1 = us_of(frame + n), .frame = frame, .has_frame = true};
+    engine_process(&f->e, f->outs, n, c);
+}
+
+static void send_quant(struct fixture *f, uint32_t type, uint32_t id, double quant, double beats)
+{
+    struct ctl_msg m = {.type = type, .id = id, .velocity = 1.0f};
+    m.play.keys = PLAY_QUANT | (beats > 0 ? PLAY_BEATS : 0);
+    m.play.quant = quant;
+    m.play.beats = beats;
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
+}
+
+static void send_value(struct fixture *f, uint32_t type, double v)
+{
+    struct ctl_msg m = {.type = type, .beat = v};
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
+}
+
+/* Renders periods from JACK frame `from` to `to` (multiples of PERIOD from
+ * `from`) and gives the frames where the left output turns from silence to
+ * sound (after the last period rendered), up to `max` of them. */
+static int onsets_between(struct fixture *f, uint64_t from, uint64_t to, uint64_t *on, int max)
+{
+    int n = 0;
+    float last = f->l[PERIOD - 1]; /* the period before */
+    for (uint64_t p = from; p < to; p += PERIOD) {
+        run_at(f, p, PERIOD);
+        for (uint32_t i = 0; i < PERIOD; i++) {
+            if (f->l[i] != 0 && last == 0 && n < max)
+                on[n++] = p + i;
+            last = f->l[i];
+        }
+    }
+    return n;
+}
+
+/* At 120 BPM and 48 kHz a beat is 24000 frames: quant 1, 4 and 0.5 start on
+ * the first such frame not yet rendered. */
+static void test_quantized_play_starts_on_the_grid(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(100), 1);
+    static const struct {
+        double q;
+        uint64_t at, want;
+    } cases[] = {{1, 1024, 24000}, {4, 24064, 96000}, {0.5, 96128, 108000}, {1, 120000, 120000}};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        send_quant(f, CTL_PLAY, 0, cases[k].q, 0);
+        uint64_t on[2];
+        int n = onsets_between(f, cases[k].at, cases[k].want + 2 * PERIOD, on, 2);
+        assert_int_equal(n, 1);
+        assert_int_equal(on[0], cases[k].want);
+    }
+    assert_int_equal(atomic_load(&f->e.grid_pending), 0);
+}
+
+/* A tempo change while a start waits moves it to the new tempo's time for
+ * the same beat. */
+static void test_tempo_change_moves_a_waiting_start(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(100), 1);
+    send_quant(f, CTL_PLAY, 0, 4, 0);
+    run_at(f, 1024, PERIOD); /* waits for beat 4, frame 96000 at 120 BPM */
+    assert_int_equal(f->e.grid.n, 1);
+    send_value(f, CTL_TEMPO, 60);
+    /* Applied in the period at 24000 (beat 1): beat 4 is 3 beats of 48000
+     * frames later. */
+    uint64_t on[2];
+    int n = onsets_between(f, 24000, 24000 + 3 * 48000 + PERIOD, on, 2);
+    assert_int_equal(n, 1);
+    assert_int_equal(on[0], 24000 + 3 * 48000);
+    double beat, tempo, quantum;
+    assert_true(engine_beat_now(&f->e, 0, &beat, &tempo, &quantum));
+    assert_true(tempo == 60 && quantum == 4);
+    send_value(f, CTL_QUANTUM, 3);
+    run_at(f, 200000, PERIOD);
+    assert_true(engine_beat_now(&f->e, 0, &beat, &tempo, &quantum));
+    assert_true(quantum == 3);
+}
+
+/* A `beats 2` loop of a sample shorter than 2 beats: once a cycle, then
+ * silence; a stop cancels the restarts. */
+static void test_beats_loop_restarts_and_stops(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(10000), 1);
+    send_quant(f, CTL_LOOP, 0, 1, 2);
+    uint64_t on[4];
+    int n = onsets_between(f, 1024, 24000 + 2 * 48000 + PERIOD, on, 4);
+    assert_int_equal(n, 3);
+    assert_int_equal(on[0], 24000);
+    assert_int_equal(on[1], 24000 + 48000);
+    assert_int_equal(on[2], 24000 + 2 * 48000);
+    assert_int_equal(f->e.nrestart, 1);
+    send(f, CTL_STOP_SLOT, 0, 0, NULL);
+    n = onsets_between(f, 24000 + 2 * 48000 + PERIOD, 24000 + 4 * 48000, on, 4);
+    assert_int_equal(n, 0);
+    assert_int_equal(f->e.nrestart, 0);
+    assert_int_equal(f->e.slots[0].rheap, ENGINE_NONE);
+}
+
+/* Quantized requests take places of the grid: bounded, and given back. */
+static void test_grid_is_bounded(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(100), 1);
+    struct ctl_msg m = {.type = CTL_PLAY, .id = 0, .velocity = 1.0f};
+    m.play.keys = PLAY_QUANT;
+    m.play.quant = 4;
+    uint32_t sent = 0;
+    for (;;) {
+        int r = engine_send(&f->e, &m, 0);
+        if (r == -EAGAIN) { /* the command ring: let the engine take them */
+            run_at(f, 1024, PERIOD);
+            continue;
+        }
+        if (r == -ENOSPC)
+            break;
+        assert_int_equal(r, 0);
+        sent++;
+    }
+    assert_int_equal(sent, ENGINE_GRID);
+    run_at(f, 1088, PERIOD);
+    assert_int_equal(f->e.grid.n, ENGINE_GRID);
+    /* All start on beat 4 (frame 96000); the pool steals as ever. */
+    run_at(f, 96000 - 32, PERIOD);
+    assert_int_equal(f->e.grid.n, 0);
+    assert_int_equal(atomic_load(&f->e.grid_pending), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -2036,6 +2174,10 @@ int main(void)
         T(test_stop_slot_uses_the_release_and_unload_the_declick_fade),
         T(test_voice_sounds_on_its_output_pair_only),
         cmocka_unit_test(test_engine_init_checks_the_pairs),
+        cmocka_unit_test_setup_teardown(test_quantized_play_starts_on_the_grid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tempo_change_moves_a_waiting_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_beats_loop_restarts_and_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grid_is_bounded, setup, teardown),
         cmocka_unit_test(test_cut_takes_the_oldest_started_fading_voice),
         cmocka_unit_test(test_full_ring_of_plays_in_one_period),
         cmocka_unit_test(test_pool_matches_a_walk_small),

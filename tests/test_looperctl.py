@@ -131,6 +131,25 @@ class LooperctlEndToEnd(DaemonCase):
         cols = {len(line) - len(line[16:].lstrip()) for line in p.stdout.splitlines()}
         self.assertEqual(cols, {17}, p.stdout)
 
+    def test_tempo_and_beat(self):
+        p = self.ctl("tempo", "150")
+        self.assertExit(p, 0)
+        p = self.ctl("beat")
+        self.assertExit(p, 0)
+        rows = {}
+        for line in p.stdout.splitlines():
+            label, _, value = line.partition("  ")
+            rows[label.strip()] = value.strip()
+        self.assertEqual(rows.get("tempo"), "150.00 BPM", p.stdout)
+        self.assertRegex(rows.get("beat", ""), r"^\d+\.\d{3} \(bar \d+, beat [\d.]+ of 4\)$")
+        self.assertEqual(rows.get("link peers"), "0 (Link off)", p.stdout)
+        p = self.ctl("status")
+        self.assertIn("150.00 BPM", p.stdout)
+        p = self.ctl("tempo", "5")
+        self.assertExit(p, 1)
+        self.assertIn("tempo must be 20 to 999 BPM", p.stderr)
+        self.assertExit(self.ctl("tempo", "120"), 0)
+
     def test_version(self):
         p = self.ctl("version")
         self.assertExit(p, 0)

@@ -20,8 +20,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (DaemonCase, disturbed_in, encode_message,  # noqa: E402
-                          sounding_span, timetag_in, write_wav, CycleClock)
+from looperd_test import (CycleClock, Daemon, DaemonCase, OscClient,  # noqa: E402
+                          disturbed_in, encode_message, sounding_span, timetag_in,
+                          write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -231,8 +232,9 @@ class Musical(DaemonCase):
 
 
 class TempoChange(DaemonCase):
-    """A /tempo change moves what waits to the new tempo's time for its beat;
-    each test is one daemon's timeline from its start."""
+    """A /tempo change moves what waits to the new tempo's time for its beat.
+    Every take starts a fresh daemon, whose timeline is then exactly
+    beat(f) = f * TEMPO / (60 * RATE) until the take's own change."""
     rate = RATE
     period = PERIOD
     daemon_args = ("--tempo", str(TEMPO))
@@ -242,20 +244,31 @@ class TempoChange(DaemonCase):
         super().setUpClass()
         cls.short = os.path.join(cls.tmp.name, "short.wav")
         write_wav(cls.short, [LEVEL] * 4000, RATE, 1)
-        r = cls.osc.request("/load", 0, cls.short, expect=("/done", "/fail"), timeout=10)
-        assert r[0] == "/done", r
         cls.ramp = os.path.join(cls.tmp.name, "ramp.wav")
         write_wav(cls.ramp, [100 + RAMP_STEP * i for i in range(RAMP_FRAMES)], RATE, 1)
-        r = cls.osc.request("/load", 1, cls.ramp, expect=("/done", "/fail"), timeout=10)
-        assert r[0] == "/done", r
-        cls.tempo = TEMPO
-        cls.anchor = (0, 0.0)
+
+    @classmethod
+    def fresh_daemon(cls):
+        cls.osc.close()
+        code = cls.daemon.stop()
+        log = cls.daemon.log()
+        cls.daemon.close()
+        assert code == 0, f"looperd exited {code}:\n{log}"
+        cls.daemon = Daemon(cls.jack, extra_args=list(cls.daemon_args))
+        cls.osc = OscClient(cls.daemon.port)
+        for slot, path in ((0, cls.short), (1, cls.ramp)):
+            r = cls.osc.request("/load", slot, path, expect=("/done", "/fail"), timeout=10)
+            assert r[0] == "/done", r
+
+    def setUp(self):
+        self.fresh_daemon()
 
     def record(self, action, seconds):
         def judge(left, right, meta, result):
             span = sounding_span(left, right)
             return disturbed_in(meta, 0, span[1]) if span else None
-        left, right, meta, result, why = self.record_takes(action, seconds, judge)
+        left, right, meta, result, why = self.record_takes(action, seconds, judge,
+                                                           before_retake=self.fresh_daemon)
         self.assertIsNone(why, "every take was disturbed")
         return left, meta, result
 
@@ -268,20 +281,21 @@ class TempoChange(DaemonCase):
             time.sleep(0.02)
         self.fail("no bar line seen")
 
-    def explain(self, meta, first, bar, before, new_tempo):
-        """The period boundary F at which the tempo changed from `before`
-        (tempo, anchor) to new_tempo, such that beat `bar` falls on frame
+    def explain(self, meta, first, bar, new_tempo, after=0):
+        """The anchor (F, beat(F)) of a change from TEMPO to new_tempo at a
+        period boundary F (after `after`) that puts beat `bar` on frame
         `first`; or None."""
-        tempo0, anchor0 = before
         for f in boundaries(meta):
             if f > first:
                 break
-            anchor = (f, beat_at(f, tempo0, anchor0))
+            if f <= after:
+                continue
+            anchor = (f, beat_at(f))
             if abs(grid_frame(bar, new_tempo, anchor) - first) <= 1:
                 return anchor
         return None
 
-    def test_1_tempo_change_moves_a_waiting_start(self):
+    def test_tempo_change_moves_a_waiting_start(self):
         def action():
             self.wait_bar_start()
             self.osc.send("/play", 0, 1.0, "quant", 4.0)
@@ -291,13 +305,12 @@ class TempoChange(DaemonCase):
         on = onsets(left)
         self.assertTrue(on)
         s = frame_of(meta, on[0])
-        # The bar it waited for, counted at the old tempo from frame 0.
+        # The bar it waited for: the first after the recording began, at
+        # the old tempo (the request came within half a beat of a bar).
         bar = math.ceil(beat_at(frame_of(meta, 0)) / 4) * 4
-        while grid_frame(bar) < s - 3 * RATE:
-            bar += 4
         anchor = None
-        for b in (bar, bar + 4):
-            anchor = self.explain(meta, s, b, (TEMPO, (0, 0.0)), 120)
+        for b in (bar, bar + 4, bar + 8):
+            anchor = self.explain(meta, s, b, 120)
             if anchor:
                 break
         self.assertIsNotNone(anchor, f"onset {s} is not a bar line of the new tempo")
@@ -305,66 +318,66 @@ class TempoChange(DaemonCase):
                            "it started where the old tempo put its bar")
         a = self.osc.request("/beat", expect="/beat.reply")[1]
         self.assertAlmostEqual(a[1], 120, places=3)
-        type(self).tempo, type(self).anchor = 120, anchor
 
-    def test_2_beats_loop_through_a_tempo_change(self):
-        tempo0, anchor0 = self.tempo, self.anchor
-
+    def test_beats_loop_through_a_tempo_change(self):
         def action():
             self.wait_bar_start()
             self.osc.send("/loop", 0, 1.0, "quant", 4.0, "beats", 4.0)
-            time.sleep(2.2 * 4 * 60 / tempo0)
+            time.sleep(3.3)
             self.osc.send("/tempo", 200.0)
             time.sleep(3 * 4 * 60 / 200 + 0.5)
             self.osc.send("/stop", 0)
             time.sleep(0.2)
-        left, meta, _ = self.record(action, 14)
+        left, meta, _ = self.record(action, 10)
         on = [frame_of(meta, i) for i in onsets(left)]
         self.assertGreaterEqual(len(on), 5, on)
-        b0 = round(beat_at(on[0], tempo0, anchor0))
+        b0 = round(beat_at(on[0]))
         self.assertEqual(b0 % 4, 0, "the loop did not start on a bar")
         # Before the change: every 4 beats at the old tempo.
         k = 0
-        while k < len(on) and abs(on[k] - grid_frame(b0 + 4 * k, tempo0, anchor0)) <= 1:
+        while k < len(on) and abs(on[k] - grid_frame(b0 + 4 * k)) <= 1:
             k += 1
         self.assertGreaterEqual(k, 2, on)
         self.assertLess(k, len(on), "no restart after the change")
         # After: one anchor explains every later restart at the new tempo.
-        anchor = self.explain(meta, on[k], b0 + 4 * k, (tempo0, anchor0), 200)
-        self.assertIsNotNone(anchor, f"restart {on[k]} is off the new tempo's grid")
-        self.assertGreater(anchor[0], on[k - 1])
+        anchor = self.explain(meta, on[k], b0 + 4 * k, 200, after=on[k - 1])
+        self.assertIsNotNone(anchor, f"restart {on[k]} is off the new tempo's grid: {on}")
         for j in range(k, len(on)):
             self.assertLessEqual(abs(on[j] - grid_frame(b0 + 4 * j, 200, anchor)), 1, on)
-        type(self).tempo, type(self).anchor = 200, anchor
 
-    def test_3_fit_matches_the_formula(self):
-        tempo0, anchor0 = self.tempo, self.anchor
+    def test_fit_matches_the_formula_and_follows_the_tempo(self):
         # A ramp of 4000 frames over 2 beats: rate 4000 / (2 * 60 * RATE /
-        # tempo); a restart shows as the ramp falling back to its start.
-        span = 2 * 60 * RATE / tempo0
-        rate = RAMP_FRAMES / span
-
+        # tempo).
         def action():
             self.wait_bar_start()
             self.osc.send("/loop", 1, 1.0, "quant", 1.0, "beats", 2.0, "fit", 1)
-            time.sleep(2.5)
+            time.sleep(1.6)
+            self.osc.send("/tempo", 120.0)
+            time.sleep(2.6)
             self.osc.send("/stop", 1)
             time.sleep(0.2)
-        left, meta, _ = self.record(action, 5)
+        left, meta, _ = self.record(action, 6)
         on = onsets(left)
         self.assertTrue(on)
-        starts = [on[0]] + [i for i in range(on[0] + 1, len(left))
-                            if left[i] < left[i - 1] - 0.1 and left[i] > 0]
-        self.assertGreaterEqual(len(starts), 3, starts)
+        # A cycle starts alone (the fitted range ends with its cycle): on
+        # the ramp's first value exactly.
+        v0 = 100 / 32768
+        starts = [i for i in range(on[0], len(left))
+                  if abs(left[i] - v0) < 1e-7 and abs(left[i - 1] - v0) >= 1e-7]
+        self.assertGreaterEqual(len(starts), 5, starts)
         f0 = frame_of(meta, starts[0])
-        self.assertLessEqual(abs(f0 - grid_frame(round(beat_at(f0, tempo0, anchor0)),
-                                                 tempo0, anchor0)), 1)
-        for a, b in zip(starts, starts[1:]):
-            self.assertLessEqual(abs(frame_of(meta, b) - frame_of(meta, a) - span), 1, starts)
+        self.assertLessEqual(abs(f0 - grid_frame(round(beat_at(f0)))), 1)
+        lengths = [frame_of(meta, b) - frame_of(meta, a) for a, b in zip(starts, starts[1:])]
+        fast, slow = 2 * 60 * RATE / TEMPO, 2 * 60 * RATE / 120
+        self.assertLessEqual(abs(lengths[0] - fast), 1, lengths)
+        self.assertLessEqual(abs(lengths[-1] - slow), 1, lengths)
+        for a, n in zip(starts, lengths):
+            if abs(n - fast) > 1 and abs(n - slow) > 1:
+                continue  # the cycle the change fell in
             # The slope inside the cycle is the fitted rate.
-            m = int(span * 0.8)
+            m = int(n * 0.8)
             got = (left[a + 100 + m] - left[a + 100]) * 32768 / (RAMP_STEP * m)
-            self.assertAlmostEqual(got, rate, delta=1e-4)
+            self.assertAlmostEqual(got, RAMP_FRAMES / n, delta=1e-4, msg=lengths)
 
 
 RAMP_FRAMES = 4000

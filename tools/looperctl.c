@@ -99,7 +99,8 @@ static void usage(FILE *f)
             "  play ID [VEL] [KEY=VALUE]...\n"
             "                       start a one-shot voice of slot ID (velocity 0..1);\n"
             "                       keys: rate begin end pan gain attack release\n"
-            "                       sustain cut out velocity (docs/protocol.md)\n"
+            "                       sustain cut out quant beats fit velocity\n"
+            "                       (docs/protocol.md)\n"
             "  loop ID [VEL] [KEY=VALUE]...\n"
             "                       start a looping voice of slot ID\n"
             "  set ID [KEY=VALUE]...\n"
@@ -108,7 +109,9 @@ static void usage(FILE *f)
             "  get ID               print slot ID's defaults as KEY=VALUE\n"
             "  stop [ID]            fade out every voice, or those of slot ID\n"
             "  unload ID            empty slot ID\n"
-            "  status               voices, slots, xruns, DSP load, memory\n"
+            "  status               voices, slots, xruns, DSP load, memory, tempo, beat\n"
+            "  tempo BPM            set the tempo (20..999)\n"
+            "  beat                 the beat now, the tempo and the quantum\n"
             "  version              the daemon's version\n"
             "  quit                 ask the daemon to shut down\n\n"
             "Options:\n"
@@ -555,7 +558,7 @@ static void print_bytes(const char *label, int64_t bytes)
 
 /* /status.reply: i voices, i slots, i xruns, i late, i refused, f dsp avg %,
  * f dsp peak %, i rate, i period, h sample bytes [, s state [, h stolen,
- * h lost]] (docs/protocol.md). */
+ * h lost [, f tempo, d beat]]] (docs/protocol.md). */
 static void print_status(const struct reply *r)
 {
     int64_t rate = arg_int(r, 7, 0), period = arg_int(r, 8, 0);
@@ -580,6 +583,10 @@ static void print_status(const struct reply *r)
     if (r->argc > 12) {
         printf("%-16s %lld\n", "voices stolen", (long long)arg_int(r, 11, 0));
         printf("%-16s %lld\n", "lost events", (long long)arg_int(r, 12, 0));
+    }
+    if (r->argc > 14) {
+        printf("%-16s %.2f BPM\n", "tempo", arg_real(r, 13, 0));
+        printf("%-16s %.3f\n", "beat", arg_real(r, 14, 0));
     }
 }
 
@@ -885,6 +892,47 @@ static int cmd_quit(struct cmd_ctx *k)
     return EXIT_OK;
 }
 
+/* /tempo BPM: unanswered when good; a /ping behind it tells. */
+static int cmd_tempo(struct cmd_ctx *k)
+{
+    char *end;
+    double bpm = strtod(k->argv[0], &end);
+    if (!*k->argv[0] || *end || !isfinite(bpm)) {
+        fprintf(stderr, "looperctl: tempo wants a number of BPM, not '%s'\n", k->argv[0]);
+        return EXIT_USAGE;
+    }
+    lo_message m = lo_message_new();
+    if (m && lo_message_add_double(m, bpm) < 0) {
+        lo_message_free(m);
+        m = NULL;
+    }
+    int st = send_then_ping(k, "tempo", "/tempo", m);
+    if (st >= 0)
+        return st;
+    printf("tempo %g BPM\n", bpm);
+    return EXIT_OK;
+}
+
+/* /beat.reply d beat, f tempo, f quantum, i peers, i link. */
+static int cmd_beat(struct cmd_ctx *k)
+{
+    double t0 = mono_s();
+    if (send_simple(k->c, "/beat") < 0)
+        return EXIT_USAGE;
+    int st =
+        finish(k, "beat", &(struct expect){.ok_path = "/beat.reply", .fail_for = {"/beat"}}, t0);
+    if (st >= 0)
+        return st;
+    double beat = arg_real(k->r, 0, 0), quantum = arg_real(k->r, 2, 0);
+    printf("%-16s %.3f (bar %lld, beat %.3f of %g)\n", "beat", beat,
+           quantum > 0 ? (long long)floor(beat / quantum) : 0LL,
+           quantum > 0 ? beat - floor(beat / quantum) * quantum : beat, quantum);
+    printf("%-16s %.2f BPM\n", "tempo", arg_real(k->r, 1, 0));
+    printf("%-16s %lld%s\n", "link peers", (long long)arg_int(k->r, 3, 0),
+           arg_int(k->r, 4, 0) ? "" : " (Link off)");
+    return EXIT_OK;
+}
+
 static const struct command {
     const char *name;
     int min_args, max_args;
@@ -901,6 +949,8 @@ static const struct command {
     {"stop",    0, 1, cmd_stop,    "stop [ID]"},
     {"unload",  1, 1, cmd_unload,  "unload ID"},
     {"status",  0, 0, cmd_status,  "status"},
+    {"tempo",   1, 1, cmd_tempo,   "tempo BPM"},
+    {"beat",    0, 0, cmd_beat,    "beat"},
     {"version", 0, 0, cmd_version, "version"},
     {"quit",    0, 0, cmd_quit,    "quit"},
     /* clang-format on */
