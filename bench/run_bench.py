@@ -1156,7 +1156,8 @@ def print_table(R):
     lk = g("link") or {}
     cost, gaps, errs = lk.get("cost"), lk.get("gaps_us"), lk.get("errs_us")
     row("Ableton Link per period on the audio thread (us): mean, p99, max",
-        cost and f"{cost['mean_us']:.2f}, {cost['p99_us']:.2f}, {cost['max_us']:.1f}", "", "", "")
+        cost and f"{cost['mean_us']:.2f}, {cost['p99_us']:.2f}, {cost['max_us']:.1f}",
+        "", "", "")
     row("two looperd --link, quantized onsets apart (us): median, max / n",
         gaps and f"{statistics.median(gaps):.1f}, {max(gaps):.1f} / {len(gaps)}", "", "",
         "within 1000")

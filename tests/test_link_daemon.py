@@ -18,8 +18,8 @@ frame-to-time mapping of that server, which places a recorded frame on
 JACK's clock; the playback latency JACK reports for looperd's outputs (they
 are connected to the dummy backend's playback ports as well as to the
 recorder) is added, and JACK's clock is moved to CLOCK_MONOTONIC_RAW by
-the offset the recorder measured (raw_minus_jack_us).  The bar's time is what the test peer's Link session
-state gives (link_probe "beat").
+the offset the recorder measured (raw_minus_jack_us).  The bar's time is
+what the test peer's Link session state gives (link_probe "beat").
 
 Known Link behaviour respected: only the phase within the quantum is
 shared, not the beat count; tempo travels as whole microseconds per beat.
@@ -42,7 +42,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (Daemon, JackServer, OscClient, Recorder,  # noqa: E402
-                          find_onset, write_wav)
+                          write_wav)
 from test_link import (PROBE, LinkHut, LoNamespace, Probe, VethPair,  # noqa: E402
                        wait_for, wire_tempo)
 
@@ -263,7 +263,8 @@ class LinkDaemonCase(unittest.TestCase):
                  lambda: abs(self.beat_reply(osc)[1] - (before + 1)) < 1e-3)
         # And looperd's /tempo shows in LinkHut.
         osc.send("/tempo", 111.0)
-        wait_for("LinkHut shows looperd's 111", lambda: abs(hut.state()[2] - wire_tempo(111)) < 1e-3)
+        wait_for("LinkHut shows looperd's 111",
+                 lambda: abs(hut.state()[2] - wire_tempo(111)) < 1e-3)
         hut.quit()
         self.assertTrue(d.running())
 
