@@ -59,6 +59,12 @@ void beat_timeline_set_quantum(struct beat_timeline *t, double quantum)
     t->quantum = quantum;
 }
 
+void beat_timeline_rebase(struct beat_timeline *t, uint64_t expected, uint64_t now)
+{
+    t->anchor_beat = beat_timeline_beat(t, expected);
+    t->anchor_frame = now;
+}
+
 /* Beats closer than this to a grid point are on it: rounding in the beat's
  * arithmetic must not push a point a whole step on. */
 #define GRID_EPS 1e-9

@@ -74,6 +74,10 @@ struct beat_span beat_timeline_span(const struct beat_timeline *t, uint64_t fram
 void beat_timeline_set_tempo(struct beat_timeline *t, double tempo, uint64_t frame);
 void beat_timeline_set_quantum(struct beat_timeline *t, double quantum);
 
+/* JACK's frame counter went back (a new server counts from 0): frame
+ * `now` gets the beat frame `expected` would have had, the tempo kept. */
+void beat_timeline_rebase(struct beat_timeline *t, uint64_t expected, uint64_t now);
+
 /* The first launch point for quant q (> 0) in a bar of `quantum` beats
  * that is strictly after beat `after` (see the grid above). */
 double beat_next_point(double after, double q, double quantum);

@@ -12,6 +12,10 @@
  *    timed ones that come due: at most the schedule's capacity);
  *  - applying a message never walks the voice pool ("Bounded periods"
  *    below);
+ *  - musical time: the quantized requests that come due (each taken from
+ *    the grid at most twice), one restart per `beats` loop, and in a period
+ *    whose tempo changed one walk of those loops to refit their rates (at
+ *    most one per slot; "Loops locked to the beat");
  *  - mixing is O(voices x frames), with no per-voice work for free voices.
  *
  * Bounded periods.  A period may apply ENGINE_CMD_RING commands and as many
@@ -948,10 +952,13 @@ static void launch_due(struct engine *e, uint32_t nframes)
     }
 }
 
-/* The `beats` loops whose restart's frame is in this period. */
+/* The `beats` loops whose restart's frame is in this period: at most one
+ * restart per pending one, so a cycle shorter than a period restarts once a
+ * period (the next restart, already due, then counts on from the next
+ * period's first frame) rather than without bound. */
 static void restart_due(struct engine *e, uint32_t nframes)
 {
-    while (e->nrestart > 0) {
+    for (uint32_t budget = e->nrestart; budget > 0 && e->nrestart > 0; budget--) {
         uint16_t id = e->restart_heap[0];
         struct ctl_msg m = e->restarts[id].m;
         m.beat = e->restarts[id].beat;
@@ -1007,6 +1014,8 @@ void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
 
     /* This period's musical time (beat.h). */
     e->period_frame = clock.has_frame ? clock.frame : e->next_frame;
+    if (e->period_frame < e->next_frame) /* a new JACK server: the beat goes on */
+        beat_timeline_rebase(&e->timeline, e->next_frame, e->period_frame);
     e->next_frame = e->period_frame + nframes;
     e->linked = clock.link != NULL;
     e->span = clock.link ? *clock.link : beat_timeline_span(&e->timeline, e->period_frame);

@@ -370,6 +370,11 @@ static void handle_stop(struct protocol *p, const struct req *q)
             return;
         id = q->path_id;
     } else {
+        /* After the id only keys: a second number is a miscount. */
+        if (q->argc > 1 && !is_string(q->types[1])) {
+            fail(p, q->from, q->path, "expects [id]");
+            return;
+        }
         if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
             return;
         struct ctl_msg m = {.type = CTL_STOP_SLOT, .id = id};

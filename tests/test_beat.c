@@ -47,6 +47,11 @@ static void tempo_change_continuous(void **state)
     assert_true(fabs(beat_timeline_beat(&t, f0 + 64000) - (before + 2.0)) < 1e-12);
     beat_timeline_set_quantum(&t, 3);
     assert_true(beat_timeline_span(&t, 0).quantum == 3);
+    /* A new server's counter from 0: the beat goes on from where it was. */
+    double at = beat_timeline_beat(&t, 500000);
+    beat_timeline_rebase(&t, 500000, 0);
+    assert_true(fabs(beat_timeline_beat(&t, 0) - at) < 1e-12);
+    assert_true(fabs(beat_timeline_beat(&t, 16000) - (at + 1.0)) < 1e-12);
 }
 
 static void valid_values(void **state)

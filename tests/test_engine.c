@@ -2046,7 +2046,7 @@ static void test_quantized_play_starts_on_the_grid(void **state)
     static const struct {
         double q;
         uint64_t at, want;
-    } cases[] = {{1, 1024, 24000}, {4, 24064, 96000}, {0.5, 96128, 108000}, {1, 120000, 120000}};
+    } cases[] = {{1, 1024, 24000}, {4, 24128, 96000}, {0.5, 96128, 108000}, {1, 120000, 120000}};
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         send_quant(f, CTL_PLAY, 0, cases[k].q, 0);
         uint64_t on[2];
@@ -2103,6 +2103,42 @@ static void test_beats_loop_restarts_and_stops(void **state)
     assert_int_equal(f->e.slots[0].rheap, ENGINE_NONE);
 }
 
+/* A timed request with quant: the first launch point at or after its
+ * time; a quantized stop of a slot starts its fade on the grid. */
+static void test_timed_quant_and_quantized_stop(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(100), 1);
+    load(f, 1, make_flat(1000), 2);
+    struct ctl_msg m = {
+        .type = CTL_PLAY, .id = 0, .velocity = 1.0f, .flags = CTL_TIMED, .when = us_of(30000)};
+    m.play.keys = PLAY_QUANT;
+    m.play.quant = 1;
+    assert_int_equal(engine_send(&f->e, &m, 0), 0);
+    uint64_t on[2];
+    int n = onsets_between(f, 1024, 48000 + PERIOD, on, 2);
+    assert_int_equal(n, 1);
+    assert_int_equal(on[0], 48000); /* beat 2: the first at or after frame 30000 */
+    assert_int_equal(atomic_load(&f->e.sched_pending), 0);
+    assert_int_equal(atomic_load(&f->e.grid_pending), 0);
+
+    send(f, CTL_LOOP, 1, 1.0f, NULL);
+    run_at(f, 50048, PERIOD);
+    struct ctl_msg s = {.type = CTL_STOP_SLOT, .id = 1};
+    s.play.keys = PLAY_QUANT;
+    s.play.quant = 1;
+    assert_int_equal(engine_send(&f->e, &s, 0), 0);
+    uint64_t faded = 0;
+    for (uint64_t p = 50112; p < 72000 + 2 * PERIOD && !faded; p += PERIOD) {
+        run_at(f, p, PERIOD);
+        for (uint32_t i = 0; i < PERIOD && !faded; i++)
+            if (f->l[i] < 1.0f)
+                faded = p + i;
+    }
+    /* The fade's first step is on beat 3's frame or the next. */
+    assert_true(faded >= 72000 && faded <= 72001);
+}
+
 /* Quantized requests take places of the grid: bounded, and given back. */
 static void test_grid_is_bounded(void **state)
 {
@@ -2112,10 +2148,12 @@ static void test_grid_is_bounded(void **state)
     m.play.keys = PLAY_QUANT;
     m.play.quant = 4;
     uint32_t sent = 0;
+    uint64_t frame = 1024;
     for (;;) {
         int r = engine_send(&f->e, &m, 0);
         if (r == -EAGAIN) { /* the command ring: let the engine take them */
-            run_at(f, 1024, PERIOD);
+            run_at(f, frame, PERIOD);
+            frame += PERIOD;
             continue;
         }
         if (r == -ENOSPC)
@@ -2124,7 +2162,7 @@ static void test_grid_is_bounded(void **state)
         sent++;
     }
     assert_int_equal(sent, ENGINE_GRID);
-    run_at(f, 1088, PERIOD);
+    run_at(f, frame, PERIOD);
     assert_int_equal(f->e.grid.n, ENGINE_GRID);
     /* All start on beat 4 (frame 96000); the pool steals as ever. */
     run_at(f, 96000 - 32, PERIOD);
@@ -2178,6 +2216,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tempo_change_moves_a_waiting_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_beats_loop_restarts_and_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grid_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timed_quant_and_quantized_stop, setup, teardown),
         cmocka_unit_test(test_cut_takes_the_oldest_started_fading_voice),
         cmocka_unit_test(test_full_ring_of_plays_in_one_period),
         cmocka_unit_test(test_pool_matches_a_walk_small),

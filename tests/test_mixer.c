@@ -657,6 +657,37 @@ static void test_silent_voice_is_not_faded(void **state)
     sample_buffer_free(b);
 }
 
+/* mixer_set_rate() (fit): a plain voice goes on from the same frame on the
+ * other path at the new speed; rate 1 leaves it plain. */
+static void test_set_rate_goes_on_from_the_same_frame(void **state)
+{
+    (void)state;
+    struct sample_buffer *b = make(4000, 1, SAMPLE_F32);
+    _Alignas(64) struct voice v;
+    struct play_params p = params(1.0, 0, 1);
+    mixer_start(&v, b, 0.5f, &p, true, 0, RATE, DECLICK);
+    v.buf = b;
+    mixer_set_rate(&v, 1.0);
+    assert_int_equal(v.mode, MIX_PLAIN);
+    memset(out_l, 0, sizeof(out_l));
+    memset(out_r, 0, sizeof(out_r));
+    assert_true(mixer_render(&v, out_l, out_r, 64));
+    const float *s = sample_buffer_channel(b, 0);
+    for (uint32_t k = 0; k < 64; k++)
+        assert_true(out_l[k] == 0.5f * s[k]);
+    mixer_set_rate(&v, -0.5); /* the magnitude: it keeps its direction */
+    assert_int_equal(v.mode, MIX_FORWARDS);
+    assert_true(mixer_render(&v, out_l + 64, out_r + 64, 64));
+    for (uint32_t k = 0; k < 64; k++) {
+        double pos = 64 + 0.5 * k;
+        uint32_t i = (uint32_t)floor(pos);
+        double want = 0.5 * hermite(s[i - 1], s[i], s[i + 1], s[i + 2], pos - i);
+        assert_true(fabs(out_l[64 + k] - want) < 1e-6);
+        assert_true(fabs(out_r[64 + k] - want) < 1e-6);
+    }
+    sample_buffer_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -673,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_fade_out_mid_envelope),
         cmocka_unit_test(test_no_drift_over_ten_minutes),
         cmocka_unit_test(test_silent_voice_is_not_faded),
+        cmocka_unit_test(test_set_rate_goes_on_from_the_same_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,7 +123,7 @@ class Musical(DaemonCase):
                 self.quantized_start("/play", q)
 
     def test_loop_quant(self):
-        for q in (4, 0.5):
+        for q in (4, 1, 0.5):
             with self.subTest(quant=q):
                 self.quantized_start("/loop", q)
 
