@@ -778,7 +778,7 @@ def machine():
     return f"{os.cpu_count()} CPUs, {model}, Linux {platform.release()}"
 
 
-ONLY_CHOICES = ("onset", "latency", "sampler", "quant")
+ONLY_CHOICES = ("onset", "latency", "sampler", "quant", "link")
 
 
 def main():
@@ -791,7 +791,7 @@ def main():
                     " error), latency (plain-message latency, --latency 5 and none),"
                     " sampler (CPU per voice-frame at rate 1 and 1.5, xruns of 256"
                     " interpolating voices); looperd and scsynth each; quant (quantized"
-                    " onset error, looperd)")
+                    " onset error, looperd); link (Ableton Link, looperd only)")
     ap.add_argument("--burst-base", default=BURST_BASE, metavar="REV",
                     help="the engine the worst-case period rows compare HEAD with"
                     f" (default {BURST_BASE}, the last one whose requests walked the pool)")
@@ -969,12 +969,59 @@ def main():
         else:
             log("scsynth not installed: its column stays empty")
 
+    if want("link") and os.path.exists(os.path.join(build, "bench", "bench_link")):
+        log("Ableton Link, in network namespaces of its own ...")
+        R["link"] = m_link(build, looperd_bin, rec_bin, tmp, 8 if QUICK else 24)
+
     print_table(R)
     with open(os.path.join(tmp, "..", f"looperd-bench-{os.getpid()}.json"), "w") as f:
         json.dump(R, f, indent=1, default=str)
     import shutil
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def m_link(build, looperd_bin, rec_bin, tmp, rounds):
+    """Ableton Link rows.  Every Link peer runs only inside a network
+    namespace made here (unshare -n, lo up), never in the machine's own:
+    Link multicasts on every interface.  bench_link (Link's cost per period
+    on the audio thread), then two looperd --link on two dummy jackd (the
+    main server is stopped by now: at most two run), each sent `/play 1 1
+    quant 1` `rounds` times at other moments: their onsets against each
+    other and against the test peer's beat (tests/test_link_daemon.py)."""
+    import test_link
+    import test_link_daemon as tld
+    out = {}
+    r = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0"',
+                        os.path.join(build, "bench", "bench_link"), "20000"],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode == 0:
+        out["cost"] = json.loads(r.stdout)
+        log("link cost per period:", r.stdout.strip())
+    else:
+        log("bench_link failed:", r.stderr.strip())
+    os.environ.setdefault("LINK_PROBE_BIN", os.path.join(build, "tests", "link_probe"))
+    test_link.PROBE = os.environ["LINK_PROBE_BIN"]
+    os.environ["LOOPERD_BIN"], os.environ["JACK_RECORD_BIN"] = looperd_bin, rec_bin
+    if not os.access(test_link.PROBE, os.X_OK):
+        log("no tests/link_probe in the build (-Dtests=true): two-daemon rows left out")
+        return out
+    made = []
+    try:
+        ns = test_link.LoNamespace()
+        made.append(ns)
+        path = f"/proc/{ns.holder.pid}/ns/net"
+        got = tld.two_daemon_onsets(lambda o: made.append(o) or o, [ns.prefix, ns.prefix],
+                                    [path, path], tmp, ("/play", 1, 1.0, "quant", 1.0),
+                                    quantum=1.0, rounds=rounds)
+        out["gaps_us"] = got["phase_gaps"]
+        out["errs_us"] = [e for _, e, _ in got["onset_minus_bar"]]
+    except Exception as e:  # a bench never fails on what it measures
+        log("two-daemon Link run failed:", e)
+    finally:
+        for o in reversed(made):
+            o.close()
+    return out
 
 
 def log_onset(who, o):
@@ -1181,6 +1228,19 @@ def print_table(R):
         fmt(g("rss_s_full") and g("rss_s_full") / 1048576, nd=1), "", "")
     row("start-up to first reply (ms)", fmt(g("start_l"), nd=1), fmt(g("start_s"), nd=1),
         ratio(g("start_l"), g("start_s")), "")
+
+    section[:] = ["link"]
+    lk = g("link") or {}
+    cost, gaps, errs = lk.get("cost"), lk.get("gaps_us"), lk.get("errs_us")
+    row("Ableton Link per period on the audio thread (us): mean, p99, max",
+        cost and f"{cost['mean_us']:.2f}, {cost['p99_us']:.2f}, {cost['max_us']:.1f}",
+        "", "", "")
+    row("two looperd --link, quantized onsets apart (us): median, max / n",
+        gaps and f"{statistics.median(gaps):.1f}, {max(gaps):.1f} / {len(gaps)}", "", "",
+        "within 1000")
+    row("  quantized onset - the session's beat (us): median, range (frames: / 20.8)",
+        errs and f"{statistics.median(errs):+.1f}, {min(errs):+.1f}..{max(errs):+.1f}", "", "",
+        "within 1000")
 
     w = [max(len(str(r[i])) for r in rows + [("measure", "looperd", "scsynth", "ratio",
                                                 "target")]) for i in range(5)]

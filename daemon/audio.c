@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <jack/thread.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "jack_clock.h"
+#include "link_clock.h"
 #include "log.h"
 #include "memlock.h"
 
@@ -37,6 +39,37 @@ static inline uint64_t now_ns(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t); /* vDSO: no system call */
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* The quantum the engine counts bars in (--quantum, /quantum), for Link's
+ * beat: Link aligns the beat to it.  Audio thread (the engine's own). */
+static double period_quantum(const struct engine *e)
+{
+    return e->timeline.quantum;
+}
+
+/* Audio thread.  While Link is enabled, this period's beat span from
+ * Link's session state (docs/timing.md, "Ableton Link"): JACK's DLL gives
+ * the period's start t0 and the next one's t1 on JACK's clock (a filter
+ * from frames to time); the offset of JACK's clock against
+ * CLOCK_MONOTONIC_RAW (Link's clock), measured by the owner thread, moves
+ * them onto Link's clock, and the playback latency of our outputs moves
+ * them to when the frames leave the outputs.  False without Link, or
+ * before the offset is measured. */
+static bool audio_link_span(struct audio *a, const struct engine_clock *clock, uint32_t nframes,
+                            struct beat_span *span)
+{
+    if (!a->link || clock->t1 <= clock->t0 ||
+        !atomic_load_explicit(&a->clock_valid, memory_order_acquire))
+        return false;
+    double jack_minus_raw_us =
+        (double)atomic_load_explicit(&a->jack_minus_raw_ns, memory_order_relaxed) * 1e-3;
+    double latency_us =
+        (double)atomic_load_explicit(&a->out_latency, memory_order_relaxed) * a->frame_ns * 1e-3;
+    double shift = latency_us - jack_minus_raw_us;
+    int64_t first = (int64_t)llround((double)clock->t0 + shift);
+    int64_t next = (int64_t)llround((double)clock->t1 + shift);
+    return link_clock_span(a->link, first, next, nframes, period_quantum(a->engine), span);
 }
 
 /* The JACK process callback. */
@@ -69,6 +102,9 @@ static int audio_process(jack_nframes_t nframes, void *arg)
      * cycle times above still follow JACK's smoothed timeline for a while,
      * this does not (RT-safe: a clock read, no system call). */
     clock.now = jack_get_time();
+    struct beat_span link_span;
+    if (audio_link_span(a, &clock, nframes, &link_span))
+        clock.link = &link_span;
     engine_process(a->engine, outs, nframes, clock);
     /* Peak DSP load: this callback's share of its period.  A relaxed
      * compare-and-swap loop; the reader resets it with an exchange. */
@@ -189,6 +225,32 @@ static int on_buffer_size(jack_nframes_t n, void *arg)
     struct audio *a = arg;
     atomic_store(&a->period, n);
     return 0;
+}
+
+/* JACK's latency callback, on libjack's notification thread, after the
+ * graph changed: in playback mode JACK has just computed how long what our
+ * output ports carry takes to reach the outside (the latency of what they
+ * are connected to), which is what is read here - the one place where the
+ * API says the ranges are current.  Our outputs carry nothing captured, so
+ * capture mode has nothing to set. */
+static void on_latency(jack_latency_callback_mode_t mode, void *arg)
+{
+    struct audio *a = arg;
+    if (mode != JackPlaybackLatency)
+        return;
+    uint32_t most = 0;
+    for (unsigned k = 0; k < a->nports; k++) {
+        jack_latency_range_t r;
+        jack_port_get_latency_range(a->out[k], JackPlaybackLatency, &r);
+        if (r.max > most)
+            most = r.max;
+    }
+    atomic_store_explicit(&a->out_latency, most, memory_order_relaxed);
+}
+
+uint32_t audio_output_latency(const struct audio *a)
+{
+    return atomic_load_explicit(&a->out_latency, memory_order_relaxed);
 }
 
 /* Owner thread, with a client: publishes where JACK's clock stands. */
@@ -328,6 +390,8 @@ static int audio_prepare(struct audio *a, struct engine *e, char *err, size_t er
     jack_set_process_callback(a->client, audio_process, a);
     jack_set_xrun_callback(a->client, on_xrun, a);
     jack_set_buffer_size_callback(a->client, on_buffer_size, a);
+    atomic_store(&a->out_latency, 0);
+    jack_set_latency_callback(a->client, on_latency, a);
     jack_on_shutdown(a->client, on_shutdown, a);
     return 0;
 }

@@ -42,6 +42,8 @@
 
 #include "engine.h"
 
+struct link_clock;
+
 #define AUDIO_MAX_LINKS 16
 #define AUDIO_MAX_PORTS (2 * ENGINE_MAX_PAIRS)
 /* libjack threads of one client we keep track of (process, notification,
@@ -98,6 +100,14 @@ struct audio {
      * for each client): the wraps seen, and the last value. */
     uint64_t frame_wraps;
     uint32_t last_frame;
+    /* Ableton Link (link_clock.h): set before audio_start, NULL without.
+     * While Link is enabled the process callback hands the engine a beat
+     * span built from Link's session state (audio_link_span). */
+    struct link_clock *link;
+    /* The playback latency of our outputs, in frames: the largest of
+     * their ranges' maxima, as JACK reports them once they are connected;
+     * written by JACK's latency callback, read by the process callback. */
+    _Atomic uint32_t out_latency;
 };
 
 /* Any thread.  JACK's clock (jack_get_time()'s, us) now, from the owner
@@ -157,6 +167,10 @@ uint64_t audio_time_of_timetag(const struct audio *a, lo_timetag tt, double *ahe
 /* Any thread: JACK's clock time of a CLOCK_REALTIME time stamp (a packet's
  * arrival; all zero: now), for the staleness of untimed triggers. */
 uint64_t audio_time_of_arrival(const struct audio *a, struct timespec rx);
+
+/* Any thread.  The playback latency of our outputs in frames (see
+ * out_latency above); 0 while unconnected. */
+uint32_t audio_output_latency(const struct audio *a);
 
 /* Any thread.  DSP load in percent: JACK's running average (as of the last
  * audio_tick), and the worst single period since the previous call of

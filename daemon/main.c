@@ -31,6 +31,7 @@
 #include "dirt.h"
 #include "engine.h"
 #include "library.h"
+#include "link_clock.h"
 #include "loader.h"
 #include "log.h"
 #include "memlock.h"
@@ -80,6 +81,7 @@ struct daemon {
     struct pads pads;
     struct library library;
     struct dirt dirt;
+    struct link_clock link;
 };
 
 /* The reply thread's hook: an unload the audio thread applied empties the
@@ -452,6 +454,19 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out_engine;
     }
+    /* Ableton Link: the peer is made (and multicasts) only once enabled,
+     * by --link here or /link 1 later. */
+    link_clock_init(&d->link, d->opt.tempo, d->opt.link_start_stop);
+    d->audio.link = &d->link;
+    if (d->opt.link) {
+        int lr = link_clock_enable(&d->link, true);
+        if (lr < 0) {
+            log_error("--link: cannot start Ableton Link: %s", strerror(-lr));
+            goto out_osc;
+        }
+        log_notice("Ableton Link enabled%s",
+                   d->opt.link_start_stop ? ", following start/stop" : "");
+    }
     memcpy(d->osc.allow, d->opt.allow, sizeof(d->opt.allow));
     d->osc.nallow = d->opt.nallow;
     /* Events come only from requests that carry a reply_ctx (the engine
@@ -468,6 +483,7 @@ int main(int argc, char **argv)
     d->proto.numbered = (uint32_t)d->opt.slots;
     d->proto.quant = d->opt.quant;
     engine_set_timeline(&d->engine, d->opt.tempo, d->opt.quantum);
+    d->proto.link = &d->link;
     struct loader_limits limits = {
         .max_sample_bytes = d->opt.max_sample_mb * 1024 * 1024,
         .max_memory_bytes = d->opt.max_memory_mb * 1024 * 1024,
@@ -538,6 +554,7 @@ out_threads:
     pads_destroy(&d->pads);
 out_osc:
     osc_close(&d->osc);
+    link_clock_destroy(&d->link);
 out_engine:
     engine_destroy(&d->engine);
     sample_spares_limit(0);

@@ -13,6 +13,7 @@
 #include "bank.h"
 #include "beat.h"
 #include "engine.h"
+#include "link_clock.h"
 
 #ifndef LOOPERD_VERSION
 #define LOOPERD_VERSION "unknown"
@@ -45,6 +46,8 @@ enum opt_id {
     OPT_QUIET,
     OPT_HELP,
     OPT_VERSION,
+    OPT_LINK,
+    OPT_LINK_START_STOP,
     OPT_COUNT
 };
 
@@ -103,6 +106,10 @@ static const struct option_spec specs[OPT_COUNT] = {
     [OPT_QUIET] = {"quiet", 'q', NULL, NULL, "warnings and errors only"},
     [OPT_HELP] = {"help", 'h', NULL, NULL, "this text"},
     [OPT_VERSION] = {"version", 'V', NULL, NULL, "print the version"},
+    [OPT_LINK] = {"link", 0, NULL, NULL,
+                  "join the Ableton Link session on the local network (multicast; /link 0|1)"},
+    [OPT_LINK_START_STOP] = {"link-start-stop", 0, NULL, NULL,
+                             "follow Link's start/stop: quantized launches wait while stopped"},
 };
 
 /* getopt_long's value for an option without a letter: above every char. */
@@ -215,6 +222,11 @@ static int check_options(const struct options *o)
     }
     if (o->connect_all && !o->connect) {
         fprintf(stderr, "looperd: --connect-all and --no-connect contradict each other\n");
+        return -EINVAL;
+    }
+    if ((o->link || o->link_start_stop) && !link_clock_available()) {
+        fprintf(stderr, "looperd: --%s: this looperd is built without Ableton Link (-Dlink)\n",
+                o->link ? "link" : "link-start-stop");
         return -EINVAL;
     }
     if (o->sample_dir) {
@@ -331,6 +343,12 @@ static int apply(struct options *o, enum opt_id id, char *arg)
     case OPT_VERSION:
         printf("looperd %s\n", LOOPERD_VERSION);
         exit(0);
+    case OPT_LINK:
+        o->link = true;
+        return 0;
+    case OPT_LINK_START_STOP:
+        o->link_start_stop = true;
+        return 0;
     case OPT_COUNT:
         break;
     }

@@ -41,6 +41,8 @@ struct options {
     const char *library[LIBRARY_MAX_DIRS]; /* --library, repeatable */
     unsigned nlibrary;
     unsigned long library_max;
+    bool link;            /* --link: join the Link session at start-up */
+    bool link_start_stop; /* --link-start-stop */
 };
 
 /* Fills *o from the command line and checks what can be checked before

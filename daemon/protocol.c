@@ -13,7 +13,9 @@
 #include "dirt.h"
 #include "library.h"
 #include "beat.h"
+#include "link_clock.h"
 #include "loader.h"
+#include "log.h"
 #include "params.h"
 
 void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
@@ -412,8 +414,9 @@ static bool one_number(struct protocol *p, const struct req *q, const char *expe
 }
 
 /* /tempo BPM: the timeline's tempo from the next period on, unanswered.
- * With Link, the Link helper's link_clock_propose_tempo() takes it instead
- * (WAVE2: until it lands, the engine's own timeline always). */
+ * With Link enabled it is proposed to the session (link_clock_propose_tempo),
+ * whose tempo the engine follows; the engine's own timeline takes it too,
+ * for when Link is left. */
 static void handle_tempo(struct protocol *p, const struct req *q)
 {
     double bpm;
@@ -423,6 +426,8 @@ static void handle_tempo(struct protocol *p, const struct req *q)
         fail(p, q->from, q->path, "tempo must be 20 to 999 BPM");
         return;
     }
+    if (p->link)
+        link_clock_propose_tempo(p->link, bpm);
     push_cmd(p, q, (struct ctl_msg){.type = CTL_TEMPO, .beat = bpm});
 }
 
@@ -439,13 +444,11 @@ static void handle_quantum(struct protocol *p, const struct req *q)
     push_cmd(p, q, (struct ctl_msg){.type = CTL_QUANTUM, .beat = n});
 }
 
-/* Link's peers and whether it is on, for /beat: none without Link (the
- * Link helper fills this in). */
+/* Link's peers and whether it is on, for /beat: none without Link. */
 static void link_state(const struct protocol *p, int32_t *peers, int32_t *enabled)
 {
-    (void)p;
-    *peers = 0;
-    *enabled = 0;
+    *peers = p->link ? (int32_t)link_clock_peers(p->link) : 0;
+    *enabled = p->link && link_clock_enabled(p->link);
 }
 
 /* The beat now: the last period's span extrapolated to this thread's own
@@ -638,6 +641,28 @@ static void handle_library_reload(struct protocol *p, const struct req *q)
     }
 }
 
+/* /link 1|0: joins or leaves the Ableton Link session now; not answered
+ * when good.  Like /quit it cannot wait for a timetag. */
+static void handle_link(struct protocol *p, const struct req *q)
+{
+    double v;
+    if (q->argc != 1 || !arg_number(q->types[0], q->argv[0], &v) || (v != 0 && v != 1)) {
+        fail(p, q->from, q->path, "expects 1 (join the Link session) or 0 (leave it)");
+        return;
+    }
+    if (q->tagged && q->future_s > 0) {
+        fail(p, q->from, q->path, "a /link cannot be scheduled: send it without a timetag");
+        return;
+    }
+    int r = p->link ? link_clock_enable(p->link, v == 1) : -ENOTSUP;
+    if (r == -ENOTSUP)
+        fail(p, q->from, q->path, "this looperd is built without Ableton Link (-Dlink)");
+    else if (r < 0)
+        fail(p, q->from, q->path, "cannot start Ableton Link (out of memory or threads)");
+    else
+        log_info("Ableton Link %s", v == 1 ? "enabled" : "disabled");
+}
+
 /* "/play/12" -> base "/play", id 12.  Returns 1 on a match, 0 when `path`
  * is not base/NUMBER, -1 when the number is out of range. */
 static int split_id(const char *path, const char *base, uint32_t nslots, uint32_t *id)
@@ -764,6 +789,8 @@ void protocol_handle(void *user, const char *path, lo_message msg, lo_timetag tt
         handle_quantum(p, &q);
     else if (strcmp(path, "/beat") == 0)
         handle_beat(p, &q);
+    else if (strcmp(path, "/link") == 0)
+        handle_link(p, &q);
     else
         handle_id_in_path(p, &q);
 }

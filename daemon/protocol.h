@@ -38,6 +38,7 @@ struct audio;
 struct pads;
 struct dirt;
 struct library;
+struct link_clock;
 
 /* Requests due further ahead than this (s) are "future". */
 #define PROTOCOL_NEAR_S 2.0
@@ -77,6 +78,8 @@ struct protocol {
     /* Future requests accepted and not yet due; OSC thread only. */
     struct protocol_future future[PROTOCOL_FUTURE_MAX];
     uint32_t nfuture;
+    /* Ableton Link (/link); main sets it, NULL: /link answers /fail. */
+    struct link_clock *link;
 };
 
 /* `outputs` starts at 1; main sets it from --outputs. */

@@ -53,6 +53,8 @@
  *   in microseconds, each the tightest of several readings of the wall clock
  *   on both sides of one jack_get_time(), taken on the main thread when the
  *   recording starts and when it ends.
+ * - "raw_minus_jack_us": [start, end], CLOCK_MONOTONIC_RAW
+ *   minus jack_get_time(), read the same way at the same moments.
  * - "first_frame_wall_us": the wall-clock time of frame first_frame_time
  *   (its cycle's usecs + the start offset), or null.
  * So a wall-clock time W maps to JACK frame
@@ -254,7 +256,7 @@ static void write_marks(FILE *f, const char *key, const size_t *at, unsigned cou
 }
 
 static int write_meta(const char *path, const struct recorder *r, jack_nframes_t rate,
-                      const double off[2])
+                      const double off[2], const double raw_off[2])
 {
     size_t len = strlen(path);
     char *meta = malloc(len + sizeof ".json");
@@ -285,6 +287,7 @@ static int write_meta(const char *path, const struct recorder *r, jack_nframes_t
     write_marks(f, "xrun_at", r->xrun_at, xruns);
     size_t nc = atomic_load_explicit(&r->ncycles, memory_order_acquire);
     fprintf(f, ", \"wall_minus_jack_us\": [%.3f, %.3f]", off[0], off[1]);
+    fprintf(f, ", \"raw_minus_jack_us\": [%.3f, %.3f]", raw_off[0], raw_off[1]);
     if (nc > 0)
         fprintf(f, ", \"first_frame_wall_us\": %.3f", (double)r->cycles[0].usecs + off[0]);
     else
@@ -463,8 +466,9 @@ int main(int argc, char **argv)
         }
     }
 
-    double clock_off[2];
+    double clock_off[2], raw_off[2];
     clock_off[0] = wall_minus_jack_us(CLOCK_READINGS, NULL);
+    raw_off[0] = clock_minus_jack_us(CLOCK_MONOTONIC_RAW, CLOCK_READINGS, NULL);
     atomic_store_explicit(&r->armed, true, memory_order_release);
 
     struct timespec deadline;
@@ -488,13 +492,15 @@ int main(int argc, char **argv)
     if (atomic_load(&r->server_gone))
         fprintf(stderr, "jack_record: JACK server went away\n");
     clock_off[1] = wall_minus_jack_us(CLOCK_READINGS, NULL);
+    raw_off[1] = clock_minus_jack_us(CLOCK_MONOTONIC_RAW, CLOCK_READINGS, NULL);
 
     if (!atomic_load(&r->server_gone) && jack_deactivate(r->client))
         fprintf(stderr, "jack_record: jack_deactivate failed\n");
     activated = false;
 
     size_t frames = atomic_load_explicit(&r->frames, memory_order_acquire);
-    if (write_raw(out, r->buf, frames * NCHAN) == 0 && write_meta(out, r, rate, clock_off) == 0)
+    if (write_raw(out, r->buf, frames * NCHAN) == 0 &&
+        write_meta(out, r, rate, clock_off, raw_off) == 0)
         rc = 0;
 
 out:

@@ -1,6 +1,6 @@
 /* link_probe - a Link peer on daemon/link.h, driven line by line on stdin,
  * answering each line with one JSON line on stdout.  For tests/test_link.py,
- * which runs it only inside network namespaces of its own.
+ * which runs it only inside network namespaces of its own (unshare -n, ip netns).
  *
  *   link_probe [BPM]          a peer with that tempo (default 120), enabled
  *

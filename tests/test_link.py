@@ -151,6 +151,8 @@ class VethPair:
             run(["ip", "link", "add", dev[0], "netns", self.ns[0], "type", "veth",
                  "peer", "name", dev[1], "netns", self.ns[1]])
             for ns, d, a in zip(self.ns, dev, addr):
+                # lo too: a looperd in there takes OSC on 127.0.0.1.
+                run(["ip", "-n", ns, "link", "set", "lo", "up"])
                 run(["ip", "-n", ns, "addr", "add", a, "dev", d])
                 run(["ip", "-n", ns, "link", "set", d, "up"])
         except BaseException as e:
@@ -233,50 +235,63 @@ class LinkCase(unittest.TestCase):
     def test_linkhut_sees_probe(self):
         jack = self.keep(JackServer())
         ns = self.keep(LoNamespace())
-        hut = _spawn([*ns.prefix, "LinkHut"], env={**jack.env, "TERM": "dumb"},
-                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                     stderr=subprocess.STDOUT)
-        self.keep(_Closer(lambda: _terminate(hut)))
-        reader = LineReader(hut, "LinkHut")
-        # Its status line, rewritten every 10 ms after a '\r':
-        # enabled | num peers | quantum | start stop sync | tempo | beats | metro
-        row = re.compile(rb"(yes|no)\s*\|\s*(\d+)\s*\|\s*[\d.]+\s*\|[^|]*\|\s*([\d.]+)\s*\|")
-
-        def hut_state():
-            deadline = time.monotonic() + 1.0
-            data = b""
-            while time.monotonic() < deadline:
-                data += reader.chunk(0.1)
-                rows = row.findall(data)
-                if rows:
-                    on, peers, tempo = rows[-1]
-                    return on == b"yes", int(peers), float(tempo)
-            raise AssertionError(f"no LinkHut status line: {data[-300:]!r}")
-
-        def hut_key(k: bytes):
-            hut.stdin.write(k)
-            hut.stdin.flush()
-
-        wait_for("LinkHut running", lambda: hut_state() is not None)
-        hut_key(b"a")  # LinkHut starts with Link off; 'a' enables it
-        wait_for("LinkHut enabled", lambda: hut_state()[0])
+        hut = self.keep(LinkHut(ns.prefix, jack.env))
         probe = self.keep(Probe(ns.prefix, 100, "probe"))
         wait_for("probe sees LinkHut", lambda: probe.ask("peers")["peers"] >= 1)
-        wait_for("LinkHut sees the probe", lambda: hut_state()[1] >= 1)
+        wait_for("LinkHut sees the probe", lambda: hut.state()[1] >= 1)
         # A tempo from the probe shows in LinkHut ...
         probe.ask("tempo 133")
-        wait_for("LinkHut shows 133", lambda: abs(hut_state()[2] - wire_tempo(133)) < 1e-3)
+        wait_for("LinkHut shows 133", lambda: abs(hut.state()[2] - wire_tempo(133)) < 1e-3)
         # ... and LinkHut's 'e' (one BPM up) reaches the probe.
-        hut_key(b"e")
+        hut.key(b"e")
         wait_for("probe gets LinkHut's 134",
                  lambda: abs(probe.ask("tempo")["tempo"] - 134) < 1e-3)
-        hut_key(b"q")
-        hut.wait(timeout=WAIT)
+        hut.quit()
 
 
-class _Closer:
-    def __init__(self, fn):
-        self.close = fn
+class LinkHut:
+    """Debian's LinkHut (ableton-link-utils, a JACK client) through PREFIX,
+    driven by its keys on stdin, read from its status line; enabled."""
+
+    # Its status line, rewritten every 10 ms after a '\r':
+    # enabled | num peers | quantum | start stop sync | tempo | beats | metro
+    ROW = re.compile(rb"(yes|no)\s*\|\s*(\d+)\s*\|\s*[\d.]+\s*\|[^|]*\|\s*([\d.]+)\s*\|")
+
+    def __init__(self, prefix: list[str], env: dict):
+        self.proc = _spawn([*prefix, "LinkHut"], env={**env, "TERM": "dumb"},
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        self.reader = LineReader(self.proc, "LinkHut")
+        try:
+            wait_for("LinkHut running", lambda: self.state() is not None)
+            self.key(b"a")  # LinkHut starts with Link off; 'a' enables it
+            wait_for("LinkHut enabled", lambda: self.state()[0])
+        except BaseException:
+            self.close()
+            raise
+
+    def state(self) -> tuple[bool, int, float]:
+        """(enabled, peers, tempo) from its latest status line."""
+        deadline = time.monotonic() + 1.0
+        data = b""
+        while time.monotonic() < deadline:
+            data += self.reader.chunk(0.1)
+            rows = self.ROW.findall(data)
+            if rows:
+                on, peers, tempo = rows[-1]
+                return on == b"yes", int(peers), float(tempo)
+        raise AssertionError(f"no LinkHut status line: {data[-300:]!r}")
+
+    def key(self, k: bytes) -> None:
+        self.proc.stdin.write(k)
+        self.proc.stdin.flush()
+
+    def quit(self) -> None:
+        self.key(b"q")
+        self.proc.wait(timeout=WAIT)
+
+    def close(self) -> None:
+        _terminate(self.proc)
 
 
 if __name__ == "__main__":

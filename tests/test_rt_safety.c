@@ -22,6 +22,14 @@
  * (stealing), reloads of playing slots (buffer release), pings and stops.  It
  * first checks that the interposer itself catches calls (a test that cannot
  * fail proves nothing).
+ *
+ * With --link (a build with Ableton Link) the same runs with Link enabled,
+ * so that every period also builds its beat span from Link's audio session
+ * state (audio.c, link_clock.c), while a second Link peer in this process
+ * changes the session's tempo and start/stop state from the main thread.
+ * Link multicasts on every interface: meson runs this only inside a network
+ * namespace of its own (unshare -n, lo up), never in the machine's.  The
+ * test checks that a peer was seen and that the spans were built.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -39,7 +47,11 @@
 
 #include "audio.h"
 #include "engine.h"
+#include "link_clock.h"
 #include "sample_alloc.h"
+#ifdef LOOPERD_HAVE_LINK
+#include "link.h"
+#endif
 
 static _Thread_local int in_rt;
 static atomic_int violations;
@@ -291,13 +303,37 @@ static void publish(struct engine *e, struct ctl_msg m)
         nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    struct audio audio;
+    static struct audio audio;
     struct engine e;
     char err[256];
+    bool with_link = argc > 1 && strcmp(argv[1], "--link") == 0;
+    static struct link_clock lc;
+    unsigned link_peers_seen = 0;
+#ifdef LOOPERD_HAVE_LINK
+    struct link_peer *other = NULL;
+#endif
 
     self_check();
+
+    if (with_link) {
+#ifdef LOOPERD_HAVE_LINK
+        link_clock_init(&lc, 120.0, true);
+        if (link_clock_enable(&lc, true) < 0 || link_create(100.0, &other) < 0 ||
+            link_enable(other, true) < 0 || link_set_start_stop_sync(other, true) < 0) {
+            fprintf(stderr, "FAIL: cannot start the Link peers\n");
+            return 1;
+        }
+        for (int i = 0; i < 500 && link_clock_peers(&lc) < 1; i++)
+            nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+        link_peers_seen = link_clock_peers(&lc);
+        audio.link = &lc;
+#else
+        fprintf(stderr, "FAIL: --link, but this build has no Ableton Link\n");
+        return 1;
+#endif
+    }
 
     if (audio_open(&audio, "rt_safety_test", err, sizeof(err)) < 0) {
         fprintf(stderr, "FAIL: %s\n", err);
@@ -362,6 +398,13 @@ int main(void)
             send_cmd(&e, (struct ctl_msg){.type = CTL_STOP});
         if (round % 23 == 11)
             send_cmd(&e, (struct ctl_msg){.type = CTL_UNLOAD, .id = 3, .seq = ++seq});
+#ifdef LOOPERD_HAVE_LINK
+        /* The session changes under the audio thread's captures. */
+        if (other && round % 10 == 0) {
+            link_app_set_tempo(other, 90.0 + round % 40, link_clock_micros());
+            link_app_set_playing(other, round % 20 == 0, link_clock_micros());
+        }
+#endif
         nanosleep(&(struct timespec){.tv_nsec = 6 * 1000 * 1000}, NULL);
         drain(&e);
     }
@@ -394,6 +437,17 @@ int main(void)
     CHECK(atomic_load(&violations) == 0, "%d forbidden calls in the process callback, first: %s",
           atomic_load(&violations), what ? what : "?");
     CHECK(atomic_load(&e.stats.lost_events) == 0, "lost events");
+    if (with_link) {
+        uint64_t spans = atomic_load(&lc.spans);
+        printf("link: peers seen %u, periods with a span from Link %lu\n", link_peers_seen,
+               (unsigned long)spans);
+        CHECK(link_peers_seen >= 1, "the Link peers did not find each other");
+        CHECK(spans >= 100, "only %lu periods built their span from Link", (unsigned long)spans);
+#ifdef LOOPERD_HAVE_LINK
+        link_destroy(other);
+#endif
+        link_clock_destroy(&lc);
+    }
     engine_destroy(&e);
     printf("%s\n", failures ? "FAILED" : "OK");
     return failures ? 1 : 0;
