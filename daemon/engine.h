@@ -42,6 +42,7 @@
 #include <time.h>
 
 #include "messages.h"
+#include "midi.h"
 #include "mixer.h"
 #include "ring.h"
 #include "sample.h"
@@ -57,6 +58,9 @@
 #define ENGINE_LOAD_RING 16  /* decoded buffers waiting for the next period */
 /* Timed requests waiting on the audio side for their period. */
 #define ENGINE_SCHED 1024
+/* MIDI messages one period applies (engine_midi_event); more are counted
+ * in midi_ignored. */
+#define ENGINE_MIDI_QUEUE 512
 /* Events in flight are bounded by the control side (see protocol.c). */
 #define ENGINE_EVENT_RING 1024
 /* Length of the fade applied by /stop, in seconds: long enough not to click,
@@ -151,6 +155,7 @@ struct engine_stats {
     _Atomic uint64_t late;        /* timed requests whose time had passed, and
                                      stale untimed triggers (dropped) */
     _Atomic uint64_t lost_events; /* must stay 0: see the proof above */
+    _Atomic uint64_t midi_ignored; /* MIDI input read and dropped (midi.h) */
 };
 
 struct engine {
@@ -203,7 +208,19 @@ struct engine {
     struct schedule sched;
     _Atomic uint32_t sched_pending;
 
+    /* MIDI (engine.c, "MIDI"): each slot's defaults as the control side
+     * last sent them (`pad` ring, engine_pad_send), the note -> slots map
+     * made from them, the parser's state between periods, the messages of
+     * the period being rendered, and the notes held (channel, note). */
+    struct pad_msg *pads; /* nslots */
+    struct midi_map map;
+    struct midi_parser parser;
+    struct midi_msg midi[ENGINE_MIDI_QUEUE];
+    uint32_t nmidi;
+    uint64_t held[MIDI_CHANNELS][MIDI_NOTES / 64];
+
     struct ring cmd;
+    struct ring pad;
     struct ring load;
     struct ring events;
     struct ring trash;
@@ -245,6 +262,12 @@ struct engine_clock {
 void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
                     struct engine_clock clock);
 
+/* Audio thread, before engine_process() of the same period: the bytes of
+ * one MIDI input event at frame `frame` of the period (JACK's order: by
+ * frame).  engine_process() then applies each note-on, note-off and
+ * controller at its own frame. */
+void engine_midi_event(struct engine *e, uint32_t frame, const uint8_t *bytes, size_t n);
+
 /* ---- the doors: which thread may call what ------------------------------
  * Everything below but engine_process() is in engine_doors.c.  The rings,
  * the schedule and `wake` are the engine's own: no other file reaches
@@ -266,6 +289,11 @@ uint32_t engine_cmds_waiting(const struct engine *e);
 /* Any thread (a hint).  Places of the schedule taken: timed requests sent
  * and not yet applied. */
 uint32_t engine_sched_pending(const struct engine *e);
+
+/* Whoever holds the defaults table's lock (params.h, struct pads: the
+ * OSC, main and reply threads, one at a time): slot m->id's defaults for
+ * MIDI.  False when the ring is full (the caller tries again later). */
+bool engine_pad_send(struct engine *e, const struct pad_msg *m);
 
 /* Loader.  Hands a CTL_LOAD (with its buffer) or a CTL_UNLOAD to the audio
  * thread; false when the load ring is full (nothing changed). */

@@ -50,6 +50,13 @@ uint32_t engine_sched_pending(const struct engine *e)
     return atomic_load_explicit(&e->sched_pending, memory_order_relaxed);
 }
 
+/* ---- the holder of the defaults table's lock ---------------------------- */
+
+bool engine_pad_send(struct engine *e, const struct pad_msg *m)
+{
+    return m->id < e->nslots && ring_push(&e->pad, m);
+}
+
 /* ---- loader ------------------------------------------------------------- */
 
 bool engine_publish(struct engine *e, const struct ctl_msg *m)

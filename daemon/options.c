@@ -35,6 +35,7 @@ enum opt_id {
     OPT_BANK,
     OPT_MAX_SAMPLE_MB,
     OPT_MAX_MEMORY_MB,
+    OPT_MIDI_CONNECT,
     OPT_VERBOSE,
     OPT_QUIET,
     OPT_HELP,
@@ -83,6 +84,9 @@ static const struct option_spec specs[OPT_COUNT] = {
                            "largest decoded sample accepted"},
     [OPT_MAX_MEMORY_MB] = {"max-memory-mb", 0, "N", STR(DEFAULT_MAX_MEMORY_MB),
                            "all samples together"},
+    [OPT_MIDI_CONNECT] = {"midi-connect", 0, "PORT", NULL,
+                          "connect JACK MIDI port PORT to midi_in whenever it exists (also when "
+                          "it appears later or JACK restarts); repeatable"},
     [OPT_VERBOSE] = {"verbose", 'v', NULL, NULL, "more log lines (repeat for debug)"},
     [OPT_QUIET] = {"quiet", 'q', NULL, NULL, "warnings and errors only"},
     [OPT_HELP] = {"help", 'h', NULL, NULL, "this text"},
@@ -253,6 +257,13 @@ static int apply(struct options *o, enum opt_id id, char *arg)
             return -EINVAL;
         }
         o->nallow++;
+        return 0;
+    case OPT_MIDI_CONNECT:
+        if (o->nmidi_connect == OPTIONS_MAX_MIDI_CONNECT) {
+            fprintf(stderr, "looperd: at most %d --midi-connect\n", OPTIONS_MAX_MIDI_CONNECT);
+            return -EINVAL;
+        }
+        o->midi_connect[o->nmidi_connect++] = arg;
         return 0;
     case OPT_VERBOSE:
         o->verbosity++;

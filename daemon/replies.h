@@ -73,6 +73,7 @@ struct reply_status {
     int64_t sample_bytes;
     const char *state;
     int64_t stolen, lost;
+    int64_t midi_ignored;
 };
 void reply_status(struct replies *rs, const struct osc_peer *to, const struct reply_status *s);
 /* /get.reply ID KEY VALUE ...: the keys set in `p` (params.h's order),
