@@ -626,7 +626,7 @@ def decode_packet(data: bytes) -> list[tuple[str, list]]:
 
 # /status.reply's fields in their order (docs/protocol.md, "/status.reply").
 STATUS_FIELDS = ("voices", "slots", "xruns", "late", "refused", "dsp_avg", "dsp_peak", "rate",
-                 "period", "bytes", "state", "stolen", "lost")
+                 "period", "bytes", "state", "stolen", "lost", "midi_ignored")
 
 
 def status_dict(args) -> dict:
