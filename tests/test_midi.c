@@ -11,8 +11,11 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "bank.h"
 #include "midi.h"
 #include "params.h"
 
@@ -276,8 +279,62 @@ static void test_pads_publish_and_flush(void **state)
     pads_destroy(&t);
 }
 
-int main(void)
+/* examples/banks/gm-drums.bank (the path is the first argument): every
+ * line good, the hi-hats in one cut group, the loop toggled. */
+static const char *example_bank;
+static void test_example_bank(void **state)
 {
+    (void)state;
+    struct bank b = {0};
+    assert_non_null(example_bank);
+    /* A copy beside empty files of the names it gives (bank_read() wants
+     * the files; what they hold is the loader's business). */
+    char dir[] = "/tmp/looperd-gm-XXXXXX", path[512], line[512];
+    assert_non_null(mkdtemp(dir));
+    FILE *in = fopen(example_bank, "r");
+    assert_non_null(in);
+    snprintf(path, sizeof(path), "%s/gm.bank", dir);
+    FILE *out = fopen(path, "w");
+    assert_non_null(out);
+    int files = 0;
+    while (fgets(line, sizeof(line), in)) {
+        fputs(line, out);
+        char name[256];
+        unsigned id;
+        if (line[0] != '#' && sscanf(line, "%u %255s", &id, name) == 2) {
+            char f[800];
+            snprintf(f, sizeof(f), "%s/%s", dir, name);
+            FILE *w = fopen(f, "w");
+            assert_non_null(w);
+            fclose(w);
+            files++;
+        }
+    }
+    fclose(in);
+    fclose(out);
+    assert_int_equal(bank_read(path, 32, 1, &b), 0);
+    int n = 0;
+    for (uint32_t id = 0; id < b.nslots; id++)
+        if (b.entries[id].path) {
+            n++;
+            assert_int_equal(midi_channel_of(&b.entries[id].params.midi), 10);
+        }
+    assert_int_equal(n, 18);
+    assert_int_equal(midi_note_of(&b.entries[6].params.midi, 6), 42);
+    assert_int_equal(play_cut(&b.entries[8].params.play), 1);
+    assert_int_equal(midi_mode_of(&b.entries[16].params.midi), MIDI_MODE_LOOP);
+    assert_int_equal(midi_noteoff_of(&b.entries[16].params.midi), MIDI_OFF_TOGGLE);
+    assert_int_equal(midi_noteoff_of(&b.entries[17].params.midi), MIDI_OFF_RELEASE);
+    bank_free(&b);
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(files, 18);
+}
+
+int main(int argc, char **argv)
+{
+    example_bank = argc > 1 ? argv[1] : NULL;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_messages),
         cmocka_unit_test(test_running_status_and_split),
@@ -289,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_map),
         cmocka_unit_test(test_params_midi_keys),
         cmocka_unit_test(test_pads_publish_and_flush),
+        cmocka_unit_test(test_example_bank),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
