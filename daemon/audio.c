@@ -329,7 +329,8 @@ static int audio_prepare(struct audio *a, struct engine *e, char *err, size_t er
             return -EIO;
         }
     }
-    a->midi_in = jack_port_register(a->client, "midi_in", JACK_DEFAULT_MIDI_TYPE, JackPortIsInput, 0);
+    a->midi_in =
+        jack_port_register(a->client, "midi_in", JACK_DEFAULT_MIDI_TYPE, JackPortIsInput, 0);
     if (!a->midi_in) {
         snprintf(err, errlen, "cannot register JACK MIDI input port midi_in");
         return -EIO;

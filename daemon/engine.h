@@ -152,9 +152,9 @@ struct engine_stats {
     _Atomic uint32_t voices_active; /* after the last period */
     _Atomic uint64_t periods;
     _Atomic uint64_t voices_stolen;
-    _Atomic uint64_t late;        /* timed requests whose time had passed, and
-                                     stale untimed triggers (dropped) */
-    _Atomic uint64_t lost_events; /* must stay 0: see the proof above */
+    _Atomic uint64_t late;         /* timed requests whose time had passed, and
+                                      stale untimed triggers (dropped) */
+    _Atomic uint64_t lost_events;  /* must stay 0: see the proof above */
     _Atomic uint64_t midi_ignored; /* MIDI input read and dropped (midi.h) */
 };
 

@@ -14,8 +14,8 @@ struct key {
     const char *name;
     uint32_t bit; /* enum play_key, or PARAM_VELOCITY */
     double min, max;
-    bool whole;              /* a whole number (sent as an int32 by /get) */
-    uint32_t midi;           /* enum midi_key: a slot's MIDI key (bit is 0) */
+    bool whole;               /* a whole number (sent as an int32 by /get) */
+    uint32_t midi;            /* enum midi_key: a slot's MIDI key (bit is 0) */
     const char *const *words; /* the words it takes (their index is the value) */
 };
 
@@ -343,7 +343,7 @@ bool params_next(const struct params *p, unsigned *i, const char **name, double 
     const struct play_params *q = &p->play;
     for (; *i < NKEYS; (*i)++) {
         const struct key *k = &keys[*i];
-        bool given = k->midi                  ? (p->midi.keys & k->midi) != 0
+        bool given = k->midi                    ? (p->midi.keys & k->midi) != 0
                      : k->bit == PARAM_VELOCITY ? p->has_velocity
                                                 : (q->keys & k->bit) != 0;
         if (!given)

@@ -94,8 +94,8 @@ void reply_version(struct replies *rs, const struct osc_peer *to, const char *ve
 
 void reply_status(struct replies *rs, const struct osc_peer *to, const struct reply_status *s)
 {
-    osc_send(rs->osc, to, "/status.reply", "iiiiiffiihshhh", s->voices, s->slots, s->xruns,
-             s->late, s->refused, (double)s->dsp_avg, (double)s->dsp_peak, s->rate, s->period,
+    osc_send(rs->osc, to, "/status.reply", "iiiiiffiihshhh", s->voices, s->slots, s->xruns, s->late,
+             s->refused, (double)s->dsp_avg, (double)s->dsp_peak, s->rate, s->period,
              s->sample_bytes, s->state, s->stolen, s->lost, s->midi_ignored);
 }
 
