@@ -13,6 +13,9 @@
  *    thread runs.  All memory (slots, voices, rings) is allocated there; the
  *    sizes are fixed for the life of the process.
  *  - `cmd` ring:    OSC thread -> audio   (ping, stop, play)
+ *    `pad` ring:    whoever holds the defaults table's lock -> audio (a
+ *                   slot's defaults for MIDI; params.h, struct pads: the
+ *                   lock makes its producers one at a time)
  *    `load` ring:   loader     -> audio   (load, carries a sample buffer)
  *    `events` ring: audio -> reply thread (pong, stopped, unloaded)
  *    `trash` ring:  audio -> reply thread (sample buffers to free)
