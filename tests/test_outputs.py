@@ -12,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import Daemon, JackServer, OscClient, binary_path  # noqa: E402
+from looperd_test import Daemon, JackServer, OscClient, binary_path, status_dict  # noqa: E402
 
 RATE = 48000
 # How long the daemon may take to notice the server is gone or back (it
@@ -124,9 +124,9 @@ class OutputPairs(unittest.TestCase):
         time.sleep(2.5)
         name = jack.name
         jack.close()  # SIGTERM by PID, waits for its exit
-        self.wait_for(d, "told the server is gone", lambda: self.status(osc)[-1] == "jack-gone")
+        self.wait_for(d, "told the server is gone", lambda: status_dict(self.status(osc))["state"] == "jack-gone")
         jack = self.jack(name=name)  # the same server again
-        self.wait_for(d, "running again", lambda: self.status(osc)[-1] == "running")
+        self.wait_for(d, "running again", lambda: status_dict(self.status(osc))["state"] == "running")
         self.wait_for(d, "reconnected", lambda: self.links(jack, d, 4) == want)
         self.assertEqual(self.our_ports(jack, d), ["out_1", "out_2", "out_3", "out_4"])
         self.stop_cleanly(d)
