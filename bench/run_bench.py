@@ -501,6 +501,72 @@ def onset_errors(meta, walls):
             "skipped_cycles": jc.skipped if jc else None}
 
 
+# The MIDI sender of m_midi, run as /usr/bin/python3 (python3-jack-client;
+# this file itself stays standard library only): n note-ons of note 36,
+# each at a random frame of a period, about `spacing` s apart; prints the
+# JACK frame of each as JSON.
+MIDI_SENDER = r"""
+import json, random, sys, time, jack
+dest, n, spacing = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+c = jack.Client("bench_midi", no_start_server=True)
+port = c.midi_outports.register("out")
+todo, sent, rnd = [], [], random.Random(3)
+@c.set_process_callback
+def process(frames):
+    port.clear_buffer()
+    if todo:
+        off = todo.pop()
+        port.write_midi_event(off, (0x90, 36, 127))
+        sent.append(c.last_frame_time + off)
+c.activate()
+c.connect(port, dest)
+time.sleep(0.2)
+for k in range(n):
+    todo.append(rnd.randrange(c.blocksize))
+    time.sleep(spacing)
+time.sleep(0.2)
+c.deactivate()
+print(json.dumps(sent))
+"""
+
+
+def m_midi(jack, rec_bin, looperd_bin, click, n, spacing=0.1):
+    """MIDI-to-output latency: each note-on's onset minus the JACK frame
+    the sender placed it at, in frames (0: on its own frame).  Returns the
+    list of latencies of the events whose onset was recorded, or None when
+    /usr/bin/python3 has no python3-jack-client."""
+    have = subprocess.run(["/usr/bin/python3", "-c", "import jack"], capture_output=True)
+    if have.returncode != 0:
+        log("MIDI row: /usr/bin/python3 has no python3-jack-client; skipped")
+        return None
+    srv = Looperd(jack, looperd_bin)
+    try:
+        srv.load(0, click)
+        rec = Recorder(jack, srv.outputs, seconds=n * spacing + 3, binary=rec_bin)
+        try:
+            out = subprocess.run(["/usr/bin/python3", "-c", MIDI_SENDER, srv.d.name + ":midi_in",
+                                  str(n), str(spacing)], env=jack.env, capture_output=True,
+                                 text=True, timeout=n * spacing + 30)
+        finally:
+            samples, meta = rec.stop()
+    finally:
+        srv.close()
+    sent = json.loads(out.stdout or "[]")
+    left = samples[0::2]
+    start = {c[0]: k * PERIOD for k, c in enumerate(meta["cycles"])}
+    lat = []
+    for f in sent:
+        cyc = next((c for c in start if c <= f < c + PERIOD), None)
+        if cyc is None:
+            continue
+        i = start[cyc] + (f - cyc)
+        j = next((k for k in range(i - PERIOD, min(len(left), i + 4 * PERIOD))
+                  if k >= 0 and left[k] != 0.0 and (k == 0 or left[k - 1] == 0.0)), None)
+        if j is not None:
+            lat.append(j - i)
+    return lat
+
+
 def m_xruns(jack, rec_bin, secs):
     rec = Recorder(jack, [], seconds=secs + 5, binary=rec_bin)
     time.sleep(secs)
@@ -778,7 +844,7 @@ def machine():
     return f"{os.cpu_count()} CPUs, {model}, Linux {platform.release()}"
 
 
-ONLY_CHOICES = ("onset", "latency", "sampler", "quant", "link")
+ONLY_CHOICES = ("onset", "latency", "sampler", "quant", "link", "midi")
 
 
 def main():
@@ -791,7 +857,8 @@ def main():
                     " error), latency (plain-message latency, --latency 5 and none),"
                     " sampler (CPU per voice-frame at rate 1 and 1.5, xruns of 256"
                     " interpolating voices); looperd and scsynth each; quant (quantized"
-                    " onset error, looperd); link (Ableton Link, looperd only)")
+                    " onset error, looperd); link (Ableton Link, looperd only); midi"
+                    " (MIDI-to-output latency, looperd)")
     ap.add_argument("--burst-base", default=BURST_BASE, metavar="REV",
                     help="the engine the worst-case period rows compare HEAD with"
                     f" (default {BURST_BASE}, the last one whose requests walked the pool)")
@@ -873,6 +940,9 @@ def main():
                 log(f"quantized onset errors {R['quant_l']['err']}")
             finally:
                 srv.close()
+        if want("midi"):
+            log("looperd: MIDI note-ons into midi_in ...")
+            R["midi_lat"] = m_midi(jack, rec_bin, looperd_bin, click, n_onsets)
 
         def common_rows(srv, tag):
             """The rows both servers get, in the same order: R[name_tag]."""
@@ -1176,6 +1246,11 @@ def print_table(R):
         sd(pla) + " / " + sd(pl), sd(ps), "", "")
     row("  secondary: stdev vs the wall clock at callback start, --latency 5 / none",
         sdj(plac) + " / " + sdj(plc), sdj(psc), "", "")
+    section[:] = ["midi_lat"]
+    ml = g("midi_lat")
+    row("MIDI-to-output latency (frames): median, stdev, range / n",
+        f"{statistics.median(ml):+.0f}, {statistics.pstdev(ml):.2f}, {min(ml):+d}..{max(ml):+d}"
+        f" / {len(ml)}" if ml else "-", "", "", "0, 0")
     section[:] = ["rtt_l"]
     row("mixer alone, 32 voices > LLC (ns/voice-frame)", fmt(g("mixer"), nd=3), "", "", "")
     row("  memory-read floor (ns/voice-frame); mixer / floor", fmt(g("floor"), nd=3), "",

@@ -2,6 +2,7 @@
 #include "audio.h"
 
 #include <errno.h>
+#include <jack/midiport.h>
 #include <jack/thread.h>
 #include <math.h>
 #include <pthread.h>
@@ -105,6 +106,15 @@ static int audio_process(jack_nframes_t nframes, void *arg)
     struct beat_span link_span;
     if (audio_link_span(a, &clock, nframes, &link_span))
         clock.link = &link_span;
+    /* The period's MIDI input, each event at its frame (RT-safe: reads of
+     * the port's buffer). */
+    void *midi = jack_port_get_buffer(a->midi_in, nframes);
+    uint32_t nev = midi ? jack_midi_get_event_count(midi) : 0;
+    for (uint32_t i = 0; i < nev; i++) {
+        jack_midi_event_t ev;
+        if (jack_midi_event_get(&ev, midi, i) == 0)
+            engine_midi_event(a->engine, ev.time, ev.buffer, ev.size);
+    }
     engine_process(a->engine, outs, nframes, clock);
     /* Peak DSP load: this callback's share of its period.  A relaxed
      * compare-and-swap loop; the reader resets it with an exchange. */
@@ -219,6 +229,16 @@ static void on_shutdown(void *arg)
     kill(getpid(), SIGUSR1);
 }
 
+/* Runs on the notification thread: no libjack call, only the atomic; the
+ * owner connects (audio_midi_connect). */
+static void on_port_registration(jack_port_id_t port, int registered, void *arg)
+{
+    (void)port;
+    struct audio *a = arg;
+    if (registered)
+        atomic_store(&a->ports_changed, true);
+}
+
 /* Runs on the notification thread: no libjack call, only the atomic. */
 static int on_buffer_size(jack_nframes_t n, void *arg)
 {
@@ -278,6 +298,7 @@ int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
     a->client = NULL;
     for (unsigned k = 0; k < AUDIO_MAX_PORTS; k++)
         a->out[k] = NULL;
+    a->midi_in = NULL;
     a->nports = 0;
     a->active = false;
     for (unsigned i = 0; i < AUDIO_MAX_THREADS; i++)
@@ -385,7 +406,14 @@ static int audio_prepare(struct audio *a, struct engine *e, char *err, size_t er
             return -EIO;
         }
     }
+    a->midi_in =
+        jack_port_register(a->client, "midi_in", JACK_DEFAULT_MIDI_TYPE, JackPortIsInput, 0);
+    if (!a->midi_in) {
+        snprintf(err, errlen, "cannot register JACK MIDI input port midi_in");
+        return -EIO;
+    }
     a->frame_ns = 1e9 / jack_get_sample_rate(a->client);
+    jack_set_port_registration_callback(a->client, on_port_registration, a);
     jack_set_thread_init_callback(a->client, audio_thread_init, a);
     jack_set_process_callback(a->client, audio_process, a);
     jack_set_xrun_callback(a->client, on_xrun, a);
@@ -420,7 +448,31 @@ int audio_start(struct audio *a, struct engine *e, unsigned connect_pairs, char 
             a->process_tid = a->threads[i].tid;
     if (connect_pairs)
         connect_outputs(a, connect_pairs);
+    atomic_store(&a->ports_changed, true);
+    audio_midi_connect(a);
     return 0;
+}
+
+unsigned audio_midi_connect(struct audio *a)
+{
+    if (!a->client || !a->active || atomic_load(&a->gone) || !a->midi_in ||
+        !atomic_exchange(&a->ports_changed, false))
+        return 0;
+    unsigned made = 0;
+    const char *mine = jack_port_name(a->midi_in);
+    for (unsigned i = 0; i < a->nmidi_connect; i++) {
+        const char *src = a->midi_connect[i];
+        if (!jack_port_by_name(a->client, src) || jack_port_connected_to(a->midi_in, src))
+            continue;
+        int r = jack_connect(a->client, src, mine);
+        if (r == 0) {
+            made++;
+            log_notice("MIDI: %s connected to %s", src, mine);
+        } else if (r != EEXIST) {
+            log_warn("MIDI: cannot connect %s to %s", src, mine);
+        }
+    }
+    return made;
 }
 
 /* True while a thread libjack started at activation, other than the

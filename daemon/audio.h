@@ -1,5 +1,6 @@
 /* audio.h - the JACK client: the output ports (a stereo pair per engine
- * output pair, out_1..out_2N) and the process callback.
+ * output pair, out_1..out_2N), the MIDI input `midi_in`, and the process
+ * callback.
  *
  * This is the only module that talks to JACK.  The process callback fetches
  * the port buffers and calls engine_process(); everything real-time lives
@@ -45,6 +46,8 @@
 struct link_clock;
 
 #define AUDIO_MAX_LINKS 16
+/* --midi-connect PORT given at most this many times. */
+#define AUDIO_MAX_MIDI_CONNECT 16
 #define AUDIO_MAX_PORTS (2 * ENGINE_MAX_PAIRS)
 /* libjack threads of one client we keep track of (process, notification,
  * message buffer; a few spare). */
@@ -66,6 +69,13 @@ struct audio {
     jack_client_t *client; /* owner thread only */
     jack_port_t *out[AUDIO_MAX_PORTS];
     unsigned nports; /* 2 * the engine's pairs, from audio_prepare on */
+    jack_port_t *midi_in;
+    /* --midi-connect: ports to connect to midi_in whenever they exist and
+     * are not (audio_midi_connect).  `ports_changed` is raised by JACK's
+     * port-registration callback (and by audio_start) for the owner. */
+    const char *midi_connect[AUDIO_MAX_MIDI_CONNECT];
+    unsigned nmidi_connect;
+    _Atomic bool ports_changed;
     struct engine *engine;
     bool active;
     _Atomic bool gone;  /* the server went away; reconnecting */
@@ -146,6 +156,10 @@ bool audio_poll_lost(struct audio *a);
 /* Owner thread, every tick: publishes the period, the DSP load and the
  * offset of JACK's clock. */
 void audio_tick(struct audio *a);
+/* Owner thread, every tick: after a port appeared (or the client
+ * started), connects each --midi-connect port that exists and is not
+ * connected to midi_in.  Returns how many it connected. */
+unsigned audio_midi_connect(struct audio *a);
 /* Main thread: remembers the current connections of our outputs. */
 void audio_remember_links(struct audio *a);
 /* Main thread: how many connections audio_remember_links last saw, on all

@@ -95,6 +95,10 @@ static inline void denormals_off(void)
 static void free_pools(struct engine *e)
 {
     ring_destroy(&e->cmd);
+    ring_destroy(&e->pad);
+    midi_map_destroy(&e->map);
+    free(e->pads);
+    e->pads = NULL;
     ring_destroy(&e->load);
     ring_destroy(&e->events);
     ring_destroy(&e->trash);
@@ -135,6 +139,7 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
         return -EINVAL;
     memset(e, 0, sizeof(*e));
     e->rate = rate;
+    e->midi_slots = nslots; /* all, until engine_set_midi_slots says fewer */
     e->nslots = nslots;
     e->npairs = npairs;
     e->nvoices = nvoices;
@@ -181,6 +186,14 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
     e->span = beat_timeline_span(&e->timeline, 0);
     atomic_store(&e->pub.tempo, BEAT_DEFAULT_TEMPO);
     atomic_store(&e->pub.quantum, BEAT_DEFAULT_QUANTUM);
+    e->pads = calloc(nslots, sizeof(*e->pads));
+    if (!e->pads || midi_map_init(&e->map, nslots) < 0) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    for (uint32_t i = 0; i < nslots; i++)
+        e->pads[i].id = i;
+    memlock_touch(e->pads, nslots * sizeof(*e->pads));
     if (!e->slots || !e->voices || !e->links || !e->fading || !e->refs || !e->ref_free ||
         !e->cut_nodes || !e->cut_free || !e->pair || !e->cuts) {
         r = -ENOMEM;
@@ -221,6 +234,7 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
     if ((r = schedule_init(&e->sched, ENGINE_SCHED)) < 0 ||
         (r = schedule_init_beats(&e->grid, ENGINE_GRID)) < 0 ||
         (r = ring_init(&e->cmd, ENGINE_CMD_RING, sizeof(struct ctl_msg))) < 0 ||
+        (r = ring_init(&e->pad, ring_pow2(2 * nslots), sizeof(struct pad_msg))) < 0 ||
         (r = ring_init(&e->load, ENGINE_LOAD_RING, sizeof(struct ctl_msg))) < 0 ||
         (r = ring_init(&e->events, ENGINE_EVENT_RING, sizeof(struct event))) < 0 ||
         (r = ring_init(&e->trash, ring_pow2(e->max_live), sizeof(struct sample_buffer *))) < 0)
@@ -241,6 +255,13 @@ void engine_set_timeline(struct engine *e, double tempo, double quantum)
     e->span = beat_timeline_span(&e->timeline, e->next_frame);
     atomic_store(&e->pub.tempo, tempo);
     atomic_store(&e->pub.quantum, quantum);
+}
+
+void engine_set_midi_slots(struct engine *e, uint32_t n)
+{
+    e->midi_slots = n < e->nslots ? n : e->nslots;
+    for (uint32_t id = e->midi_slots; id < e->nslots; id++)
+        midi_map_set(&e->map, id, -1);
 }
 
 static bool held_by_slot(const struct engine *e, const struct sample_buffer *b)
@@ -1005,6 +1026,169 @@ static inline bool stale(const struct ctl_msg *m, struct engine_clock c)
            c.now > m->arrived + ENGINE_STALE_US;
 }
 
+/* ---- MIDI ----------------------------------------------------------------
+ * A note-on finds the slots claiming its note through e->map (midi.h):
+ * O(claimants) per message, never a walk of the slots.  Each claimant that
+ * hears the channel plays as its defaults say (e->pads, as the control
+ * side last sent them), its velocity the note's through the slot's
+ * `velcurve`; an empty claimant does nothing (but the note was claimed).
+ * A note-off (or a note-on of velocity 0) releases, per slot `noteoff`:
+ * `release` fades the slot's playing voices over their release; `toggle`
+ * acts on note-ons only (the next note-on of the note stops what the first
+ * started).  CC 120 fades every playing voice of the slots hearing its
+ * channel with the declick fade (a walk of the playing voices: O(voices));
+ * CC 123 is a note-off for each note held (e->held) on its channel, and
+ * for slots of any channel, on every channel.  Everything acts at its own
+ * frame, as a timed request does. */
+
+static bool slot_hears(const struct engine *e, uint32_t id, uint8_t channel)
+{
+    return midi_hears(midi_channel_of(&e->pads[id].midi), channel);
+}
+
+static void midi_note_on(struct engine *e, uint32_t id, uint8_t velocity, uint32_t delay)
+{
+    const struct pad_msg *pd = &e->pads[id];
+    struct slot *s = &e->slots[id];
+    if (!s->buf)
+        return;
+    bool loop = midi_mode_of(&pd->midi) == MIDI_MODE_LOOP;
+    if (midi_noteoff_of(&pd->midi) == MIDI_OFF_TOGGLE) {
+        uint16_t on = loop ? s->loop : s->playing;
+        if (on != ENGINE_NONE) {
+            fade_slot(e, id, delay, true);
+            return;
+        }
+    }
+    struct ctl_msg m = {.type = loop ? CTL_LOOP : CTL_PLAY,
+                        .id = id,
+                        .velocity = midi_velocity(&pd->midi, velocity),
+                        .play = pd->play};
+    apply(e, &m, delay);
+}
+
+static void midi_note_off(struct engine *e, uint32_t id, uint32_t delay)
+{
+    if (midi_noteoff_of(&e->pads[id].midi) == MIDI_OFF_RELEASE)
+        fade_slot(e, id, delay, true);
+}
+
+static inline bool held(const struct engine *e, uint8_t channel, uint8_t note)
+{
+    return (e->held[channel - 1][note / 64] >> (note % 64)) & 1;
+}
+
+static inline void hold(struct engine *e, uint8_t channel, uint8_t note, bool on)
+{
+    uint64_t bit = (uint64_t)1 << (note % 64);
+    if (on)
+        e->held[channel - 1][note / 64] |= bit;
+    else
+        e->held[channel - 1][note / 64] &= ~bit;
+}
+
+/* CC 123 on `channel`: a note-off for every note held that a slot hears
+ * (on its channel: the slots of that channel and those of any; on the
+ * others: those of any channel). */
+static void all_notes_off(struct engine *e, uint8_t channel, uint32_t delay)
+{
+    for (uint8_t ch = 1; ch <= MIDI_CHANNELS; ch++)
+        for (uint32_t w = 0; w < MIDI_NOTES / 64; w++)
+            for (uint64_t bits = e->held[ch - 1][w]; bits; bits &= bits - 1) {
+                uint8_t note = (uint8_t)(w * 64 + (uint32_t)__builtin_ctzll(bits));
+                for (uint32_t id = midi_map_first(&e->map, note); id != MIDI_NONE;
+                     id = midi_map_next(&e->map, id)) {
+                    uint8_t sc = midi_channel_of(&e->pads[id].midi);
+                    if (sc == 0 || (ch == channel && sc == channel))
+                        midi_note_off(e, id, delay);
+                }
+            }
+    for (uint32_t w = 0; w < MIDI_NOTES / 64; w++)
+        e->held[channel - 1][w] = 0;
+}
+
+/* CC 120 on `channel`: every playing voice of a slot hearing it fades out
+ * with the declick fade. */
+static void all_sound_off(struct engine *e, uint8_t channel, uint32_t delay)
+{
+    uint16_t i = e->oldest;
+    while (i != ENGINE_NONE) {
+        uint16_t next = e->links[i].next; /* i leaves the list as it fades */
+        if (slot_hears(e, e->voices[i].slot, channel))
+            voice_fade_out(e, &e->voices[i], delay, e->fade_frames);
+        i = next;
+    }
+}
+
+static void midi_apply(struct engine *e, const struct midi_msg *m, uint32_t *ignored)
+{
+    switch (m->kind) {
+    case MIDI_NOTE_ON:
+    case MIDI_NOTE_OFF: {
+        bool on = m->kind == MIDI_NOTE_ON, claimed = false;
+        hold(e, m->channel, m->a, on);
+        for (uint32_t id = midi_map_first(&e->map, m->a); id != MIDI_NONE;
+             id = midi_map_next(&e->map, id)) {
+            if (!slot_hears(e, id, m->channel))
+                continue;
+            claimed = true;
+            if (on)
+                midi_note_on(e, id, m->b, m->frame);
+            else
+                midi_note_off(e, id, m->frame);
+        }
+        if (on && !claimed)
+            (*ignored)++;
+        break;
+    }
+    case MIDI_CC:
+        if (m->a == 120)
+            all_sound_off(e, m->channel, m->frame);
+        else if (m->a == 123)
+            all_notes_off(e, m->channel, m->frame);
+        else
+            (*ignored)++;
+        break;
+    default:
+        (*ignored)++;
+        break;
+    }
+}
+
+void engine_midi_event(struct engine *e, uint32_t frame, const uint8_t *bytes, size_t n)
+{
+    uint32_t ignored = 0;
+    e->nmidi += (uint32_t)midi_parse(&e->parser, frame, bytes, n, e->midi + e->nmidi,
+                                     ENGINE_MIDI_QUEUE - e->nmidi, &ignored);
+    if (ignored)
+        atomic_fetch_add_explicit(&e->stats.midi_ignored, ignored, memory_order_relaxed);
+}
+
+/* The slots' defaults the control side sent (at most the ring's capacity,
+ * so a sender that keeps pushing cannot hold the period), then this
+ * period's MIDI messages, each at its frame (< nframes). */
+static void midi_period(struct engine *e, uint32_t nframes)
+{
+    struct pad_msg pm;
+    for (uint32_t k = ring_capacity(&e->pad); k > 0 && ring_pop(&e->pad, &pm); k--) {
+        if (pm.id >= e->nslots)
+            continue;
+        e->pads[pm.id] = pm;
+        if (pm.id < e->midi_slots)
+            midi_map_set(&e->map, pm.id, midi_note_of(&pm.midi, pm.id));
+    }
+    uint32_t ignored = 0;
+    for (uint32_t k = 0; k < e->nmidi; k++) {
+        struct midi_msg m = e->midi[k];
+        if (m.frame >= nframes)
+            m.frame = nframes ? nframes - 1 : 0;
+        midi_apply(e, &m, &ignored);
+    }
+    e->nmidi = 0;
+    if (ignored)
+        atomic_fetch_add_explicit(&e->stats.midi_ignored, ignored, memory_order_relaxed);
+}
+
 void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
                     struct engine_clock clock)
 {
@@ -1056,6 +1240,7 @@ void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
     fit_follow(e);
     launch_due(e, nframes);
     restart_due(e, nframes);
+    midi_period(e, nframes);
 
     for (uint32_t k = 0; k < 2 * e->npairs; k++)
         memset(outs[k], 0, nframes * sizeof(float));

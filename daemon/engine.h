@@ -13,6 +13,9 @@
  *    thread runs.  All memory (slots, voices, rings) is allocated there; the
  *    sizes are fixed for the life of the process.
  *  - `cmd` ring:    OSC thread -> audio   (ping, stop, play)
+ *    `pad` ring:    whoever holds the defaults table's lock -> audio (a
+ *                   slot's defaults for MIDI; params.h, struct pads: the
+ *                   lock makes its producers one at a time)
  *    `load` ring:   loader     -> audio   (load, carries a sample buffer)
  *    `events` ring: audio -> reply thread (pong, stopped, unloaded)
  *    `trash` ring:  audio -> reply thread (sample buffers to free)
@@ -43,6 +46,7 @@
 
 #include "beat.h"
 #include "messages.h"
+#include "midi.h"
 #include "mixer.h"
 #include "ring.h"
 #include "sample.h"
@@ -64,6 +68,9 @@
 #define ENGINE_SCHED 1024
 /* Quantized requests waiting on the audio side for their launch point. */
 #define ENGINE_GRID 1024
+/* MIDI messages one period applies (engine_midi_event); more are counted
+ * in midi_ignored. */
+#define ENGINE_MIDI_QUEUE 512
 /* Events in flight are bounded by the control side (see protocol.c). */
 #define ENGINE_EVENT_RING 1024
 /* Length of the fade applied by /stop, in seconds: long enough not to click,
@@ -163,9 +170,10 @@ struct engine_stats {
     _Atomic uint32_t voices_active; /* after the last period */
     _Atomic uint64_t periods;
     _Atomic uint64_t voices_stolen;
-    _Atomic uint64_t late;        /* timed requests whose time had passed, and
-                                     stale untimed triggers (dropped) */
-    _Atomic uint64_t lost_events; /* must stay 0: see the proof above */
+    _Atomic uint64_t late;         /* timed requests whose time had passed, and
+                                      stale untimed triggers (dropped) */
+    _Atomic uint64_t lost_events;  /* must stay 0: see the proof above */
+    _Atomic uint64_t midi_ignored; /* MIDI input read and dropped (midi.h) */
 };
 
 struct engine {
@@ -243,7 +251,20 @@ struct engine {
         _Atomic double beat, per_frame, tempo, quantum; /* the span's */
     } pub;
 
+    /* MIDI (engine.c, "MIDI"): each slot's defaults as the control side
+     * last sent them (`pad` ring, engine_pad_send), the note -> slots map
+     * made from them, the parser's state between periods, the messages of
+     * the period being rendered, and the notes held (channel, note). */
+    struct pad_msg *pads; /* nslots */
+    struct midi_map map;
+    uint32_t midi_slots; /* slots below it claim notes (engine_set_midi_slots) */
+    struct midi_parser parser;
+    struct midi_msg midi[ENGINE_MIDI_QUEUE];
+    uint32_t nmidi;
+    uint64_t held[MIDI_CHANNELS][MIDI_NOTES / 64];
+
     struct ring cmd;
+    struct ring pad;
     struct ring load;
     struct ring events;
     struct ring trash;
@@ -264,6 +285,11 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
 /* Main thread before the audio thread runs: the own timeline's tempo and
  * quantum (valid: beat.h), --tempo and --quantum. */
 void engine_set_timeline(struct engine *e, double tempo, double quantum);
+
+/* Main thread before the audio thread runs: only slots 0..n-1 (the
+ * numbered ones) claim MIDI notes; the library's slots above them never
+ * do (a default claim of note 36 + id would give notes to library samples). */
+void engine_set_midi_slots(struct engine *e, uint32_t n);
 
 /* Frees every buffer still held (slots, rings) and the engine's memory.  Only
  * when no thread uses the engine any more. */
@@ -298,6 +324,12 @@ struct engine_clock {
 void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
                     struct engine_clock clock);
 
+/* Audio thread, before engine_process() of the same period: the bytes of
+ * one MIDI input event at frame `frame` of the period (JACK's order: by
+ * frame).  engine_process() then applies each note-on, note-off and
+ * controller at its own frame. */
+void engine_midi_event(struct engine *e, uint32_t frame, const uint8_t *bytes, size_t n);
+
 /* ---- the doors: which thread may call what ------------------------------
  * Everything below but engine_process() is in engine_doors.c.  The rings,
  * the schedule and `wake` are the engine's own: no other file reaches
@@ -329,6 +361,10 @@ bool engine_beat_now(const struct engine *e, double now_us, double *beat, double
 
 /* True when `m` is quantized: it takes a place of the grid (engine_send). */
 bool engine_quantized(const struct ctl_msg *m);
+/* Whoever holds the defaults table's lock (params.h, struct pads: the
+ * OSC, main and reply threads, one at a time): slot m->id's defaults for
+ * MIDI.  False when the ring is full (the caller tries again later). */
+bool engine_pad_send(struct engine *e, const struct pad_msg *m);
 
 /* Loader.  Hands a CTL_LOAD (with its buffer) or a CTL_UNLOAD to the audio
  * thread; false when the load ring is full (nothing changed). */

@@ -97,6 +97,13 @@ bool engine_beat_now(const struct engine *e, double now_us, double *beat, double
     }
 }
 
+/* ---- the holder of the defaults table's lock ---------------------------- */
+
+bool engine_pad_send(struct engine *e, const struct pad_msg *m)
+{
+    return m->id < e->nslots && ring_push(&e->pad, m);
+}
+
 /* ---- loader ------------------------------------------------------------- */
 
 bool engine_publish(struct engine *e, const struct ctl_msg *m)

@@ -94,6 +94,14 @@ static void unloaded(void *daemon, uint32_t id, uint64_t seq)
     pads_unloaded(&d->pads, id, seq);
 }
 
+/* The defaults table's hook (params.h, struct pads): a slot's defaults as
+ * the audio thread plays them from MIDI. */
+static bool publish_pad(void *engine, uint32_t id, const struct params *p)
+{
+    struct pad_msg m = {.id = id, .play = p->play, .midi = p->midi};
+    return engine_pad_send(engine, &m);
+}
+
 static uint64_t mono_usec(void)
 {
     struct timespec t;
@@ -351,8 +359,10 @@ static int run(struct daemon *d, const sigset_t *sigs)
             stuck = true;
             notify_send("STATUS=JACK client stuck in libjack; cannot reconnect, restart looperd");
         }
+        pads_flush(&d->pads);
         if (!gone) {
             audio_tick(&d->audio);
+            audio_midi_connect(&d->audio);
             if (now >= next_links) {
                 next_links = now + 1000000;
                 audio_remember_links(&d->audio);
@@ -444,6 +454,10 @@ int main(int argc, char **argv)
         return 1;
     }
     uint32_t rate = audio_rate(&d->audio);
+    _Static_assert(OPTIONS_MAX_MIDI_CONNECT <= AUDIO_MAX_MIDI_CONNECT, "--midi-connect fits");
+    for (unsigned i = 0; i < d->opt.nmidi_connect; i++)
+        d->audio.midi_connect[i] = d->opt.midi_connect[i];
+    d->audio.nmidi_connect = d->opt.nmidi_connect;
     uint32_t library_slots = d->opt.nlibrary ? (uint32_t)d->opt.library_max : 0;
     if (engine_init(&d->engine, (uint32_t)d->opt.slots + library_slots, (uint32_t)d->opt.voices,
                     (uint32_t)d->opt.outputs, rate) < 0) {
@@ -477,12 +491,14 @@ int main(int argc, char **argv)
         log_error("out of memory");
         goto out_osc;
     }
+    pads_set_publish(&d->pads, publish_pad, &d->engine);
     protocol_init(&d->proto, &d->engine, &d->osc, &d->replies, &d->loader, &d->audio, &d->pads);
     d->proto.latency = d->opt.latency_ms / 1000.0;
     d->proto.outputs = (uint32_t)d->opt.outputs;
     d->proto.numbered = (uint32_t)d->opt.slots;
     d->proto.quant = d->opt.quant;
     engine_set_timeline(&d->engine, d->opt.tempo, d->opt.quantum);
+    engine_set_midi_slots(&d->engine, (uint32_t)d->opt.slots);
     d->proto.link = &d->link;
     struct loader_limits limits = {
         .max_sample_bytes = d->opt.max_sample_mb * 1024 * 1024,

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "midi.h"
 #include "sample.h"
 
 struct reply_ctx; /* defined by the control side; opaque here */
@@ -153,6 +154,15 @@ struct event {
     uint32_t type; /* enum ev_type */
     uint32_t id;
     struct reply_ctx *reply;
+};
+
+/* A slot's defaults as the audio thread needs them to start a voice from
+ * MIDI: its keys, over which a note-on's velocity goes (engine_pad_send).
+ * The control side sends one whenever a slot's defaults change. */
+struct pad_msg {
+    uint32_t id;
+    struct play_params play;
+    struct midi_keys midi;
 };
 
 #endif

@@ -42,6 +42,7 @@ enum opt_id {
     OPT_MAX_MEMORY_MB,
     OPT_LIBRARY,
     OPT_LIBRARY_MAX,
+    OPT_MIDI_CONNECT,
     OPT_VERBOSE,
     OPT_QUIET,
     OPT_HELP,
@@ -102,6 +103,9 @@ static const struct option_spec specs[OPT_COUNT] = {
     [OPT_LIBRARY_MAX] = {"library-max", 0, "N", STR(LIBRARY_DEFAULT_MAX),
                          "library samples, in slots of their own, at most " STR(
                              ENGINE_MAX_LIBRARY)},
+    [OPT_MIDI_CONNECT] = {"midi-connect", 0, "PORT", NULL,
+                          "connect JACK MIDI port PORT to midi_in whenever it exists (also when "
+                          "it appears later or JACK restarts); repeatable"},
     [OPT_VERBOSE] = {"verbose", 'v', NULL, NULL, "more log lines (repeat for debug)"},
     [OPT_QUIET] = {"quiet", 'q', NULL, NULL, "warnings and errors only"},
     [OPT_HELP] = {"help", 'h', NULL, NULL, "this text"},
@@ -331,6 +335,13 @@ static int apply(struct options *o, enum opt_id id, char *arg)
         return 0;
     case OPT_LIBRARY_MAX:
         return parse_ulong("--library-max", arg, 1, ENGINE_MAX_LIBRARY, &o->library_max);
+    case OPT_MIDI_CONNECT:
+        if (o->nmidi_connect == OPTIONS_MAX_MIDI_CONNECT) {
+            fprintf(stderr, "looperd: at most %d --midi-connect\n", OPTIONS_MAX_MIDI_CONNECT);
+            return -EINVAL;
+        }
+        o->midi_connect[o->nmidi_connect++] = arg;
+        return 0;
     case OPT_VERBOSE:
         o->verbosity++;
         return 0;

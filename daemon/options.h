@@ -18,6 +18,8 @@
 /* A 10-minute stereo file at 96 kHz in float is 440 MiB. */
 #define DEFAULT_MAX_SAMPLE_MB 512
 #define DEFAULT_MAX_MEMORY_MB 4096
+/* --midi-connect given at most this often (audio.h: AUDIO_MAX_MIDI_CONNECT). */
+#define OPTIONS_MAX_MIDI_CONNECT 16
 
 struct options {
     const char *name;
@@ -37,6 +39,8 @@ struct options {
     double quant;          /* triggers' launch grid without a quant key; 0: now */
     struct osc_allow allow[OSC_MAX_ALLOW];
     unsigned nallow;
+    const char *midi_connect[OPTIONS_MAX_MIDI_CONNECT]; /* JACK MIDI ports */
+    unsigned nmidi_connect;
     int verbosity;
     const char *library[LIBRARY_MAX_DIRS]; /* --library, repeatable */
     unsigned nlibrary;

@@ -16,25 +16,36 @@ struct key {
     const char *name;
     uint32_t bit; /* enum play_key, or PARAM_VELOCITY */
     double min, max;
-    bool whole; /* a whole number (sent as an int32 by /get) */
+    bool whole;               /* a whole number (sent as an int32 by /get) */
+    uint32_t midi;            /* enum midi_key: a slot's MIDI key (bit is 0) */
+    const char *const *words; /* the words it takes (their index is the value) */
 };
+
+static const char *const noteoff_words[] = {"ignore", "release", "toggle", NULL};
+static const char *const mode_words[] = {"play", "loop", NULL};
 
 /* The order /get lists them in. */
 static const struct key keys[] = {
-    {"velocity", PARAM_VELOCITY, 0, 1, false},
-    {"rate", PLAY_RATE, -16, 16, false}, /* and |rate| >= 1/16: set_key */
-    {"begin", PLAY_BEGIN, 0, 1, false},
-    {"end", PLAY_END, 0, 1, false},
-    {"pan", PLAY_PAN, -1, 1, false},
-    {"gain", PLAY_GAIN, 0, 4, false},
-    {"attack", PLAY_ATTACK, 0, 60, false},
-    {"release", PLAY_RELEASE, 0, 60, false},
-    {"sustain", PLAY_SUSTAIN, 0, PARAMS_MAX_SUSTAIN, false},
-    {"cut", PLAY_CUT, -PARAMS_MAX_CUT, PARAMS_MAX_CUT, true},
-    {"out", PLAY_OUT, 0, 0, true}, /* max: outputs - 1, set_key */
-    {"quant", PLAY_QUANT, 0, BEAT_QUANTUM_MAX, false},
-    {"beats", PLAY_BEATS, 0, BEAT_QUANTUM_MAX, false}, /* and > 0: in_range */
-    {"fit", PLAY_FIT, 0, 1, true},
+    {"velocity", PARAM_VELOCITY, 0, 1, false, 0, NULL},
+    {"rate", PLAY_RATE, -16, 16, false, 0, NULL}, /* and |rate| >= 1/16: set_key */
+    {"begin", PLAY_BEGIN, 0, 1, false, 0, NULL},
+    {"end", PLAY_END, 0, 1, false, 0, NULL},
+    {"pan", PLAY_PAN, -1, 1, false, 0, NULL},
+    {"gain", PLAY_GAIN, 0, 4, false, 0, NULL},
+    {"attack", PLAY_ATTACK, 0, 60, false, 0, NULL},
+    {"release", PLAY_RELEASE, 0, 60, false, 0, NULL},
+    {"sustain", PLAY_SUSTAIN, 0, PARAMS_MAX_SUSTAIN, false, 0, NULL},
+    {"cut", PLAY_CUT, -PARAMS_MAX_CUT, PARAMS_MAX_CUT, true, 0, NULL},
+    {"out", PLAY_OUT, 0, 0, true, 0, NULL}, /* max: outputs - 1, set_key */
+    {"quant", PLAY_QUANT, 0, BEAT_QUANTUM_MAX, false, 0, NULL},
+    {"beats", PLAY_BEATS, 0, BEAT_QUANTUM_MAX, false, 0, NULL}, /* and > 0: in_range */
+    {"fit", PLAY_FIT, 0, 1, true, 0, NULL},
+    /* A slot's MIDI keys (midi.h). */
+    {"note", 0, 0, 127, true, MIDI_KEY_NOTE, NULL},
+    {"channel", 0, 0, 16, true, MIDI_KEY_CHANNEL, NULL},
+    {"velcurve", 0, MIDI_VELCURVE_MIN, MIDI_VELCURVE_MAX, false, MIDI_KEY_VELCURVE, NULL},
+    {"noteoff", 0, 0, 2, true, MIDI_KEY_NOTEOFF, noteoff_words},
+    {"mode", 0, 0, 1, true, MIDI_KEY_MODE, mode_words},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -94,13 +105,70 @@ static bool in_range(const struct key *k, double v, uint32_t outputs)
     return true;
 }
 
+bool params_is_slot_key(const char *name)
+{
+    const struct key *k = find(name);
+    return k && k->midi;
+}
+
+/* Sets MIDI key k (in range) to v. */
+static void set_midi(struct params *p, const struct key *k, double v)
+{
+    struct midi_keys *m = &p->midi;
+    switch (k->midi) {
+    case MIDI_KEY_NOTE:
+        m->note = (uint8_t)v;
+        break;
+    case MIDI_KEY_CHANNEL:
+        m->channel = (uint8_t)v;
+        break;
+    case MIDI_KEY_VELCURVE:
+        m->velcurve = (float)v;
+        break;
+    case MIDI_KEY_NOTEOFF:
+        m->noteoff = (uint8_t)v;
+        break;
+    case MIDI_KEY_MODE:
+        m->mode = (uint8_t)v;
+        break;
+    default:
+        return;
+    }
+    m->keys |= k->midi;
+}
+
+int params_set_word(struct params *p, const char *name, const char *word)
+{
+    const struct key *k = find(name);
+    if (!k || !k->words)
+        return -ENOENT;
+    for (unsigned i = 0; k->words[i]; i++)
+        if (strcmp(k->words[i], word) == 0) {
+            set_midi(p, k, i);
+            return 0;
+        }
+    return -EINVAL;
+}
+
+const char *params_word(const char *name, double value)
+{
+    const struct key *k = find(name);
+    if (!k || !k->words || !(value >= 0) || value > k->max)
+        return NULL;
+    return k->words[(unsigned)value];
+}
+
 int params_set(struct params *p, const char *name, double v, uint32_t outputs)
 {
     const struct key *k = find(name);
     if (!k)
         return -ENOENT;
-    if (!in_range(k, v, outputs))
+    if (!in_range(k, v, outputs) || k->words) /* a word key takes words */
         return -EINVAL;
+    if (k->midi) {
+        set_midi(p, k, v);
+        return 0;
+    }
     struct play_params *q = &p->play;
     switch (k->bit) {
     case PARAM_VELOCITY:
@@ -182,7 +250,13 @@ int params_parse_osc(struct params *p, int argc, const char *types, lo_arg *cons
             snprintf(why, PARAMS_WHY_MAX, "missing value for %s", k->name);
             return -EINVAL;
         }
-        int err = params_osc_number(types[i + 1], argv[i + 1], &v)
+        int err;
+        if (k->words)
+            err = types[i + 1] == LO_STRING || types[i + 1] == LO_SYMBOL
+                      ? params_set_word(&next, k->name, (const char *)argv[i + 1])
+                      : -EINVAL;
+        else
+            err = params_osc_number(types[i + 1], argv[i + 1], &v)
                       ? params_set(&next, k->name, v, outputs)
                       : -EINVAL;
         if (err < 0) {
@@ -211,10 +285,15 @@ int params_parse_text(struct params *p, const char *token, uint32_t outputs,
         reason(-ENOENT, name, why);
         return -EINVAL;
     }
-    char *end;
-    errno = 0;
-    double v = strtod(eq + 1, &end);
-    int err = eq[1] && !*end && errno == 0 ? params_set(p, k->name, v, outputs) : -EINVAL;
+    int err;
+    if (k->words) {
+        err = params_set_word(p, k->name, eq + 1);
+    } else {
+        char *end;
+        errno = 0;
+        double v = strtod(eq + 1, &end);
+        err = eq[1] && !*end && errno == 0 ? params_set(p, k->name, v, outputs) : -EINVAL;
+    }
     if (err < 0) {
         reason(err, k->name, why);
         return -EINVAL;
@@ -258,6 +337,18 @@ void params_merge(struct params *out, const struct params *base, const struct pa
         m.has_velocity = true;
         m.velocity = over->velocity;
     }
+    const struct midi_keys *om = &over->midi;
+    if (om->keys & MIDI_KEY_NOTE)
+        m.midi.note = om->note;
+    if (om->keys & MIDI_KEY_CHANNEL)
+        m.midi.channel = om->channel;
+    if (om->keys & MIDI_KEY_VELCURVE)
+        m.midi.velcurve = om->velcurve;
+    if (om->keys & MIDI_KEY_NOTEOFF)
+        m.midi.noteoff = om->noteoff;
+    if (om->keys & MIDI_KEY_MODE)
+        m.midi.mode = om->mode;
+    m.midi.keys |= om->keys;
     *out = m;
 }
 
@@ -275,11 +366,20 @@ bool params_next(const struct params *p, unsigned *i, const char **name, double 
     const struct play_params *q = &p->play;
     for (; *i < NKEYS; (*i)++) {
         const struct key *k = &keys[*i];
-        bool given = k->bit == PARAM_VELOCITY ? p->has_velocity : (q->keys & k->bit) != 0;
+        bool given = k->midi                    ? (p->midi.keys & k->midi) != 0
+                     : k->bit == PARAM_VELOCITY ? p->has_velocity
+                                                : (q->keys & k->bit) != 0;
         if (!given)
             continue;
         double v = 0;
-        switch (k->bit) {
+        switch (k->midi ? 0xffffffffu : k->bit) {
+        case 0xffffffffu:
+            v = k->midi == MIDI_KEY_NOTE       ? p->midi.note
+                : k->midi == MIDI_KEY_CHANNEL  ? p->midi.channel
+                : k->midi == MIDI_KEY_VELCURVE ? p->midi.velcurve
+                : k->midi == MIDI_KEY_NOTEOFF  ? p->midi.noteoff
+                                               : p->midi.mode;
+            break;
         case PARAM_VELOCITY:
             v = p->velocity;
             break;
@@ -340,11 +440,14 @@ int pads_init(struct pads *t, uint32_t nslots)
     size_t n = nslots ? nslots : 1;
     t->slot = calloc(n, sizeof(*t->slot));
     t->seq = calloc(n, sizeof(*t->seq));
-    if (!t->slot || !t->seq) {
+    t->dirty = calloc(n, sizeof(*t->dirty));
+    if (!t->slot || !t->seq || !t->dirty) {
         free(t->slot);
         free(t->seq);
+        free(t->dirty);
         t->slot = NULL;
         t->seq = NULL;
+        t->dirty = NULL;
         return -ENOMEM;
     }
     t->nslots = nslots;
@@ -359,8 +462,44 @@ void pads_destroy(struct pads *t)
     pthread_mutex_destroy(&t->lock);
     free(t->slot);
     free(t->seq);
+    free(t->dirty);
     t->slot = NULL;
     t->seq = NULL;
+    t->dirty = NULL;
+}
+
+void pads_set_publish(struct pads *t, pads_publish_fn fn, void *ctx)
+{
+    t->publish = fn;
+    t->publish_ctx = ctx;
+}
+
+/* Under t->lock: slot `id` changed; hand its defaults to the engine, or
+ * leave it for pads_flush(). */
+static void publish_locked(struct pads *t, uint32_t id)
+{
+    if (!t->publish)
+        return;
+    bool ok = t->publish(t->publish_ctx, id, &t->slot[id]);
+    if (ok && t->dirty[id]) {
+        t->dirty[id] = false;
+        t->ndirty--;
+    } else if (!ok && !t->dirty[id]) {
+        t->dirty[id] = true;
+        t->ndirty++;
+    }
+}
+
+void pads_flush(struct pads *t)
+{
+    pthread_mutex_lock(&t->lock);
+    for (uint32_t id = 0; t->ndirty > 0 && id < t->nslots; id++)
+        if (t->dirty[id]) {
+            publish_locked(t, id);
+            if (t->dirty[id])
+                break; /* still full: the next tick */
+        }
+    pthread_mutex_unlock(&t->lock);
 }
 
 void pads_get(struct pads *t, uint32_t id, struct params *out)
@@ -375,6 +514,7 @@ void pads_put(struct pads *t, uint32_t id, const struct params *p, uint64_t seq)
     pthread_mutex_lock(&t->lock);
     t->slot[id] = *p;
     t->seq[id] = seq;
+    publish_locked(t, id);
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -388,6 +528,7 @@ int pads_update(struct pads *t, uint32_t id, const struct params *changes, uint6
     if (err == 0) {
         t->slot[id] = next;
         t->seq[id] = seq;
+        publish_locked(t, id);
     }
     pthread_mutex_unlock(&t->lock);
     return err;
@@ -399,6 +540,7 @@ void pads_unloaded(struct pads *t, uint32_t id, uint64_t seq)
     if (seq > t->seq[id]) {
         t->slot[id] = (struct params){0};
         t->seq[id] = seq;
+        publish_locked(t, id);
     }
     pthread_mutex_unlock(&t->lock);
 }

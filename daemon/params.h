@@ -45,8 +45,18 @@
 struct params {
     struct play_params play;
     bool has_velocity;
-    float velocity; /* 0..1 */
+    float velocity;        /* 0..1 */
+    struct midi_keys midi; /* a slot's MIDI keys (/set, the bank; not triggers) */
 };
+
+/* True when `name` is one of a slot's MIDI keys (note, channel, velcurve,
+ * noteoff, mode), which /set and the bank take but a trigger does not. */
+bool params_is_slot_key(const char *name);
+
+/* Sets a key whose value is a word (noteoff ignore|release|toggle, mode
+ * play|loop).  0, -ENOENT for a key that takes no word, -EINVAL for a
+ * word it does not know. */
+int params_set_word(struct params *p, const char *name, const char *word);
 
 /* The numbers a client may send (i, h, f, d), as a double.  liblo's argv
  * points into the packed message, only 4-byte aligned: the value is copied
@@ -79,21 +89,40 @@ int params_check(const struct params *p, char why[PARAMS_WHY_MAX]);
  * number (cut, out, fit), to be sent as an integer. */
 bool params_next(const struct params *p, unsigned *i, const char **name, double *value,
                  bool *whole);
+/* The word a key's value stands for (noteoff, mode), NULL for a number:
+ * for /get, after params_next() gave `name` and `value`. */
+const char *params_word(const char *name, double value);
 
 /* Every slot's defaults.  Each change carries its request's sequence
  * number (protocol.h's load_seq, which orders loads and unloads too), so
  * that an /unload applied late (the next period, or a bundle's time) clears
  * only the defaults set before it was requested. */
+/* The engine's copy.  Every change of a slot is handed, under `lock`, to
+ * `publish` (main.c: engine_pad_send); so its producer end is only ever
+ * entered by one thread at a time, the mutex ordering each producer after
+ * the last.  A change that does not fit (false) leaves its slot `dirty`
+ * for pads_flush(), which the main thread calls every tick, so the audio
+ * side ends with every slot's latest defaults. */
+typedef bool (*pads_publish_fn)(void *ctx, uint32_t id, const struct params *p);
+
 struct pads {
     pthread_mutex_t lock;
     uint32_t nslots;
     struct params *slot; /* nslots, under `lock` */
     uint64_t *seq;       /* nslots: the request that last changed the slot */
+    pads_publish_fn publish;
+    void *publish_ctx;
+    bool *dirty;     /* nslots, under `lock`: its last change not published */
+    uint32_t ndirty; /* under `lock` */
 };
 
 /* 0 or -ENOMEM. */
 int pads_init(struct pads *t, uint32_t nslots);
 void pads_destroy(struct pads *t);
+/* Before any other thread uses `t`: where changes go (NULL: nowhere). */
+void pads_set_publish(struct pads *t, pads_publish_fn fn, void *ctx);
+/* Publishes the changes that did not fit before; main thread, each tick. */
+void pads_flush(struct pads *t);
 /* A copy of slot `id`'s defaults. */
 void pads_get(struct pads *t, uint32_t id, struct params *out);
 /* Slot `id`'s defaults become exactly `p` (the bank; /set id: none). */

@@ -284,6 +284,10 @@ static void handle_trigger(struct protocol *p, const struct req *q, uint32_t typ
         fail_id(p, q->from, q->path, why, (int32_t)id);
         return;
     }
+    if (given.midi.keys) {
+        fail_id(p, q->from, q->path, "MIDI keys are a slot's (use /set)", (int32_t)id);
+        return;
+    }
     pads_get(p->pads, id, &play);
     params_merge(&play, &play, &given);
     if (params_check(&play, why) < 0) {
@@ -564,6 +568,7 @@ static void handle_status(struct protocol *p, const struct req *q)
                                                 : "running",
         .stolen = (int64_t)atomic_load(&e->stats.voices_stolen),
         .lost = (int64_t)atomic_load(&e->stats.lost_events),
+        .midi_ignored = (int64_t)atomic_load(&e->stats.midi_ignored),
     };
     if (p->library) {
         st.library_banks = (int32_t)atomic_load(&p->library->banks);

@@ -99,10 +99,11 @@ void reply_version(struct replies *rs, const struct osc_peer *to, const char *ve
 
 void reply_status(struct replies *rs, const struct osc_peer *to, const struct reply_status *s)
 {
-    osc_send(rs->osc, to, "/status.reply", "iiiiiffiihshhfdiiihh", s->voices, s->slots, s->xruns,
+    osc_send(rs->osc, to, "/status.reply", "iiiiiffiihshhfdiiihhh", s->voices, s->slots, s->xruns,
              s->late, s->refused, (double)s->dsp_avg, (double)s->dsp_peak, s->rate, s->period,
              s->sample_bytes, s->state, s->stolen, s->lost, (double)s->tempo, s->beat, s->library_banks,
-             s->library_samples, s->library_loaded, s->dirt_not_found, s->dirt_skipped);
+             s->library_samples, s->library_loaded, s->dirt_not_found, s->dirt_skipped,
+             s->midi_ignored);
 }
 
 void reply_beat(struct replies *rs, const struct osc_peer *to, double beat, float tempo,
@@ -123,8 +124,11 @@ void reply_get(struct replies *rs, const struct osc_peer *to, uint32_t id, const
     bool whole;
     for (unsigned i = 0; err == 0 && params_next(p, &i, &name, &v, &whole);) {
         err = lo_message_add_string(m, name);
+        const char *word = params_word(name, v);
         if (err == 0)
-            err = whole ? lo_message_add_int32(m, (int32_t)v) : lo_message_add_float(m, (float)v);
+            err = word    ? lo_message_add_string(m, word)
+                  : whole ? lo_message_add_int32(m, (int32_t)v)
+                          : lo_message_add_float(m, (float)v);
     }
     if (err == 0)
         osc_send_message(rs->osc, to, "/get.reply", m);

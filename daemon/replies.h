@@ -79,6 +79,7 @@ struct reply_status {
     double beat;
     int32_t library_banks, library_samples, library_loaded;
     int64_t dirt_not_found, dirt_skipped;
+    int64_t midi_ignored;
 };
 void reply_status(struct replies *rs, const struct osc_peer *to, const struct reply_status *s);
 /* /beat.reply beat tempo quantum peers link */

@@ -31,6 +31,7 @@ TEST_PACKAGES=(
     sox                 # makes the truncated-FLAC fixture of tests/test_protocol.py
     puredata-core       # Pd, run headless by tests/test_clients.py (a real client)
     supercollider-language  # sclang, run headless (Qt offscreen) by tests/test_clients.py
+    python3-jack-client # the MIDI sender of tests/test_midi.py (run as /usr/bin/python3)
     ableton-link-utils  # LinkHut, a Link peer looperd does not control (tests/test_link.py runs
                         # every Link peer only inside network namespaces: unshare -n, ip netns)
 )

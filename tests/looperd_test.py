@@ -628,7 +628,7 @@ def decode_packet(data: bytes) -> list[tuple[str, list]]:
 STATUS_FIELDS = ("voices", "slots", "xruns", "late", "refused", "dsp_avg", "dsp_peak", "rate",
                  "period", "bytes", "state", "stolen", "lost", "tempo", "beat",
                  "library_banks", "library_samples", "library_loaded", "dirt_not_found",
-                 "dirt_skipped")
+                 "dirt_skipped", "midi_ignored")
 
 
 def status_dict(args) -> dict:

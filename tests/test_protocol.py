@@ -739,7 +739,7 @@ class Messages(DaemonCase):
         addr, args = decode_message(raw)
         self.assertEqual(addr, "/status.reply")
         tags = raw[raw.index(b",") :].split(b"\0")[0].decode()
-        self.assertEqual(tags, ",iiiiiffiihshhfdiiihh")  # docs/protocol.md
+        self.assertEqual(tags, ",iiiiiffiihshhfdiiihhh")  # docs/protocol.md
         st = self.status()
         self.assertGreaterEqual(st["voices"], 1)            # the loop
         self.assertGreaterEqual(st["slots"], 2)

@@ -19,7 +19,10 @@
  * The test runs against a real JACK server (started by with_jackd.py) for
  * a few hundred periods while it drives every kind of message through the
  * rings: loads (of float and 16-bit buffers), plays beyond the voice count
- * (stealing), reloads of playing slots (buffer release), pings and stops.  It
+ * (stealing), reloads of playing slots (buffer release), pings and stops,
+ * and MIDI into midi_in from a second client of its own (notes of every
+ * slot's kind: one-shot, gate, toggled loop, another channel; running
+ * status, CC 120 and 123, SysEx, realtime and garbage bytes).  It
  * first checks that the interposer itself catches calls (a test that cannot
  * fail proves nothing).
  *
@@ -35,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jack/jack.h>
+#include <jack/midiport.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -219,6 +223,84 @@ int jack_set_process_callback(jack_client_t *client, JackProcessCallback cb, voi
     return real(client, checked_process, NULL);
 }
 
+/* ---- the MIDI sender ----------------------------------------------------
+ * A second client whose process callback writes MIDI into the daemon's
+ * midi_in each period.  Its callback is registered past the interposer
+ * (RTLD_NEXT), so it is neither counted nor checked: only the daemon's is. */
+
+static jack_port_t *midi_out;
+static atomic_uint midi_periods;
+
+static int midi_process(jack_nframes_t n, void *arg)
+{
+    (void)arg;
+    void *buf = jack_port_get_buffer(midi_out, n);
+    jack_midi_clear_buffer(buf);
+    unsigned r = atomic_fetch_add(&midi_periods, 1);
+    uint8_t note = (uint8_t)(36 + r % 4);
+    const uint8_t on[] = {0x90, note, (uint8_t)(1 + r % 127)},
+                  run[] = {(uint8_t)(36 + (r + 1) % 4), 90};
+    const uint8_t off[] = {0x80, note, 0}, ch2[] = {0x91, 39, 100}, rt[] = {0xf8};
+    const uint8_t sysex[] = {0xf0, 0x7e, 36, 100}, sysex_end[] = {37, 0xf7, 38, 100};
+    const uint8_t cc120[] = {0xb0, 120, 0}, cc123[] = {0xb1, 123, 0}, cc7[] = {0xb0, 7, 100};
+    const uint8_t split[] = {0x90}, garbage[] = {0xf2, 1};
+    struct {
+        const uint8_t *b;
+        size_t n;
+    } ev[] = {{on, 3},
+              {run, 2},
+              {rt, 1},
+              {ch2, 3},
+              {sysex, 4},
+              {sysex_end, 4},
+              {off, 3},
+              {cc7, 3},
+              {split, 1},
+              {garbage, 2},
+              {r % 7 ? on : cc120, 3},
+              {r % 11 ? off : cc123, 3}};
+    size_t nev = sizeof(ev) / sizeof(ev[0]);
+    for (size_t k = 0; k < nev; k++)
+        jack_midi_event_write(buf, (jack_nframes_t)(k * (n - 1) / nev), ev[k].b, ev[k].n);
+    return 0;
+}
+
+static jack_client_t *midi_sender(const struct audio *a)
+{
+    int (*real)(jack_client_t *, JackProcessCallback, void *);
+    *(void **)&real = dlsym(RTLD_NEXT, "jack_set_process_callback");
+    jack_client_t *c = jack_client_open("rt_safety_midi", JackNoStartServer, NULL);
+    if (!c || !real)
+        return NULL;
+    midi_out = jack_port_register(c, "out", JACK_DEFAULT_MIDI_TYPE, JackPortIsOutput, 0);
+    if (!midi_out || real(c, midi_process, NULL) != 0 || jack_activate(c) != 0 ||
+        jack_connect(c, jack_port_name(midi_out), jack_port_name(a->midi_in)) != 0) {
+        jack_client_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Slot defaults of every MIDI kind, through the pad door. */
+static void midi_pads(struct engine *e)
+{
+    struct pad_msg m[] = {
+        {.id = 1,
+         .midi = {.keys = MIDI_KEY_NOTEOFF, .noteoff = MIDI_OFF_RELEASE},
+         .play = {.keys = PLAY_RELEASE, .release = 0.002f}},
+        {.id = 2,
+         .midi = {.keys = MIDI_KEY_NOTEOFF | MIDI_KEY_MODE | MIDI_KEY_VELCURVE,
+                  .noteoff = MIDI_OFF_TOGGLE,
+                  .mode = MIDI_MODE_LOOP,
+                  .velcurve = 2}},
+        {.id = 3, .midi = {.keys = MIDI_KEY_CHANNEL | MIDI_KEY_NOTE, .channel = 2, .note = 39}},
+        {.id = 0, .midi = {.keys = MIDI_KEY_NOTE, .note = 37}}, /* shares slot 1's note */
+    };
+    for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++)
+        while (!engine_pad_send(e, &m[k]))
+            nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+}
+
 /* ---- the test ---------------------------------------------------------- */
 
 static int failures;
@@ -352,6 +434,12 @@ int main(int argc, char **argv)
         return 1;
     }
     pthread_t process_thread = jack_client_thread_id(audio.client);
+    midi_pads(&e);
+    jack_client_t *sender = midi_sender(&audio);
+    if (!sender) {
+        fprintf(stderr, "FAIL: cannot start the MIDI sender\n");
+        return 1;
+    }
 
     uint64_t seq = 0;
     uint32_t period = audio_period(&audio);
@@ -417,6 +505,8 @@ int main(int argc, char **argv)
     }
     bool on_process_thread = atomic_load_explicit(&callback_thread_seen, memory_order_acquire) &&
                              pthread_equal(callback_thread, process_thread);
+    jack_deactivate(sender);
+    jack_client_close(sender);
     audio_close(&audio);
     drain(&e);
 
@@ -448,6 +538,12 @@ int main(int argc, char **argv)
 #endif
         link_clock_destroy(&lc);
     }
+    unsigned mp = atomic_load(&midi_periods);
+    uint64_t ignored = atomic_load(&e.stats.midi_ignored);
+    printf("MIDI: %u periods sent, %lu ignored\n", mp, (unsigned long)ignored);
+    CHECK(mp >= 100, "the MIDI sender ran only %u periods", mp);
+    CHECK(ignored >= 5ull * mp / 2, "MIDI ignored %lu for %u periods: not parsed?",
+          (unsigned long)ignored, mp);
     engine_destroy(&e);
     printf("%s\n", failures ? "FAILED" : "OK");
     return failures ? 1 : 0;
