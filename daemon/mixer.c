@@ -907,37 +907,6 @@ bool mixer_render(struct voice *v, float *out_l, float *out_r, uint32_t nframes)
     return render_other(v, out_l, out_r, nframes);
 }
 
-void mixer_prefetch_other(const struct voice *v, uint32_t nframes)
-{
-    double step = (double)v->step_int + (double)v->step_frac * 0x1p-64;
-    uint64_t span = (uint64_t)((double)(nframes - v->delay) * step) + 4;
-    if (span > 1024)
-        span = 1024; /* a hint: the first 1024 frames of a fast voice */
-    int64_t lo, hi;  /* sample frames [lo, hi) */
-    if (v->mode == MIX_BACKWARDS) {
-        hi = (int64_t)v->loop_start - (int64_t)v->pos + 2;
-        lo = hi - (int64_t)span;
-    } else {
-        lo = (int64_t)v->loop_start + (int64_t)v->pos - 1;
-        hi = lo + (int64_t)span;
-    }
-    if (lo < 0)
-        lo = 0;
-    if (hi > (int64_t)v->nframes)
-        hi = v->nframes;
-    if (lo >= hi)
-        return;
-    size_t n = (size_t)(hi - lo);
-    if (v->format == SAMPLE_S16) {
-        mixer_prefetch_span((const int16_t *)v->src + (size_t)lo * v->channels,
-                            n * sample_frame_bytes(SAMPLE_S16, v->channels));
-        return;
-    }
-    mixer_prefetch_span((const float *)v->src + lo, n * sizeof(float));
-    if (v->src1 != v->src)
-        mixer_prefetch_span(v->src1 + lo, n * sizeof(float));
-}
-
 static uint32_t frames_of(float seconds, uint32_t rate)
 {
     if (!(seconds > 0))
