@@ -683,7 +683,8 @@ WIDE uint32_t wide_s16s(float *restrict l, float *restrict r, const void *src, i
         uint32_t sk, uint64_t sf, const struct gains *g, uint32_t n, uint32_t *pk, uint64_t *pf)   \
     {                                                                                              \
         uint32_t i = wide_s16s(l, r, src, base, sk, sf, g, n, pk, pf, dir, env);                   \
-        kernel(l, r, src, src1, base, sk, sf, g, n, pk, pf, SAMPLE_S16, 2, dir, 1, env, i);        \
+        if (i < n) /* the last n % 8 frames */                                                     \
+            kernel(l, r, src, src1, base, sk, sf, g, n, pk, pf, SAMPLE_S16, 2, dir, 1, env, i);    \
     }
 #endif
 
