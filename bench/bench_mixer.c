@@ -33,6 +33,12 @@
  *    of PACED_BLOCK periods alternating between the formats; the median of
  *    the blocks is printed.  This is what the daemon's callback costs.
  *
+ * Then the stage's worst case of that path, on its own: 256 voices (the
+ * engine's most), each looping its own 1 s 16-bit stereo buffer at rate 1.5
+ * with a pan and a 2 s attack (so the envelope runs all along), paced, the
+ * time of one engine_process() of 64 frames; in the same turns the same
+ * voices without pan and attack, to show what the envelope costs.
+ *
  * It prints numbers and never fails on timing.  Build with
  * -Dbuildtype=release for meaningful numbers (scripts/bench.sh).  The lines
  * "mixer:", "memory floor:" and "mixer, paced:" are the daemon's format, and
@@ -319,6 +325,90 @@ static double median(const double *v, size_t n)
     return m;
 }
 
+/* ---- 256 voices at rate 1.5 (the "stage" row) ------------------------- */
+#define STAGE_VOICES 256u
+#define STAGE_PERIODS 1200u /* paced, 1.6 s: inside the 2 s attack */
+#define STAGE_BLOCK 100u
+
+struct stage {
+    struct engine e;
+    float out_l[PERIOD], out_r[PERIOD];
+    uint64_t p;
+};
+
+static void stage_init(struct stage *b, bool env)
+{
+    struct engine *e = &b->e;
+    if (engine_init(e, STAGE_VOICES, STAGE_VOICES, 1, RATE) < 0)
+        die("engine_init failed");
+    uint64_t seq = 0;
+    for (uint32_t k = 0; k < STAGE_VOICES; k++) {
+        if (!engine_buffer_reserve(e))
+            die("engine_buffer_reserve refused a buffer");
+        struct sample_buffer *buf = sample_buffer_new_format(RATE, 2, RATE, SAMPLE_S16);
+        if (!buf)
+            die("out of memory");
+        fill(buf, 1000 + k);
+        sample_buffer_prefault(buf);
+        if (engine_loads_waiting(e) == ENGINE_LOAD_RING)
+            engine_process(e, (float *[]){b->out_l, b->out_r}, PERIOD, (struct engine_clock){0});
+        struct ctl_msg m = {.type = CTL_LOAD, .id = k, .seq = ++seq, .buf = buf, .velocity = 1.0f};
+        publish(e, &m);
+    }
+    engine_process(e, (float *[]){b->out_l, b->out_r}, PERIOD, (struct engine_clock){0});
+    for (uint32_t k = 0; k < STAGE_VOICES; k++) {
+        struct ctl_msg m = {.type = CTL_LOOP, .id = k, .velocity = 0.1f};
+        m.play.keys = PLAY_RATE;
+        m.play.rate = FAST_RATE;
+        if (env) {
+            m.play.keys |= PLAY_PAN | PLAY_ATTACK | PLAY_RELEASE;
+            m.play.pan = (float)k / 127.5f - 1.0f;
+            m.play.attack = 2.0f;
+            m.play.release = 0.5f;
+        }
+        send(e, &m);
+    }
+    b->p = 1;
+}
+
+/* Paced, the two engines taking turns in blocks: seconds per period, median
+ * of the periods, into out[0] (with envelopes) and out[1] (without). */
+static void stage_run(double out[2], uint32_t active[2])
+{
+    static struct stage st[2];
+    stage_init(&st[0], true);
+    stage_init(&st[1], false);
+    double *t[2] = {malloc(STAGE_PERIODS * sizeof(double)), malloc(STAGE_PERIODS * sizeof(double))};
+    if (!t[0] || !t[1])
+        die("out of memory");
+    struct timespec tick;
+    clock_gettime(CLOCK_MONOTONIC, &tick);
+    const long period_ns = (long)(1e9 * PERIOD / RATE);
+    uint32_t n[2] = {0, 0};
+    for (uint32_t r = 0; r < STAGE_PERIODS / STAGE_BLOCK; r++) {
+        for (int q = 0; q < 2; q++) {
+            int f = (int)((r + (uint32_t)q) % 2);
+            struct stage *b = &st[f];
+            for (uint32_t i = 0; i < STAGE_BLOCK; i++) {
+                double t0 = bench_now();
+                engine_process(&b->e, (float *[]){b->out_l, b->out_r}, PERIOD, clock_of(b->p));
+                double t1 = bench_now();
+                use(b->out_l, b->out_r);
+                b->p++;
+                if (i >= PACED_SKIP)
+                    t[f][n[f]++] = t1 - t0;
+                bench_pace(&tick, period_ns);
+            }
+        }
+    }
+    for (int f = 0; f < 2; f++) {
+        out[f] = median(t[f], n[f]);
+        active[f] = atomic_load(&st[f].e.stats.voices_active);
+        engine_destroy(&st[f].e);
+        free(t[f]);
+    }
+}
+
 /* Seconds per period -> ns per voice-frame. */
 static double ns(double seconds_per_period)
 {
@@ -460,5 +550,15 @@ int main(void)
         free(paced[f]);
     }
     free(paced_ratio);
+
+    double stage[2];
+    uint32_t stage_active[2];
+    stage_run(stage, stage_active);
+    printf("stage, %u voices at rate %.1f with pan and attack: %.1f us per period of %u frames "
+           "(%.3f ns per voice-frame, paced, median; %u active); without pan and attack %.1f us "
+           "(%.3f ns)\n",
+           STAGE_VOICES, FAST_RATE, stage[0] * 1e6, PERIOD,
+           stage[0] * 1e9 / ((double)PERIOD * STAGE_VOICES), stage_active[0], stage[1] * 1e6,
+           stage[1] * 1e9 / ((double)PERIOD * STAGE_VOICES));
     return 0;
 }

@@ -8,6 +8,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 /* The inner loops.  restrict lets the compiler vectorise: the outputs never
  * alias the (read-only) sample data; a and b may alias each other (mono),
@@ -297,6 +300,62 @@ static inline __attribute__((always_inline)) v4f weights(float x, int dir)
     return ((h[3] * vx + h[2]) * vx + h[1]) * vx + h[0];
 }
 
+/* The weights of four frames at once, x their fractions, in memory order
+ * (reversed backwards): the same cubics as hermite_w, written on shared
+ * terms, w3 = (x^3 - x^2) / 2 and a = (x^2 - x) / 2:
+ *   W0 = a - w3, W1 = 1 - x^2 + 3 w3, W2 = x^2 - 3 w3 - a, W3 = w3,
+ * twelve operations for the four instead of a Horner each. */
+static inline __attribute__((always_inline)) void weights4(v4f x, int dir, v4f w[4])
+{
+    v4f x2 = x * x;
+    v4f x3 = x2 * x;
+    v4f w3 = 0.5f * (x3 - x2);
+    v4f a = 0.5f * (x2 - x);
+    v4f t3 = 3.0f * w3;
+    v4f w0 = a - w3, w1 = (1.0f - x2) + t3, w2 = (x2 - t3) - a;
+    w[dir > 0 ? 0 : 3] = w0;
+    w[dir > 0 ? 1 : 2] = w1;
+    w[dir > 0 ? 2 : 1] = w2;
+    w[dir > 0 ? 3 : 0] = w3;
+}
+
+/* Lanes where m is set take a, the others b. */
+static inline __attribute__((always_inline)) v4f sel(v4i m, v4f a, v4f b)
+{
+    return (v4f)(((v4i)a & m) | ((v4i)b & ~m));
+}
+
+/* env_at() of frames i .. i + 3, lane by lane the same operations. */
+static inline __attribute__((always_inline)) v4f env4(const struct gains *g, uint32_t i)
+{
+    v4i ii = {(int32_t)i, (int32_t)i + 1, (int32_t)i + 2, (int32_t)i + 3};
+    v4f fi = __builtin_convertvector(ii, v4f);
+    v4f one = {1, 1, 1, 1}, zero = {0, 0, 0, 0};
+    v4f a = g->a0 + g->da * fi;
+    v4f r = g->r0 - g->dr * fi;
+    v4f f = g->f0 - g->df * fi;
+#ifdef __SSE__
+    /* minps(a, b) is a < b ? a : b and maxps(a, b) a > b ? a : b, lane by
+     * lane: the same selections in one instruction each. */
+    v4f e = (v4f)_mm_min_ps((__m128)a, (__m128)r);
+    e = (v4f)_mm_max_ps(_mm_min_ps((__m128)e, (__m128)one), (__m128)zero);
+    f = (v4f)_mm_max_ps((__m128)f, (__m128)zero);
+#else
+    v4f e = sel(a < r, a, r);
+    e = sel(e < one, e, one);
+    e = sel(e > zero, e, zero);
+    f = sel(f > zero, f, zero);
+#endif
+    return e * f;
+}
+
+/* The fractions of four positions as floats, as frac_float() each. */
+static inline __attribute__((always_inline)) v4f fracs4(const int32_t xs[4])
+{
+    v4i xi = {xs[0], xs[1], xs[2], xs[3]};
+    return __builtin_convertvector(xi, v4f) * 0x1p-24f;
+}
+
 /* Lane 0 + 1 + 2 + 3. */
 static inline __attribute__((always_inline)) float hsum(v4f a)
 {
@@ -325,7 +384,7 @@ static inline __attribute__((always_inline)) v4f transpose_dot(const v4f r[4], c
 static inline __attribute__((always_inline)) void
 kernel(float *restrict l, float *restrict r, const void *src, const float *src1, intptr_t base,
        uint32_t sk, uint64_t sf, const struct gains *g, uint32_t n, uint32_t *pk, uint64_t *pf,
-       int fmt, int nch, int dir, int interp, int env)
+       int fmt, int nch, int dir, int interp, int env, uint32_t i0)
 {
     uint32_t k = *pk;
     uint64_t fr = *pf;
@@ -336,15 +395,14 @@ kernel(float *restrict l, float *restrict r, const void *src, const float *src1,
     }
     /* The first of the four in memory: u - 1 forwards, u + 2 backwards. */
     const intptr_t first = dir > 0 ? -1 : -2;
-    uint32_t i = 0;
+    uint32_t i = i0; /* frames before i0 were mixed already (the wide loop); 0 unless interp */
     if (interp && !(fmt == SAMPLE_S16 && nch == 2)) {
         /* The other formats, four frames at a time likewise: each frame's
          * four neighbours of a channel are one row (one load), and four
          * rows transposed are one vector per neighbour over the frames. */
-        const v4f *h = hermite_w[dir < 0];
         for (; i + 4 <= n; i += 4) {
             v4f ra[4], rb[4];
-            float xs[4];
+            int32_t xs[4];
             for (int j = 0; j < 4; j++) {
                 intptr_t at = base + (intptr_t)dir * (intptr_t)k + first;
                 if (fmt == SAMPLE_S16) {
@@ -356,19 +414,17 @@ kernel(float *restrict l, float *restrict r, const void *src, const float *src1,
                     if (nch == 2)
                         memcpy(&rb[j], src1 + at, sizeof(rb[j]));
                 }
-                xs[j] = frac_float(fr);
+                xs[j] = (int32_t)(fr >> 40);
                 uint64_t nf = fr + sf;
                 k += sk + (nf < fr);
                 fr = nf;
             }
-            v4f x = {xs[0], xs[1], xs[2], xs[3]};
             v4f w[4];
-            for (int t = 0; t < 4; t++)
-                w[t] = ((h[3][t] * x + h[2][t]) * x + h[1][t]) * x + h[0][t];
+            weights4(fracs4(xs), dir, w);
             v4f yl = transpose_dot(ra, w), yr = nch == 2 ? transpose_dot(rb, w) : yl;
             v4f gl = {gl0, gl0, gl0, gl0}, gr = {gr0, gr0, gr0, gr0};
             if (env) {
-                v4f e = {env_at(g, i), env_at(g, i + 1), env_at(g, i + 2), env_at(g, i + 3)};
+                v4f e = env4(g, i);
                 gl *= e;
                 gr *= e;
             }
@@ -385,16 +441,22 @@ kernel(float *restrict l, float *restrict r, const void *src, const float *src1,
         /* The daemon's format for 16-bit files, four frames at a time: the
          * four loads (each the four neighbours' L R pairs) transposed as
          * 32-bit pairs into one vector per neighbour over the frames, then
-         * the weights, the dot products and the outputs in 4-lane vectors. */
-        const v4f *h = hermite_w[dir < 0];
+         * the weights, the dot products and the outputs in 4-lane vectors.
+         * Each 32-bit pair becomes two floats in one operation apiece, the
+         * integer times 2^16 (exact): shifted up for the low half, masked
+         * for the high one; the 2^-16 goes into the gains. */
+        const float s16 = 0x1p-16f;
+        const v4f gl1 = {gl0 * s16, gl0 * s16, gl0 * s16, gl0 * s16};
+        const v4f gr1 = {gr0 * s16, gr0 * s16, gr0 * s16, gr0 * s16};
+        const v4i hi16 = {-65536, -65536, -65536, -65536};
         for (; i + 4 <= n; i += 4) {
             v4i a[4];
-            float xs[4];
+            int32_t xs[4];
             for (int j = 0; j < 4; j++) {
                 memcpy(&a[j],
                        (const int16_t *)src + (base + (intptr_t)dir * (intptr_t)k + first) * 2,
                        sizeof(a[j]));
-                xs[j] = frac_float(fr);
+                xs[j] = (int32_t)(fr >> 40);
                 uint64_t nf = fr + sf;
                 k += sk + (nf < fr);
                 fr = nf;
@@ -407,21 +469,22 @@ kernel(float *restrict l, float *restrict r, const void *src, const float *src1,
                         __builtin_shufflevector(b0, b1, 2, 3, 6, 7),
                         __builtin_shufflevector(b2, b3, 0, 1, 4, 5),
                         __builtin_shufflevector(b2, b3, 2, 3, 6, 7)};
-            v4f x = {xs[0], xs[1], xs[2], xs[3]};
+            v4f w[4];
+            weights4(fracs4(xs), dir, w);
             v4f yl = {0, 0, 0, 0}, yr = {0, 0, 0, 0};
             for (int t = 0; t < 4; t++) {
-                v4f w = ((h[3][t] * x + h[2][t]) * x + h[1][t]) * x + h[0][t];
+                v4i up = (v4i)((v4u)m[t] << 16), top = m[t] & hi16;
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                v4i lo = (v4i)((v4u)m[t] << 16) >> 16, hi = m[t] >> 16; /* L, R */
+                v4i lo = up, hi = top; /* L, R */
 #else
-                v4i lo = m[t] >> 16, hi = (v4i)((v4u)m[t] << 16) >> 16;
+                v4i lo = top, hi = up;
 #endif
-                yl += __builtin_convertvector(lo, v4f) * w;
-                yr += __builtin_convertvector(hi, v4f) * w;
+                yl += __builtin_convertvector(lo, v4f) * w[t];
+                yr += __builtin_convertvector(hi, v4f) * w[t];
             }
-            v4f gl = {gl0, gl0, gl0, gl0}, gr = {gr0, gr0, gr0, gr0};
+            v4f gl = gl1, gr = gr1;
             if (env) {
-                v4f e = {env_at(g, i), env_at(g, i + 1), env_at(g, i + 2), env_at(g, i + 3)};
+                v4f e = env4(g, i);
                 gl *= e;
                 gr *= e;
             }
@@ -510,6 +573,121 @@ kernel(float *restrict l, float *restrict r, const void *src, const float *src1,
     *pf = fr;
 }
 
+/* On x86-64 with AVX2 (checked at run time: the daemon is built for the
+ * baseline), the 16-bit stereo interpolating loop eight frames at a time
+ * in 8-lane vectors: lane for lane the same operations as the 4-lane loop
+ * of kernel(), in the same order (no fused multiply-add), so the same bits
+ * on every machine, in half the instructions. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(MIX_NO_WIDE)
+#define MIX_WIDE 1
+#define WIDE __attribute__((target("avx2"), always_inline)) static inline
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+
+WIDE v8f env8(const struct gains *g, uint32_t i)
+{
+    v8i ii = {0, 1, 2, 3, 4, 5, 6, 7};
+    v8f fi = __builtin_convertvector(ii + (int32_t)i, v8f);
+    v8f one = {1, 1, 1, 1, 1, 1, 1, 1}, zero = {0, 0, 0, 0, 0, 0, 0, 0};
+    v8f a = g->a0 + g->da * fi;
+    v8f r = g->r0 - g->dr * fi;
+    v8f f = g->f0 - g->df * fi;
+    v8f e = (v8f)_mm256_min_ps((__m256)a, (__m256)r);
+    e = (v8f)_mm256_max_ps(_mm256_min_ps((__m256)e, (__m256)one), (__m256)zero);
+    f = (v8f)_mm256_max_ps((__m256)f, (__m256)zero);
+    return e * f;
+}
+
+/* Frames i .. (n rounded down to 8) of kernel()'s 16-bit stereo
+ * interpolating loop; returns where it stopped. */
+WIDE uint32_t wide_s16s(float *restrict l, float *restrict r, const void *src, intptr_t base,
+                        uint32_t sk, uint64_t sf, const struct gains *g, uint32_t n, uint32_t *pk,
+                        uint64_t *pf, int dir, int env)
+{
+    uint32_t k = *pk;
+    uint64_t fr = *pf;
+    const float s16 = S16_SCALE * 0x1p-16f;
+    const float gls = g->gl * s16, grs = g->gr * s16;
+    const v8f gl1 = {gls, gls, gls, gls, gls, gls, gls, gls};
+    const v8f gr1 = {grs, grs, grs, grs, grs, grs, grs, grs};
+    const v8i hi16 = {-65536, -65536, -65536, -65536, -65536, -65536, -65536, -65536};
+    const intptr_t first = dir > 0 ? -1 : -2;
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v4i a[8];
+        int32_t xs[8];
+        for (int j = 0; j < 8; j++) {
+            memcpy(&a[j], (const int16_t *)src + (base + (intptr_t)dir * (intptr_t)k + first) * 2,
+                   sizeof(a[j]));
+            xs[j] = (int32_t)(fr >> 40);
+            uint64_t nf = fr + sf;
+            k += sk + (nf < fr);
+            fr = nf;
+        }
+        /* Frames j and j + 4 side by side, then kernel()'s transpose in each
+         * 128-bit half: lane j of m[t] is frame j's neighbour t. */
+        v8i c[4];
+        for (int j = 0; j < 4; j++)
+            c[j] = __builtin_shufflevector(a[j], a[j + 4], 0, 1, 2, 3, 4, 5, 6, 7);
+        v8i b0 = __builtin_shufflevector(c[0], c[1], 0, 8, 1, 9, 4, 12, 5, 13);
+        v8i b1 = __builtin_shufflevector(c[2], c[3], 0, 8, 1, 9, 4, 12, 5, 13);
+        v8i b2 = __builtin_shufflevector(c[0], c[1], 2, 10, 3, 11, 6, 14, 7, 15);
+        v8i b3 = __builtin_shufflevector(c[2], c[3], 2, 10, 3, 11, 6, 14, 7, 15);
+        v8i m[4] = {__builtin_shufflevector(b0, b1, 0, 1, 8, 9, 4, 5, 12, 13),
+                    __builtin_shufflevector(b0, b1, 2, 3, 10, 11, 6, 7, 14, 15),
+                    __builtin_shufflevector(b2, b3, 0, 1, 8, 9, 4, 5, 12, 13),
+                    __builtin_shufflevector(b2, b3, 2, 3, 10, 11, 6, 7, 14, 15)};
+        /* The frames in lane order 0 1 2 3 4 5 6 7 after the transpose. */
+        v8i xi = {xs[0], xs[1], xs[2], xs[3], xs[4], xs[5], xs[6], xs[7]};
+        v8f x = __builtin_convertvector(xi, v8f) * 0x1p-24f;
+        v8f x2 = x * x;
+        v8f x3 = x2 * x;
+        v8f w3 = 0.5f * (x3 - x2);
+        v8f h = 0.5f * (x2 - x);
+        v8f t3 = 3.0f * w3;
+        v8f w[4];
+        w[dir > 0 ? 0 : 3] = h - w3;
+        w[dir > 0 ? 1 : 2] = (1.0f - x2) + t3;
+        w[dir > 0 ? 2 : 1] = (x2 - t3) - h;
+        w[dir > 0 ? 3 : 0] = w3;
+        v8f yl = {0, 0, 0, 0, 0, 0, 0, 0}, yr = yl;
+        for (int t = 0; t < 4; t++) {
+            v8i up = (v8i)((v8u)m[t] << 16), top = m[t] & hi16;
+            yl += __builtin_convertvector(up, v8f) * w[t]; /* L: the low half */
+            yr += __builtin_convertvector(top, v8f) * w[t];
+        }
+        v8f gl = gl1, gr = gr1;
+        if (env) {
+            v8f e = env8(g, i);
+            gl *= e;
+            gr *= e;
+        }
+        v8f ol, orr;
+        memcpy(&ol, l + i, sizeof(ol));
+        memcpy(&orr, r + i, sizeof(orr));
+        ol += gl * yl;
+        orr += gr * yr;
+        memcpy(l + i, &ol, sizeof(ol));
+        memcpy(r + i, &orr, sizeof(orr));
+    }
+    *pk = k;
+    *pf = fr;
+    return i;
+}
+
+#define KERNEL_WIDE(name, dir, env)                                                                \
+    __attribute__((target("avx2"))) static void name##_w(                                          \
+        float *restrict l, float *restrict r, const void *src, const float *src1, intptr_t base,   \
+        uint32_t sk, uint64_t sf, const struct gains *g, uint32_t n, uint32_t *pk, uint64_t *pf)   \
+    {                                                                                              \
+        uint32_t i = wide_s16s(l, r, src, base, sk, sf, g, n, pk, pf, dir, env);                   \
+        if (i < n) /* the last n % 8 frames */                                                     \
+            kernel(l, r, src, src1, base, sk, sf, g, n, pk, pf, SAMPLE_S16, 2, dir, 1, env, i);    \
+    }
+#endif
+
 typedef void kernel_fn(float *restrict l, float *restrict r, const void *src, const float *src1,
                        intptr_t base, uint32_t sk, uint64_t sf, const struct gains *g, uint32_t n,
                        uint32_t *pk, uint64_t *pf);
@@ -519,7 +697,7 @@ typedef void kernel_fn(float *restrict l, float *restrict r, const void *src, co
                      intptr_t base, uint32_t sk, uint64_t sf, const struct gains *g, uint32_t n,   \
                      uint32_t *pk, uint64_t *pf)                                                   \
     {                                                                                              \
-        kernel(l, r, src, src1, base, sk, sf, g, n, pk, pf, fmt, nch, dir, interp, env);           \
+        kernel(l, r, src, src1, base, sk, sf, g, n, pk, pf, fmt, nch, dir, interp, env, 0);        \
     }
 #define KERNELS_DIR(p, fmt, nch, dir)                                                              \
     KERNEL(p##_d, fmt, nch, dir, 0, 0)                                                             \
@@ -541,6 +719,18 @@ KERNELS(k_f32s, SAMPLE_F32, 2)
     }
 /* [format x 2 + stereo][backwards x 4 + interp x 2 + env] */
 static kernel_fn *const kernels[4][8] = {ROW(k_f32m), ROW(k_f32s), ROW(k_s16m), ROW(k_s16s)};
+
+#ifdef MIX_WIDE
+KERNEL_WIDE(k_s16s_f_i, 1, 0)
+KERNEL_WIDE(k_s16s_f_ie, 1, 1)
+KERNEL_WIDE(k_s16s_b_i, -1, 0)
+KERNEL_WIDE(k_s16s_b_ie, -1, 1)
+/* The 16-bit stereo row with the wide interpolating kernels. */
+static kernel_fn *const kernels_s16s_wide[8] = {
+    k_s16s_f_d, k_s16s_f_de, k_s16s_f_i_w, k_s16s_f_ie_w,
+    k_s16s_b_d, k_s16s_b_de, k_s16s_b_i_w, k_s16s_b_ie_w,
+};
+#endif
 
 /* Sample value at u = `u` whole frames along the direction of play, with
  * the neighbour rule above. */
@@ -624,8 +814,13 @@ static bool render_other(struct voice *v, float *out_l, float *out_r, uint32_t n
     uint32_t fade_at = v->fade_in;
     v->delay = 0;
     v->fade_in = 0;
-    kernel_fn *const *row = kernels[(v->format == SAMPLE_S16) * 2 + (v->channels == 2)] +
-                            (v->mode == MIX_BACKWARDS) * 4;
+    kernel_fn *const *row = kernels[(v->format == SAMPLE_S16) * 2 + (v->channels == 2)];
+#ifdef MIX_WIDE
+    /* A load and a bit test (libgcc's CPU model, filled in at start-up). */
+    if (v->format == SAMPLE_S16 && v->channels == 2 && __builtin_cpu_supports("avx2"))
+        row = kernels_s16s_wide;
+#endif
+    row += (v->mode == MIX_BACKWARDS) * 4;
     const int interp = v->step_frac != 0 || v->frac != 0;
     const intptr_t base = v->loop_start;
 
@@ -711,37 +906,6 @@ bool mixer_render(struct voice *v, float *out_l, float *out_r, uint32_t nframes)
     if (v->mode == MIX_PLAIN)
         return render_plain(v, out_l, out_r, nframes);
     return render_other(v, out_l, out_r, nframes);
-}
-
-void mixer_prefetch_other(const struct voice *v, uint32_t nframes)
-{
-    double step = (double)v->step_int + (double)v->step_frac * 0x1p-64;
-    uint64_t span = (uint64_t)((double)(nframes - v->delay) * step) + 4;
-    if (span > 1024)
-        span = 1024; /* a hint: the first 1024 frames of a fast voice */
-    int64_t lo, hi;  /* sample frames [lo, hi) */
-    if (v->mode == MIX_BACKWARDS) {
-        hi = (int64_t)v->loop_start - (int64_t)v->pos + 2;
-        lo = hi - (int64_t)span;
-    } else {
-        lo = (int64_t)v->loop_start + (int64_t)v->pos - 1;
-        hi = lo + (int64_t)span;
-    }
-    if (lo < 0)
-        lo = 0;
-    if (hi > (int64_t)v->nframes)
-        hi = v->nframes;
-    if (lo >= hi)
-        return;
-    size_t n = (size_t)(hi - lo);
-    if (v->format == SAMPLE_S16) {
-        mixer_prefetch_span((const int16_t *)v->src + (size_t)lo * v->channels,
-                            n * sample_frame_bytes(SAMPLE_S16, v->channels));
-        return;
-    }
-    mixer_prefetch_span((const float *)v->src + lo, n * sizeof(float));
-    if (v->src1 != v->src)
-        mixer_prefetch_span(v->src1 + lo, n * sizeof(float));
 }
 
 static uint32_t frames_of(float seconds, uint32_t rate)

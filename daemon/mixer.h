@@ -156,9 +156,42 @@ static inline void mixer_prefetch_span(const void *start, size_t bytes)
         __builtin_prefetch((const void *)p, 0, 3);
 }
 
-/* The other path's prefetch (mixer.c): the same lines of the range this
- * period reads, clamped to the buffer. */
-void mixer_prefetch_other(const struct voice *v, uint32_t nframes);
+/* The other path's prefetch: the lines of the frames this period reads,
+ * clamped to the buffer.  From u = pos + frac, n frames at step s read
+ * frames pos - 1 .. floor(u + (n - 1) s) + 2 along the direction of play,
+ * at most floor((n - 1) s) + 5 of them; the bound below is that, rounded
+ * up, in integers only (the pass over all voices stays short, so the
+ * misses on many voices overlap). */
+static inline void mixer_prefetch_other(const struct voice *v, uint32_t nframes)
+{
+    uint64_t n1 = nframes - v->delay - 1;
+    uint64_t span = n1 * v->step_int + ((n1 * (v->step_frac >> 32)) >> 32) + 6;
+    if (span > 1024)
+        span = 1024; /* a hint: the first 1024 frames of a fast voice */
+    int64_t lo, hi;  /* sample frames [lo, hi) */
+    if (v->mode == MIX_BACKWARDS) {
+        hi = (int64_t)v->loop_start - (int64_t)v->pos + 2;
+        lo = hi - (int64_t)span;
+    } else {
+        lo = (int64_t)v->loop_start + (int64_t)v->pos - 1;
+        hi = lo + (int64_t)span;
+    }
+    if (lo < 0)
+        lo = 0;
+    if (hi > (int64_t)v->nframes)
+        hi = v->nframes;
+    if (lo >= hi)
+        return;
+    size_t nf = (size_t)(hi - lo);
+    if (v->format == SAMPLE_S16) {
+        mixer_prefetch_span((const int16_t *)v->src + (size_t)lo * v->channels,
+                            nf * sample_frame_bytes(SAMPLE_S16, v->channels));
+        return;
+    }
+    mixer_prefetch_span((const float *)v->src + lo, nf * sizeof(float));
+    if (v->src1 != v->src)
+        mixer_prefetch_span(v->src1 + lo, nf * sizeof(float));
+}
 
 static inline void mixer_prefetch(const struct voice *v, uint32_t nframes)
 {
