@@ -70,7 +70,10 @@ static bool audio_link_span(struct audio *a, const struct engine_clock *clock, u
     double shift = latency_us - jack_minus_raw_us;
     int64_t first = (int64_t)llround((double)clock->t0 + shift);
     int64_t next = (int64_t)llround((double)clock->t1 + shift);
-    return link_clock_span(a->link, first, next, nframes, period_quantum(a->engine), span);
+    if (!link_clock_span(a->link, first, next, nframes, period_quantum(a->engine), span))
+        return false;
+    span->heard_after_us = latency_us;
+    return true;
 }
 
 /* The JACK process callback. */

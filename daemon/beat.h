@@ -39,6 +39,10 @@ struct beat_span {
     double tempo;     /* beats per minute */
     double quantum;   /* beats per bar, > 0 */
     bool playing;     /* false: quantized starts wait (Link's start/stop) */
+    /* How far after the period's start (on JACK's clock, us) `beat` holds
+     * for a listener: the output latency with Link, whose beat is the
+     * session's at the moment the frame is heard; 0 for the own timeline. */
+    double heard_after_us;
 };
 
 /* The engine's own timeline: a tempo and a quantum, anchored so that the

@@ -1270,7 +1270,9 @@ void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
     uint32_t seq = atomic_load_explicit(&e->pub.seq, memory_order_relaxed);
     atomic_store_explicit(&e->pub.seq, seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&e->pub.t0, clock.t0, memory_order_relaxed);
+    /* The JACK time at which the span's beat holds, for extrapolating "now". */
+    atomic_store_explicit(&e->pub.t0, clock.t0 + (uint64_t)llround(e->span.heard_after_us),
+                          memory_order_relaxed);
     atomic_store_explicit(&e->pub.beat, e->span.beat, memory_order_relaxed);
     atomic_store_explicit(&e->pub.per_frame, e->span.per_frame, memory_order_relaxed);
     atomic_store_explicit(&e->pub.tempo, e->span.tempo, memory_order_relaxed);
