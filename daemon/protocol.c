@@ -331,15 +331,22 @@ static void handle_set(struct protocol *p, const struct req *q)
         fail_id(p, q->from, q->path, why, (int32_t)id);
 }
 
+/* A request whose one argument is a slot id (/get, /unload).  Answers
+ * /fail itself and returns false when it is not. */
+static bool only_id(struct protocol *p, const struct req *q, uint32_t *id)
+{
+    if (q->argc != 1) {
+        fail(p, q->from, q->path, "expects id");
+        return false;
+    }
+    return arg_id(p, q->from, q->path, q->types[0], q->argv[0], id);
+}
+
 /* /get id: the slot's defaults, at once. */
 static void handle_get(struct protocol *p, const struct req *q)
 {
     uint32_t id;
-    if (q->argc != 1) {
-        fail(p, q->from, q->path, "expects id");
-        return;
-    }
-    if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
+    if (!only_id(p, q, &id))
         return;
     struct params d;
     pads_get(p->pads, id, &d);
@@ -485,11 +492,7 @@ static void handle_beat(struct protocol *p, const struct req *q)
 static void handle_unload(struct protocol *p, const struct req *q)
 {
     uint32_t id;
-    if (q->argc != 1) {
-        fail(p, q->from, q->path, "expects id");
-        return;
-    }
-    if (!arg_id(p, q->from, q->path, q->types[0], q->argv[0], &id))
+    if (!only_id(p, q, &id))
         return;
     struct reply_ctx *r = reply_ctx_new(p->replies, q->from);
     if (!r) {
