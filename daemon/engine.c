@@ -160,7 +160,7 @@ int engine_init(struct engine *e, uint32_t nslots, uint32_t nvoices, uint32_t np
     e->refs = calloc(e->nrefs, sizeof(*e->refs));
     e->ref_free = calloc(e->nrefs, sizeof(*e->ref_free));
     /* Cut groups: the root, and for each of at most npool keys its nodes
-     * below the root ("Cut groups"). */
+     * below the root (engine_cut.c). */
     e->ncut_nodes = 1 + (ENGINE_CUT_LEVELS - 1) * e->npool;
     e->cut_nodes = calloc(e->ncut_nodes, sizeof(*e->cut_nodes));
     e->cut_free = calloc(e->ncut_nodes, sizeof(*e->cut_free));
