@@ -65,11 +65,6 @@ static void midi_note_off(struct engine *e, uint32_t id, uint32_t delay)
         fade_slot(e, id, delay, true);
 }
 
-static inline bool held(const struct engine *e, uint8_t channel, uint8_t note)
-{
-    return (e->held[channel - 1][note / 64] >> (note % 64)) & 1;
-}
-
 static inline void hold(struct engine *e, uint8_t channel, uint8_t note, bool on)
 {
     uint64_t bit = (uint64_t)1 << (note % 64);
