@@ -37,11 +37,14 @@ side() {
     rm -rf "$src" "$obj"
     mkdir -p "$src" "$obj"
     git archive "$1" common daemon | tar -x -C "$src"
-    # The engine's files, whatever the revision's layout.
+    # The engine's files, whatever the revision's layout: every engine*.c it
+    # has, and the modules the engine calls (beat.c and midi.c from musical
+    # time and MIDI input on).
     local f doors=-DAB_RINGS
     [ -e "$src/daemon/engine_doors.c" ] && doors=
     for f in "$src"/common/*.c "$src"/daemon/engine*.c "$src"/daemon/mixer.c \
-        "$src"/daemon/schedule.c "$src"/daemon/memlock.c "$src"/daemon/sample_alloc.c; do
+        "$src"/daemon/schedule.c "$src"/daemon/memlock.c "$src"/daemon/sample_alloc.c \
+        "$src"/daemon/beat.c "$src"/daemon/midi.c; do
         [ -e "$f" ] || continue
         gcc "${CFLAGS[@]}" -I"$src/common" -I"$src/daemon" -c "$f" -o "$obj/$(basename "$f" .c).o"
     done

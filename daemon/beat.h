@@ -51,7 +51,7 @@ struct beat_span {
  * with anchor (0, 0) until the first tempo change, and the anchor moved to
  * the first frame of the period a change applies in (its beat kept).  So
  * until then beat(f) = f * tempo / (60 * rate) exactly, whatever periods
- * were skipped.  Audio thread (engine.c). */
+ * were skipped.  Audio thread (engine_time.c, engine.c). */
 struct beat_timeline {
     double tempo, quantum;
     uint32_t rate;

@@ -85,7 +85,7 @@
  * bookkeeping (npool <= 512, nslots + npool <= 17920, cut nodes <= 5633). */
 #define ENGINE_NONE 0xffffu
 
-/* Cut groups (engine.c, "Cut groups") are found through a trie on a 48-bit
+/* Cut groups (engine_cut.c) are found through a trie on a 48-bit
  * key, 4 bits a level: a group > 0 is one key whatever the slot, a group
  * < 0 one key per slot. */
 #define ENGINE_CUT_FAN 16
@@ -101,7 +101,7 @@ struct slot {
     uint16_t rheap;            /* its place in engine.restart_heap, ENGINE_NONE if none */
 };
 
-/* A `beats` loop's next restart (engine.c, "Loops locked to the beat"): the
+/* A `beats` loop's next restart (engine_time.c, "Loops locked to the beat"): the
  * /loop that started it, to apply again at beat `beat`. */
 struct restart {
     struct ctl_msg m;
@@ -207,7 +207,7 @@ struct engine {
     uint32_t nplaying;         /* voices on it */
     struct fade_entry *fading; /* min-heap of the fading voices, npool places */
     uint32_t nfading;
-    /* The cut groups' trie (engine.c, "Cut groups"): node 0 is the root;
+    /* The cut groups' trie (engine_cut.c): node 0 is the root;
      * the unused ones are on a stack. */
     struct cut_node *cut_nodes;
     uint16_t *cut_free;
@@ -251,7 +251,7 @@ struct engine {
         _Atomic double beat, per_frame, tempo, quantum; /* the span's */
     } pub;
 
-    /* MIDI (engine.c, "MIDI"): each slot's defaults as the control side
+    /* MIDI (engine_midi.c): each slot's defaults as the control side
      * last sent them (`pad` ring, engine_pad_send), the note -> slots map
      * made from them, the parser's state between periods, the messages of
      * the period being rendered, and the notes held (channel, note). */

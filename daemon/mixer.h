@@ -104,7 +104,7 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
  * its direction, from the next frame it renders on: a voice on the plain
  * path moves to the other path, where it goes on from the same frame.  A
  * voice already fading keeps its speed; rate 1 leaves a plain voice as it
- * is.  For `fit` (engine.c), which follows the tempo. */
+ * is.  For `fit` (engine_time.c), which follows the tempo. */
 void mixer_set_rate(struct voice *v, double rate);
 
 /* The frames of b that `p`'s begin and end select (mixer_start's range). */

@@ -1082,7 +1082,7 @@ static bool fading(const struct voice *v)
     return v->buf && v->fade_step > 0;
 }
 
-/* A cut group's key, as engine.c ("Cut groups") documents it. */
+/* A cut group's key, as engine_cut.c documents it. */
 static uint64_t key_of(int32_t g, uint32_t slot)
 {
     if (g > 0)
