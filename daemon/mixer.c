@@ -319,11 +319,13 @@ static inline __attribute__((always_inline)) void weights4(v4f x, int dir, v4f w
     w[dir > 0 ? 3 : 0] = w3;
 }
 
+#ifndef __SSE__
 /* Lanes where m is set take a, the others b. */
 static inline __attribute__((always_inline)) v4f sel(v4i m, v4f a, v4f b)
 {
     return (v4f)(((v4i)a & m) | ((v4i)b & ~m));
 }
+#endif
 
 /* env_at() of frames i .. i + 3, lane by lane the same operations. */
 static inline __attribute__((always_inline)) v4f env4(const struct gains *g, uint32_t i)

@@ -20,7 +20,7 @@ seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-1}
 
 if [ ! -d "$dir" ]; then
-    CC=clang meson setup "$dir" -Dfuzz=true -Db_lundef=false -Dbench=false
+    CC=clang CXX=clang++ meson setup "$dir" -Dfuzz=true -Db_lundef=false -Dbench=false
 fi
 meson compile -C "$dir" tests/fuzz/fuzz_packet tests/fuzz/fuzz_decode
 

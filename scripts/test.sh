@@ -18,7 +18,7 @@ BUILD_DIR=build scripts/build.sh -Dtests=true
 BUILD_DIR=build-asan scripts/build.sh -Dtests=true -Dbench=false \
     -Db_sanitize=address,undefined -Db_lundef=false
 # The libFuzzer harnesses need clang; a short fixed number of runs each.
-CC=clang BUILD_DIR=build-fuzz scripts/build.sh -Dtests=true -Dbench=false -Dfuzz=true \
+CC=clang CXX=clang++ BUILD_DIR=build-fuzz scripts/build.sh -Dtests=true -Dbench=false -Dfuzz=true \
     -Db_lundef=false
 
 failed_runs=0
