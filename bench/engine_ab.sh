@@ -40,7 +40,7 @@ side() {
     # The engine's files, whatever the revision's layout.
     local f doors=-DAB_RINGS
     [ -e "$src/daemon/engine_doors.c" ] && doors=
-    for f in "$src"/common/*.c "$src"/daemon/engine*.c "$src"/daemon/mixer.c \
+    for f in "$src"/common/*.c "$src"/daemon/engine*.c "$src"/daemon/mixer*.c \
         "$src"/daemon/schedule.c "$src"/daemon/memlock.c "$src"/daemon/sample_alloc.c; do
         [ -e "$f" ] || continue
         gcc "${CFLAGS[@]}" -I"$src/common" -I"$src/daemon" -c "$f" -o "$obj/$(basename "$f" .c).o"
