@@ -21,7 +21,7 @@
  * ratios measured in the same run mean much on a VM whose speed drifts.
  *
  * A third engine, in the same turns, plays the same 16-bit buffers at
- * rate 1.5 (the interpolating path, daemon/mixer.c): 32 /loop voices,
+ * rate 1.5 (the interpolating path, daemon/mixer_interp.c): 32 /loop voices,
  * started staggered like the others and never re-triggered.
  *
  * Three measurements:

@@ -7,7 +7,9 @@
  * three prefixed functions, so two revisions of the same code can live in
  * one process (engine_ab.c) and take turns on the same machine moments.
  * The voices are the bench_mixer's: distinct 3 MiB buffers (96 MiB in all,
- * beyond the last-level cache), staggered, re-triggered when they end. */
+ * beyond the last-level cache), staggered, re-triggered when they end; with
+ * AB_RATE defined (engine_ab.sh --rate), loops at that rate instead, as
+ * bench_mixer's rate-1.5 row, started staggered and never re-triggered. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -71,9 +73,18 @@ float AB(period)(void)
     for (uint32_t k = 0; k < VOICES; k++) {
         if (next_start[k] == p) {
             struct ctl_msg m = {.type = CTL_PLAY, .id = k, .velocity = 0.8f};
+#ifdef AB_RATE
+            m.type = CTL_LOOP;
+            m.play.keys = PLAY_RATE;
+            m.play.rate = AB_RATE;
+#endif
             if (engine_send(&e, &m, 0) != 0)
                 die("command ring full");
+#ifdef AB_RATE
+            next_start[k] = UINT64_MAX;
+#else
             next_start[k] += periods_per_buffer;
+#endif
         }
     }
     struct engine_clock c = {.t0 = p * PERIOD * 1000000u / RATE,

@@ -2,9 +2,11 @@
  * how one is mixed into a period's outputs.  Where per-voice playback
  * parameters go.
  *
- * The kernels (float and 16-bit, constant gain and fade ramp) are private
- * to mixer.c; mixer_render() is called once per sounding voice per period
- * and chooses among them once per call, so nothing is indirect per frame.
+ * The kernels are private to the mixer: the plain path's (float and 16-bit,
+ * constant gain and fade ramp) to mixer.c, the other path's (interpolation,
+ * pan, envelope) to mixer_interp.c; mixer_render() is called once per
+ * sounding voice per period and chooses among them once per call, so
+ * nothing is indirect per frame.
  * mixer_prefetch() is inline: the engine issues it for every voice before
  * rendering any.  Audio thread only; no allocation, no system calls.
  */

@@ -1,4 +1,4 @@
-/* test_mixer.c - the mixer alone (daemon/mixer.c): mixer_start() and
+/* test_mixer.c - the mixer alone (daemon/mixer.c, mixer_interp.c): mixer_start() and
  * mixer_render() on buffers built here, against the formulas of
  * docs/sound.md computed independently in double precision: rate and
  * direction with the 4-point Hermite, begin/end, the neighbour rule, pan,
