@@ -10,6 +10,7 @@
  * hears the channel plays as its defaults say (e->pads, as the control
  * side last sent them), its velocity the note's through the slot's
  * `velcurve`; an empty claimant does nothing (but the note was claimed).
+ * A slot with `quant` starts on its next launch point (engine_time.c).
  * A note-off (or a note-on of velocity 0) releases, per slot `noteoff`:
  * `release` fades the slot's playing voices over their release; `toggle`
  * acts on note-ons only (the next note-on of the note stops what the first
@@ -38,7 +39,8 @@ static bool slot_hears(const struct engine *e, uint32_t id, uint8_t channel)
     return midi_hears(midi_channel_of(&e->pads[id].midi), channel);
 }
 
-static void midi_note_on(struct engine *e, uint32_t id, uint8_t velocity, uint32_t delay)
+static void midi_note_on(struct engine *e, uint32_t id, uint8_t velocity, uint32_t delay,
+                         uint32_t nframes)
 {
     const struct pad_msg *pd = &e->pads[id];
     struct slot *s = &e->slots[id];
@@ -56,6 +58,16 @@ static void midi_note_on(struct engine *e, uint32_t id, uint8_t velocity, uint32
                         .id = id,
                         .velocity = midi_velocity(&pd->midi, velocity),
                         .play = pd->play};
+    /* A slot with `quant` waits for its launch point, as an OSC trigger
+     * does, taking a place of the grid as engine_send() would; with every
+     * place taken it starts on its own frame (launch() applies at once
+     * whatever finds the grid full). */
+    if (engine_quantized(&m) &&
+        atomic_load_explicit(&e->grid_pending, memory_order_relaxed) < ENGINE_GRID) {
+        atomic_fetch_add_explicit(&e->grid_pending, 1, memory_order_relaxed);
+        launch(e, m, nframes, delay);
+        return;
+    }
     apply(e, &m, delay);
 }
 
@@ -107,7 +119,8 @@ static void all_sound_off(struct engine *e, uint8_t channel, uint32_t delay)
     }
 }
 
-static void midi_apply(struct engine *e, const struct midi_msg *m, uint32_t *ignored)
+static void midi_apply(struct engine *e, const struct midi_msg *m, uint32_t nframes,
+                       uint32_t *ignored)
 {
     switch (m->kind) {
     case MIDI_NOTE_ON:
@@ -120,7 +133,7 @@ static void midi_apply(struct engine *e, const struct midi_msg *m, uint32_t *ign
                 continue;
             claimed = true;
             if (on)
-                midi_note_on(e, id, m->b, m->frame);
+                midi_note_on(e, id, m->b, m->frame, nframes);
             else
                 midi_note_off(e, id, m->frame);
         }
@@ -169,7 +182,7 @@ void midi_period(struct engine *e, uint32_t nframes)
         struct midi_msg m = e->midi[k];
         if (m.frame >= nframes)
             m.frame = nframes ? nframes - 1 : 0;
-        midi_apply(e, &m, &ignored);
+        midi_apply(e, &m, nframes, &ignored);
     }
     e->nmidi = 0;
     if (ignored)

@@ -433,6 +433,27 @@ class MidiSeq(MidiCase):
             _terminate(seq)
 
 
+class Quantized(MidiCase):
+    """A slot with `quant` (issue 17): its MIDI trigger waits for the launch
+    grid like an OSC one.  At 240 BPM a beat is 12000 frames, and the own
+    timeline is beat = JACK frame / 12000 (docs/timing.md), so the voice of
+    a note-on at frame F starts on frame ceil(F / 12000) * 12000."""
+
+    daemon_args = ("--tempo", "240")
+
+    def test_a_quantized_slot_starts_on_the_next_beat(self):
+        self.osc.send("/set", 0, "quant", 1)
+        self.osc.request("/get", 0, expect="/get.reply")
+        time.sleep(0.1)
+        left, _, meta, sent = self.play([[(10, note_on(1, 36, 127))]], seconds=1.0)
+        self.assertEqual(len(sent), 1)
+        want = -(-sent[0][0] // 12000) * 12000  # ceil
+        i = index_of(meta, want)
+        self.assertIsNotNone(i, "the launch point is not in the recording")
+        self.assertEqual(onsets(left), [i])
+        self.flat(left, i, i + SHORT, LEVEL)
+
+
 class MidiConnect(unittest.TestCase):
     """--midi-connect at start, when the port appears later, after a jackd
     restart under the same name (jack_midiseq as the port)."""
