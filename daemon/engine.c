@@ -591,8 +591,11 @@ void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
          * are. */
         while (e->oldest != ENGINE_NONE)
             voice_fade_out(e, &e->voices[e->oldest], delay, e->links[e->oldest].release);
-        /* No loop restarts after a stop. */
+        /* No loop restarts after a stop, nor quantized starts waiting for
+         * a launch point (unless the stop itself waited for one). */
         restart_clear(e);
+        if (!(m->flags & CTL_ON_GRID))
+            grid_cancel_starts(e, ENGINE_NONE);
         push_event(e, EV_STOPPED, 0, m->reply);
         break;
     case CTL_LOAD: {
@@ -631,6 +634,8 @@ void apply(struct engine *e, const struct ctl_msg *m, uint32_t delay)
     case CTL_STOP_SLOT:
         if (m->id < e->nslots) {
             restart_cancel(e, m->id);
+            if (!(m->flags & CTL_ON_GRID))
+                grid_cancel_starts(e, m->id);
             fade_slot(e, m->id, delay, true);
         }
         break;

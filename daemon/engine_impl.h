@@ -60,6 +60,11 @@ void loop_start(struct engine *e, const struct ctl_msg *m, uint32_t delay);
 void restart_cancel(struct engine *e, uint32_t id);
 /* Every pending restart goes (a /stop): O(slots with one). */
 void restart_clear(struct engine *e);
+/* The quantized /play and /loop of slot id (ENGINE_NONE: of every slot)
+ * still waiting in the grid go, their places given back (a /stop that is
+ * not itself on the grid: what the performer stopped does not start at
+ * the next bar).  O(requests in the grid), once per such /stop. */
+void grid_cancel_starts(struct engine *e, uint32_t id);
 /* A quantized request (engine_quantized) whose launch point is not before
  * offset `from`: applied now if its frame is in this period, else into the
  * grid (its place there reserved by engine_send). */

@@ -133,6 +133,20 @@ void restart_clear(struct engine *e)
     e->nrestart = 0;
 }
 
+/* A quantized start waiting in the grid, of slot *id (ENGINE_NONE: any). */
+static bool waiting_start(const struct ctl_msg *m, void *ctx)
+{
+    uint32_t id = *(const uint32_t *)ctx;
+    return (m->type == CTL_PLAY || m->type == CTL_LOOP) && (id == ENGINE_NONE || m->id == id);
+}
+
+void grid_cancel_starts(struct engine *e, uint32_t id)
+{
+    uint32_t n = schedule_remove_if(&e->grid, waiting_start, &id);
+    if (n)
+        atomic_fetch_sub_explicit(&e->grid_pending, n, memory_order_relaxed);
+}
+
 /* `fit`: the speed at which slot id's range of `p` lasts `p`'s beats at the
  * span's tempo, in the direction `p`'s rate gives. */
 static double fit_rate(const struct engine *e, uint32_t id, const struct play_params *p)

@@ -1,6 +1,6 @@
 /* schedule.c - the time-ordered schedule of timed requests: a binary
- * min-heap on (time, arrival order), fixed capacity.  Where quantized
- * launch will live.  Audio thread only, after schedule_init.
+ * min-heap on (time, or beat for the launch grid; then arrival order),
+ * fixed capacity.  Audio thread only, after schedule_init.
  */
 #include "schedule.h"
 
@@ -61,20 +61,41 @@ void schedule_push(struct schedule *s, const struct ctl_msg *m)
     s->heap[i] = x;
 }
 
-void schedule_pop(struct schedule *s)
+/* Moves `x`, meant for place i, down to where it belongs. */
+static void sift_down(struct schedule *s, uint32_t i, struct sched_entry x)
 {
-    struct sched_entry last = s->heap[--s->n];
-    uint32_t i = 0;
     for (;;) {
         uint32_t c = 2 * i + 1;
         if (c >= s->n)
             break;
         if (c + 1 < s->n && sched_before(&s->heap[c + 1], &s->heap[c], s->by_beat))
             c++;
-        if (!sched_before(&s->heap[c], &last, s->by_beat))
+        if (!sched_before(&s->heap[c], &x, s->by_beat))
             break;
         s->heap[i] = s->heap[c];
         i = c;
     }
-    s->heap[i] = last;
+    s->heap[i] = x;
+}
+
+void schedule_pop(struct schedule *s)
+{
+    struct sched_entry last = s->heap[--s->n];
+    if (s->n > 0)
+        sift_down(s, 0, last);
+}
+
+uint32_t schedule_remove_if(struct schedule *s, bool (*drop)(const struct ctl_msg *, void *),
+                            void *ctx)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        if (!drop(&s->heap[i].m, ctx))
+            s->heap[kept++] = s->heap[i];
+    uint32_t removed = s->n - kept;
+    s->n = kept;
+    /* Floyd's heap construction over what is left: O(n). */
+    for (uint32_t i = kept / 2; i-- > 0;)
+        sift_down(s, i, s->heap[i]);
+    return removed;
 }

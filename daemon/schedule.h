@@ -45,4 +45,9 @@ static inline const struct ctl_msg *schedule_top(const struct schedule *s)
 /* Removes the earliest request; only when s->n > 0. */
 void schedule_pop(struct schedule *s);
 
+/* Removes every request drop() is true of (it may look, not change);
+ * returns how many.  O(s->n): for a /stop, which may do it once. */
+uint32_t schedule_remove_if(struct schedule *s, bool (*drop)(const struct ctl_msg *, void *),
+                            void *ctx);
+
 #endif

@@ -2139,6 +2139,46 @@ static void test_timed_quant_and_quantized_stop(void **state)
     assert_true(faded >= 72000 && faded <= 72001);
 }
 
+/* A /stop (all, or the slot's) that does not wait for the grid itself
+ * cancels the quantized starts still waiting (of every slot, or of its
+ * own), their places given back; a quantized start of another slot stays;
+ * a quantized stop leaves a start waiting for the same launch point. */
+static void test_stop_cancels_waiting_quantized_starts(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(100), 1);
+    load(f, 1, make_flat(100), 2);
+    send_quant(f, CTL_PLAY, 0, 4, 0);
+    send_quant(f, CTL_LOOP, 1, 4, 0);
+    run_at(f, 1024, PERIOD); /* both wait for beat 4, frame 96000 */
+    assert_int_equal(f->e.grid.n, 2);
+    send(f, CTL_STOP_SLOT, 0, 0, NULL);
+    run_at(f, 1024 + PERIOD, PERIOD);
+    assert_int_equal(f->e.grid.n, 1); /* slot 1's loop still waits */
+    assert_int_equal(atomic_load(&f->e.grid_pending), 1);
+    send(f, CTL_STOP, 0, 0, NULL);
+    run_at(f, 1024 + 2 * PERIOD, PERIOD);
+    assert_int_equal(f->e.grid.n, 0);
+    assert_int_equal(atomic_load(&f->e.grid_pending), 0);
+    uint64_t on[2];
+    assert_int_equal(onsets_between(f, 1024 + 3 * PERIOD, 96000 + 2 * PERIOD, on, 2), 0);
+
+    /* A quantized stop and then a quantized start for the same bar: the
+     * stop comes first, the start still plays. */
+    struct ctl_msg s = {.type = CTL_STOP};
+    s.play.keys = PLAY_QUANT;
+    s.play.quant = 4;
+    assert_int_equal(engine_send(&f->e, &s, 0), 0);
+    send_quant(f, CTL_PLAY, 0, 4, 0);
+    int n = onsets_between(f, 100000, 192000 + 2 * PERIOD, on, 2);
+    assert_int_equal(n, 1);
+    assert_int_equal(on[0], 192000);
+    assert_int_equal(atomic_load(&f->e.grid_pending), 0);
+    struct event ev;
+    while (engine_take_event(&f->e, &ev))
+        ;
+}
+
 /* Quantized requests take places of the grid: bounded, and given back. */
 static void test_grid_is_bounded(void **state)
 {
@@ -2215,6 +2255,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quantized_play_starts_on_the_grid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tempo_change_moves_a_waiting_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_beats_loop_restarts_and_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_cancels_waiting_quantized_starts, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_grid_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timed_quant_and_quantized_stop, setup, teardown),
         cmocka_unit_test(test_cut_takes_the_oldest_started_fading_voice),
