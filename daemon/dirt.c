@@ -103,13 +103,13 @@ static bool read_key(struct dirt_keys *k, const char *key, char type, lo_arg *a)
     if (strcmp(key, "s") == 0 || strcmp(key, "sound") == 0) {
         if (!is_string(type))
             return false;
-        k->s = &a->s;
+        k->s = (const char *)a; /* no member access: lo_arg is only 4-byte aligned */
         k->slen = strlen(k->s);
         return true;
     }
     if (strcmp(key, "unit") == 0) {
         if (is_string(type))
-            k->unit_c = strcmp(&a->s, "c") == 0;
+            k->unit_c = strcmp((const char *)a, "c") == 0;
         return true;
     }
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
@@ -142,7 +142,8 @@ int dirt_translate(struct dirt *d, int argc, const char *types, lo_arg *const *a
     struct dirt_keys k = {
         .speed = 1, .end = 1, .pan = 0.5, .gain = 1, .amp = 0.4, .delta = 1, .cps = 1};
     for (int i = 0; i + 1 < argc; i += 2) {
-        if (!is_string(types[i]) || !read_key(&k, &argv[i]->s, types[i + 1], argv[i + 1])) {
+        if (!is_string(types[i]) ||
+            !read_key(&k, (const char *)argv[i], types[i + 1], argv[i + 1])) {
             atomic_fetch_add_explicit(&d->bad, 1, memory_order_relaxed);
             once(d, BAD_VALUE, "a key that is not a string, or a bad value");
             return -EINVAL;
