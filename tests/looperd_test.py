@@ -820,6 +820,13 @@ def sounding_span(left, right) -> tuple[int, int] | None:
     return (loud[0], loud[-1] + 1) if loud else None
 
 
+def sound_judge(left, right, meta, _):
+    """record_takes()'s judge: a take is spoilt by a gap or xrun near where
+    it sounds."""
+    span = sounding_span(left, right)
+    return disturbed_in(meta, *span) if span else None
+
+
 def sound_disturbed(left, right, meta) -> str | None:
     """disturbed_in() over the sounding part of the recording: the test for
     content-only comparisons (a silent stretch stays silent whatever a
@@ -1084,8 +1091,9 @@ class DaemonCase(unittest.TestCase):
     def setUp(self):
         self.osc.drain()
 
-    def record_takes(self, action, seconds, judge, before_retake=None):
-        """Records the daemon's outputs (room for `seconds`) while action()
+    def record_takes(self, action, seconds, judge, before_retake=None, sources=None):
+        """Records `sources` (default: the daemon's first pair; room for
+        `seconds`) while action()
         runs, up to TAKES times: while judge(left, right, meta, result)
         gives a reason the take cannot be judged (the machine disturbed what
         the test compares: disturbed_in), it is printed, before_retake() is
@@ -1093,7 +1101,7 @@ class DaemonCase(unittest.TestCase):
         pause_before_retake().  Returns (left, right, meta, result, reason)
         of the last take; the caller asserts on it."""
         for attempt in range(1, TAKES + 1):
-            rec = Recorder(self.jack, self.daemon.outputs, seconds=seconds)
+            rec = Recorder(self.jack, sources or self.daemon.outputs, seconds=seconds)
             try:
                 result = action()
             finally:

@@ -18,10 +18,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (TAKES, Daemon, DaemonCase, JackServer, OscClient,  # noqa: E402
-                          Recorder, deinterleave, disturbed_in, encode_bundle,
-                          encode_message, pause_before_retake, sounding_span, timetag_in,
-                          write_wav)
+from looperd_test import (Daemon, DaemonCase, JackServer, OscClient,  # noqa: E402
+                          Recorder, deinterleave, encode_bundle, encode_message, sound_judge,
+                          sounding_span, timetag_from_unix, timetag_in, write_wav)
 
 RATE = 48000
 N = 1200          # frames of every file
@@ -85,27 +84,19 @@ class DirtCase(DaemonCase):
         timetag that far ahead) and records pair `pair`; retakes a take
         disturbed where it sounds.  (left, right)."""
         sources = [f"{self.daemon.name}:out_{2 * pair + 1}", f"{self.daemon.name}:out_{2 * pair + 2}"]
-        for attempt in range(1, TAKES + 1):
-            rec = Recorder(self.jack, sources, seconds=seconds + 5)
-            try:
-                base = time.time() + 0.3
-                for p in packets:
-                    if isinstance(p, tuple):
-                        from looperd_test import timetag_from_unix
-                        self.osc.send_raw(encode_bundle(timetag_from_unix(base + p[0]), [p[1]]))
-                    else:
-                        self.osc.send_raw(p)
-                time.sleep(seconds + 0.3)
-            finally:
-                samples, meta = rec.stop()
-            left, right = deinterleave(samples)
-            span = sounding_span(left, right)
-            why = disturbed_in(meta, *span) if span else None
-            if why is None:
-                return left, right
-            print(f"\n  take {attempt} disturbed: {why}", file=sys.stderr)
-            pause_before_retake(attempt, self.daemon.port)
-        self.fail("every take was disturbed where it sounds")
+
+        def act():
+            base = time.time() + 0.3
+            for p in packets:
+                if isinstance(p, tuple):
+                    self.osc.send_raw(encode_bundle(timetag_from_unix(base + p[0]), [p[1]]))
+                else:
+                    self.osc.send_raw(p)
+            time.sleep(seconds + 0.3)
+
+        left, right, _, _, why = self.record_takes(act, seconds + 5, sound_judge, sources=sources)
+        self.assertIsNone(why, "every take was disturbed where it sounds")
+        return left, right
 
     def onset(self, left, right):
         for i, (a, b) in enumerate(zip(left, right)):

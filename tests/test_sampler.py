@@ -18,7 +18,7 @@ from array import array
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (TAKES, DaemonCase, Recorder, deinterleave,  # noqa: E402
                           disturbed_in, fixture_frames, pause_before_retake,
-                          sounding_span, timetag_in, write_wav)
+                          sound_judge, sounding_span, timetag_in, write_wav)
 
 RATE = 48000
 FADE = 240  # the declick fade: 5 ms at 48 kHz (ENGINE_FADE_SECONDS)
@@ -78,24 +78,14 @@ class SamplerCase(DaemonCase):
         """Records `sources` (default: the first pair) while action() runs,
         then `seconds` more; a take disturbed where it sounds is taken again.
         Returns (left, right)."""
-        sources = sources or self.daemon.outputs
+        def act():
+            action()
+            time.sleep(seconds)
 
-        for attempt in range(1, TAKES + 1):
-            rec = Recorder(self.jack, sources, seconds=seconds + 5)
-            try:
-                action()
-                time.sleep(seconds)
-            finally:
-                samples, meta = rec.stop()
-            left, right = deinterleave(samples)
-            span = sounding_span(left, right)
-            why = disturbed_in(meta, *span) if span else None
-            if why is None:
-                return left, right
-            print(f"\n  [{self.id().split('.')[-1]}] take {attempt} disturbed: {why}",
-                  file=sys.stderr)
-            pause_before_retake(attempt, self.daemon.port)
-        self.fail("every take was disturbed where it sounds")
+        left, right, _, _, why = self.record_takes(act, seconds + 5, sound_judge,
+                                                   sources=sources)
+        self.assertIsNone(why, "every take was disturbed where it sounds")
+        return left, right
 
     def assert_close(self, got, want, what, tol=TOL):
         bad = [(i, g, w) for i, (g, w) in enumerate(zip(got, want))
