@@ -95,11 +95,18 @@ static int audio_process(jack_nframes_t nframes, void *arg)
         clock.t0 = t0;
         clock.t1 = t1;
         /* The own timeline is a function of this counter (beat.h), so it
-         * must not wrap after 2^32 frames (a day at 48 kHz). */
-        if (frame < a->last_frame)
-            a->frame_wraps++;
-        a->last_frame = frame;
-        clock.frame = (a->frame_wraps << 32) | frame;
+         * must not wrap after 2^32 frames (a day at 48 kHz): it is extended
+         * by the signed step from the last reading, which is a wrap forward
+         * when it crosses 2^32 and a small step back when JACK2 repeats a
+         * period's reading around an xrun (seen with the dummy backend). */
+        if (a->new_client) {
+            a->frame64 = frame;
+            clock.new_counter = true;
+            a->new_client = false;
+        } else {
+            a->frame64 += (int64_t)(int32_t)(frame - (uint32_t)a->frame64);
+        }
+        clock.frame = a->frame64;
         clock.has_frame = true;
     }
     /* JACK's clock now, for the age of untimed triggers: after a stall the
@@ -327,8 +334,7 @@ int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
     }
     atomic_store(&a->rate, jack_get_sample_rate(a->client));
     atomic_store(&a->period, jack_get_buffer_size(a->client));
-    a->frame_wraps = 0;
-    a->last_frame = 0;
+    a->new_client = true;
     publish_clock(a);
     return 0;
 }

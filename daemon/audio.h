@@ -106,10 +106,12 @@ struct audio {
     _Atomic uint64_t xruns;        /* counted by JACK's xrun callback */
     _Atomic uint32_t dsp_peak_ppm; /* worst callback since last taken, per million */
     long locked_bytes;             /* memlock_audio_mappings() at the last start */
-    /* JACK's 32-bit frame counter unwrapped to 64 bits (audio thread; reset
-     * for each client): the wraps seen, and the last value. */
-    uint64_t frame_wraps;
-    uint32_t last_frame;
+    /* JACK's 32-bit frame counter unwrapped to 64 bits (audio thread), and
+     * whether the next period is the first of a new client (set before
+     * jack_activate(), cleared by the process callback): its counter starts
+     * afresh there. */
+    uint64_t frame64;
+    bool new_client;
     /* Ableton Link (link_clock.h): set before audio_start, NULL without.
      * While Link is enabled the process callback hands the engine a beat
      * span built from Link's session state (audio_link_span). */

@@ -236,6 +236,7 @@ struct engine {
     struct beat_timeline timeline;
     struct beat_span span;
     uint64_t next_frame, period_frame; /* period_frame: this period's first */
+    bool counted;                      /* a period with JACK's counter was seen */
     bool linked;                       /* this period's span is clock.link */
     double fit_per_frame;
     /* `beats` loops' next restarts: one per slot at most, a min-heap of
@@ -310,6 +311,12 @@ struct engine_clock {
      * (beat.h). */
     uint64_t frame;
     bool has_frame;
+    /* The first period of a new JACK client: its counter starts afresh,
+     * and after the first client (a new server) the timeline is rebased so
+     * the beat goes on.  Any
+     * other step of the counter is followed as it is, so the timeline stays
+     * the function of JACK's counter that other clients can compute. */
+    bool new_counter;
     /* Musical time from elsewhere (Ableton Link), or NULL: the engine's
      * own timeline. */
     const struct beat_span *link;

@@ -47,8 +47,11 @@ void engine_set_timeline(struct engine *e, double tempo, double quantum)
 void span_begin(struct engine *e, const struct engine_clock *c, uint32_t nframes)
 {
     e->period_frame = c->has_frame ? c->frame : e->next_frame;
-    if (e->period_frame < e->next_frame) /* a new JACK server: the beat goes on */
-        beat_timeline_rebase(&e->timeline, e->next_frame, e->period_frame);
+    if (c->has_frame) {
+        if (c->new_counter && e->counted && e->period_frame != e->next_frame)
+            beat_timeline_rebase(&e->timeline, e->next_frame, e->period_frame);
+        e->counted = true;
+    }
     e->next_frame = e->period_frame + nframes;
     e->linked = c->link != NULL;
     e->span = c->link ? *c->link : beat_timeline_span(&e->timeline, e->period_frame);

@@ -50,6 +50,7 @@ __all__ = [
     "JackServer", "Daemon", "OscClient", "Recorder", "ProcessError",
     "free_udp_port", "binary_path", "encode_message", "encode_bundle",
     "decode_message", "decode_packet", "timetag_from_unix", "timetag_in",
+    "unix_from_timetag",
     "IMMEDIATELY", "write_wav", "find_onset", "deinterleave", "read_raw",
     "DaemonCase", "fixture_frames",
 ]
@@ -98,7 +99,12 @@ def _kill_all_tracked() -> None:
             pass
 
 
-atexit.register(_kill_all_tracked)
+def _at_exit() -> None:
+    _kill_all_tracked()
+    _reclaim_dead_servers(mine_too=True)
+
+
+atexit.register(_at_exit)
 
 
 def _sigterm_to_exit(signum, frame):  # pragma: no cover - signal path
@@ -308,6 +314,75 @@ class JackServer:
         return False
 
 
+# A jackd that dies without unregistering (SIGKILL, a crash) keeps its entry
+# in JACK2's server registry (/dev/shm/jack-shm-registry, 8 entries per
+# machine), and only a server registering under the same name reclaims it.
+# Test servers have unique names, so a few kills would soon make every new
+# jackd fail with "Too many servers already active".  The registry's layout
+# is jack2's shm.h: a 24-byte header, then 8 x {pid_t pid; char name[257]}
+# padded to 264 bytes, each name "jack-UID:SERVER:".  Entries of our own
+# servers whose jackd is gone are reclaimed by starting a jackd of that name
+# and stopping it cleanly - once the test process that named it (its pid is
+# in the name) has ended, so a server a test killed to restart it under the
+# same name is never raced; at exit, this process's own too.
+_REGISTRY = "/dev/shm/jack-shm-registry"
+_SERVERS, _SERVER_BYTES, _HEADER_BYTES = 8, 264, 24
+_OUR_NAME = re.compile(r"^looperd-test-(\d+)-[0-9a-f]{8}$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _dead_registry_entries() -> list[str]:
+    """Names of our test servers registered by a jackd that is gone."""
+    try:
+        with open(_REGISTRY, "rb") as f:
+            data = f.read(_HEADER_BYTES + _SERVERS * _SERVER_BYTES)
+    except OSError:
+        return []
+    if len(data) < _HEADER_BYTES + _SERVERS * _SERVER_BYTES:
+        return []
+    if struct.unpack_from("<i", data, 16)[0] != _HEADER_BYTES + _SERVERS * _SERVER_BYTES:
+        return []  # not the layout this was written for: leave it alone
+    prefix = f"jack-{os.getuid()}:"
+    names = []
+    for k in range(_SERVERS):
+        off = _HEADER_BYTES + k * _SERVER_BYTES
+        pid = struct.unpack_from("<i", data, off)[0]
+        raw = data[off + 4:off + _SERVER_BYTES].split(b"\0", 1)[0].decode("ascii", "replace")
+        if pid <= 0 or not raw.startswith(prefix) or not raw.endswith(":"):
+            continue
+        if not _pid_alive(pid):
+            names.append(raw[len(prefix):-1])
+    return names
+
+
+def _reclaim_dead_servers(mine_too: bool = False) -> None:
+    for name in _dead_registry_entries():
+        m = _OUR_NAME.match(name)
+        if not m:
+            continue
+        creator = int(m.group(1))
+        if creator == os.getpid() and not mine_too:
+            continue
+        if creator != os.getpid() and _pid_alive(creator):
+            continue
+        try:
+            JackServer(name=name).close()
+        except Exception:  # pragma: no cover - best effort
+            pass
+
+
+_reclaim_dead_servers()
+
+
 # --------------------------------------------------------------------------
 # looperd
 
@@ -422,6 +497,11 @@ def timetag_from_unix(t: float) -> int:
     secs = math.floor(t)
     frac = int((t - secs) * (1 << 32)) & 0xFFFFFFFF
     return ((secs + _NTP_EPOCH_OFFSET) << 32) | frac
+
+
+def unix_from_timetag(tag: int) -> float:
+    """Unix time of an NTP 64-bit timetag."""
+    return (tag >> 32) - _NTP_EPOCH_OFFSET + (tag & 0xFFFFFFFF) / (1 << 32)
 
 
 def timetag_in(seconds: float) -> int:

@@ -2057,6 +2057,45 @@ static void test_quantized_play_starts_on_the_grid(void **state)
     assert_int_equal(atomic_load(&f->e.grid_pending), 0);
 }
 
+/* JACK2 around an xrun can hand a period the counter of the one before
+ * (seen with the dummy backend): the timeline stays the function of the
+ * counter, so the next bar line still starts on frame 96000, not a period
+ * off. */
+static void test_a_repeated_counter_does_not_move_the_grid(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(100), 1);
+    run_at(f, 1024, PERIOD);
+    run_at(f, 1024 + 2 * PERIOD, PERIOD); /* a period skipped ... */
+    run_at(f, 1024 + 2 * PERIOD, PERIOD); /* ... and the same reading again */
+    send_quant(f, CTL_PLAY, 0, 4, 0);
+    uint64_t on[2];
+    int n = onsets_between(f, 1024 + 3 * PERIOD, 96000 + 2 * PERIOD, on, 2);
+    assert_int_equal(n, 1);
+    assert_int_equal(on[0], 96000);
+}
+
+/* A new JACK client's counter starts afresh (a new server): the beat goes
+ * on from where the last period ended. */
+static void test_a_new_server_keeps_the_beat(void **state)
+{
+    struct fixture *f = *state;
+    load(f, 0, make_flat(100), 1);
+    run_at(f, 48000, PERIOD); /* beat 2; the next period would start PERIOD on */
+    struct engine_clock c = {.t0 = us_of(512),
+                             .t1 = us_of(512 + PERIOD),
+                             .frame = 512,
+                             .has_frame = true,
+                             .new_counter = true};
+    engine_process(&f->e, f->outs, PERIOD, c);
+    /* Frame 512 is beat 2 + PERIOD / 24000: beat 4 is 48000 - PERIOD on. */
+    send_quant(f, CTL_PLAY, 0, 4, 0);
+    uint64_t on[2];
+    int n = onsets_between(f, 512 + PERIOD, 512 + 48000 + PERIOD, on, 2);
+    assert_int_equal(n, 1);
+    assert_int_equal(on[0], 512 + 48000 - PERIOD);
+}
+
 /* A tempo change while a start waits moves it to the new tempo's time for
  * the same beat. */
 static void test_tempo_change_moves_a_waiting_start(void **state)
@@ -2253,6 +2292,8 @@ int main(void)
         T(test_voice_sounds_on_its_output_pair_only),
         cmocka_unit_test(test_engine_init_checks_the_pairs),
         cmocka_unit_test_setup_teardown(test_quantized_play_starts_on_the_grid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_repeated_counter_does_not_move_the_grid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_new_server_keeps_the_beat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tempo_change_moves_a_waiting_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_beats_loop_restarts_and_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_cancels_waiting_quantized_starts, setup,

@@ -316,27 +316,37 @@ class TimetagAccuracy(TimingBase):
         self.assertLessEqual(max(abs(e) for e in abs_err), 1.5, abs_err)
 
 
+# A send whose clock readings before and after are further apart than this
+# was descheduled on the test's side: where in between the kernel stamped
+# it is not known to better than half of it, so --latency's steadiness is
+# judged without it (the onset still has to be there).
+SEND_EXACT_S = 0.0001
+
+
 def send_at_random_moments(osc, slot, n, rng):
     """n plain /play messages at random moments.  Returns the send times
-    (the middle of the send call) and how many send calls took longer than
-    0.5 ms (the test was descheduled: its time stamp is unreliable)."""
-    sends, slow = [], 0
+    (the middle of the send call) and the indices of the sends that took
+    longer than SEND_EXACT_S (the test was descheduled: its time stamp is
+    unreliable)."""
+    sends, slow = [], set()
     time.sleep(0.2)
-    for _ in range(n):
+    for k in range(n):
         time.sleep(0.04 + rng.uniform(0, 0.03))
         t1 = time.time()
         osc.send("/play", slot)
         t2 = time.time()
         sends.append((t1 + t2) / 2)
-        slow += t2 - t1 > 0.0005
+        if t2 - t1 > SEND_EXACT_S:
+            slow.add(k)
     time.sleep(0.3)
     return sends, slow
 
 
-def latency_numbers(left, meta, sends, min_clear=MIN_CLEAR):
+def latency_numbers(left, meta, sends, min_clear=MIN_CLEAR, inexact=()):
     """((send-to-onset latencies, their stdev, max - min), None), over the
     sends whose send and onset no gap or xrun came near (at least min_clear
-    of them), or (None, why)."""
+    of them) and that are not in `inexact` (indices of sends whose own time
+    stamp is unreliable), or (None, why)."""
     cm = ClockMap(meta)
     got = onsets(left, min_gap=32)
     n = len(sends)
@@ -352,7 +362,9 @@ def latency_numbers(left, meta, sends, min_clear=MIN_CLEAR):
     clear = clear_onsets(meta, got, sent, [i - settle for i in sent])
     if len(clear) < min_clear * n:
         return None, f"only {len(clear)} of {n} sends clear of gaps and xruns"
-    lat = [got[k] - sent[k] for k in clear]
+    lat = [got[k] - sent[k] for k in clear if k not in inexact]
+    if len(lat) < min_clear * n:
+        return None, f"only {len(lat)} of {n} sends clear and timed exactly"
     return (lat, statistics.pstdev(lat), max(lat) - min(lat)), None
 
 
@@ -370,16 +382,17 @@ class WithLatency(TimingBase):
 
         def check(left, right, meta, result):
             sends, slow = result
-            res, why = latency_numbers(left, meta, sends)
+            res, why = latency_numbers(left, meta, sends, inexact=slow)
             if why:
                 return why
             lat, sd, spread = res
             med = statistics.median(lat)
             outliers = sorted(round(v - med, 1) for v in lat if abs(v - med) > 4)
-            print(f"\n--latency 20 ({len(lat)} of 50 sends clear of gaps/xruns):"
+            print(f"\n--latency 20 ({len(lat)} of 50 sends clear of gaps/xruns and"
+                  f" timed exactly):"
                   f" send-to-onset mean {statistics.mean(lat):.1f}"
                   f" median {med:.1f} frames (20 ms = {0.02 * RATE:.0f}), stdev {sd:.2f},"
-                  f" max-min {spread:.2f}; slow sends {slow}; outliers vs median"
+                  f" max-min {spread:.2f}; slow sends {len(slow)} left out; outliers vs median"
                   f" {outliers}", file=sys.stderr)
             numbers[:] = [lat, sd, spread]
             if sd > 2.0 or spread > 8.0:
