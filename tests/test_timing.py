@@ -57,7 +57,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (IMMEDIATELY, CycleClock, DaemonCase,  # noqa: E402
-                          disturbed_in, sound_disturbed, timetag_from_unix, write_wav)
+                          disturbed_in, encode_message, sound_disturbed, timetag_from_unix, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -91,8 +91,6 @@ class ClockMap(CycleClock):
 # margins are 140 ms wide around an xrun, the bundles 54 ms apart); an onset
 # in its shadow is the machine's, not looperd's, and is left out.
 MIN_CLEAR = 0.75
-# How long after a gap or xrun JACK's DLL is taken to misjudge the period.
-DLL_SETTLE_S = 3.0
 
 
 def clear_onsets(meta, *points):
@@ -317,52 +315,53 @@ class TimetagAccuracy(TimingBase):
 
 
 # A send whose clock readings before and after are further apart than this
-# was descheduled on the test's side: where in between the kernel stamped
-# it is not known to better than half of it, so --latency's steadiness is
+# may have been descheduled before the kernel stamped it (on loopback the
+# stamp is taken inside the send call, before the receiver is woken): its
+# due time is not known to a few frames, so --latency's steadiness is
 # judged without it (the onset still has to be there).
-SEND_EXACT_S = 0.0001
+SEND_EXACT_S = 0.0002
 
 
 def send_at_random_moments(osc, slot, n, rng):
     """n plain /play messages at random moments.  Returns the send times
-    (the middle of the send call) and the indices of the sends that took
-    longer than SEND_EXACT_S (the test was descheduled: its time stamp is
-    unreliable)."""
+    (read just before the send call, the message encoded beforehand) and
+    the indices of the sends that took longer than SEND_EXACT_S."""
     sends, slow = [], set()
+    data = encode_message("/play", slot)
     time.sleep(0.2)
     for k in range(n):
         time.sleep(0.04 + rng.uniform(0, 0.03))
         t1 = time.time()
-        osc.send("/play", slot)
+        osc.send_raw(data)
         t2 = time.time()
-        sends.append((t1 + t2) / 2)
+        sends.append(t1)
         if t2 - t1 > SEND_EXACT_S:
             slow.add(k)
     time.sleep(0.3)
     return sends, slow
 
 
-def latency_numbers(left, meta, sends, min_clear=MIN_CLEAR, inexact=()):
-    """((send-to-onset latencies, their stdev, max - min), None), over the
-    sends whose send and onset no gap or xrun came near (at least min_clear
-    of them) and that are not in `inexact` (indices of sends whose own time
-    stamp is unreliable), or (None, why)."""
+def latency_numbers(left, meta, sends, latency_s, min_clear=MIN_CLEAR, inexact=()):
+    """((send-to-onset latencies in frames, their stdev, max - min), None),
+    or (None, why).  A send at wall time t with latency L is due at t + L
+    on JACK's clock: the recorder's cycle log maps that instant to the index
+    where the cycle that plays it puts it, as looperd maps it (the DLL's
+    mapping of that one cycle, so a misjudged period after an xrun moves
+    both alike); a latency is L in frames plus the onset's distance from
+    there.  Judged over the sends whose onset and due index no gap or xrun
+    came near (at least min_clear of them) and that are not in `inexact`
+    (indices of sends whose own time stamp is unreliable)."""
     cm = ClockMap(meta)
     got = onsets(left, min_gap=32)
     n = len(sends)
     if len(got) != n:
         # Two messages held up together (their onsets merge) or one lost.
         return None, f"{len(got)} onsets for {n} sends"
-    sent = [cm.index_at(t) for t in sends]
-    # Unlike a timetag, which both clients map through the cycle that plays
-    # it, a latency spans two of JACK's mappings 20 ms apart: after a
-    # jump its DLL misjudges the period for a few seconds, and 20 ms comes
-    # out as 930-965 frames (seen with jackd stopped for 30 ms).
-    settle = DLL_SETTLE_S * meta["rate"]
-    clear = clear_onsets(meta, got, sent, [i - settle for i in sent])
+    due = [cm.index_at(t + latency_s) for t in sends]
+    clear = clear_onsets(meta, got, due)
     if len(clear) < min_clear * n:
         return None, f"only {len(clear)} of {n} sends clear of gaps and xruns"
-    lat = [got[k] - sent[k] for k in clear if k not in inexact]
+    lat = [latency_s * meta["rate"] + got[k] - due[k] for k in clear if k not in inexact]
     if len(lat) < min_clear * n:
         return None, f"only {len(lat)} of {n} sends clear and timed exactly"
     return (lat, statistics.pstdev(lat), max(lat) - min(lat)), None
@@ -382,7 +381,7 @@ class WithLatency(TimingBase):
 
         def check(left, right, meta, result):
             sends, slow = result
-            res, why = latency_numbers(left, meta, sends, inexact=slow)
+            res, why = latency_numbers(left, meta, sends, 0.020, inexact=slow)
             if why:
                 return why
             lat, sd, spread = res
@@ -402,11 +401,9 @@ class WithLatency(TimingBase):
         self.record(lambda: send_at_random_moments(self.osc, 0, 50, rng), 4.5, check)
         self.assertTrue(numbers, "no usable attempt (see the log above)")
         lat, sd, spread = numbers
-        # Never (much) sooner than asked: the kernel stamps arrival after the
-        # test read its clock, so only the two clients' readings of JACK's
-        # clock can put an onset early, and while JACK's DLL corrects itself
-        # (seen under ASan, after xruns) they can disagree by a few frames.
-        self.assertGreaterEqual(min(lat), 0.02 * RATE - 5, lat)
+        # Never sooner than asked: the kernel stamps arrival inside the send
+        # call, after the time the test noted; the onset is a whole frame.
+        self.assertGreaterEqual(min(lat), 0.02 * RATE - 1, lat)
         self.assertLessEqual(sd, 2.0, lat)
         self.assertLessEqual(spread, 8.0, lat)
 
@@ -416,11 +413,11 @@ class WithoutLatency(TimingBase):
         self.load(0, self.wav("click.wav", [FULL, 0, 0]))
         rng = random.Random(8)
         # Ten clear sends show a spread over the period (arrival phases are
-        # random); more are rarely clear of JACK's DLL settling in a storm.
+        # random).
         left, _, meta, (sends, _) = self.record(
             lambda: send_at_random_moments(self.osc, 0, 50, rng), 4.5,
-            lambda left, right, meta, result: latency_numbers(left, meta, result[0], 0.2)[1])
-        res, why = latency_numbers(left, meta, sends, 0.2)
+            lambda left, right, meta, result: latency_numbers(left, meta, result[0], 0.0, 0.2)[1])
+        res, why = latency_numbers(left, meta, sends, 0.0, 0.2)
         self.assertIsNone(why)
         lat, sd, spread = res
         print(f"\nno --latency (control; {len(lat)} of 50 sends clear of gaps/xruns):"
