@@ -84,6 +84,31 @@ struct daemon {
     struct link_clock link;
 };
 
+/* The second socket (--dirt-port): SuperDirt's port, where TidalCycles and
+ * Strudel's bridge send without being told otherwise.  Asked for, a port
+ * that cannot be bound stops the start-up as --port's would; the default
+ * one that comes with --library is taken when free and otherwise only
+ * reported: it is most likely SuperDirt's own (a live coder who starts
+ * looperd beside a running SuperDirt gets a working looperd on --port, and
+ * Tidal keeps playing SuperDirt).  Returns 0 or a negative errno. */
+static int open_dirt_port(struct daemon *d)
+{
+    char err[256];
+    if (!d->opt.dirt_port)
+        return 0;
+    int r = osc_add(&d->osc, d->opt.listen, d->opt.dirt_port, err, sizeof(err));
+    if (r >= 0)
+        return 0;
+    if (d->opt.dirt_port_given) {
+        log_error("--dirt-port: %s", err);
+        return r;
+    }
+    log_warn("%s (SuperDirt's port: is SuperDirt running?); TidalCycles and Strudel reach "
+             "looperd only on %s (--dirt-port N picks another port)",
+             err, d->osc.sock[0].addr_text);
+    return 0;
+}
+
 /* The reply thread's hook: an unload the audio thread applied empties the
  * slot on the control side too (loader.h, "Order of loads and unloads"),
  * and the slot's defaults go with it (params.h). */
@@ -468,6 +493,10 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out_engine;
     }
+    if (open_dirt_port(d) < 0) {
+        osc_close(&d->osc);
+        goto out_engine;
+    }
     /* Ableton Link: the peer is made (and multicasts) only once enabled,
      * by --link here or /link 1 later. */
     link_clock_init(&d->link, d->opt.tempo, d->opt.link_start_stop);
@@ -547,10 +576,16 @@ int main(int argc, char **argv)
     }
     pthread_setname_np(osc_tid, "looperd-osc");
     osc_running = true;
+    char where[192];
+    if (d->osc.nsock > 1)
+        snprintf(where, sizeof(where), "%.63s and %.63s (for TidalCycles and Strudel)",
+                 d->osc.sock[0].addr_text, d->osc.sock[1].addr_text);
+    else
+        snprintf(where, sizeof(where), "%.63s", d->osc.sock[0].addr_text);
     log_notice("ready: JACK client '%s' at %u Hz, period %u; OSC on udp %s",
-               audio_client_name(&d->audio), rate, audio_period(&d->audio), d->osc.addr_text);
+               audio_client_name(&d->audio), rate, audio_period(&d->audio), where);
     notify_send("READY=1\nSTATUS=Playing: JACK at %u Hz, period %u; OSC on udp %s", rate,
-                audio_period(&d->audio), d->osc.addr_text);
+                audio_period(&d->audio), where);
 
     status = run(d, &sigs);
 

@@ -25,6 +25,7 @@
 enum opt_id {
     OPT_NAME,
     OPT_PORT,
+    OPT_DIRT_PORT,
     OPT_LISTEN,
     OPT_ALLOW,
     OPT_NO_CONNECT,
@@ -67,6 +68,9 @@ struct option_spec {
 static const struct option_spec specs[OPT_COUNT] = {
     [OPT_NAME] = {"name", 'n', "NAME", "looperd", "JACK client name"},
     [OPT_PORT] = {"port", 'p', "N", "9000", "UDP port for OSC"},
+    [OPT_DIRT_PORT] = {"dirt-port", 0, "N", STR(OPTIONS_DIRT_PORT),
+                       "a second UDP port serving the same, SuperDirt's, for TidalCycles and "
+                       "Strudel; opened with --library or when given; 0: none"},
     [OPT_LISTEN] = {"listen", 'l', "ADDR", "127.0.0.1",
                     "address to listen on, IPv4 or IPv6; :: is every interface, IPv4 too"},
     [OPT_ALLOW] = {"allow", 0, "CIDR", "all", "serve only these sources; repeatable"},
@@ -210,9 +214,21 @@ static bool quant_ok(double v)
 }
 
 /* What can be checked before anything slow starts: the reasons JACK or a
- * later step would only report confusingly, or not at all. */
-static int check_options(const struct options *o)
+ * later step would only report confusingly, or not at all.  Also settles
+ * --dirt-port's default, which depends on --library and --port. */
+static int check_options(struct options *o)
 {
+    unsigned long port = strtoul(o->port, NULL, 10);
+    if (o->dirt_port && strtoul(o->dirt_port, NULL, 10) == port) {
+        fprintf(stderr,
+                "looperd: --dirt-port and --port are both %lu: give them different ports "
+                "(or --dirt-port 0 for none)\n",
+                port);
+        return -EINVAL;
+    }
+    /* SuperDirt's port comes with a library, unless --port already is it. */
+    if (!o->dirt_port_given && o->nlibrary && port != OPTIONS_DIRT_PORT)
+        o->dirt_port = specs[OPT_DIRT_PORT].deflt;
     /* jack_client_name_size() counts the terminating NUL.  JACK2's says 65
      * but refuses names of 64 characters or more, reporting it as a server
      * failure (jack2 issue #181), so no longer name goes to JACK. */
@@ -278,6 +294,14 @@ static int apply(struct options *o, enum opt_id id, char *arg)
         if (parse_ulong("--port", arg, 0, 65535, &v) < 0)
             return -EINVAL;
         o->port = arg;
+        return 0;
+    }
+    case OPT_DIRT_PORT: {
+        unsigned long v;
+        if (parse_ulong("--dirt-port", arg, 0, 65535, &v) < 0)
+            return -EINVAL;
+        o->dirt_port = v ? arg : NULL;
+        o->dirt_port_given = true;
         return 0;
     }
     case OPT_LISTEN:

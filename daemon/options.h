@@ -18,12 +18,20 @@
 /* A 10-minute stereo file at 96 kHz in float is 440 MiB. */
 #define DEFAULT_MAX_SAMPLE_MB 512
 #define DEFAULT_MAX_MEMORY_MB 4096
+/* SuperDirt's port, where TidalCycles and Strudel's OSC bridge send. */
+#define OPTIONS_DIRT_PORT 57120
 /* --midi-connect given at most this often (audio.h: AUDIO_MAX_MIDI_CONNECT). */
 #define OPTIONS_MAX_MIDI_CONNECT 16
 
 struct options {
     const char *name;
     const char *port;
+    /* The second socket's port (--dirt-port), NULL for none: after parsing,
+     * OPTIONS_DIRT_PORT when --library is given without --dirt-port (and
+     * --port is not already that port), and only an explicit
+     * --dirt-port's failure to bind stops the start-up (main.c). */
+    const char *dirt_port;
+    bool dirt_port_given;
     const char *listen;
     const char *sample_dir;
     const char *bank;

@@ -18,8 +18,9 @@
  * the OSC thread is busy: ask for a receive buffer well above the default. */
 #define OSC_RCVBUF (4 * 1024 * 1024)
 
-int osc_open(struct osc_server *s, const char *listen_addr, const char *port, char *err,
-             size_t errlen)
+/* Binds one socket as osc.h says; on failure *k is closed (fd -1). */
+static int open_socket(struct osc_socket *k, const char *listen_addr, const char *port, char *err,
+                       size_t errlen)
 {
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC,
@@ -29,16 +30,16 @@ int osc_open(struct osc_server *s, const char *listen_addr, const char *port, ch
     struct addrinfo *ai = NULL;
     int r;
 
-    memset(s, 0, sizeof(*s));
-    s->fd = s->stop_fd = -1;
+    memset(k, 0, sizeof(*k));
+    k->fd = -1;
     r = getaddrinfo(listen_addr, port, &hints, &ai);
     if (r != 0) {
         snprintf(err, errlen, "cannot listen on %s port %s: %s", listen_addr, port,
                  gai_strerror(r));
         return -EINVAL;
     }
-    s->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s->fd < 0) {
+    k->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (k->fd < 0) {
         r = -errno;
         snprintf(err, errlen, "socket: %s", strerror(errno));
         goto fail;
@@ -50,7 +51,7 @@ int osc_open(struct osc_server *s, const char *listen_addr, const char *port, ch
          * IPv6 only. */
         const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
         int v6only = !IN6_IS_ADDR_UNSPECIFIED(a6);
-        if (setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0 && !v6only) {
+        if (setsockopt(k->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0 && !v6only) {
             r = -errno;
             snprintf(err, errlen, "cannot listen on %s for IPv4 too: %s", listen_addr,
                      strerror(errno));
@@ -58,11 +59,11 @@ int osc_open(struct osc_server *s, const char *listen_addr, const char *port, ch
         }
     }
     int rcv = OSC_RCVBUF;
-    if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
-        (void)setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    if (setsockopt(k->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
+        (void)setsockopt(k->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
     int one = 1;
-    (void)setsockopt(s->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
-    if (bind(s->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+    (void)setsockopt(k->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+    if (bind(k->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
         r = -errno;
         snprintf(err, errlen, "cannot listen on %s port %s: %s", listen_addr, port,
                  strerror(errno));
@@ -70,36 +71,69 @@ int osc_open(struct osc_server *s, const char *listen_addr, const char *port, ch
     }
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
-    if (getsockname(s->fd, (struct sockaddr *)&bound, &blen) == 0) {
+    if (getsockname(k->fd, (struct sockaddr *)&bound, &blen) == 0) {
         char host[INET6_ADDRSTRLEN] = "?", serv[16] = "?";
         getnameinfo((struct sockaddr *)&bound, blen, host, sizeof(host), serv, sizeof(serv),
                     NI_NUMERICHOST | NI_NUMERICSERV);
-        snprintf(s->addr_text, sizeof(s->addr_text), "%s%s%s:%s",
+        snprintf(k->addr_text, sizeof(k->addr_text), "%s%s%s:%s",
                  bound.ss_family == AF_INET6 ? "[" : "", host,
                  bound.ss_family == AF_INET6 ? "]" : "", serv);
-        s->port = (uint16_t)atoi(serv);
-    }
-    s->stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (s->stop_fd < 0) {
-        r = -errno;
-        snprintf(err, errlen, "eventfd: %s", strerror(errno));
-        goto fail;
+        k->port = (uint16_t)atoi(serv);
     }
     freeaddrinfo(ai);
     return 0;
 fail:
     freeaddrinfo(ai);
-    osc_close(s);
+    if (k->fd >= 0)
+        close(k->fd);
+    k->fd = -1;
     return r;
+}
+
+int osc_open(struct osc_server *s, const char *listen_addr, const char *port, char *err,
+             size_t errlen)
+{
+    memset(s, 0, sizeof(*s));
+    for (unsigned i = 0; i < OSC_MAX_SOCKETS; i++)
+        s->sock[i].fd = -1;
+    s->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (s->stop_fd < 0) {
+        int r = -errno;
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        return r;
+    }
+    int r = osc_add(s, listen_addr, port, err, errlen);
+    if (r < 0) {
+        osc_close(s);
+        return r;
+    }
+    return 0;
+}
+
+int osc_add(struct osc_server *s, const char *listen_addr, const char *port, char *err,
+            size_t errlen)
+{
+    if (s->nsock == OSC_MAX_SOCKETS) {
+        snprintf(err, errlen, "at most %d OSC sockets", OSC_MAX_SOCKETS);
+        return -ENOSPC;
+    }
+    int r = open_socket(&s->sock[s->nsock], listen_addr, port, err, errlen);
+    if (r < 0)
+        return r;
+    return (int)s->nsock++;
 }
 
 void osc_close(struct osc_server *s)
 {
-    if (s->fd >= 0)
-        close(s->fd);
+    for (unsigned i = 0; i < OSC_MAX_SOCKETS; i++) {
+        if (s->sock[i].fd >= 0)
+            close(s->sock[i].fd);
+        s->sock[i].fd = -1;
+    }
+    s->nsock = 0;
     if (s->stop_fd >= 0)
         close(s->stop_fd);
-    s->fd = s->stop_fd = -1;
+    s->stop_fd = -1;
 }
 
 void osc_stop(struct osc_server *s)
@@ -234,62 +268,74 @@ int osc_dispatch_packet(const void *data, size_t len, const struct osc_peer *fro
     return dispatch((unsigned char *)copy, len, LO_TT_IMMEDIATE, 0, from, fn, user);
 }
 
+/* Reads and dispatches what socket `i` has queued, at most OSC_BATCH
+ * packets. */
+static void drain(struct osc_server *s, unsigned i, unsigned char *buf, osc_handler fn, void *user)
+{
+    for (int k = 0; k < OSC_BATCH; k++) {
+        struct osc_peer from = {.len = sizeof(from.addr), .sock = i};
+        union {
+            char buf[CMSG_SPACE(sizeof(struct timespec))];
+            struct cmsghdr align;
+        } control;
+        struct iovec iov = {.iov_base = buf, .iov_len = OSC_MAX_PACKET + 1};
+        struct msghdr mh = {
+            .msg_name = &from.addr,
+            .msg_namelen = sizeof(from.addr),
+            .msg_iov = &iov,
+            .msg_iovlen = 1,
+            .msg_control = control.buf,
+            .msg_controllen = sizeof(control.buf),
+        };
+        ssize_t n = recvmsg(s->sock[i].fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                log_warn("recvmsg: %s", strerror(errno));
+            return;
+        }
+        from.len = mh.msg_namelen;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS)
+                memcpy(&from.rx, CMSG_DATA(c), sizeof(from.rx));
+        if (!osc_allowed(s, &from)) {
+            atomic_fetch_add(&s->denied_packets, 1);
+            continue;
+        }
+        if ((size_t)n > OSC_MAX_PACKET) {
+            atomic_fetch_add(&s->dropped_packets, 1);
+            log_warn("dropped an oversized packet (%zd bytes; at most %d)", n, OSC_MAX_PACKET);
+            continue;
+        }
+        if (osc_dispatch_packet(buf, (size_t)n, &from, fn, user) < 0) {
+            atomic_fetch_add(&s->dropped_packets, 1);
+            log_warn("dropped a malformed packet (%zd bytes)", n);
+        }
+    }
+}
+
 void osc_run(struct osc_server *s, osc_handler fn, void *user)
 {
     unsigned char buf[OSC_MAX_PACKET + 1];
-    struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = s->stop_fd, .events = POLLIN}};
+    struct pollfd pfd[OSC_MAX_SOCKETS + 1];
+    unsigned n = s->nsock;
 
+    for (unsigned i = 0; i < n; i++)
+        pfd[i] = (struct pollfd){.fd = s->sock[i].fd, .events = POLLIN};
+    pfd[n] = (struct pollfd){.fd = s->stop_fd, .events = POLLIN};
     for (;;) {
-        if (poll(pfd, 2, -1) < 0) {
+        /* Level-triggered: a socket left with packets queued after its
+         * batch makes poll() return at once. */
+        if (poll(pfd, n + 1, -1) < 0) {
             if (errno == EINTR)
                 continue;
             log_error("poll: %s", strerror(errno));
             return;
         }
-        if (pfd[1].revents)
+        if (pfd[n].revents)
             return;
-        if (!(pfd[0].revents & POLLIN))
-            continue;
-        /* Drain everything queued before polling again. */
-        for (;;) {
-            struct osc_peer from = {.len = sizeof(from.addr)};
-            union {
-                char buf[CMSG_SPACE(sizeof(struct timespec))];
-                struct cmsghdr align;
-            } control;
-            struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-            struct msghdr mh = {
-                .msg_name = &from.addr,
-                .msg_namelen = sizeof(from.addr),
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = control.buf,
-                .msg_controllen = sizeof(control.buf),
-            };
-            ssize_t n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
-            if (n < 0) {
-                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                    log_warn("recvmsg: %s", strerror(errno));
-                break;
-            }
-            from.len = mh.msg_namelen;
-            for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS)
-                    memcpy(&from.rx, CMSG_DATA(c), sizeof(from.rx));
-            if (!osc_allowed(s, &from)) {
-                atomic_fetch_add(&s->denied_packets, 1);
-                continue;
-            }
-            if ((size_t)n > OSC_MAX_PACKET) {
-                atomic_fetch_add(&s->dropped_packets, 1);
-                log_warn("dropped an oversized packet (%zd bytes; at most %d)", n, OSC_MAX_PACKET);
-                continue;
-            }
-            if (osc_dispatch_packet(buf, (size_t)n, &from, fn, user) < 0) {
-                atomic_fetch_add(&s->dropped_packets, 1);
-                log_warn("dropped a malformed packet (%zd bytes)", n);
-            }
-        }
+        for (unsigned i = 0; i < n; i++)
+            if (pfd[i].revents & POLLIN)
+                drain(s, i, buf, fn, user);
     }
 }
 
@@ -303,7 +349,8 @@ int osc_send_message(struct osc_server *s, const struct osc_peer *to, const char
         return -EMSGSIZE;
     if (!lo_message_serialise(m, path, buf, &size))
         return -EINVAL;
-    if (sendto(s->fd, buf, size, 0, (const struct sockaddr *)&to->addr, to->len) < 0)
+    unsigned i = to->sock < s->nsock ? to->sock : 0;
+    if (sendto(s->sock[i].fd, buf, size, 0, (const struct sockaddr *)&to->addr, to->len) < 0)
         return -errno;
     return 0;
 }

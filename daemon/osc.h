@@ -1,4 +1,4 @@
-/* osc.h - the OSC/UDP socket: receive, unpack bundles, send replies.
+/* osc.h - the OSC/UDP sockets: receive, unpack bundles, send replies.
  *
  * We own the socket instead of letting liblo open it, because liblo 0.31
  * always binds every interface and we listen on loopback unless told
@@ -8,8 +8,21 @@
  * timetag of each message in our hands and never queues anything: liblo's
  * own queue dispatched future bundles early and with the wrong sender.
  *
+ * One server, up to OSC_MAX_SOCKETS sockets (--port, and --dirt-port for
+ * TidalCycles and Strudel): osc_open() binds the first, osc_add() more.
+ * They are the same service: one OSC thread polls them all, one --allow
+ * list and one pair of drop counters cover them all, and every message goes
+ * to the same handler whichever socket it came in on.  The handler learns
+ * which (osc_peer.sock), and a reply to that peer leaves from that same
+ * socket: a client that sends from a bound port and checks where answers
+ * come from (SuperDirt's handshake, a Tidal or Strudel peer) sees them come
+ * from the port it sent to.  Under a flood on one socket the others are
+ * still served: osc_run() reads at most OSC_BATCH packets from a socket
+ * before it polls all of them again.
+ *
  * Threads: osc_run() is the OSC thread's loop.  osc_send() may be called
- * from any thread (it is one sendto() on the shared socket).
+ * from any thread (it is one sendto() on a socket that lives as long as the
+ * server).
  */
 #ifndef LOOPERD_OSC_H
 #define LOOPERD_OSC_H
@@ -27,6 +40,10 @@
 #define OSC_MAX_PACKET 8192
 /* Nesting limit for bundles inside bundles. */
 #define OSC_MAX_BUNDLE_DEPTH 8
+/* Sockets one server serves: --port and --dirt-port. */
+#define OSC_MAX_SOCKETS 2
+/* Packets read from one socket before every socket is polled again. */
+#define OSC_BATCH 64
 
 struct osc_peer {
     struct sockaddr_storage addr;
@@ -35,6 +52,10 @@ struct osc_peer {
      * --latency counts from arrival, not from when the OSC thread got to
      * run; zero when unknown. */
     struct timespec rx;
+    /* The server's socket it came in on (osc_open's is 0, osc_add's 1...);
+     * replies to it leave from that socket.  Zero, the first socket, for a
+     * peer made by hand. */
+    unsigned sock;
 };
 
 /* Called once per message found in a packet.  `tt` is the enclosing bundle's
@@ -51,11 +72,17 @@ struct osc_allow {
     unsigned prefix;
 };
 
-struct osc_server {
+/* One bound socket. */
+struct osc_socket {
     int fd;
+    uint16_t port;      /* as bound (port "0" asks for any free one) */
+    char addr_text[64]; /* "127.0.0.1:9000", "[::1]:57120" */
+};
+
+struct osc_server {
+    struct osc_socket sock[OSC_MAX_SOCKETS];
+    unsigned nsock;
     int stop_fd; /* eventfd that wakes osc_run() for shutdown */
-    uint16_t port;
-    char addr_text[64];
     struct osc_allow allow[OSC_MAX_ALLOW];
     unsigned nallow;                  /* 0: every source is served */
     _Atomic uint64_t dropped_packets; /* oversized or malformed */
@@ -70,11 +97,19 @@ int osc_parse_allow(const char *text, struct osc_allow *a);
  * and IPv6 entries as it is. */
 bool osc_allowed(const struct osc_server *s, const struct osc_peer *from);
 
-/* Binds `listen_addr` (numeric IPv4 or IPv6) port `port` ("0": any free
- * port); "::" is dual-stack (IPv4 too), other IPv6 addresses IPv6 only.
- * Returns 0 or a negative errno, with a reason in err. */
+/* Makes the server with its first socket (index 0), bound to `listen_addr`
+ * (numeric IPv4 or IPv6) port `port` ("0": any free port); "::" is
+ * dual-stack (IPv4 too), other IPv6 addresses IPv6 only.  Returns 0 or a
+ * negative errno, with a reason in err. */
 int osc_open(struct osc_server *s, const char *listen_addr, const char *port, char *err,
              size_t errlen);
+/* One more socket, bound as osc_open() binds, before osc_run() starts.
+ * Returns its index (osc_peer.sock of what comes in on it) or a negative
+ * errno (-EADDRINUSE: the port is taken), with a reason in err; the server
+ * and its other sockets are unchanged then. */
+int osc_add(struct osc_server *s, const char *listen_addr, const char *port, char *err,
+            size_t errlen);
+/* Closes every socket. */
 void osc_close(struct osc_server *s);
 
 /* Receives and dispatches until osc_stop(). */
@@ -89,11 +124,11 @@ void osc_stop(struct osc_server *s);
 int osc_dispatch_packet(const void *data, size_t len, const struct osc_peer *from, osc_handler fn,
                         void *user);
 
-/* Sends a message built by the caller (who still owns and frees it):
- * 0 or a negative errno. */
+/* Sends a message built by the caller (who still owns and frees it), from
+ * the socket `to` came in on: 0 or a negative errno. */
 int osc_send_message(struct osc_server *s, const struct osc_peer *to, const char *path,
                      lo_message m);
-/* Sends one message to `to` from the server's socket:
+/* Sends one message to `to` from the socket it came in on:
  * osc_send(s, to, "/done", "si", "/load", 3).  The macro appends liblo's
  * end-of-arguments marker.  Returns 0 or a negative errno. */
 #define osc_send(s, to, path, ...) osc_send_((s), (to), (path), __VA_ARGS__, LO_ARGS_END)

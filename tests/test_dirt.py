@@ -6,12 +6,22 @@ formulas as docs/protocol.md ("/dirt/play") gives them.
 
 The generated library: banks of 16-bit mono ramps at the JACK rate, each
 file its own offset (file f plays f*1500, f*1500 + 1, ...), so the first
-frame heard names the file and every later one its position."""
+frame heard names the file and every later one its position.
+
+The second socket (--dirt-port): every daemon here that has a library is
+given a free port for it (or 0, none), never left to the default, so tests
+running side by side on this machine never meet on SuperDirt's 57120.  The
+tests of the default itself run the daemon inside a network namespace this
+test makes and removes (``unshare -n`` with ``lo`` up, as tests/test_link.py
+does; needs root, fails with the reason otherwise), where 57120 is the
+namespace's own; the JACK server stays outside (its sockets are files)."""
 import math
 import os
 import re
 import shutil
+import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,8 +29,11 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (Daemon, DaemonCase, JackServer, OscClient,  # noqa: E402
-                          Recorder, deinterleave, encode_bundle, encode_message, sound_judge,
-                          sounding_span, timetag_from_unix, timetag_in, write_wav)
+                          ProcessError, Recorder, binary_path, deinterleave, encode_bundle,
+                          encode_message, free_udp_port, sound_judge, sounding_span,
+                          timetag_from_unix, timetag_in, write_wav)
+from test_link import LoNamespace  # noqa: E402
+from test_link_daemon import in_netns  # noqa: E402
 
 RATE = 48000
 N = 1200          # frames of every file
@@ -65,33 +78,67 @@ def dirt(*pairs):
     return encode_message("/dirt/play", *pairs)
 
 
+SUPERDIRT_PORT = 57120
+
+
+def udp_ports(pid):
+    """The local ports of the UDP sockets process `pid` holds, as its own
+    network namespace sees them (/proc/PID/fd against /proc/PID/net/udp*)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = []
+    for name in ("udp", "udp6"):
+        with open(f"/proc/{pid}/net/{name}") as f:
+            for line in f.read().splitlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.append(int(fields[1].split(":")[1], 16))
+    return sorted(ports)
+
+
 class DirtCase(DaemonCase):
     @classmethod
     def setUpClass(cls):
         cls.libdir = tempfile.mkdtemp(prefix="looperd-lib-")
         make_library(cls.libdir)
-        cls.daemon_args = ("--library", cls.libdir, "--outputs", "2")
+        cls.dirt_port = free_udp_port()
+        cls.daemon_args = ("--library", cls.libdir, "--outputs", "2",
+                           "--dirt-port", str(cls.dirt_port))
         super().setUpClass()
+        cls.tidal = OscClient(cls.dirt_port)  # sends where Tidal would
         wait_loaded(cls.osc, sum(BANKS.values()))
 
     @classmethod
     def tearDownClass(cls):
+        cls.tidal.close()
         super().tearDownClass()
         shutil.rmtree(cls.libdir, ignore_errors=True)
 
-    def record(self, packets, seconds, pair=0):
+    def setUp(self):
+        super().setUp()
+        self.tidal.drain()
+
+    def record(self, packets, seconds, pair=0, client=None):
         """Sends `packets` (each raw, or (delay_s, raw) to be bundled with a
-        timetag that far ahead) and records pair `pair`; retakes a take
-        disturbed where it sounds.  (left, right)."""
+        timetag that far ahead) from `client` (default self.osc, to --port)
+        and records pair `pair`; retakes a take disturbed where it sounds.
+        (left, right)."""
         sources = [f"{self.daemon.name}:out_{2 * pair + 1}", f"{self.daemon.name}:out_{2 * pair + 2}"]
+        client = client or self.osc
 
         def act():
             base = time.time() + 0.3
             for p in packets:
                 if isinstance(p, tuple):
-                    self.osc.send_raw(encode_bundle(timetag_from_unix(base + p[0]), [p[1]]))
+                    client.send_raw(encode_bundle(timetag_from_unix(base + p[0]), [p[1]]))
                 else:
-                    self.osc.send_raw(p)
+                    client.send_raw(p)
             time.sleep(seconds + 0.3)
 
         left, right, _, _, why = self.record_takes(act, seconds + 5, sound_judge, sources=sources)
@@ -270,15 +317,19 @@ class Library(DirtCase):
 
     def test_timetags_place_events_on_their_frames(self):
         # 50 ms apart: 2400 frames, within one frame (each timetag becomes a
-        # frame through JACK's time estimate, as tests/test_timing.py allows).
-        left, right = self.record(
-            [(0.0, dirt("s", "bd")), (0.05, dirt("s", "hh", "n", 1.0))], 0.2)
-        on = self.onset(left, right)
-        self.assertTrue(all(v == 0.0 for v in left[on + N:on + 2400 - 1]))
-        second = next(i for i in range(on + N, len(left)) if left[i] != 0.0)
-        self.assertLessEqual(abs(second - (on + round(0.05 * RATE))), 1)
-        want = F32(file_id("hh", 1) * 1500 / 32768) * DEFAULT
-        self.assertAlmostEqual(left[second], want, delta=TOL)
+        # frame through JACK's time estimate, as tests/test_timing.py allows);
+        # sent to --port and to --dirt-port alike.
+        for name, client in (("--port", self.osc), ("--dirt-port", self.tidal)):
+            with self.subTest(socket=name):
+                left, right = self.record(
+                    [(0.0, dirt("s", "bd")), (0.05, dirt("s", "hh", "n", 1.0))], 0.2,
+                    client=client)
+                on = self.onset(left, right)
+                self.assertTrue(all(v == 0.0 for v in left[on + N:on + 2400 - 1]))
+                second = next(i for i in range(on + N, len(left)) if left[i] != 0.0)
+                self.assertLessEqual(abs(second - (on + round(0.05 * RATE))), 1)
+                want = F32(file_id("hh", 1) * 1500 / 32768) * DEFAULT
+                self.assertAlmostEqual(left[second], want, delta=TOL)
 
     def test_ignored_keys_change_nothing(self):
         left, right = self.record([dirt("s", "bd", "n", 1.0, "room", 0.3, "lpf", 800.0,
@@ -313,6 +364,243 @@ class Library(DirtCase):
         self.assertEqual(after["dirt_skipped"] - before["dirt_skipped"], 3)
 
 
+class BoundClient(OscClient):
+    """OscClient sending from a chosen local address (for --allow)."""
+
+    def __init__(self, port, bind):
+        self.target = ("127.0.0.1", port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((bind, 0))
+        self.local_port = self.sock.getsockname()[1]
+        self.last_from = None
+        self._pending = []
+
+
+def looperd_fails(*args):
+    """looperd run with `args`, which it refuses before JACK: (code, stderr)."""
+    r = subprocess.run([binary_path("LOOPERD_BIN"), *args], capture_output=True, text=True,
+                       timeout=10)
+    return r.returncode, r.stderr
+
+
+class DirtPort(DirtCase):
+    """--dirt-port P: a second socket serving everything the first does."""
+
+    def test_both_sockets_open_and_the_ready_line_names_them(self):
+        self.assertEqual(udp_ports(self.daemon.proc.pid),
+                         sorted([self.daemon.port, self.dirt_port]))
+        self.assertIn(f"OSC on udp 127.0.0.1:{self.daemon.port} and 127.0.0.1:{self.dirt_port} "
+                      "(for TidalCycles and Strudel)", self.daemon.log())
+
+    def test_dirt_play_there_sounds_as_superdirt_plays_it(self):
+        left, right = self.record([dirt("s", "bd", "n", 1.0)], N / RATE + 0.1, client=self.tidal)
+        on = self.onset(left, right)
+        want = [F32(v / 32768.0) * DEFAULT for v in ramp(file_id("bd", 1))]
+        self.assert_close(list(left[on:on + N]), want, "left")
+        self.assert_close(list(right[on:on + N]), want, "right")
+        self.assertIsNone(self.tidal.try_recv(0.2), "a /dirt/play is never answered")
+
+    def test_replies_leave_from_the_socket_asked(self):
+        for client, port in ((self.osc, self.daemon.port), (self.tidal, self.dirt_port)):
+            with self.subTest(port=port):
+                for req, reply in (("/dirt/handshake", "/dirt/handshake/reply"),
+                                   ("/dirt/hello", "/dirt/hello/reply"),
+                                   ("/ping", "/pong"),  # answered by the reply thread
+                                   ("/version", "/version.reply"),
+                                   ("/status", "/status.reply")):
+                    self.assertEqual(client.request(req, expect=reply)[0], reply)
+                    self.assertEqual(client.last_from, ("127.0.0.1", port), req)
+                self.assertEqual(client.request("/play", 40, expect="/fail"),
+                                 ("/fail", ["/play", "id out of range (0..31)", 40]))
+                self.assertEqual(client.last_from, ("127.0.0.1", port))
+
+    def test_load_play_unload_there(self):
+        path = os.path.join(self.tmp.name, "shot.wav")
+        write_wav(path, [(3000 + 7 * k, -2000 - 5 * k) for k in range(600)], RATE, 2)
+        # /done /load comes from the loader thread, /done /unload from the
+        # reply thread: both through the reply context, from the dirt port.
+        self.assertEqual(self.tidal.request("/load", 0, path, expect=("/done", "/fail"),
+                                            timeout=10), ("/done", ["/load", 0, 600, 2]))
+        self.assertEqual(self.tidal.last_from, ("127.0.0.1", self.dirt_port))
+        takes = []
+        for client in (self.osc, self.tidal):
+            left, right = self.record([encode_message("/play", 0, 0.5)], 0.1, client=client)
+            on = self.onset(left, right)
+            takes.append((list(left[on:on + 600]), list(right[on:on + 600])))
+            self.assertTrue(all(v == 0.0 for v in left[on + 600:]))
+        self.assertNotEqual(takes[0][0][100], 0.0)
+        self.assertEqual(takes[1], takes[0], "a /play on --dirt-port sounds as on --port")
+        self.assertEqual(self.tidal.request("/unload", 0, expect=("/done", "/fail")),
+                         ("/done", ["/unload", 0]))
+        self.assertEqual(self.tidal.last_from, ("127.0.0.1", self.dirt_port))
+
+
+class DirtPortOptions(unittest.TestCase):
+    def test_bad_values_are_refused(self):
+        for v in ("70000", "-1", "x", "", "57120x"):
+            with self.subTest(value=v):
+                code, err = looperd_fails("--dirt-port", v)
+                self.assertEqual(code, 2)
+                self.assertIn(f"--dirt-port wants a whole number from 0 to 65535, not '{v}'", err)
+
+    def test_the_same_port_as_port_is_refused(self):
+        for args in (("--port", "9100", "--dirt-port", "9100"),
+                     ("--dirt-port", "9000", "--library", "/tmp"),  # --port's default
+                     ("--port", "57120", "--dirt-port", "57120")):
+            with self.subTest(args=args):
+                code, err = looperd_fails(*args)
+                self.assertEqual(code, 2)
+                self.assertRegex(err, r"--dirt-port and --port are both (9100|9000|57120): give "
+                                      r"them different ports")
+
+
+class DirtPortSockets(unittest.TestCase):
+    """What is opened, with one JACK server for the class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lib = tempfile.mkdtemp(prefix="looperd-lib-")
+        make_library(cls.lib, {"bd": 2})
+        cls.jack = JackServer(rate=RATE)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.jack.close()
+        shutil.rmtree(cls.lib, ignore_errors=True)
+
+    def test_zero_means_no_second_socket(self):
+        with Daemon(self.jack, extra_args=["--library", self.lib, "--dirt-port", "0"]) as d:
+            self.assertEqual(udp_ports(d.proc.pid), [d.port])
+            self.assertIn(f"OSC on udp 127.0.0.1:{d.port}\n", d.log())
+            self.assertEqual(d.stop(), 0)
+
+    def test_without_a_library_none_unless_given(self):
+        with Daemon(self.jack) as d:
+            self.assertEqual(udp_ports(d.proc.pid), [d.port])
+            self.assertEqual(d.stop(), 0)
+        port = free_udp_port()
+        with Daemon(self.jack, extra_args=["--dirt-port", str(port)]) as d, \
+                OscClient(port) as tidal:
+            self.assertEqual(udp_ports(d.proc.pid), sorted([d.port, port]))
+            self.assertEqual(tidal.request("/dirt/handshake", expect="/dirt/handshake/reply"),
+                             ("/dirt/handshake/reply", []))
+            self.assertEqual(tidal.last_from, ("127.0.0.1", port))
+            self.assertEqual(d.stop(), 0)
+
+    def test_allow_applies_there_too(self):
+        port = free_udp_port()
+        with Daemon(self.jack, extra_args=["--library", self.lib, "--dirt-port", str(port),
+                                           "--allow", "127.0.0.2"]) as d, \
+                BoundClient(d.port, "127.0.0.2") as ctl, \
+                BoundClient(port, "127.0.0.2") as allowed, \
+                BoundClient(port, "127.0.0.1") as other:
+            wait_loaded(ctl, 2)
+            before = ctl.status()
+            other.send_raw(encode_message("/ping"))
+            other.send_raw(dirt("s", "bd"))
+            other.send_raw(encode_message("/dirt/handshake"))
+            self.assertIsNone(other.try_recv(0.3), "a denied source was answered")
+            self.assertEqual(allowed.request("/ping"), ("/pong", []))
+            self.assertEqual(allowed.last_from, ("127.0.0.1", port))
+            after = ctl.status()
+            self.assertEqual(after["refused"] - before["refused"], 3)
+            self.assertEqual(after["voices"], 0)
+            self.assertEqual(d.stop(), 0)
+
+    def test_a_taken_port_asked_for_stops_the_start(self):
+        hold = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            hold.bind(("127.0.0.1", 0))
+            port = hold.getsockname()[1]
+            with self.assertRaises(ProcessError) as cm:
+                Daemon(self.jack, extra_args=["--library", self.lib, "--dirt-port", str(port)])
+            self.assertIn("exited with 1", str(cm.exception))
+            self.assertIn(f"--dirt-port: cannot listen on 127.0.0.1 port {port}: Address already "
+                          "in use", str(cm.exception))
+        finally:
+            hold.close()
+
+
+class SuperDirtDefault(unittest.TestCase):
+    """--library alone opens SuperDirt's 57120: inside a network namespace of
+    this test's own (the module docstring says why)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lib = tempfile.mkdtemp(prefix="looperd-lib-")
+        make_library(cls.lib, {"bd": 2})
+        cls.jack = JackServer(rate=RATE)
+        try:
+            cls.ns = LoNamespace()
+        except BaseException:
+            cls.jack.close()
+            raise
+        cls.netns = f"/proc/{cls.ns.holder.pid}/ns/net"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ns.close()
+        cls.jack.close()
+        shutil.rmtree(cls.lib, ignore_errors=True)
+
+    def daemon(self, *args, port=None):
+        return Daemon(self.jack, wrapper=self.ns.prefix, port=port,
+                      extra_args=["--library", self.lib, *args])
+
+    def client(self, port):
+        """An OscClient of the namespace."""
+        with in_netns(self.netns):
+            return OscClient(port)
+
+    def test_tidal_needs_no_configuration(self):
+        with self.daemon() as d, self.client(SUPERDIRT_PORT) as tidal:
+            self.assertEqual(udp_ports(d.proc.pid), sorted([d.port, SUPERDIRT_PORT]))
+            self.assertIn(f"and 127.0.0.1:{SUPERDIRT_PORT} (for TidalCycles and Strudel)",
+                          d.log())
+            self.assertEqual(tidal.request("/dirt/handshake", expect="/dirt/handshake/reply"),
+                             ("/dirt/handshake/reply", []))
+            self.assertEqual(tidal.last_from, ("127.0.0.1", SUPERDIRT_PORT))
+            wait_loaded(tidal, 2)
+            rec = Recorder(self.jack, d.outputs, seconds=3)
+            tidal.send_raw(dirt("s", "bd", "n", 1.0))
+            time.sleep(0.3)
+            samples, _ = rec.stop()
+            left, _ = deinterleave(samples)
+            on = next(i for i, v in enumerate(left) if v != 0.0)
+            self.assertEqual(round(left[on] / DEFAULT * 32768 / 1500), file_id("bd", 1))
+            self.assertEqual(d.stop(), 0)
+
+    def test_a_taken_default_is_reported_and_left_out(self):
+        with in_netns(self.netns):
+            hold = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            hold.bind(("127.0.0.1", SUPERDIRT_PORT))  # SuperDirt, say
+            with self.daemon() as d, self.client(d.port) as osc:
+                self.assertEqual(udp_ports(d.proc.pid), [d.port])
+                self.assertIn(f"warning: cannot listen on 127.0.0.1 port {SUPERDIRT_PORT}: "
+                              "Address already in use (SuperDirt's port: is SuperDirt running?); "
+                              f"TidalCycles and Strudel reach looperd only on 127.0.0.1:{d.port}",
+                              d.log())
+                self.assertEqual(osc.request("/ping"), ("/pong", []))
+                self.assertEqual(d.stop(), 0)
+            # Asked for, the same port stops the start.
+            with self.assertRaises(ProcessError) as cm:
+                self.daemon("--dirt-port", str(SUPERDIRT_PORT))
+            self.assertIn("exited with 1", str(cm.exception))
+            self.assertIn(f"--dirt-port: cannot listen on 127.0.0.1 port {SUPERDIRT_PORT}",
+                          str(cm.exception))
+        finally:
+            hold.close()
+
+    def test_port_57120_is_already_superdirts(self):
+        with self.daemon(port=SUPERDIRT_PORT) as d, self.client(SUPERDIRT_PORT) as tidal:
+            self.assertEqual(udp_ports(d.proc.pid), [SUPERDIRT_PORT])
+            self.assertNotIn("SuperDirt's port", d.log())
+            self.assertEqual(tidal.request("/dirt/handshake", expect="/dirt/handshake/reply"),
+                             ("/dirt/handshake/reply", []))
+            self.assertEqual(d.stop(), 0)
+
+
 class Options(unittest.TestCase):
     def test_library_must_be_a_directory(self):
         from looperd_test import binary_path
@@ -331,7 +619,7 @@ class Reload(unittest.TestCase):
         try:
             make_library(lib, {"bd": 3})
             with JackServer(rate=RATE) as jack, \
-                    Daemon(jack, extra_args=["--library", lib, "-v"]) as d, \
+                    Daemon(jack, extra_args=["--library", lib, "-v", "--dirt-port", "0"]) as d, \
                     OscClient(d.port) as osc:
                 wait_loaded(osc, 3)
                 # Add bd03, change bd01 (now file 20), remove bd00, add a bank.
@@ -380,7 +668,7 @@ class Reload(unittest.TestCase):
             for i in range(6):
                 write_wav(os.path.join(lib, "long", f"{i}.wav"), frames, 44100, 1)
             with JackServer(rate=RATE) as jack, \
-                    Daemon(jack, extra_args=["--library", lib]) as d, \
+                    Daemon(jack, extra_args=["--library", lib, "--dirt-port", "0"]) as d, \
                     OscClient(d.port) as osc:
                 judged = 0
                 while judged == 0:
@@ -417,7 +705,8 @@ class Reload(unittest.TestCase):
                     write_wav(os.path.join(lib, b, f"{i}.wav"), [(k % 1000) + 1 for k in range(n)],
                               RATE, 1)
             with JackServer(rate=RATE) as jack, \
-                    Daemon(jack, extra_args=["--library", lib, "--max-memory-mb", "3"]) as d, \
+                    Daemon(jack, extra_args=["--library", lib, "--max-memory-mb", "3",
+                                                     "--dirt-port", "0"]) as d, \
                     OscClient(d.port) as osc:
                 st = wait_loaded(osc, 12)
                 self.assertEqual(st["library_banks"], 3)

@@ -5,7 +5,10 @@ installed there with `npm ci` when missing), a Node script (events.mjs)
 that queries s("bd*4, hh*8").n("<0 1 2>") for two cycles and sends each
 event through the bridge (server.js) with @strudel/osc's oscTrigger, as the
 REPL's .osc() does; a real jackd, the real looperd with --library, and the
-recorded output.
+recorded output.  The bridge sends to looperd's --dirt-port, the socket
+TidalCycles and Strudel find on SuperDirt's 57120 by default: here a free
+port given explicitly, so tests side by side never meet on 57120
+(tests/test_dirt.py checks the default in a namespace of its own).
 
 Between the bridge and looperd a UDP relay in this test keeps a copy of
 every bundle (its timetag and its /dirt/play), so each event is checked
@@ -26,7 +29,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (TAKES, CycleClock, Daemon, JackServer, OscClient,  # noqa: E402
-                          Recorder, decode_message, deinterleave, disturbed_in,
+                          Recorder, decode_message, deinterleave, disturbed_in, free_udp_port,
                           pause_before_retake, write_wav, _spawn, _terminate)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -93,9 +96,11 @@ class Strudel(unittest.TestCase):
                 write_wav(os.path.join(lib, bank, f"{i}.wav"),
                           [fid(bank, i) * 1500 + k for k in range(N)], RATE, 1)
         bridge = None
+        dirt_port = free_udp_port()
         try:
             with JackServer(rate=RATE, period=PERIOD) as jack, \
-                    Daemon(jack, extra_args=["--library", lib]) as d, \
+                    Daemon(jack, extra_args=["--library", lib,
+                                             "--dirt-port", str(dirt_port)]) as d, \
                     OscClient(d.port) as osc:
                 end = time.monotonic() + 20
                 while osc.status()["library_loaded"] < 6 and time.monotonic() < end:
@@ -107,7 +112,7 @@ class Strudel(unittest.TestCase):
                 line += bridge.stdout.readline().decode()  # "[Listening WS] ..."
                 self.assertIn("Listening WS", line)
                 for attempt in range(1, TAKES + 1):
-                    relay = Relay(d.port)
+                    relay = Relay(dirt_port)
                     rec = Recorder(jack, d.outputs, seconds=2 / CPS + LEAD + 6)
                     try:
                         out = subprocess.run(
