@@ -193,10 +193,95 @@ static bool render_plain(struct voice *v, float *out_l, float *out_r, uint32_t n
     return true;
 }
 
+/* Sets v's step to |rate|, held within 1/16..16. */
+static void set_step(struct voice *v, double rate)
+{
+    double mag = fabs(rate);
+    if (!(mag >= 1.0 / 16))
+        mag = 1.0 / 16;
+    if (mag > 16)
+        mag = 16;
+    v->step_int = (uint32_t)mag;
+    v->step_frac = (uint64_t)((mag - v->step_int) * 0x1p64); /* exact: a double's bits */
+}
+
+/* Turns a voice on the other path around where it is: the same sample
+ * position, u' = (L - 1) - u, counted from the range's other end.  A
+ * one-shot past its last frame by a fraction (u' < 0) starts its way back
+ * on that frame; a loop's wraps. */
+static void reverse(struct voice *v)
+{
+    uint32_t last = v->frames - 1;
+    if (v->frac == 0) {
+        v->pos = last - v->pos;
+    } else if (v->pos < last) {
+        v->pos = last - v->pos - 1;
+        v->frac = 0 - v->frac;
+    } else if (v->loop) {
+        v->pos = last; /* u' = L - frac: the wrap of -frac */
+        v->frac = 0 - v->frac;
+    } else {
+        v->pos = 0;
+        v->frac = 0;
+    }
+    v->loop_start = v->mode & MIX_BACKWARDS ? v->loop_start - last : v->loop_start + last;
+    v->mode ^= MIX_FORWARDS | MIX_BACKWARDS;
+}
+
+/* The next block of v's glide: its rate, and its direction if the rate
+ * changed sign (0 keeps the direction).  From block glide_n on the rate
+ * is the line's last one for good: the glide is over. */
+static void glide_next(struct voice *v)
+{
+    v->glide_k++;
+    v->glide_left = MIX_BLOCK;
+    double r = v->glide_r0 + v->glide_dr * (double)v->glide_k;
+    if (v->glide_k >= v->glide_n) {
+        r = v->glide_r1;
+        v->mode &= (uint8_t)~MIX_GLIDE;
+    }
+    bool back = (v->mode & MIX_BACKWARDS) != 0;
+    if (back ? r > 0 : r < 0)
+        reverse(v);
+    set_step(v, r);
+}
+
+/* A gliding voice's period: the other path's render in chunks that end
+ * on the glide's block boundaries, the step set between them; the period's
+ * start delay and a fade requested inside it are passed on relative to
+ * each chunk.  Once the glide is over, the rest of the period in one. */
+static bool render_glide(struct voice *v, float *out_l, float *out_r, uint32_t nframes)
+{
+    uint32_t off = v->delay;
+    uint32_t fade_at = v->fade_in;
+    v->delay = 0;
+    while (off < nframes) {
+        bool gliding = (v->mode & MIX_GLIDE) != 0;
+        uint32_t n = nframes - off;
+        if (gliding && n > v->glide_left)
+            n = v->glide_left;
+        v->mode &= (uint8_t)~MIX_GLIDE; /* mixer_interp.c sees a direction only */
+        v->fade_in = fade_at > off ? fade_at - off : 0;
+        bool on = mixer_interp_render(v, out_l + off, out_r + off, n);
+        if (!gliding)
+            return on;
+        v->mode |= MIX_GLIDE;
+        if (!on)
+            return false;
+        off += n;
+        v->glide_left -= n;
+        if (v->glide_left == 0)
+            glide_next(v);
+    }
+    return true;
+}
+
 bool mixer_render(struct voice *v, float *out_l, float *out_r, uint32_t nframes)
 {
     if (v->mode == MIX_PLAIN)
         return render_plain(v, out_l, out_r, nframes);
+    if (v->mode & MIX_GLIDE)
+        return render_glide(v, out_l, out_r, nframes);
     return mixer_interp_render(v, out_l, out_r, nframes);
 }
 
@@ -230,6 +315,7 @@ void mixer_set_rate(struct voice *v, double rate)
 {
     if (v->fade_step > 0)
         return;
+    v->mode &= (uint8_t)~MIX_GLIDE; /* this rate wins over a glide's */
     double mag = fabs(rate);
     if (!(mag >= 1.0 / 16))
         mag = 1.0 / 16;
@@ -286,8 +372,12 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
     v->loop = loop;
     v->stop_frames = release > declick ? release : declick;
     level *= play_gain(p);
+    /* A fitted loop's rate is the tempo's: it does not glide. */
+    double accel = play_fit(p) && play_beats(p) > 0 ? 0.0 : play_accelerate(p);
+    bool glide = accel != 0.0 && isfinite(accel);
 
-    if (speed == 1.0 && pan == 0.0f && attack == 0 && !(sustain >= 0) && (loop || release == 0)) {
+    if (speed == 1.0 && !glide && pan == 0.0f && attack == 0 && !(sustain >= 0) &&
+        (loop || release == 0)) {
         v->mode = MIX_PLAIN;
         v->frames = e0;
         v->pos = b0;
@@ -297,14 +387,10 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
     }
 
     bool back = speed < 0;
-    double mag = fabs(speed);
-    if (!(mag >= 1.0 / 16))
-        mag = mag > 0 ? 1.0 / 16 : 1.0; /* the control side refuses these; never 0 */
-    if (mag > 16)
-        mag = 16;
+    if (!(fabs(speed) > 0))
+        speed = 1.0; /* the control side refuses these; never 0 */
     v->mode = back ? MIX_BACKWARDS : MIX_FORWARDS;
-    v->step_int = (uint32_t)mag;
-    v->step_frac = (uint64_t)((mag - v->step_int) * 0x1p64); /* exact: a double's bits */
+    set_step(v, speed);
     v->frames = e0 - b0;
     v->loop_start = back ? e0 - 1 : b0;
     v->pos = 0;
@@ -328,10 +414,36 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
      * ceil(length / |rate|) frames in all); a sustain's starts on frame
      * `sustain` and lasts `release` frames, or the declick fade without a
      * release. */
+    /* The glide: SuperDirt's Line.kr(r0, r1, G), in blocks (mixer.h), over
+     * G frames: the control side's `glide`, else the sustain, else the
+     * range at the glide's average speed, L / ((|r0| + |r1|) / 2).  Its
+     * blocks: n = max(1, round(G / MIX_BLOCK)), Line's counter. */
+    double g_frames = 0;
+    if (glide) {
+        double r1 = speed * (1.0 + accel);
+        if (p->glide > 0)
+            g_frames = (double)p->glide * rate;
+        else if (sustain >= 0)
+            g_frames = (double)sustain * rate;
+        else
+            g_frames = (double)v->frames / ((fabs(speed) + fabs(r1)) * 0.5);
+        double nb = floor(g_frames / MIX_BLOCK + 0.5);
+        v->glide_n = nb >= 1 ? (nb < 4294967295.0 ? (uint32_t)nb : UINT32_MAX) : 1;
+        v->glide_r0 = speed;
+        v->glide_r1 = r1;
+        v->glide_dr = (r1 - speed) / v->glide_n;
+        v->glide_k = 0;
+        v->glide_left = MIX_BLOCK;
+        v->mode |= MIX_GLIDE;
+    }
+
     uint64_t end = UINT64_MAX;
     v->release = release ? release : declick;
-    if (!loop && release)
-        end = mixer_interp_played(v) - 1;
+    if (!loop && release) {
+        /* A glide's one-shot: its last frame is taken to be its glide's. */
+        end = glide ? (g_frames >= 1 ? (uint64_t)fmin(round(g_frames), 0x1p63) - 1 : 0)
+                    : mixer_interp_played(v) - 1;
+    }
     if (sustain >= 0) {
         uint64_t e = (uint64_t)frames_of(sustain, rate) + v->release;
         if (e < end)
