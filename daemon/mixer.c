@@ -440,9 +440,12 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
     uint64_t end = UINT64_MAX;
     v->release = release ? release : declick;
     if (!loop && release) {
-        /* A glide's one-shot: its last frame is taken to be its glide's. */
-        end = glide ? (g_frames >= 1 ? (uint64_t)fmin(round(g_frames), 0x1p63) - 1 : 0)
-                    : mixer_interp_played(v) - 1;
+        /* A gliding one-shot without sustain: its last frame is taken to
+         * be its glide's (its length at the average speed). */
+        if (!glide)
+            end = mixer_interp_played(v) - 1;
+        else if (!(sustain >= 0))
+            end = g_frames >= 1 ? (uint64_t)fmin(round(g_frames), 0x1p63) - 1 : 0;
     }
     if (sustain >= 0) {
         uint64_t e = (uint64_t)frames_of(sustain, rate) + v->release;

@@ -691,9 +691,9 @@ static void test_set_rate_goes_on_from_the_same_frame(void **state)
 /* ---- accelerate: the glide (mixer.h, docs/sound.md "Glide") ------------- */
 
 /* The reference glide: SuperDirt's Line.kr(r0, r1, G) at control rate,
- * block k (frames [64k, 64k + 64) of the voice) at r0 + (r1 - r0) k / n
- * while k < n, r1 after, n = max(1, round(G / 64)); the magnitude held in
- * 1/16..16, the sign giving the direction (0 keeps it).  Followed as a
+ * block k (frames [64k, 64k + 64) of the voice) at r0 + k ((r1 - r0) / n)
+ * while k < n (so that a rate at 0 rounds as the mixer's does), r1 after, n = max(1, round(G /
+ * 64)); the magnitude held in 1/16..16, the sign giving the direction (0 keeps it).  Followed as a
  * sample position x in double precision, frame by frame; the value at x is
  * the Hermite of its neighbours by the rule of ref_fetch (a loop's wrap in
  * its range, a one-shot's frames of [0, N), else 0).  Fills want[c][j]
@@ -736,7 +736,7 @@ static uint32_t glide_reference(const struct glide_ref *g, uint32_t max)
     for (uint32_t j = 0; j < max; j++) {
         if (j % 64 == 0) {
             uint32_t k = j / 64;
-            double r = k < g->n ? g->r0 + (g->r1 - g->r0) * (double)k / (double)g->n : g->r1;
+            double r = k < g->n ? g->r0 + (g->r1 - g->r0) / g->n * k : g->r1;
             bool nb = r < 0 ? true : r > 0 ? false : back;
             if (nb != back && !g->loop) {
                 /* Turned around past the last frame by a fraction: from it. */
@@ -948,6 +948,38 @@ static void test_no_glide_is_unchanged(void **state)
     sample_buffer_free(b);
 }
 
+/* A gliding one-shot's release: with sustain S it ends on S + R as any
+ * voice's; without, on its glide's last frame, round(G) - 1. */
+static void test_glide_release(void **state)
+{
+    (void)state;
+    struct sample_buffer *b = make_flat(48000);
+    for (int sus = 0; sus < 2; sus++) {
+        _Alignas(64) struct voice v;
+        struct play_params p = glide_params(1.0, 1.0, 0, 0.05); /* L 2400, G 1600 */
+        p.keys |= PLAY_RELEASE;
+        p.release = 0.002f; /* 96 frames */
+        if (sus) {
+            p.keys |= PLAY_SUSTAIN;
+            p.sustain = 0.01f; /* 480 frames */
+        }
+        uint32_t e = sus ? 480 + 96 : 1599;
+        mixer_start(&v, b, 1.0f, &p, false, 0, RATE, DECLICK);
+        bool ended;
+        uint32_t got = render(&v, 100, MAXF, &ended);
+        assert_true(ended);
+        assert_true(got > e && got <= e + 100);
+        for (uint32_t t = 0; t <= e; t++) {
+            double want = fmin(1.0, (double)(e - t) / 96);
+            if (fabs(out_l[t] - want) > TOL)
+                fail_msg("sustain %d: frame %u: got %.9f, want %.9f", sus, t, (double)out_l[t],
+                         want);
+        }
+        check_silent(e + 1, got);
+    }
+    sample_buffer_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -968,6 +1000,7 @@ int main(void)
         cmocka_unit_test(test_glide_one_shots_follow_the_blocks),
         cmocka_unit_test(test_glide_loops_and_lengths),
         cmocka_unit_test(test_no_glide_is_unchanged),
+        cmocka_unit_test(test_glide_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
