@@ -417,7 +417,8 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
     /* The glide: SuperDirt's Line.kr(r0, r1, G), in blocks (mixer.h), over
      * G frames: the control side's `glide`, else the sustain, else the
      * range at the glide's average speed, L / ((|r0| + |r1|) / 2).  Its
-     * blocks: n = max(1, round(G / MIX_BLOCK)), Line's counter. */
+     * blocks: n = round(G / MIX_BLOCK), Line's counter; n = 0 (G < 32
+     * frames) plays r1 from the first frame, as Line does. */
     double g_frames = 0;
     if (glide) {
         double r1 = speed * (1.0 + accel);
@@ -428,13 +429,15 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
         else
             g_frames = (double)v->frames / ((fabs(speed) + fabs(r1)) * 0.5);
         double nb = floor(g_frames / MIX_BLOCK + 0.5);
-        v->glide_n = nb >= 1 ? (nb < 4294967295.0 ? (uint32_t)nb : UINT32_MAX) : 1;
+        v->glide_n = nb >= 1 ? (nb < 4294967295.0 ? (uint32_t)nb : UINT32_MAX) : 0;
         v->glide_r0 = speed;
         v->glide_r1 = r1;
-        v->glide_dr = (r1 - speed) / v->glide_n;
+        v->glide_dr = v->glide_n ? (r1 - speed) / v->glide_n : 0.0;
         v->glide_k = 0;
         v->glide_left = MIX_BLOCK;
         v->mode |= MIX_GLIDE;
+        if (v->glide_n == 0)
+            glide_next(v); /* past the line at once: r1, no glide */
     }
 
     uint64_t end = UINT64_MAX;

@@ -49,8 +49,9 @@
  *
  * A glide (MIX_GLIDE): SuperDirt's Line.kr.  Block k (frames [64k, 64k +
  * 64) of the voice) plays at the step of rate r0 + k (r1 - r0) / n while
- * k < n, r1 from block n on, its magnitude held within 1/16..16; a rate of
- * the other sign reverses the voice there, from the same place.  The
+ * k < n, r1 from block n on, its magnitude held within 1/16..16 (0 keeps
+ * the direction); a rate of the other sign reverses the voice there, from
+ * the same place.  The
  * mixer renders a gliding voice's period in chunks that end on block
  * boundaries and sets the step between them; once the line ends, the
  * flag goes and the voice is an ordinary one at r1. */
@@ -101,7 +102,7 @@ struct voice {
     double glide_dr;              /* its change per block, (r1 - r0) / glide_n */
     double glide_r1;              /* its last rate, from block glide_n on */
     uint32_t glide_k;             /* the block playing, counted from the voice's first frame */
-    uint32_t glide_n;             /* the line's blocks, >= 1 */
+    uint32_t glide_n;             /* the line's blocks (0: none, r1 from the start) */
     uint32_t glide_left;          /* frames of block glide_k still to play, 1..MIX_BLOCK */
 };
 _Static_assert(sizeof(struct voice) == 192, "a voice is three cache lines");

@@ -760,7 +760,7 @@ static uint32_t glide_reference(const struct glide_ref *g, uint32_t max)
 static uint32_t glide_blocks(double frames)
 {
     double n = floor(frames / 64 + 0.5);
-    return n >= 1 ? (uint32_t)n : 1;
+    return n >= 1 ? (uint32_t)n : 0; /* 0: Line's counter 0, r1 from the start */
 }
 
 /* Checks out_l/out_r[at .. at + n) against gain g times gwant[.][0 .. n). */
@@ -791,13 +791,15 @@ static void glide_one_shot(struct sample_buffer *b, double rate, double accel, d
     _Alignas(64) struct voice v;
     struct play_params p = glide_params(rate, accel, begin, end);
     mixer_start(&v, b, 0.75f, &p, false, delay, RATE, DECLICK);
-    assert_true(v.mode & MIX_GLIDE);
     struct glide_ref g = {.b = b,
                           .b0 = (int64_t)floor(begin * b->frames),
                           .e0 = (int64_t)floor(end * b->frames),
                           .r0 = rate,
                           .r1 = rate * (1 + accel)};
     g.n = glide_blocks((double)(g.e0 - g.b0) / ((fabs(g.r0) + fabs(g.r1)) / 2));
+    if (((v.mode & MIX_GLIDE) != 0) != (g.n > 0))
+        fail_msg("rate %g accelerate %g [%g %g): mode %u, n %u L %d", rate, accel, begin, end,
+                 v.mode, g.n, (int)(g.e0 - g.b0));
     uint32_t len = glide_reference(&g, MAXF - 2 * period - delay);
     assert_true(len < MAXF - 2 * period - delay);
     bool ended;
@@ -819,12 +821,15 @@ static void test_glide_one_shots_follow_the_blocks(void **state)
     (void)state;
     static const double cases[][4] = {
         /* rate, accelerate, begin, end */
-        {1.0, 1.0, 0, 1},                           /* up an octave */
-        {-1.5, 0.5, 0, 1},                          /* backwards, faster */
-        {1.37, -0.6, 0.1, 0.8},                     /* slower, a range */
-        {2.0, -2.0, 0, 1},                          /* through 0: turns around, ends at its start */
-        {-1.0, -3.0, 0.25, 0.75}, {8.0, 3.0, 0, 1}, /* to 32: held at 16 */
-        {0.5, -1.0, 0, 0.2},                        /* to 0: held at 1/16 */
+        {1.0, 1.0, 0, 1},         /* up an octave */
+        {-1.5, 0.5, 0, 1},        /* backwards, faster */
+        {1.37, -0.6, 0.1, 0.8},   /* slower, a range */
+        {2.0, -2.0, 0, 1},        /* through 0: turns around, ends at its start */
+        {-1.0, -3.0, 0.25, 0.75}, /* the same backwards, in a range */
+        {8.0, 3.0, 0, 1},         /* to 32: held at 16 */
+        {0.5, -1.0, 0, 0.2},      /* to 0: held at 1/16 */
+        {1.0, 1.0, 0, 0.005},     /* G 10 frames: r1 from the first frame */
+        {1.0, -3.0, 0.5, 0.505},  /* the same, turned around at once */
     };
     gwant[0] = calloc(MAXF, sizeof(double));
     gwant[1] = calloc(MAXF, sizeof(double));
@@ -980,6 +985,46 @@ static void test_glide_release(void **state)
     sample_buffer_free(b);
 }
 
+/* A stop inside a period of a gliding voice: full level up to its frame,
+ * then the other path's fade, 1 - (i + 1) / F, over the glide's frames. */
+static void test_glide_fade_out(void **state)
+{
+    (void)state;
+    gwant[0] = calloc(MAXF, sizeof(double));
+    gwant[1] = calloc(MAXF, sizeof(double));
+    assert_non_null(gwant[0]);
+    assert_non_null(gwant[1]);
+    struct sample_buffer *b = make(3001, 2, SAMPLE_F32);
+    struct glide_ref g = {.b = b, .b0 = 0, .e0 = 3001, .r0 = 1.0, .r1 = 2.5};
+    g.n = glide_blocks(3001 / 1.75);
+    glide_reference(&g, 2000);
+    _Alignas(64) struct voice v;
+    struct play_params p = glide_params(1.0, 1.5, 0, 1);
+    mixer_start(&v, b, 1.0f, &p, false, 0, RATE, DECLICK);
+    memset(out_l, 0, sizeof(out_l));
+    memset(out_r, 0, sizeof(out_r));
+    const uint32_t period = 100, at = 537, f = 240; /* the fade: frames 537 .. 776 */
+    uint32_t t = 0;
+    bool more = true;
+    for (; more && t < 2000; t += period) {
+        if (t + period > at && t <= at)
+            assert_true(mixer_fade_out(&v, at - t, f));
+        more = mixer_render(&v, out_l + t, out_r + t, period);
+    }
+    assert_false(more);
+    assert_int_equal(t, 800); /* ended in the period of its last frame, 776 */
+    for (uint32_t j = 0; j < t; j++) {
+        double e = j < at ? 1.0 : j < at + f ? 1.0 - (double)(j - at + 1) / f : 0.0;
+        double wl = e * gwant[0][j], wr = e * gwant[1][j];
+        if (fabs(out_l[j] - wl) > TOL || fabs(out_r[j] - wr) > TOL)
+            fail_msg("frame %u: got %.9f %.9f, want %.9f %.9f", j, (double)out_l[j],
+                     (double)out_r[j], wl, wr);
+    }
+    sample_buffer_free(b);
+    free(gwant[0]);
+    free(gwant[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1001,6 +1046,7 @@ int main(void)
         cmocka_unit_test(test_glide_loops_and_lengths),
         cmocka_unit_test(test_no_glide_is_unchanged),
         cmocka_unit_test(test_glide_release),
+        cmocka_unit_test(test_glide_fade_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
