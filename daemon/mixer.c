@@ -4,7 +4,9 @@
  * requested inside the period, the ramp of a fade and the wrap of a loop)
  * with the kernels below, and hands every other voice to the other path
  * (mixer_interp.c: rate, direction, cubic interpolation, pan, attack,
- * release, sustain).  Both are described in docs/sound.md.
+ * release, sustain).  A gliding voice (`accelerate`, mixer.h) goes to the
+ * other path one 64-frame block at a time, its step set here between the
+ * blocks.  All are described in docs/sound.md.
  *
  * Why two files: the plain path is a handful of loops that play bit for
  * bit what the buffers hold, and the other path is a family of
@@ -409,11 +411,6 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
     v->attack = attack;
     v->attack_t = 0;
 
-    /* The release: its ramp reaches 0 on the last frame played, frame
-     * `end`.  A one-shot with a release ends on its last frame T - 1 (T =
-     * ceil(length / |rate|) frames in all); a sustain's starts on frame
-     * `sustain` and lasts `release` frames, or the declick fade without a
-     * release. */
     /* The glide: SuperDirt's Line.kr(r0, r1, G), in blocks (mixer.h), over
      * G frames: the control side's `glide`, else the sustain, else the
      * range at the glide's average speed, L / ((|r0| + |r1|) / 2).  Its
@@ -440,6 +437,11 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
             glide_next(v); /* past the line at once: r1, no glide */
     }
 
+    /* The release: its ramp reaches 0 on the last frame played, frame
+     * `end`.  A one-shot with a release ends on its last frame T - 1 (T =
+     * ceil(length / |rate|) frames in all); a sustain's starts on frame
+     * `sustain` and lasts `release` frames, or the declick fade without a
+     * release. */
     uint64_t end = UINT64_MAX;
     v->release = release ? release : declick;
     if (!loop && release) {
