@@ -54,7 +54,7 @@ struct dirt_keys {
     bool has_n, has_sustain, has_legato, has_attack, has_release, has_note, has_octave;
     bool unit_c, has_cut;
     double n, speed, begin, end, pan, gain, overgain, amp, cut, legato, sustain, delta;
-    double note, octave, attack, release, cps, orbit, channel;
+    double note, octave, attack, release, cps, orbit, channel, accelerate;
 };
 
 static bool number(char type, const lo_arg *a, double *v)
@@ -97,6 +97,7 @@ static bool read_key(struct dirt_keys *k, const char *key, char type, lo_arg *a)
         NUM(cps, SIZE_MAX),
         NUM(orbit, SIZE_MAX),
         NUM(channel, SIZE_MAX),
+        NUM(accelerate, SIZE_MAX),
 #undef NUM
 #undef HAS
     };
@@ -206,14 +207,21 @@ int dirt_translate(struct dirt *d, int argc, const char *types, lo_arg *const *a
         !(k.orbit >= 0 && k.orbit <= DIRT_MAX_ORBIT) || fabs(k.cut) > PARAMS_MAX_CUT ||
         (k.has_sustain && !(k.sustain >= 0)) || (k.has_legato && !(k.legato >= 0)) ||
         (k.has_attack && !(k.attack >= 0 && k.attack <= 60)) ||
-        (k.has_release && !(k.release >= 0 && k.release <= 60))) {
+        (k.has_release && !(k.release >= 0 && k.release <= 60)) ||
+        fabs(k.accelerate) > PARAMS_MAX_ACCELERATE) {
         atomic_fetch_add_explicit(&d->bad, 1, memory_order_relaxed);
-        once(d, BAD_VALUE, "a value out of range (speed beyond 1/16..16, amp < 0, orbit, cut)");
+        once(d, BAD_VALUE,
+             "a value out of range (speed beyond 1/16..16, amp < 0, orbit, cut, accelerate)");
         return -EINVAL;
     }
     /* calcTimeSpan: the sample's own length at this speed, and the note's
-     * (sustain, or delta x legato), whichever is shorter. */
-    double natural = unit_dur * length / fabs(speed);
+     * (sustain, or delta x legato), whichever is shorter.  With accelerate,
+     * endSpeed = speed x (1 + accelerate) and the speed is their average,
+     * avgSpeed = speed.abs + endSpeed.abs * 0.5, which sclang reads left to
+     * right: (|speed| + |endSpeed|) / 2. */
+    double accel = k.accelerate;
+    double avg_speed = accel != 0 ? (fabs(speed) + fabs(speed * (1.0 + accel))) * 0.5 : fabs(speed);
+    double natural = unit_dur * length / avg_speed;
     double sustain = k.has_sustain ? k.sustain : k.has_legato ? k.delta * k.legato : natural;
     bool cut_short = sustain < natural;
     if (!cut_short)
@@ -240,10 +248,19 @@ int dirt_translate(struct dirt *d, int argc, const char *types, lo_arg *const *a
         p.keys |= PLAY_ATTACK;
         p.attack = (float)k.attack;
     }
-    if (cut_short) {
+    /* A glide always ends by SuperDirt's gate (sustain, then fadeTime): its
+     * speed in kr blocks reaches the range's end only about when the
+     * length says.  Its Line.kr runs over the synth's sustain, the length
+     * less fadeTime and fadeInTime (calcTimeSpan's ~sustain). */
+    if (cut_short || accel != 0) {
         p.keys |= PLAY_SUSTAIN | PLAY_RELEASE;
         p.sustain = (float)(sustain - fade);
         p.release = (float)fade;
+    }
+    if (accel != 0) {
+        p.keys |= PLAY_ACCELERATE;
+        p.accelerate = accel;
+        p.glide = (float)(sustain - fade - (begin > 0 ? fade : 0));
     }
     if (k.has_release) {
         p.keys |= PLAY_RELEASE;

@@ -28,19 +28,20 @@ struct reply_ctx; /* defined by the control side; opaque here */
  * (play_*() below), so a zeroed struct plays as a plain /play.  The audio
  * thread turns these into frames and gains when the voice starts. */
 enum play_key {
-    PLAY_RATE = 1u << 0,    /* playback speed; < 0 backwards; 1/16 <= |rate| <= 16 */
-    PLAY_BEGIN = 1u << 1,   /* fraction of the length where playing starts, [0, 1) */
-    PLAY_END = 1u << 2,     /* fraction where it stops, (begin, 1]; default 1 */
-    PLAY_PAN = 1u << 3,     /* -1 left .. 1 right, equal power; default 0 */
-    PLAY_GAIN = 1u << 4,    /* linear, 0..4, on top of velocity; default 1 */
-    PLAY_ATTACK = 1u << 5,  /* seconds of linear fade-in, 0..60 */
-    PLAY_RELEASE = 1u << 6, /* seconds of linear fade-out at the end, 0..60 */
-    PLAY_SUSTAIN = 1u << 7, /* seconds from the first frame to the release */
-    PLAY_CUT = 1u << 8,     /* cut group; > 0 any slot's, < 0 this slot's */
-    PLAY_OUT = 1u << 9,     /* output pair, 0-based */
-    PLAY_QUANT = 1u << 10,  /* launch grid in beats, 0 = now (beat.h); also /stop's */
-    PLAY_BEATS = 1u << 11,  /* /loop: restart every `beats` beats from its start */
-    PLAY_FIT = 1u << 12,    /* with beats: the rate makes the range span them */
+    PLAY_RATE = 1u << 0,        /* playback speed; < 0 backwards; 1/16 <= |rate| <= 16 */
+    PLAY_BEGIN = 1u << 1,       /* fraction of the length where playing starts, [0, 1) */
+    PLAY_END = 1u << 2,         /* fraction where it stops, (begin, 1]; default 1 */
+    PLAY_PAN = 1u << 3,         /* -1 left .. 1 right, equal power; default 0 */
+    PLAY_GAIN = 1u << 4,        /* linear, 0..4, on top of velocity; default 1 */
+    PLAY_ATTACK = 1u << 5,      /* seconds of linear fade-in, 0..60 */
+    PLAY_RELEASE = 1u << 6,     /* seconds of linear fade-out at the end, 0..60 */
+    PLAY_SUSTAIN = 1u << 7,     /* seconds from the first frame to the release */
+    PLAY_CUT = 1u << 8,         /* cut group; > 0 any slot's, < 0 this slot's */
+    PLAY_OUT = 1u << 9,         /* output pair, 0-based */
+    PLAY_QUANT = 1u << 10,      /* launch grid in beats, 0 = now (beat.h); also /stop's */
+    PLAY_BEATS = 1u << 11,      /* /loop: restart every `beats` beats from its start */
+    PLAY_FIT = 1u << 12,        /* with beats: the rate makes the range span them */
+    PLAY_ACCELERATE = 1u << 13, /* the rate glides to rate x (1 + accelerate), -256..256 */
 };
 
 struct play_params {
@@ -52,6 +53,11 @@ struct play_params {
     double rate;
     double quant, beats;
     uint32_t fit; /* 0 or 1 */
+    /* Not a key: how long the glide of `accelerate` lasts, in seconds, when
+     * > 0 (/dirt/play: SuperDirt's sustain); 0: the mixer's own rule (the
+     * voice's sustain, else its range at the glide's average rate). */
+    float glide;
+    double accelerate;
 };
 
 static inline double play_rate(const struct play_params *p)
@@ -108,6 +114,11 @@ static inline double play_beats(const struct play_params *p)
 static inline bool play_fit(const struct play_params *p)
 {
     return (p->keys & PLAY_FIT) && p->fit;
+}
+/* 0: none (the rate is fixed). */
+static inline double play_accelerate(const struct play_params *p)
+{
+    return p->keys & PLAY_ACCELERATE ? p->accelerate : 0.0;
 }
 
 enum ctl_type {

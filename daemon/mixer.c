@@ -4,7 +4,9 @@
  * requested inside the period, the ramp of a fade and the wrap of a loop)
  * with the kernels below, and hands every other voice to the other path
  * (mixer_interp.c: rate, direction, cubic interpolation, pan, attack,
- * release, sustain).  Both are described in docs/sound.md.
+ * release, sustain).  A gliding voice (`accelerate`, mixer.h) goes to the
+ * other path one 64-frame block at a time, its step set here between the
+ * blocks.  All are described in docs/sound.md.
  *
  * Why two files: the plain path is a handful of loops that play bit for
  * bit what the buffers hold, and the other path is a family of
@@ -193,10 +195,95 @@ static bool render_plain(struct voice *v, float *out_l, float *out_r, uint32_t n
     return true;
 }
 
+/* Sets v's step to |rate|, held within 1/16..16. */
+static void set_step(struct voice *v, double rate)
+{
+    double mag = fabs(rate);
+    if (!(mag >= 1.0 / 16))
+        mag = 1.0 / 16;
+    if (mag > 16)
+        mag = 16;
+    v->step_int = (uint32_t)mag;
+    v->step_frac = (uint64_t)((mag - v->step_int) * 0x1p64); /* exact: a double's bits */
+}
+
+/* Turns a voice on the other path around where it is: the same sample
+ * position, u' = (L - 1) - u, counted from the range's other end.  A
+ * one-shot past its last frame by a fraction (u' < 0) starts its way back
+ * on that frame; a loop's wraps. */
+static void reverse(struct voice *v)
+{
+    uint32_t last = v->frames - 1;
+    if (v->frac == 0) {
+        v->pos = last - v->pos;
+    } else if (v->pos < last) {
+        v->pos = last - v->pos - 1;
+        v->frac = 0 - v->frac;
+    } else if (v->loop) {
+        v->pos = last; /* u' = L - frac: the wrap of -frac */
+        v->frac = 0 - v->frac;
+    } else {
+        v->pos = 0;
+        v->frac = 0;
+    }
+    v->loop_start = v->mode & MIX_BACKWARDS ? v->loop_start - last : v->loop_start + last;
+    v->mode ^= MIX_FORWARDS | MIX_BACKWARDS;
+}
+
+/* The next block of v's glide: its rate, and its direction if the rate
+ * changed sign (0 keeps the direction).  From block glide_n on the rate
+ * is the line's last one for good: the glide is over. */
+static void glide_next(struct voice *v)
+{
+    v->glide_k++;
+    v->glide_left = MIX_BLOCK;
+    double r = v->glide_r0 + v->glide_dr * (double)v->glide_k;
+    if (v->glide_k >= v->glide_n) {
+        r = v->glide_r1;
+        v->mode &= (uint8_t)~MIX_GLIDE;
+    }
+    bool back = (v->mode & MIX_BACKWARDS) != 0;
+    if (back ? r > 0 : r < 0)
+        reverse(v);
+    set_step(v, r);
+}
+
+/* A gliding voice's period: the other path's render in chunks that end
+ * on the glide's block boundaries, the step set between them; the period's
+ * start delay and a fade requested inside it are passed on relative to
+ * each chunk.  Once the glide is over, the rest of the period in one. */
+static bool render_glide(struct voice *v, float *out_l, float *out_r, uint32_t nframes)
+{
+    uint32_t off = v->delay;
+    uint32_t fade_at = v->fade_in;
+    v->delay = 0;
+    while (off < nframes) {
+        bool gliding = (v->mode & MIX_GLIDE) != 0;
+        uint32_t n = nframes - off;
+        if (gliding && n > v->glide_left)
+            n = v->glide_left;
+        v->mode &= (uint8_t)~MIX_GLIDE; /* mixer_interp.c sees a direction only */
+        v->fade_in = fade_at > off ? fade_at - off : 0;
+        bool on = mixer_interp_render(v, out_l + off, out_r + off, n);
+        if (!gliding)
+            return on;
+        v->mode |= MIX_GLIDE;
+        if (!on)
+            return false;
+        off += n;
+        v->glide_left -= n;
+        if (v->glide_left == 0)
+            glide_next(v);
+    }
+    return true;
+}
+
 bool mixer_render(struct voice *v, float *out_l, float *out_r, uint32_t nframes)
 {
     if (v->mode == MIX_PLAIN)
         return render_plain(v, out_l, out_r, nframes);
+    if (v->mode & MIX_GLIDE)
+        return render_glide(v, out_l, out_r, nframes);
     return mixer_interp_render(v, out_l, out_r, nframes);
 }
 
@@ -230,6 +317,7 @@ void mixer_set_rate(struct voice *v, double rate)
 {
     if (v->fade_step > 0)
         return;
+    v->mode &= (uint8_t)~MIX_GLIDE; /* this rate wins over a glide's */
     double mag = fabs(rate);
     if (!(mag >= 1.0 / 16))
         mag = 1.0 / 16;
@@ -286,8 +374,12 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
     v->loop = loop;
     v->stop_frames = release > declick ? release : declick;
     level *= play_gain(p);
+    /* A fitted loop's rate is the tempo's: it does not glide. */
+    double accel = play_fit(p) && play_beats(p) > 0 ? 0.0 : play_accelerate(p);
+    bool glide = accel != 0.0 && isfinite(accel);
 
-    if (speed == 1.0 && pan == 0.0f && attack == 0 && !(sustain >= 0) && (loop || release == 0)) {
+    if (speed == 1.0 && !glide && pan == 0.0f && attack == 0 && !(sustain >= 0) &&
+        (loop || release == 0)) {
         v->mode = MIX_PLAIN;
         v->frames = e0;
         v->pos = b0;
@@ -297,14 +389,10 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
     }
 
     bool back = speed < 0;
-    double mag = fabs(speed);
-    if (!(mag >= 1.0 / 16))
-        mag = mag > 0 ? 1.0 / 16 : 1.0; /* the control side refuses these; never 0 */
-    if (mag > 16)
-        mag = 16;
+    if (!(fabs(speed) > 0))
+        speed = 1.0; /* the control side refuses these; never 0 */
     v->mode = back ? MIX_BACKWARDS : MIX_FORWARDS;
-    v->step_int = (uint32_t)mag;
-    v->step_frac = (uint64_t)((mag - v->step_int) * 0x1p64); /* exact: a double's bits */
+    set_step(v, speed);
     v->frames = e0 - b0;
     v->loop_start = back ? e0 - 1 : b0;
     v->pos = 0;
@@ -323,6 +411,32 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
     v->attack = attack;
     v->attack_t = 0;
 
+    /* The glide: SuperDirt's Line.kr(r0, r1, G), in blocks (mixer.h), over
+     * G frames: the control side's `glide`, else the sustain, else the
+     * range at the glide's average speed, L / ((|r0| + |r1|) / 2).  Its
+     * blocks: n = round(G / MIX_BLOCK), Line's counter; n = 0 (G < 32
+     * frames) plays r1 from the first frame, as Line does. */
+    double g_frames = 0;
+    if (glide) {
+        double r1 = speed * (1.0 + accel);
+        if (p->glide > 0)
+            g_frames = (double)p->glide * rate;
+        else if (sustain >= 0)
+            g_frames = (double)sustain * rate;
+        else
+            g_frames = (double)v->frames / ((fabs(speed) + fabs(r1)) * 0.5);
+        double nb = floor(g_frames / MIX_BLOCK + 0.5);
+        v->glide_n = nb >= 1 ? (nb < 4294967295.0 ? (uint32_t)nb : UINT32_MAX) : 0;
+        v->glide_r0 = speed;
+        v->glide_r1 = r1;
+        v->glide_dr = v->glide_n ? (r1 - speed) / v->glide_n : 0.0;
+        v->glide_k = 0;
+        v->glide_left = MIX_BLOCK;
+        v->mode |= MIX_GLIDE;
+        if (v->glide_n == 0)
+            glide_next(v); /* past the line at once: r1, no glide */
+    }
+
     /* The release: its ramp reaches 0 on the last frame played, frame
      * `end`.  A one-shot with a release ends on its last frame T - 1 (T =
      * ceil(length / |rate|) frames in all); a sustain's starts on frame
@@ -330,8 +444,14 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
      * release. */
     uint64_t end = UINT64_MAX;
     v->release = release ? release : declick;
-    if (!loop && release)
-        end = mixer_interp_played(v) - 1;
+    if (!loop && release) {
+        /* A gliding one-shot without sustain: its last frame is taken to
+         * be its glide's (its length at the average speed). */
+        if (!glide)
+            end = mixer_interp_played(v) - 1;
+        else if (!(sustain >= 0))
+            end = g_frames >= 1 ? (uint64_t)fmin(round(g_frames), 0x1p63) - 1 : 0;
+    }
     if (sustain >= 0) {
         uint64_t e = (uint64_t)frames_of(sustain, rate) + v->release;
         if (e < end)

@@ -20,7 +20,7 @@
 #include "messages.h"
 #include "sample.h"
 
-/* One voice, two cache lines.  What a period reads of a voice playing at
+/* One voice, three cache lines.  What a period reads of a voice playing at
  * rate 1 without an envelope (`mode` 0, the plain path) is its samples and
  * the first line, nothing else: the buffer's layout is copied there when
  * the voice starts (src, src1, frames, format, channels), so mixing never
@@ -31,7 +31,9 @@
  * that must come back before the samples' addresses are known.  The second
  * line holds the engine's bookkeeping (slot, buf, started, out: read where
  * a voice starts, fades or ends, and for its outputs) and what only the
- * other path reads (docs/sound.md says what it plays).
+ * other path reads (docs/sound.md says what it plays).  The third holds a
+ * glide's line (`accelerate`); only a voice whose `mode` has MIX_GLIDE
+ * reads it, so every other voice touches the same two lines as before.
  *
  * The plain path: frames [loop_start, frames) of the sample, `pos` the
  * next one, `gain` the gain now, `fade_step` its fall per frame once
@@ -43,11 +45,21 @@
  * ending there (MIX_BACKWARDS: `loop_start` is the range's last frame);
  * `gain` and `gain_r` are the left and right gains (level times the pan
  * law), `fade_left` the frames a stop's fade has left and `fade_step` its
- * fall per frame (1 / its length). */
+ * fall per frame (1 / its length).
+ *
+ * A glide (MIX_GLIDE): SuperDirt's Line.kr.  Block k (frames [64k, 64k +
+ * 64) of the voice) plays at the step of rate r0 + k (r1 - r0) / n while
+ * k < n, r1 from block n on, its magnitude held within 1/16..16 (0 keeps
+ * the direction); a rate of the other sign reverses the voice there, from
+ * the same place.  The
+ * mixer renders a gliding voice's period in chunks that end on block
+ * boundaries and sets the step between them; once the line ends, the
+ * flag goes and the voice is an ordinary one at r1. */
 enum mixer_mode {
     MIX_PLAIN = 0,     /* rate 1, no pan, no envelope: the kernels of today */
     MIX_FORWARDS = 1,  /* the other path, forwards */
     MIX_BACKWARDS = 2, /* the other path, backwards */
+    MIX_GLIDE = 4,     /* with one of the two above: its rate glides (line 3) */
 };
 
 #define MIX_NO_RELEASE UINT64_MAX /* rel_left: no release planned */
@@ -85,8 +97,20 @@ struct voice {
     uint32_t stop_frames;            /* mixer_release_frames() */
     uint64_t rel_left;               /* frames left to play before the release's end,
                                         MIX_NO_RELEASE if none */
+    /* ---- line 3: a glide (`accelerate`), read only while MIX_GLIDE is set ---- */
+    _Alignas(64) double glide_r0; /* the line's first rate (signed) */
+    double glide_dr;              /* its change per block, (r1 - r0) / glide_n */
+    double glide_r1;              /* its last rate, from block glide_n on */
+    uint32_t glide_k;             /* the block playing, counted from the voice's first frame */
+    uint32_t glide_n;             /* the line's blocks (0: none, r1 from the start) */
+    uint32_t glide_left;          /* frames of block glide_k still to play, 1..MIX_BLOCK */
 };
-_Static_assert(sizeof(struct voice) == 128, "a voice is two cache lines");
+_Static_assert(sizeof(struct voice) == 192, "a voice is three cache lines");
+
+/* A glide's rate changes once per block of this many frames from the
+ * voice's first frame: scsynth's control period (its default block size),
+ * where SuperDirt's Line.kr computes the rate. */
+#define MIX_BLOCK 64
 
 /* Starts voice v on buffer b at linear gain `level` (velocity times the
  * slot's gain), as `p` says (messages.h; docs/sound.md), `delay` frames
@@ -96,8 +120,9 @@ _Static_assert(sizeof(struct voice) == 128, "a voice is two cache lines");
  * `sustain` without a `release`, and the shortest a /stop may take.  Sets
  * the mixer's fields only: the engine sets its own (slot, out, buf,
  * started).  Plays on the plain path, bit for bit as before these keys
- * existed, when rate is 1 and there is no pan, attack, sustain and (for a
- * one-shot) release. */
+ * existed, when rate is 1 and there is no pan, attack, sustain, accelerate
+ * and (for a one-shot) release.  `accelerate` glides the rate (see above);
+ * with `fit` and `beats` it does nothing. */
 void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
                  const struct play_params *p, bool loop, uint32_t delay, uint32_t rate,
                  uint32_t declick);
@@ -106,7 +131,8 @@ void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
  * its direction, from the next frame it renders on: a voice on the plain
  * path moves to the other path, where it goes on from the same frame.  A
  * voice already fading keeps its speed; rate 1 leaves a plain voice as it
- * is.  For `fit` (engine_time.c), which follows the tempo. */
+ * is.  A glide ends there: this rate is the voice's from then on.  For
+ * `fit` (engine_time.c), which follows the tempo. */
 void mixer_set_rate(struct voice *v, double rate);
 
 /* The frames of b that `p`'s begin and end select (mixer_start's range). */
@@ -171,7 +197,7 @@ static inline void mixer_prefetch_other(const struct voice *v, uint32_t nframes)
     if (span > 1024)
         span = 1024; /* a hint: the first 1024 frames of a fast voice */
     int64_t lo, hi;  /* sample frames [lo, hi) */
-    if (v->mode == MIX_BACKWARDS) {
+    if (v->mode & MIX_BACKWARDS) {
         hi = (int64_t)v->loop_start - (int64_t)v->pos + 2;
         lo = hi - (int64_t)span;
     } else {

@@ -28,6 +28,7 @@ static const char *const mode_words[] = {"play", "loop", NULL};
 static const struct key keys[] = {
     {"velocity", PARAM_VELOCITY, 0, 1, false, 0, NULL},
     {"rate", PLAY_RATE, -16, 16, false, 0, NULL}, /* and |rate| >= 1/16: set_key */
+    {"accelerate", PLAY_ACCELERATE, -PARAMS_MAX_ACCELERATE, PARAMS_MAX_ACCELERATE, false, 0, NULL},
     {"begin", PLAY_BEGIN, 0, 1, false, 0, NULL},
     {"end", PLAY_END, 0, 1, false, 0, NULL},
     {"pan", PLAY_PAN, -1, 1, false, 0, NULL},
@@ -214,6 +215,9 @@ int params_set(struct params *p, const char *name, double v, uint32_t outputs)
     case PLAY_FIT:
         q->fit = (uint32_t)v;
         break;
+    case PLAY_ACCELERATE:
+        q->accelerate = v;
+        break;
     default:
         return -ENOENT;
     }
@@ -332,6 +336,8 @@ void params_merge(struct params *out, const struct params *base, const struct pa
         m.play.beats = o->beats;
     if (k & PLAY_FIT)
         m.play.fit = o->fit;
+    if (k & PLAY_ACCELERATE)
+        m.play.accelerate = o->accelerate;
     m.play.keys |= k;
     if (over->has_velocity) {
         m.has_velocity = true;
@@ -421,6 +427,9 @@ bool params_next(const struct params *p, unsigned *i, const char **name, double 
             break;
         case PLAY_FIT:
             v = q->fit;
+            break;
+        case PLAY_ACCELERATE:
+            v = q->accelerate;
             break;
         default:
             break;

@@ -36,6 +36,11 @@
 #define PARAMS_WHY_MAX 64
 /* `sustain` is at most this many seconds. */
 #define PARAMS_MAX_SUSTAIN 3600.0
+/* `accelerate` is within this (either sign).  A bound on the number only:
+ * the glide's rate is held within 1/16..16 (mixer.h), and the end rate's
+ * ratio to the start's, 1 + accelerate, needs no more than 256 to go from
+ * one end of that range to the other. */
+#define PARAMS_MAX_ACCELERATE 256.0
 /* `cut` groups are whole numbers in this range (either sign). */
 #define PARAMS_MAX_CUT 1000000
 

@@ -363,6 +363,45 @@ class Library(DirtCase):
         after = self.osc.status()
         self.assertEqual(after["dirt_skipped"] - before["dirt_skipped"], 3)
 
+    def test_accelerate_glides_in_control_blocks(self):
+        # SuperDirt: rate = Line.kr(speed, speed * (1 + accelerate), sustain)
+        # (synths/core-synths.scd, dirt_sample_*), one value per 64-frame
+        # control block from the voice's first frame, block k at speed +
+        # k * (endSpeed - speed) / n for k < n, endSpeed after, n =
+        # round(sustain * rate / 64); the synth's sustain is the length less
+        # fadeTime.  The length: the file at avgSpeed, (|speed| +
+        # |endSpeed|) / 2; the gate closes it with a fadeTime release.
+        fid = file_id("hh", 1)
+        for accel in (1.0, -2.0):  # up an octave; through 0 and back
+            with self.subTest(accelerate=accel):
+                left, right = self.record(
+                    [dirt("s", "hh", "n", 1.0, "accelerate", accel)], N / RATE + 0.1)
+                on = self.onset(left, right)
+                r0, r1 = 1.0, 1.0 * (1 + F32(accel))
+                length = (N / RATE) / ((abs(r0) + abs(r1)) * 0.5)
+                fade = min(0.001, length * 0.19098)
+                S, R = round(F32(length - fade) * RATE), round(F32(fade) * RATE)
+                n = max(1, math.floor(F32(length - fade) * RATE / 64 + 0.5))
+                # The positions, as the mixer steps them: the rate's
+                # magnitude held in 1/16..16, its sign the direction.
+                x, back, dr, xs = 0.0, False, (r1 - r0) / n, []
+                for t in range(S + R):
+                    if t % 64 == 0:
+                        k = t // 64
+                        r = r0 + dr * k if k < n else r1
+                        back = r < 0 if r != 0 else back
+                        mag = min(max(abs(r), 1 / 16), 16)
+                    xs.append(x)
+                    x += -mag if back else mag
+                self.assertTrue(all(1 <= p <= N - 3 for p in xs[64:]))  # a ramp's Hermite is exact
+                if accel < 0:
+                    self.assertLess(min(xs[S // 2:]), max(xs) - 100)  # it came back
+                want = [F32((fid * 1500 + p) / 32768.0) * DEFAULT * min(1.0, (S + R - t) / R)
+                        for t, p in enumerate(xs)]
+                self.assert_close(list(left[on:on + S + R]), want, f"accelerate {accel}",
+                                  tol=2e-6)
+                self.assertTrue(all(v == 0.0 for v in left[on + S + R:]))
+
 
 class BoundClient(OscClient):
     """OscClient sending from a chosen local address (for --allow)."""

@@ -688,6 +688,343 @@ static void test_set_rate_goes_on_from_the_same_frame(void **state)
     sample_buffer_free(b);
 }
 
+/* ---- accelerate: the glide (mixer.h, docs/sound.md "Glide") ------------- */
+
+/* The reference glide: SuperDirt's Line.kr(r0, r1, G) at control rate,
+ * block k (frames [64k, 64k + 64) of the voice) at r0 + k ((r1 - r0) / n)
+ * while k < n (so that a rate at 0 rounds as the mixer's does), r1 after, n = max(1, round(G /
+ * 64)); the magnitude held in 1/16..16, the sign giving the direction (0 keeps it).  Followed as a
+ * sample position x in double precision, frame by frame; the value at x is
+ * the Hermite of its neighbours by the rule of ref_fetch (a loop's wrap in
+ * its range, a one-shot's frames of [0, N), else 0).  Fills want[c][j]
+ * (gain 1) and returns the frames played before a one-shot ends (max for
+ * a loop). */
+struct glide_ref {
+    const struct sample_buffer *b;
+    int64_t b0, e0;
+    bool loop;
+    double r0, r1;
+    uint32_t n;
+};
+
+static double gref_fetch(const struct glide_ref *g, int64_t ix, uint32_t c)
+{
+    if (g->loop) {
+        int64_t len = g->e0 - g->b0;
+        ix = g->b0 + ((ix - g->b0) % len + len) % len;
+    }
+    if (ix < 0 || ix >= (int64_t)g->b->frames)
+        return 0;
+    return sample_buffer_value(g->b, c, (uint32_t)ix);
+}
+
+static double gref_value(const struct glide_ref *g, double x, uint32_t c)
+{
+    double k = floor(x);
+    int64_t i = (int64_t)k;
+    return hermite(gref_fetch(g, i - 1, c), gref_fetch(g, i, c), gref_fetch(g, i + 1, c),
+                   gref_fetch(g, i + 2, c), x - k);
+}
+
+static double *gwant[2];
+
+static uint32_t glide_reference(const struct glide_ref *g, uint32_t max)
+{
+    bool back = g->r0 < 0;
+    double x = back ? (double)(g->e0 - 1) : (double)g->b0, mag = 0;
+    uint32_t cr = g->b->channels == 2 ? 1 : 0;
+    for (uint32_t j = 0; j < max; j++) {
+        if (j % 64 == 0) {
+            uint32_t k = j / 64;
+            double r = k < g->n ? g->r0 + (g->r1 - g->r0) / g->n * k : g->r1;
+            bool nb = r < 0 ? true : r > 0 ? false : back;
+            if (nb != back && !g->loop) {
+                /* Turned around past the last frame by a fraction: from it. */
+                if (!back && x > (double)(g->e0 - 1))
+                    x = (double)(g->e0 - 1);
+                if (back && x < (double)g->b0)
+                    x = (double)g->b0;
+            }
+            back = nb;
+            mag = fmin(fmax(fabs(r), 1.0 / 16), 16.0);
+        }
+        if (!g->loop && (back ? x <= (double)(g->b0 - 1) : x >= (double)g->e0))
+            return j;
+        gwant[0][j] = gref_value(g, x, 0);
+        gwant[1][j] = gref_value(g, x, cr);
+        x += back ? -mag : mag;
+    }
+    return max;
+}
+
+static uint32_t glide_blocks(double frames)
+{
+    double n = floor(frames / 64 + 0.5);
+    return n >= 1 ? (uint32_t)n : 0; /* 0: Line's counter 0, r1 from the start */
+}
+
+/* Checks out_l/out_r[at .. at + n) against gain g times gwant[.][0 .. n). */
+static void check_glide(uint32_t at, uint32_t n, double g, const char *what)
+{
+    for (uint32_t j = 0; j < n; j++) {
+        double wl = g * gwant[0][j], wr = g * gwant[1][j];
+        if (fabs(out_l[at + j] - wl) > TOL || fabs(out_r[at + j] - wr) > TOL)
+            fail_msg("%s: frame %u: got %.9f %.9f, want %.9f %.9f", what, j, (double)out_l[at + j],
+                     (double)out_r[at + j], wl, wr);
+    }
+}
+
+static struct play_params glide_params(double rate, double accel, double begin, double end)
+{
+    struct play_params p = params(rate, begin, end);
+    p.keys |= PLAY_ACCELERATE;
+    p.accelerate = accel;
+    return p;
+}
+
+/* A gliding one-shot over its range at the average speed (the rule without
+ * sustain), rendered in `period`s starting `delay` frames into the first:
+ * every frame against the reference, its exact length, silence after. */
+static void glide_one_shot(struct sample_buffer *b, double rate, double accel, double begin,
+                           double end, uint32_t period, uint32_t delay)
+{
+    _Alignas(64) struct voice v;
+    struct play_params p = glide_params(rate, accel, begin, end);
+    mixer_start(&v, b, 0.75f, &p, false, delay, RATE, DECLICK);
+    struct glide_ref g = {.b = b,
+                          .b0 = (int64_t)floor(begin * b->frames),
+                          .e0 = (int64_t)floor(end * b->frames),
+                          .r0 = rate,
+                          .r1 = rate * (1 + accel)};
+    g.n = glide_blocks((double)(g.e0 - g.b0) / ((fabs(g.r0) + fabs(g.r1)) / 2));
+    if (((v.mode & MIX_GLIDE) != 0) != (g.n > 0))
+        fail_msg("rate %g accelerate %g [%g %g): mode %u, n %u L %d", rate, accel, begin, end,
+                 v.mode, g.n, (int)(g.e0 - g.b0));
+    uint32_t len = glide_reference(&g, MAXF - 2 * period - delay);
+    assert_true(len < MAXF - 2 * period - delay);
+    bool ended;
+    uint32_t got = render(&v, period, MAXF, &ended);
+    assert_true(ended);
+    char what[160];
+    snprintf(what, sizeof(what), "rate %g accelerate %g [%g, %g) %s %uch period %u delay %u", rate,
+             accel, begin, end, b->format == SAMPLE_S16 ? "s16" : "f32", b->channels, period,
+             delay);
+    if (!(got >= delay + len && got < delay + len + period))
+        fail_msg("%s: ended in the period up to %u, its last frame %u", what, got, delay + len);
+    check_silent(0, delay);
+    check_glide(delay, len, 0.75, what);
+    check_silent(delay + len, got);
+}
+
+static void test_glide_one_shots_follow_the_blocks(void **state)
+{
+    (void)state;
+    static const double cases[][4] = {
+        /* rate, accelerate, begin, end */
+        {1.0, 1.0, 0, 1},         /* up an octave */
+        {-1.5, 0.5, 0, 1},        /* backwards, faster */
+        {1.37, -0.6, 0.1, 0.8},   /* slower, a range */
+        {2.0, -2.0, 0, 1},        /* through 0: turns around, ends at its start */
+        {-1.0, -3.0, 0.25, 0.75}, /* the same backwards, in a range */
+        {8.0, 3.0, 0, 1},         /* to 32: held at 16 */
+        {0.5, -1.0, 0, 0.2},      /* to 0: held at 1/16 */
+        {1.0, 1.0, 0, 0.005},     /* G 10 frames: r1 from the first frame */
+        {1.0, -3.0, 0.5, 0.505},  /* the same, turned around at once */
+    };
+    gwant[0] = calloc(MAXF, sizeof(double));
+    gwant[1] = calloc(MAXF, sizeof(double));
+    assert_non_null(gwant[0]);
+    assert_non_null(gwant[1]);
+    static const uint32_t periods[][2] = {{64, 0}, {100, 0}, {100, 30}, {37, 5}, {1000, 999}};
+    for (uint32_t fmt = 0; fmt < 2; fmt++)
+        for (uint32_t ch = 1; ch <= 2; ch++) {
+            struct sample_buffer *b = make(3001, ch, fmt);
+            for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+                for (size_t q = 0; q < sizeof(periods) / sizeof(periods[0]); q++)
+                    glide_one_shot(b, cases[i][0], cases[i][1], cases[i][2], cases[i][3],
+                                   periods[q][0], periods[q][1]);
+            sample_buffer_free(b);
+        }
+    free(gwant[0]);
+    free(gwant[1]);
+}
+
+/* A loop glides over one pass at its average speed, then goes on at the
+ * last rate (the glide over: an ordinary voice); with `sustain` the glide
+ * lasts the sustain, and the control side's `glide` overrides both. */
+static void test_glide_loops_and_lengths(void **state)
+{
+    (void)state;
+    gwant[0] = calloc(MAXF, sizeof(double));
+    gwant[1] = calloc(MAXF, sizeof(double));
+    assert_non_null(gwant[0]);
+    assert_non_null(gwant[1]);
+    struct sample_buffer *b = make(3001, 2, SAMPLE_S16);
+    struct glide_ref g = {.b = b, .b0 = 300, .e0 = 2700, .loop = true, .r0 = -1.37, .r1 = 2.74};
+    /* One pass at (1.37 + 2.74) / 2: 2400 / 2.055 frames. */
+    g.n = glide_blocks(2400 / 2.055);
+    uint32_t frames = 30000;
+    glide_reference(&g, frames);
+    for (uint32_t period = 64; period <= 100; period += 36) {
+        _Alignas(64) struct voice v;
+        struct play_params p = glide_params(-1.37, -3.0, 0.1, 0.9);
+        mixer_start(&v, b, 0.5f, &p, true, 0, RATE, DECLICK);
+        bool ended;
+        uint32_t got = render(&v, period, frames, &ended);
+        assert_false(ended);
+        assert_false(v.mode & MIX_GLIDE); /* over: the last rate for good */
+        assert_int_equal(v.mode, MIX_FORWARDS);
+        check_glide(0, got, 0.5, period == 64 ? "loop, period 64" : "loop, period 100");
+    }
+    /* With sustain 0.1 s: the glide lasts 4800 frames (75 blocks); the
+     * frames before the release checked. */
+    struct glide_ref s = {.b = b, .b0 = 0, .e0 = 3001, .loop = true, .r0 = 0.8, .r1 = 2.0, .n = 75};
+    glide_reference(&s, 4800);
+    _Alignas(64) struct voice v;
+    struct play_params p = glide_params(0.8, 1.5, 0, 1);
+    p.keys |= PLAY_SUSTAIN;
+    p.sustain = 0.1f;
+    mixer_start(&v, b, 1.0f, &p, true, 0, RATE, DECLICK);
+    assert_int_equal(v.glide_n, 75);
+    bool ended;
+    render(&v, 100, 4800, &ended);
+    check_glide(0, 4800, 1.0, "sustain");
+    /* `glide` (the control side's length, /dirt/play) wins: 0.05 s, 38 blocks. */
+    p.glide = 0.05f;
+    mixer_start(&v, b, 1.0f, &p, true, 0, RATE, DECLICK);
+    assert_int_equal(v.glide_n, 38);
+    s.n = 38;
+    glide_reference(&s, 4800);
+    render(&v, 100, 4800, &ended);
+    check_glide(0, 4800, 1.0, "glide");
+    sample_buffer_free(b);
+    free(gwant[0]);
+    free(gwant[1]);
+}
+
+/* A voice that does not glide is the voice it was: `accelerate 0` is no
+ * key at all, bit for bit and on the same path; a fitted loop and
+ * mixer_set_rate() end a glide. */
+static void test_no_glide_is_unchanged(void **state)
+{
+    (void)state;
+    static float ref_l[MAXF], ref_r[MAXF];
+    struct sample_buffer *b = make(5000, 2, SAMPLE_S16);
+    struct play_params cases[] = {params(1.0, 0, 1), params(1.37, 0.1, 0.9), params(-2.0, 0, 1)};
+    cases[1].keys |= PLAY_PAN;
+    cases[1].pan = 0.3f;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        for (int loop = 0; loop < 2; loop++) {
+            _Alignas(64) struct voice v, w;
+            bool ended;
+            mixer_start(&v, b, 0.7f, &cases[i], loop, 17, RATE, DECLICK);
+            uint32_t got = render(&v, 100, 12000, &ended);
+            memcpy(ref_l, out_l, sizeof(out_l));
+            memcpy(ref_r, out_r, sizeof(out_r));
+            struct play_params q = cases[i];
+            q.keys |= PLAY_ACCELERATE;
+            q.accelerate = 0;
+            mixer_start(&w, b, 0.7f, &q, loop, 17, RATE, DECLICK);
+            assert_false(w.mode & MIX_GLIDE);
+            assert_int_equal(w.mode, i == 0 ? MIX_PLAIN : i == 1 ? MIX_FORWARDS : MIX_BACKWARDS);
+            assert_int_equal(render(&w, 100, 12000, &ended), got);
+            assert_memory_equal(out_l, ref_l, sizeof(out_l));
+            assert_memory_equal(out_r, ref_r, sizeof(out_r));
+        }
+    /* fit with beats: the tempo's rate, no glide. */
+    _Alignas(64) struct voice v;
+    struct play_params p = glide_params(1.0, 1.0, 0, 1);
+    p.keys |= PLAY_FIT | PLAY_BEATS;
+    p.fit = 1;
+    p.beats = 4;
+    mixer_start(&v, b, 1.0f, &p, false, 0, RATE, DECLICK);
+    assert_int_equal(v.mode, MIX_PLAIN);
+    /* mixer_set_rate(): its rate from then on. */
+    p = glide_params(1.0, 1.0, 0, 1);
+    mixer_start(&v, b, 1.0f, &p, true, 0, RATE, DECLICK);
+    v.buf = b;
+    assert_int_equal(v.mode, MIX_FORWARDS | MIX_GLIDE);
+    bool ended;
+    render(&v, 100, 300, &ended);
+    mixer_set_rate(&v, 1.5);
+    assert_int_equal(v.mode, MIX_FORWARDS);
+    assert_int_equal(v.step_int, 1);
+    assert_true(v.step_frac == 0x8000000000000000ull);
+    sample_buffer_free(b);
+}
+
+/* A gliding one-shot's release: with sustain S it ends on S + R as any
+ * voice's; without, on its glide's last frame, round(G) - 1. */
+static void test_glide_release(void **state)
+{
+    (void)state;
+    struct sample_buffer *b = make_flat(48000);
+    for (int sus = 0; sus < 2; sus++) {
+        _Alignas(64) struct voice v;
+        struct play_params p = glide_params(1.0, 1.0, 0, 0.05); /* L 2400, G 1600 */
+        p.keys |= PLAY_RELEASE;
+        p.release = 0.002f; /* 96 frames */
+        if (sus) {
+            p.keys |= PLAY_SUSTAIN;
+            p.sustain = 0.01f; /* 480 frames */
+        }
+        uint32_t e = sus ? 480 + 96 : 1599;
+        mixer_start(&v, b, 1.0f, &p, false, 0, RATE, DECLICK);
+        bool ended;
+        uint32_t got = render(&v, 100, MAXF, &ended);
+        assert_true(ended);
+        assert_true(got > e && got <= e + 100);
+        for (uint32_t t = 0; t <= e; t++) {
+            double want = fmin(1.0, (double)(e - t) / 96);
+            if (fabs(out_l[t] - want) > TOL)
+                fail_msg("sustain %d: frame %u: got %.9f, want %.9f", sus, t, (double)out_l[t],
+                         want);
+        }
+        check_silent(e + 1, got);
+    }
+    sample_buffer_free(b);
+}
+
+/* A stop inside a period of a gliding voice: full level up to its frame,
+ * then the other path's fade, 1 - (i + 1) / F, over the glide's frames. */
+static void test_glide_fade_out(void **state)
+{
+    (void)state;
+    gwant[0] = calloc(MAXF, sizeof(double));
+    gwant[1] = calloc(MAXF, sizeof(double));
+    assert_non_null(gwant[0]);
+    assert_non_null(gwant[1]);
+    struct sample_buffer *b = make(3001, 2, SAMPLE_F32);
+    struct glide_ref g = {.b = b, .b0 = 0, .e0 = 3001, .r0 = 1.0, .r1 = 2.5};
+    g.n = glide_blocks(3001 / 1.75);
+    glide_reference(&g, 2000);
+    _Alignas(64) struct voice v;
+    struct play_params p = glide_params(1.0, 1.5, 0, 1);
+    mixer_start(&v, b, 1.0f, &p, false, 0, RATE, DECLICK);
+    memset(out_l, 0, sizeof(out_l));
+    memset(out_r, 0, sizeof(out_r));
+    const uint32_t period = 100, at = 537, f = 240; /* the fade: frames 537 .. 776 */
+    uint32_t t = 0;
+    bool more = true;
+    for (; more && t < 2000; t += period) {
+        if (t + period > at && t <= at)
+            assert_true(mixer_fade_out(&v, at - t, f));
+        more = mixer_render(&v, out_l + t, out_r + t, period);
+    }
+    assert_false(more);
+    assert_int_equal(t, 800); /* ended in the period of its last frame, 776 */
+    for (uint32_t j = 0; j < t; j++) {
+        double e = j < at ? 1.0 : j < at + f ? 1.0 - (double)(j - at + 1) / f : 0.0;
+        double wl = e * gwant[0][j], wr = e * gwant[1][j];
+        if (fabs(out_l[j] - wl) > TOL || fabs(out_r[j] - wr) > TOL)
+            fail_msg("frame %u: got %.9f %.9f, want %.9f %.9f", j, (double)out_l[j],
+                     (double)out_r[j], wl, wr);
+    }
+    sample_buffer_free(b);
+    free(gwant[0]);
+    free(gwant[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -705,6 +1042,11 @@ int main(void)
         cmocka_unit_test(test_no_drift_over_ten_minutes),
         cmocka_unit_test(test_silent_voice_is_not_faded),
         cmocka_unit_test(test_set_rate_goes_on_from_the_same_frame),
+        cmocka_unit_test(test_glide_one_shots_follow_the_blocks),
+        cmocka_unit_test(test_glide_loops_and_lengths),
+        cmocka_unit_test(test_no_glide_is_unchanged),
+        cmocka_unit_test(test_glide_release),
+        cmocka_unit_test(test_glide_fade_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
