@@ -255,6 +255,9 @@ static void test_params_ranges(void **state)
         {"attack", {0, 0.01, 60, 1}, {-0.001, 60.001, 1e9, -60}},
         {"release", {0, 0.01, 60, 1}, {-0.001, 60.001, 1e9, -60}},
         {"sustain", {0, 0.5, PARAMS_MAX_SUSTAIN, 60}, {-0.001, PARAMS_MAX_SUSTAIN + 1, -1, 1e12}},
+        {"accelerate",
+         {0, -1, PARAMS_MAX_ACCELERATE, -PARAMS_MAX_ACCELERATE},
+         {PARAMS_MAX_ACCELERATE + 0.001, -PARAMS_MAX_ACCELERATE - 0.001, 1e9, -1e9}},
         {"cut", {0, -2, 2, PARAMS_MAX_CUT}, {0.5, -2.5, PARAMS_MAX_CUT + 1, 1e10}},
         {"velocity", {0, 0.5, 1, 0.001}, {-0.001, 1.001, 2, -1}},
     };
