@@ -20,7 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 core=bench/engine_ab_core.c driver=bench/engine_ab.c syms=(init period active) once= rate_def=()
 while [ $# -gt 0 ]; do
     case $1 in
-    --burst) core=bench/engine_burst_core.c driver=bench/engine_burst.c syms=(init push run active) ;;
+    --burst) core=bench/engine_burst_core.c driver=bench/engine_burst.c syms=(init push push_timed run active) ;;
     --once) once=1 ;;
     --rate) shift; rate_def=("-DAB_RATE=$1") ;;
     *) break ;;
