@@ -6,10 +6,14 @@
  * Both engines (engine_burst_core.c, linked once per revision) have 256
  * voices (512 voice structs) over 32 slots.  A measurement: 256 /play, so
  * that 256 voices play; five periods, so that the voices they stole have
- * faded out; then a full command ring (ENGINE_CMD_RING) of one kind of
- * request, and the period that applies it is the one timed (with its mix
- * of 64 frames), and the period after it, which mixes the same voices
- * with no request to apply (what mixing alone costs there).  Periods are paced like JACK's (one
+ * faded out; then as many untimed requests of one kind as one period may
+ * apply (ENGINE_CMD_UNTIMED, before it a full ENGINE_CMD_RING), and the
+ * period that applies them is the one timed (with its mix of 64 frames),
+ * and the period after it, which mixes the same voices with no request to
+ * apply (what mixing alone costs there).  Last, the timed row: up to 4096
+ * timed /play sent at once (as many as the side's schedule takes), all
+ * due two periods on; timed are the period that takes them off the ring
+ * into the schedule and the one they come due in.  Periods are paced like JACK's (one
  * per 1.333 ms, asleep in between), the two engines alternate measurement by measurement, which one
  * goes first alternates by round.  Prints, for each kind, the median time of that period for each
  * engine and the median of the per-round ratios new / old with its quartiles; never fails on
