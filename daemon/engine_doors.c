@@ -150,19 +150,19 @@ uint32_t engine_drop_timed(struct engine *e, engine_reply_fn drop, void *ctx)
 {
     uint32_t n = e->sched.n;
     for (uint32_t i = 0; i < n; i++) {
-        drop(ctx, e->sched.heap[i].m.reply);
+        drop(ctx, schedule_at(&e->sched, i)->reply);
         atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
     }
-    e->sched.n = 0;
+    schedule_clear(&e->sched);
     /* Quantized requests waiting for their launch point go too. */
     for (uint32_t i = 0; i < e->grid.n; i++) {
-        drop(ctx, e->grid.heap[i].m.reply);
+        drop(ctx, schedule_at(&e->grid, i)->reply);
         atomic_fetch_sub_explicit(&e->grid_pending, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
     }
     n += e->grid.n;
-    e->grid.n = 0;
+    schedule_clear(&e->grid);
     return n;
 }
 
@@ -176,11 +176,11 @@ void engine_drain_inputs(struct engine *e, engine_reply_fn drop, void *ctx)
     }
     /* Timed requests still waiting for their time (a /ping an hour ahead). */
     for (uint32_t i = 0; i < e->sched.n; i++)
-        drop(ctx, e->sched.heap[i].m.reply);
-    e->sched.n = 0;
+        drop(ctx, schedule_at(&e->sched, i)->reply);
+    schedule_clear(&e->sched);
     for (uint32_t i = 0; i < e->grid.n; i++)
-        drop(ctx, e->grid.heap[i].m.reply);
-    e->grid.n = 0;
+        drop(ctx, schedule_at(&e->grid, i)->reply);
+    schedule_clear(&e->grid);
     while (ring_pop(&e->load, &m)) {
         engine_buffer_free(e, m.buf);
         drop(ctx, m.reply);
