@@ -50,14 +50,18 @@ TimingBase.record.  The numbers are printed on stderr (meson test -v).
 import math
 import os
 import random
+import re
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (IMMEDIATELY, CycleClock, DaemonCase,  # noqa: E402
-                          disturbed_in, sound_disturbed, timetag_from_unix, write_wav)
+                          disturbed_in, encode_bundle, encode_message, sound_disturbed,
+                          timetag_from_unix, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -676,6 +680,62 @@ class ScheduleFull(TimingBase):
         self.assertEqual(status["refused"] - refused, n - held + 1)  # counted, each once
         # Once they are due their places are free again.
         sleep_until(t + n * 0.00005 + 0.2)
+        self.osc.send_bundle(timetag_from_unix(time.time() + 0.1), [("/ping", [])])
+        self.assertEqual(self.osc.recv(2.0), ("/pong", []))
+
+
+class DirtScheduleFull(TimingBase):
+    """Past the schedule's 4096 places a /dirt/play is refused too, but
+    Tidal reads no replies: nothing is answered, each one is counted in
+    /status `refused`, and the log says so, rate-limited (at most 5 lines a
+    second, the rest counted in a "suppressed" line)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.libdir = tempfile.mkdtemp(prefix="looperd-lib-")
+        os.makedirs(os.path.join(cls.libdir, "bd"))
+        write_wav(os.path.join(cls.libdir, "bd", "bd0.wav"), [1000] * 480, RATE, 1)
+        cls.daemon_args = ("--library", cls.libdir)
+        super().setUpClass()
+        end = time.monotonic() + 20
+        while cls.osc.status()["library_loaded"] != 1:
+            if time.monotonic() > end:
+                raise AssertionError("library not loaded")
+            time.sleep(0.05)
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.libdir, ignore_errors=True)
+
+    def test_refused_dirt_play_is_counted_and_logged(self):
+        held, over = 4096, 150
+        refused = self.osc.status()["refused"]
+        t = time.time() + 1.5
+        msg = encode_message("/dirt/play", "s", "bd", "orbit", 0, "cps", 0.5, "cycle", 1.0)
+        for i in range(held + over):
+            self.osc.send_raw(encode_bundle(timetag_from_unix(t + i * 0.00005), [msg]))
+        st = self.osc.status()
+        self.assertLess(time.time(), t, "the events took too long to send")
+        self.assertEqual(st["refused"] - refused, over)
+        self.assertEqual(st["dirt_not_found"] + st["dirt_skipped"], 0)
+        self.assertEqual(self.osc.drain(), [])  # not answered
+        pat = re.compile(r"^looperd: warning: /dirt/play refused: busy: schedule full", re.M)
+        sup = re.compile(r"^looperd: warning: suppressed (\d+) similar lines? like: "
+                         r"/dirt/play refused", re.M)
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            log = self.daemon.log()
+            if len(pat.findall(log)) + sum(int(x) for x in sup.findall(log)) >= over:
+                break
+            time.sleep(0.1)
+        log = self.daemon.log()
+        written, suppressed = len(pat.findall(log)), sum(int(x) for x in sup.findall(log))
+        self.assertEqual(written + suppressed, over, log[-2000:])
+        self.assertLessEqual(written, 10, log[-2000:])  # 5 a second, the flood took < 1.5 s
+        # The accepted ones are played (none late, the places come back).
+        sleep_until(t + (held + over) * 0.00005 + 0.3)
+        self.assertEqual(self.osc.status()["late"], 0)
         self.osc.send_bundle(timetag_from_unix(time.time() + 0.1), [("/ping", [])])
         self.assertEqual(self.osc.recv(2.0), ("/pong", []))
 
