@@ -182,7 +182,8 @@ void engine_drain_inputs(struct engine *e, engine_reply_fn drop, void *ctx)
         drop(ctx, schedule_at(&e->grid, i)->reply);
     schedule_clear(&e->grid);
     while (ring_pop(&e->load, &m)) {
-        engine_buffer_free(e, m.buf);
+        if (m.buf) /* an unload carries none */
+            engine_buffer_free(e, m.buf);
         drop(ctx, m.reply);
     }
 }

@@ -754,6 +754,34 @@ static void test_4096_pending_each_on_its_frame(void **state)
     assert_int_equal(count_events(f, EV_STOPPED), keep);
 }
 
+static void count_drop(void *ctx, struct reply_ctx *reply)
+{
+    (void)reply;
+    (*(int *)ctx)++;
+}
+
+/* At shutdown what still waits is let go: commands, timed requests, loads
+ * (their buffers freed) and unloads (which carry no buffer; a library
+ * rescan sends them). */
+static void test_drain_inputs_at_shutdown(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(100, 1, 0.25f);
+    assert_true(engine_buffer_reserve(&f->e));
+    engine_buffer_charge(&f->e, b);
+    load(f, 0, b, 1);
+    struct ctl_msg u = {.type = CTL_UNLOAD, .id = 1, .seq = 2};
+    assert_true(engine_publish(&f->e, &u));
+    send(f, CTL_PLAY, 0, 1.0f, NULL);
+    send_at(f, CTL_PLAY, 0, 1.0f, 100000);
+    int dropped = 0;
+    engine_drain_inputs(&f->e, count_drop, &dropped);
+    assert_int_equal(dropped, 4);
+    assert_int_equal(engine_loads_waiting(&f->e), 0);
+    assert_int_equal(engine_cmds_waiting(&f->e), 0);
+    assert_int_equal(atomic_load(&f->e.live_buffers), 0);
+}
+
 /* Untimed requests have ENGINE_CMD_UNTIMED places of the command ring (16
  * kept), whatever the timed ones in it; a period gives them back. */
 static void test_untimed_places_of_the_ring(void **state)
@@ -2355,6 +2383,7 @@ int main(void)
         T(test_schedule_is_bounded),
         T(test_4096_pending_each_on_its_frame),
         T(test_untimed_places_of_the_ring),
+        T(test_drain_inputs_at_shutdown),
         T(test_s16_plays_like_f32_at_constant_gain),
         T(test_s16_plays_like_f32_in_fades),
         T(test_s16_voices_mix_like_f32),
