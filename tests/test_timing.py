@@ -797,6 +797,47 @@ class DenseBurst(TimingBase):
               f" /status {self.osc.status()}", file=sys.stderr)
         self.assertLessEqual(max(abs(e) for e in err), 1, err)
 
+    def test_1000_a_second_sent_ahead_each_on_its_frame(self):
+        """As Tidal sends a dense pattern: 2,000 events at about 1,000 a
+        second, each sent 0.3 s before its time (about 300 pending at any
+        moment), one-frame clicks on 4 slots; every one on its frame."""
+        n = 2000
+        for k in range(self.SLOTS):
+            self.load(k, self.wav(f"tick{k}.wav", [FULL, 0, 0, 0]))
+        rng = random.Random(1000)
+        gaps = [rng.randint(40, 56) for _ in range(n)]  # frames: about 1 ms
+        offsets = [sum(gaps[:k]) / RATE for k in range(n)]
+
+        def action():
+            time.sleep(0.2)
+            start = time.time() + 0.4
+            times = [start + o for o in offsets]
+            early = []
+            for k, tk in enumerate(times):
+                sleep_until(tk - 0.3)
+                early.append(tk - time.time())
+                self.osc.send_bundle(timetag_from_unix(tk), [("/play", [k % self.SLOTS])])
+            sleep_until(times[-1] + 0.3)
+            return times, early
+
+        def check(left, right, meta, result):
+            return unjudgeable(meta, n, onsets(left, min_gap=4),
+                               [ClockMap(meta).index_at(tk) for tk in result[0]])
+
+        left, right, meta, (times, early) = self.record(action, 3.0, check)
+        got = onsets(left, min_gap=4)
+        self.assertEqual(len(got), n, f"{len(got)} onsets, expected {n}")
+        self.assertEqual(self.osc.drain(), [])  # none refused
+        cm = ClockMap(meta)
+        exp = [cm.index_at(tk) for tk in times]
+        clear = clear_onsets(meta, got, exp)
+        self.assertGreaterEqual(len(clear), MIN_CLEAR * n, "too few onsets clear of gaps/xruns")
+        err = [got[k] - round(exp[k]) for k in clear]
+        print(f"\n1000/s sent 0.3 s ahead ({min(early):.3f}..{max(early):.3f} s ahead as sent):"
+              f" {len(clear)} of {n} onsets clear of gaps/xruns, error vs JACK mapping"
+              f" min {min(err)} max {max(err)}", file=sys.stderr)
+        self.assertLessEqual(max(abs(e) for e in err), 1, err)
+
 
 class BigPools(TimingBase):
     daemon_args = ["--voices", "256", "--slots", "1024"]
