@@ -1750,8 +1750,8 @@ static void test_cut_takes_the_oldest_started_fading_voice(void **state)
     fixture_free(f);
 }
 
-/* A full command ring of /play in one period on the largest pool: the last
- * 256 play, the 256 before them fade, every earlier one was cut. */
+/* The most untimed /play one period takes (ENGINE_CMD_UNTIMED) on the
+ * largest pool: the last 256 play, the 256 before them fade, every earlier one was cut. */
 static void test_full_ring_of_plays_in_one_period(void **state)
 {
     (void)state;

@@ -21,6 +21,10 @@ What is measured:
 * The 33rd trigger with 32 voices busy starts on time; the oldest voice
   fades out over ENGINE_FADE_SECONDS instead of being cut.
 * The largest pools (--voices 256 --slots 1024) start and take id 1023.
+* The schedule's capacity: 4096 timed requests (and 16 /stop) are held,
+  the next refused (/fail for /play, counted and logged for /dirt/play);
+  4096 pending at once, and 2,000 sent 0.3 s ahead at 1,000 a second, each
+  start on their frame.
 
 The absolute reference is JACK's own frame <-> time mapping: jack_record logs
 jack_get_cycle_times() for every cycle it records (frame, usecs, next_usecs)
