@@ -15,7 +15,15 @@ Dirt-Samples collection; --quick: 50 banks), then:
  - dense pattern: 1,000 /dirt/play a second, each in a bundle 0.3 s ahead
    as Tidal sends them, for 30 s (--quick: 5 s), `sustain` 0.032 s so that
    about 32 voices sound: CPU of the daemon per event and per voice-frame,
-   and /status's late, refused, skipped and stolen counts.
+   the voices sounding (/status, once a second), and /status's late,
+   refused, not-found, skipped and stolen counts.  Every event started on
+   its frame and none was lost when late (applied after its frame), refused,
+   not found and skipped stay 0 and the kernel dropped no datagram (UDP
+   RcvbufErrors): an event the audio thread has before its period starts
+   on its frame (tests/test_timing.py records that).  The same pattern
+   against scsynth in the same run: /s_new of PlayBuf (OffsetOut) in
+   bundles 0.3 s ahead, on 10 stereo files of 0.032 s (so about 32 synths
+   sound), its CPU per event and per voice-frame and its "late" lines.
 
 Prints numbers; never fails on timing.  Standard library only; the harness
 is tests/looperd_test.py.
@@ -115,32 +123,111 @@ def scsynth_load(jack, files):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def udp_rcvbuf_errors():
+    """The kernel's count of UDP datagrams dropped for a full socket buffer."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
+def pace(c, secs, per_s, make, poll):
+    """Sends make(k) for k = 0, 1, ... at per_s a second for secs, each in a
+    bundle 0.3 s ahead; poll() once a second.  Returns how many were sent."""
+    t0 = time.time()
+    sent, next_poll = 0, 1.0
+    while True:
+        now = time.time()
+        if now - t0 >= secs:
+            break
+        due = int((now - t0) * per_s) + 1
+        while sent < due:
+            c.send_raw(encode_bundle(timetag_from_unix(t0 + sent / per_s + 0.3), [make(sent)]))
+            sent += 1
+        if now - t0 >= next_poll:
+            poll()
+            next_poll += 1.0
+        time.sleep(0.0005)
+    time.sleep(0.6)
+    return sent
+
+
 def dense(proc, port, secs, per_s, banks):
     c = OscClient(port)
     try:
         before = status_dict(c.request("/status", expect="/status.reply")[1])
+        voices = []
+        drops = udp_rcvbuf_errors()
         cpu0 = cpu_seconds(proc.pid)
-        t0 = time.time()
-        sent = 0
-        while True:
-            now = time.time()
-            if now - t0 >= secs:
-                break
-            due = int((now - t0) * per_s) + 1
-            while sent < due:
-                msg = encode_message("/dirt/play", "s", f"bank{sent % banks:03d}",
-                                     "n", float(sent % 10), "sustain", 0.032, "orbit",
-                                     sent % 8, "cps", 0.5625, "delta", 0.111, "cycle",
-                                     float(sent))
-                c.send_raw(encode_bundle(timetag_from_unix(t0 + sent / per_s + 0.3), [msg]))
-                sent += 1
-            time.sleep(0.0005)
-        time.sleep(0.6)
+
+        def make(k):
+            return encode_message("/dirt/play", "s", f"bank{k % banks:03d}", "n",
+                                  float(k % 10), "sustain", 0.032, "orbit", k % 8, "cps",
+                                  0.5625, "delta", 0.111, "cycle", float(k))
+
+        def poll():
+            voices.append(status_dict(c.request("/status", expect="/status.reply")[1])["voices"])
+
+        sent = pace(c, secs, per_s, make, poll)
         cpu = cpu_seconds(proc.pid) - cpu0
         after = status_dict(c.request("/status", expect="/status.reply")[1])
-        return sent, cpu, before, after
+        return sent, cpu, before, after, voices, udp_rcvbuf_errors() - drops
     finally:
         c.close()
+
+
+def scsynth_dense(jack, secs, per_s):
+    """The dense pattern on scsynth: /s_new looperd_pbo (PlayBuf, OffsetOut)
+    on 10 stereo files of 0.032 s.  Returns (sent, cpu, synths once a
+    second, late lines in its log, RcvbufErrors)."""
+    import scsynth as scdef
+    port = free_udp_port()
+    tmp = tempfile.mkdtemp(prefix="dirt-bench-scd-")
+    logf = open(os.path.join(tmp, "log"), "wb")
+    proc = _spawn(["scsynth", "-u", str(port), "-i", "0", "-o", "2", "-R", "0",
+                   "-b", "64", "-m", "65536"],
+                  env=jack.env, stdout=logf, stderr=subprocess.STDOUT)
+    c = OscClient(port)
+    try:
+        end = time.monotonic() + 20
+        while True:
+            try:
+                c.request("/status", expect="/status.reply", timeout=0.2)
+                break
+            except TimeoutError:
+                if time.monotonic() > end or proc.poll() is not None:
+                    raise RuntimeError("scsynth did not start")
+        c.send("/d_recv", scdef.synthdefs())
+        while not ((m := c.recv(10))[0] == "/done" and m[1][:1] == ["/d_recv"]):
+            pass
+        n = int(RATE * 0.032)
+        for i in range(10):
+            f = os.path.join(tmp, f"{i}.wav")
+            write_wav(f, [(((k * (1000 + i)) % 20000) - 10000,) * 2 for k in range(n)], RATE, 2)
+            c.send("/b_allocRead", i, f)
+            while not ((m := c.recv(10))[0] == "/done" and m[1][:1] == ["/b_allocRead"]):
+                pass
+        synths = []
+        drops = udp_rcvbuf_errors()
+        cpu0 = cpu_seconds(proc.pid)
+
+        def make(k):
+            return encode_message("/s_new", "looperd_pbo", -1, 0, 0, "buf", k % 10, "loop", 0)
+
+        def poll():
+            synths.append(c.request("/status", expect="/status.reply")[1][2])
+
+        sent = pace(c, secs, per_s, make, poll)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        drops = udp_rcvbuf_errors() - drops
+        logf.flush()
+        with open(os.path.join(tmp, "log"), "rb") as f:
+            late = sum(1 for line in f if b"late" in line)
+        return sent, cpu, synths, late, drops
+    finally:
+        c.close()
+        _terminate(proc)
+        logf.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
@@ -159,27 +246,45 @@ def main():
             proc, port, wall, m, tmp = looperd_load(jack, binary, root, ["--voices", "64"])
             try:
                 log(f"looperd: {m.group(0)}; {wall:.3f} s from spawn")
-                sent, cpu, b, a = dense(proc, port, secs, 1000, banks)
+                sent, cpu, b, a, voices, drops = dense(proc, port, secs, 1000, banks)
             finally:
                 _terminate(proc)
                 shutil.rmtree(tmp, ignore_errors=True)
-            sc = None
+            sc = scd = None
             if shutil.which("scsynth"):
                 sc = scsynth_load(jack, files)
+                scd = scsynth_dense(jack, secs, 1000)
         d = {k: a[k] - b[k] for k in ("late", "refused", "dirt_not_found", "dirt_skipped",
-                                      "stolen")}
+                                      "stolen", "xruns")}
         print(f"| row | looperd | scsynth | ratio |")
         print(f"|---|---|---|---|")
         print(f"| load {len(files)} files (44.1 kHz 16-bit, looperd converts to 48 kHz), s | "
               f"{wall:.3f} (log: {m.group(3)}) | {sc:.3f} | "
               f"{sc / wall:.1f}x |" if sc else f"| load, s | {wall:.3f} | - | - |")
-        print(f"| dense: {sent} /dirt/play in {secs} s, CPU per event, us | "
-              f"{cpu / sent * 1e6:.1f} | | |")
-        print(f"| dense: CPU per voice-frame (32 voices), ns | "
-              f"{cpu / (32 * RATE * secs) * 1e9:.1f} | | |")
-        print(f"| dense: late / refused / not found / skipped / stolen | "
+        sv = sum(voices) / max(len(voices), 1)
+        if scd:
+            ssent, scpu, synths, slate, sdrops = scd
+            ss = sum(synths) / max(len(synths), 1)
+            per_ev = f"{scpu / ssent * 1e6:.1f} | {(cpu / sent) / (scpu / ssent):.2f}x"
+            per_vf = (f"{scpu / (ss * RATE * secs) * 1e9:.1f} | "
+                      f"{(cpu / (sv * RATE * secs)) / (scpu / (ss * RATE * secs)):.2f}x")
+            sounding = f"{ss:.1f} ({min(synths)}..{max(synths)})"
+            lost = f"late lines {slate}, RcvbufErrors {sdrops}"
+        else:
+            per_ev = per_vf = sounding = lost = "- | -"
+        ok = (d["late"] == 0 and d["refused"] == 0 and d["dirt_not_found"] == 0
+              and d["dirt_skipped"] == 0 and drops == 0)
+        print(f"| dense: {sent} events in {secs} s, CPU per event (all threads), us | "
+              f"{cpu / sent * 1e6:.1f} | {per_ev} |")
+        print(f"| dense: voices sounding, mean of 1 s samples (min..max) | "
+              f"{sv:.1f} ({min(voices)}..{max(voices)}) | {sounding} | |")
+        print(f"| dense: CPU per voice-frame (the mean sounding), ns | "
+              f"{cpu / (sv * RATE * secs) * 1e9:.1f} | {per_vf} |")
+        print(f"| dense: late / refused / not found / skipped / stolen; RcvbufErrors | "
               f"{d['late']} / {d['refused']} / {d['dirt_not_found']} / {d['dirt_skipped']} / "
-              f"{d['stolen']} | | |")
+              f"{d['stolen']}; {drops} | {lost} | |")
+        print(f"| dense: every event on its frame, none lost (JACK xruns in the run) | "
+              f"{'yes' if ok else 'NO'} ({d['xruns']}) | | |")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

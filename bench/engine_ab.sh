@@ -8,8 +8,9 @@
 # Without --burst: the mixer (bench/engine_ab.c), 32 voices of 16-bit
 # samples, one-shots at rate 1, or with --rate R loops at rate R (the other
 # path, for revisions with the `rate` key).  With --burst: the worst period
-# (bench/engine_burst.c), a full command ring of /play, of /loop and of
-# /stop id on 256 voices (512 structs).  Runs three pairings: OLD against
+# (bench/engine_burst.c), a period's most untimed /play, /loop and /stop
+# id on 256 voices (512 structs), and a full schedule of timed /play coming
+# due in one period.  Runs three pairings: OLD against
 # NEW, NEW against OLD (the same engines, their places swapped, to show any
 # bias of the place), and OLD against itself (what "no difference" looks
 # like here); --once runs the first only.  For revisions from "engine:
@@ -20,7 +21,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 core=bench/engine_ab_core.c driver=bench/engine_ab.c syms=(init period active) once= rate_def=()
 while [ $# -gt 0 ]; do
     case $1 in
-    --burst) core=bench/engine_burst_core.c driver=bench/engine_burst.c syms=(init push run active) ;;
+    --burst) core=bench/engine_burst_core.c driver=bench/engine_burst.c syms=(init push push_timed run active) ;;
     --once) once=1 ;;
     --rate) shift; rate_def=("-DAB_RATE=$1") ;;
     *) break ;;

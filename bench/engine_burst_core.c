@@ -1,6 +1,7 @@
 /* engine_burst_core.c - one side of `bench/engine_ab.sh --burst`: the
  * largest voice pool the daemon allows (--voices 256: 512 voice structs)
- * and the most commands one period may apply (a full command ring).
+ * and the most commands one period may apply (a full command ring of
+ * untimed ones, or a full schedule of timed ones coming due at once).
  *
  * Compiled once per engine revision with AB(x) defined to a prefix, like
  * engine_ab_core.c, and linked with that revision's engine into one object
@@ -78,6 +79,24 @@ void AB(push)(uint32_t type, uint32_t n)
         if (engine_send(&e, &m, 0) != 0)
             die("command ring full");
     }
+}
+
+/* Pushes up to n timed /play (the slots in turn) due in the period after
+ * next, spread over its frames; returns how many the engine took (its
+ * schedule, or before the doors its command ring, may hold fewer). */
+uint32_t AB(push_timed)(uint32_t n)
+{
+    uint64_t due = (p + 2) * PERIOD;
+    for (uint32_t k = 0; k < n; k++) {
+        struct ctl_msg m = {.type = CTL_PLAY,
+                            .id = next_slot++ % SLOTS,
+                            .velocity = 0.5f,
+                            .flags = CTL_TIMED,
+                            .when = (due + k % PERIOD) * 1000000u / RATE};
+        if (engine_send(&e, &m, 0) != 0)
+            return k;
+    }
+    return n;
 }
 
 /* One period; returns a sample of the mix so that it cannot be optimised

@@ -9,10 +9,13 @@
  *
  * engine_process() is the whole real-time path.  It is written so that its
  * running time is bounded by the pool sizes fixed at start-up:
- *  - at most one ring capacity of messages is applied per period, so a
- *    producer that keeps pushing cannot keep the audio thread in the loop
- *    (commands: only those already in the ring when the period began; the
- *    timed ones that come due: at most the schedule's capacity);
+ *  - only the commands already in the ring when the period began are
+ *    taken, so a producer that keeps pushing cannot keep the audio thread
+ *    in the loop: at most ENGINE_CMD_UNTIMED untimed ones, and of the
+ *    timed ones, in the ring or come due in the schedule, at most the
+ *    schedule's capacity (ENGINE_SCHED: each holds a place until it is
+ *    applied), each pushed onto and popped off the heap at most once
+ *    (O(log ENGINE_SCHED) each);
  *  - applying a message never walks the voice pool ("Bounded periods"
  *    below);
  *  - musical time: the quantized requests that come due (each taken from
@@ -23,8 +26,9 @@
  *    defaults (engine_midi.c);
  *  - mixing is O(voices x frames), with no per-voice work for free voices.
  *
- * Bounded periods.  A period may apply ENGINE_CMD_RING commands and as many
- * timed ones, so what one request costs is multiplied by thousands: a walk
+ * Bounded periods.  A period may apply ENGINE_CMD_UNTIMED commands and
+ * ENGINE_SCHED timed ones, so what one request costs is multiplied by
+ * thousands: a walk
  * of up to 512 voice structs per request does not fit in a period.  Every
  * request finds what it needs through bookkeeping kept where voices start,
  * start fading and end (engine.h, voice_links):
@@ -731,6 +735,7 @@ void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
         apply(e, &m, 0);
     for (; ncmd > 0 && ring_pop(&e->cmd, &m); ncmd--) {
         if (!(m.flags & CTL_TIMED)) {
+            atomic_fetch_sub_explicit(&e->cmd_untimed, 1, memory_order_relaxed);
             if (stale(&m, clock)) {
                 atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
                 if (engine_quantized(&m))
@@ -744,7 +749,9 @@ void engine_process(struct engine *e, float *const *outs, uint32_t nframes,
         else
             apply_timed(e, &m, clock, nframes); /* due now (or, impossibly, no room) */
     }
-    /* Bounded by ENGINE_SCHED, and each entry is applied once. */
+    /* Every timed request in the snapshot or the heap holds a place of the
+     * schedule, so this period applies at most ENGINE_SCHED of them (from
+     * either), each once, and pushes at most as many. */
     while (e->sched.n > 0 && schedule_top(&e->sched)->when < clock.t1) {
         m = *schedule_top(&e->sched);
         schedule_pop(&e->sched);

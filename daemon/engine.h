@@ -61,13 +61,26 @@
 #define ENGINE_MAX_SLOTS (ENGINE_MAX_NUMBERED + ENGINE_MAX_LIBRARY)
 #define ENGINE_MAX_VOICES 256
 #define ENGINE_DEFAULT_PAIRS 1
-#define ENGINE_MAX_PAIRS 32  /* stereo output pairs (--outputs) */
-#define ENGINE_CMD_RING 1024 /* OSC requests waiting for the next period */
-#define ENGINE_LOAD_RING 16  /* decoded buffers waiting for the next period */
-/* Timed requests waiting on the audio side for their period. */
-#define ENGINE_SCHED 1024
-/* Quantized requests waiting on the audio side for their launch point. */
-#define ENGINE_GRID 1024
+#define ENGINE_MAX_PAIRS 32 /* stereo output pairs (--outputs) */
+#define ENGINE_LOAD_RING 16 /* decoded buffers waiting for the next period */
+/* Timed requests sent and not yet applied (in the command ring or the
+ * schedule): 4096 for any request, 16 more kept for /stop
+ * (PROTOCOL_STOP_RESERVE).  Sized for a dense pattern sent ahead
+ * (docs/timing.md, "Capacities"): a burst of 4096 events, all pending at
+ * once, is held whole. */
+#define ENGINE_SCHED (4096 + 16)
+/* Quantized requests waiting on the audio side for their launch point
+ * (a timed one holds a place of the schedule as well until it is due). */
+#define ENGINE_GRID (4096 + 16)
+/* Untimed requests waiting in the command ring for the next period: what
+ * one period applies of them at most (engine.c, "Bounded periods"). */
+#define ENGINE_CMD_UNTIMED 1024
+/* The command ring holds both: every timed request sent and not yet taken
+ * has a place of the schedule, every untimed one of ENGINE_CMD_UNTIMED, so
+ * the ring itself is never what refuses a request. */
+#define ENGINE_CMD_RING 8192
+_Static_assert(ENGINE_CMD_RING >= ENGINE_SCHED + ENGINE_CMD_UNTIMED,
+               "the command ring holds every request that has a place");
 /* MIDI messages one period applies (engine_midi_event); more are counted
  * in midi_ignored. */
 #define ENGINE_MIDI_QUEUE 512
@@ -229,6 +242,10 @@ struct engine {
      * (schedule.h, by_beat); places reserved in `grid_pending` likewise. */
     struct schedule grid;
     _Atomic uint32_t grid_pending;
+    /* Untimed requests in the command ring: a place taken by engine_send
+     * (at most ENGINE_CMD_UNTIMED), given back as the audio thread takes
+     * it off the ring. */
+    _Atomic uint32_t cmd_untimed;
     /* Musical time (beat.h): the own timeline, this period's span (the
      * own one or clock.link), the next period's first frame when the clock
      * does not say, and the beats per frame fitted loops were last set
@@ -349,10 +366,12 @@ typedef void (*engine_reply_fn)(void *ctx, struct reply_ctx *reply);
 /* OSC thread.  Sends a command to the audio thread.  A CTL_TIMED one also
  * takes a place in the schedule, given back when the audio thread applies
  * it; a quantized one (engine_quantized) a place of the grid likewise.
- * `keep` places of the command ring, the schedule and the grid stay unused
- * (the caller's reserve for requests that must always get through).
- * Returns 0, -EAGAIN when the command ring is full, -ENOSPC when the
- * schedule is. */
+ * An untimed one takes one of the ENGINE_CMD_UNTIMED places of the
+ * command ring, given back when the audio thread takes it.  `keep` places
+ * of each (untimed, the schedule, the grid) stay unused (the caller's
+ * reserve for requests that must always get through).  Returns 0, -EAGAIN
+ * when the command ring has no place for an untimed request, -ENOSPC when
+ * the schedule (or the grid) has none for a timed (quantized) one. */
 int engine_send(struct engine *e, const struct ctl_msg *m, uint32_t keep);
 /* OSC thread (any thread: a hint).  Commands not yet taken. */
 uint32_t engine_cmds_waiting(const struct engine *e);

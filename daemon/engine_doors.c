@@ -24,11 +24,6 @@ static bool place_take(_Atomic uint32_t *pending, uint32_t limit)
     return true;
 }
 
-static bool sched_take(struct engine *e, uint32_t limit)
-{
-    return place_take(&e->sched_pending, limit);
-}
-
 bool engine_quantized(const struct ctl_msg *m)
 {
     return (m->type == CTL_PLAY || m->type == CTL_LOOP || m->type == CTL_STOP ||
@@ -40,24 +35,25 @@ bool engine_quantized(const struct ctl_msg *m)
 
 int engine_send(struct engine *e, const struct ctl_msg *m, uint32_t keep)
 {
-    if (ring_count(&e->cmd) + keep >= ENGINE_CMD_RING)
-        return -EAGAIN;
     bool timed = m->flags & CTL_TIMED;
     bool quantized = engine_quantized(m);
-    if (timed && !sched_take(e, ENGINE_SCHED - keep))
-        return -ENOSPC;
-    if (quantized && !place_take(&e->grid_pending, ENGINE_GRID - keep)) {
-        if (timed)
-            atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
-        return -ENOSPC;
-    }
+    _Atomic uint32_t *place = timed ? &e->sched_pending : &e->cmd_untimed;
+    uint32_t limit = timed ? ENGINE_SCHED : ENGINE_CMD_UNTIMED;
+    if (!place_take(place, limit - keep))
+        return timed ? -ENOSPC : -EAGAIN;
+    int r = -ENOSPC;
+    if (quantized && !place_take(&e->grid_pending, ENGINE_GRID - keep))
+        goto give_back;
+    /* Every request in the ring has a place of one of the two, so the ring
+     * has room (engine.h); the check costs nothing and keeps it so. */
+    r = -EAGAIN;
     if (ring_push(&e->cmd, m))
         return 0;
-    if (timed)
-        atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
     if (quantized)
         atomic_fetch_sub_explicit(&e->grid_pending, 1, memory_order_relaxed);
-    return -EAGAIN;
+give_back:
+    atomic_fetch_sub_explicit(place, 1, memory_order_relaxed);
+    return r;
 }
 
 uint32_t engine_cmds_waiting(const struct engine *e)
@@ -154,36 +150,40 @@ uint32_t engine_drop_timed(struct engine *e, engine_reply_fn drop, void *ctx)
 {
     uint32_t n = e->sched.n;
     for (uint32_t i = 0; i < n; i++) {
-        drop(ctx, e->sched.heap[i].m.reply);
+        drop(ctx, schedule_at(&e->sched, i)->reply);
         atomic_fetch_sub_explicit(&e->sched_pending, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
     }
-    e->sched.n = 0;
+    schedule_clear(&e->sched);
     /* Quantized requests waiting for their launch point go too. */
     for (uint32_t i = 0; i < e->grid.n; i++) {
-        drop(ctx, e->grid.heap[i].m.reply);
+        drop(ctx, schedule_at(&e->grid, i)->reply);
         atomic_fetch_sub_explicit(&e->grid_pending, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->stats.late, 1, memory_order_relaxed);
     }
     n += e->grid.n;
-    e->grid.n = 0;
+    schedule_clear(&e->grid);
     return n;
 }
 
 void engine_drain_inputs(struct engine *e, engine_reply_fn drop, void *ctx)
 {
     struct ctl_msg m;
-    while (ring_pop(&e->cmd, &m))
+    while (ring_pop(&e->cmd, &m)) {
         drop(ctx, m.reply);
+        atomic_fetch_sub_explicit(m.flags & CTL_TIMED ? &e->sched_pending : &e->cmd_untimed, 1,
+                                  memory_order_relaxed);
+    }
     /* Timed requests still waiting for their time (a /ping an hour ahead). */
     for (uint32_t i = 0; i < e->sched.n; i++)
-        drop(ctx, e->sched.heap[i].m.reply);
-    e->sched.n = 0;
+        drop(ctx, schedule_at(&e->sched, i)->reply);
+    schedule_clear(&e->sched);
     for (uint32_t i = 0; i < e->grid.n; i++)
-        drop(ctx, e->grid.heap[i].m.reply);
-    e->grid.n = 0;
+        drop(ctx, schedule_at(&e->grid, i)->reply);
+    schedule_clear(&e->grid);
     while (ring_pop(&e->load, &m)) {
-        engine_buffer_free(e, m.buf);
+        if (m.buf) /* an unload carries none */
+            engine_buffer_free(e, m.buf);
         drop(ctx, m.reply);
     }
 }

@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "audio.h"
+#include "beat.h"
 #include "dirt.h"
 #include "library.h"
-#include "beat.h"
 #include "link_clock.h"
 #include "loader.h"
 #include "log.h"
@@ -32,6 +32,15 @@ void protocol_init(struct protocol *p, struct engine *e, struct osc_server *osc,
     p->loader = loader;
     p->audio = audio;
 }
+
+/* Ordinary requests get 4096 places of the schedule (the rest is kept for
+ * /stop), and those for later a part of them, so what is due soon always
+ * finds room. */
+_Static_assert(ENGINE_SCHED - PROTOCOL_STOP_RESERVE >= 4096, "4096 pending timed requests");
+_Static_assert(ENGINE_GRID - PROTOCOL_STOP_RESERVE >= 4096, "4096 pending quantized requests");
+_Static_assert(ENGINE_CMD_UNTIMED > PROTOCOL_STOP_RESERVE, "room for untimed requests");
+_Static_assert(PROTOCOL_FUTURE_MAX <= (ENGINE_SCHED - PROTOCOL_STOP_RESERVE) / 8,
+               "requests for later hold at most an eighth of the schedule");
 
 static void fail(struct protocol *p, const struct osc_peer *to, const char *path,
                  const char *reason)
@@ -195,8 +204,13 @@ static bool push_cmd(struct protocol *p, const struct req *q, struct ctl_msg m)
     why = r == -ENOSPC ? "busy: schedule full" : "busy: command queue full";
 refuse:
     atomic_fetch_add(&p->refused, 1);
-    if (q->quiet)
+    if (q->quiet) {
+        /* Nobody reads a reply (Tidal): the count in /status and a line,
+         * rate-limited by log.h (a few a second, then how many were not
+         * written). */
+        log_warn("%s refused: %s (counted in /status refused)", q->path, why);
         return false;
+    }
     if (m.type == CTL_PLAY || m.type == CTL_LOOP || m.type == CTL_STOP_SLOT || m.type == CTL_UNLOAD)
         fail_id(p, q->from, q->path, why, (int32_t)m.id);
     else

@@ -15,7 +15,12 @@
  *    future requests hold at most PROTOCOL_FUTURE_MAX places (of the reply
  *    budget and of the schedule) in all, and one source (address and port)
  *    at most PROTOCOL_FUTURE_PER_SOURCE, so what waits for later never
- *    starves what is due now;
+ *    starves what is due now (the schedule has 4096 places for requests
+ *    other than /stop: at least 3584 are left for those due within
+ *    PROTOCOL_NEAR_S);
+ *  - past the schedule's places a timed request is refused, "busy:
+ *    schedule full", counted in `refused`; one nobody reads the answer of
+ *    (/dirt/play) is counted and logged, rate-limited;
  *  - PROTOCOL_STOP_RESERVE places of the reply budget, the schedule and the
  *    command ring are kept for /stop (in any form) due now, so a stop gets
  *    through any flood;

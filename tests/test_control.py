@@ -160,7 +160,9 @@ class TestLockOut(DaemonTest):
         try:
             time.sleep(0.05)
             pkt = encode_message("/play", 2, 0.1)
-            for _ in range(1100):
+            # More than the schedule's 4096 places (--latency makes them
+            # timed) and the ring's 1024 for untimed requests (without it).
+            for _ in range(4300):
                 flood.send_raw(pkt)
             got = replies(flood, 0.3)
             self.assertGreater(len(got), 0, "the command ring never filled")

@@ -684,24 +684,127 @@ static void test_schedule_is_bounded(void **state)
     load(f, 0, make_buf(10, 1, 0.25f), 1);
     uint32_t n = 0;
     for (;;) {
-        struct ctl_msg m = {.type = CTL_PLAY, .flags = CTL_TIMED, .when = us_of(100000 + n)};
+        struct ctl_msg m = {.type = CTL_PLAY, .flags = CTL_TIMED, .when = us_of(100000 + n / 2)};
         int r = engine_send(&f->e, &m, 0);
-        if (r == -EAGAIN) {
-            run(f, 1); /* move them from the ring into the heap */
-            r = engine_send(&f->e, &m, 0);
-        }
         if (r == -ENOSPC)
             break;
+        assert_int_equal(r, 0); /* the command ring holds a full schedule */
         n++;
     }
     assert_int_equal(n, ENGINE_SCHED);
     run(f, 1);
     assert_int_equal(engine_scheduled(&f->e), ENGINE_SCHED);
     f->now = 100000;
-    run(f, ENGINE_SCHED); /* all due in this period */
+    run(f, 4096); /* all due in this period */
     assert_int_equal(engine_scheduled(&f->e), 0);
     struct ctl_msg m = {.type = CTL_PLAY, .flags = CTL_TIMED, .when = us_of(200000)};
     assert_int_equal(engine_send(&f->e, &m, 0), 0); /* room again */
+}
+
+/* The schedule's boundary as the daemon uses it: with 16 places kept
+ * (PROTOCOL_STOP_RESERVE), 4096 timed /play sent before any period are
+ * held, the 4097th is refused, the kept places take 16 more (a /stop's),
+ * and then nothing timed; untimed requests still get through.  Every one
+ * of the 4096 starts on its own frame: one-frame clicks 3 frames apart
+ * over 256 periods, sent in reverse order. */
+static void test_4096_pending_each_on_its_frame(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t keep = 16, n = 4096, start = 1000, step = 3;
+    assert_int_equal(ENGINE_SCHED - keep, n);
+    load(f, 0, make_flat(1), 1);
+    run(f, PERIOD);
+    for (uint32_t k = n; k-- > 0;) {
+        struct ctl_msg m = {.type = CTL_PLAY,
+                            .velocity = 1.0f,
+                            .flags = CTL_TIMED,
+                            .when = us_of(start + step * k)};
+        assert_int_equal(engine_send(&f->e, &m, keep), 0);
+    }
+    struct ctl_msg late = {.type = CTL_PLAY, .flags = CTL_TIMED, .when = us_of(start)};
+    assert_int_equal(engine_send(&f->e, &late, keep), -ENOSPC);
+    struct ctl_msg stop = {.type = CTL_STOP, .flags = CTL_TIMED, .when = us_of(start + 20000)};
+    for (uint32_t k = 0; k < keep; k++)
+        assert_int_equal(engine_send(&f->e, &stop, 0), 0);
+    assert_int_equal(engine_send(&f->e, &stop, 0), -ENOSPC);
+    assert_int_equal(engine_sched_pending(&f->e), ENGINE_SCHED);
+    struct ctl_msg untimed = {.type = CTL_PLAY, .id = 1, .velocity = 1.0f};
+    assert_int_equal(engine_send(&f->e, &untimed, keep), 0); /* slot 1 is empty: silent */
+    /* One period takes them all off the ring into the heap. */
+    run(f, PERIOD);
+    assert_int_equal(engine_scheduled(&f->e), ENGINE_SCHED);
+    assert_int_equal(engine_cmds_waiting(&f->e), 0);
+    uint32_t clicks = 0;
+    while (f->now < start + step * n + PERIOD) {
+        uint64_t first = f->now;
+        run(f, PERIOD);
+        for (uint32_t i = 0; i < PERIOD; i++) {
+            uint64_t frame = first + i;
+            bool on = frame >= start && frame < start + step * n && (frame - start) % step == 0;
+            assert_true(f->l[i] == (on ? 1.0f : 0.0f));
+            clicks += on;
+        }
+    }
+    assert_int_equal(clicks, n);
+    assert_int_equal(atomic_load(&f->e.stats.late), 0);
+    assert_int_equal(engine_scheduled(&f->e), keep); /* the /stops, not yet due */
+    f->now = start + 20000;
+    run(f, PERIOD);
+    assert_int_equal(engine_sched_pending(&f->e), 0);
+    assert_int_equal(count_events(f, EV_STOPPED), keep);
+}
+
+static void count_drop(void *ctx, struct reply_ctx *reply)
+{
+    (void)reply;
+    (*(int *)ctx)++;
+}
+
+/* At shutdown what still waits is let go: commands, timed requests, loads
+ * (their buffers freed) and unloads (which carry no buffer; a library
+ * rescan sends them). */
+static void test_drain_inputs_at_shutdown(void **state)
+{
+    struct fixture *f = *state;
+    struct sample_buffer *b = make_buf(100, 1, 0.25f);
+    assert_true(engine_buffer_reserve(&f->e));
+    engine_buffer_charge(&f->e, b);
+    load(f, 0, b, 1);
+    struct ctl_msg u = {.type = CTL_UNLOAD, .id = 1, .seq = 2};
+    assert_true(engine_publish(&f->e, &u));
+    send(f, CTL_PLAY, 0, 1.0f, NULL);
+    send_at(f, CTL_PLAY, 0, 1.0f, 100000);
+    int dropped = 0;
+    engine_drain_inputs(&f->e, count_drop, &dropped);
+    assert_int_equal(dropped, 4);
+    assert_int_equal(engine_loads_waiting(&f->e), 0);
+    assert_int_equal(engine_cmds_waiting(&f->e), 0);
+    assert_int_equal(atomic_load(&f->e.live_buffers), 0);
+}
+
+/* Untimed requests have ENGINE_CMD_UNTIMED places of the command ring (16
+ * kept), whatever the timed ones in it; a period gives them back. */
+static void test_untimed_places_of_the_ring(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t keep = 16;
+    struct ctl_msg timed = {.type = CTL_PLAY, .flags = CTL_TIMED, .when = us_of(100000)};
+    for (uint32_t k = 0; k < 1000; k++)
+        assert_int_equal(engine_send(&f->e, &timed, keep), 0);
+    struct ctl_msg m = {.type = CTL_PLAY, .velocity = 1.0f};
+    for (uint32_t k = 0; k < ENGINE_CMD_UNTIMED - keep; k++)
+        assert_int_equal(engine_send(&f->e, &m, keep), 0);
+    assert_int_equal(engine_send(&f->e, &m, keep), -EAGAIN);
+    struct ctl_msg stop = {.type = CTL_STOP};
+    for (uint32_t k = 0; k < keep; k++)
+        assert_int_equal(engine_send(&f->e, &stop, 0), 0);
+    assert_int_equal(engine_send(&f->e, &stop, 0), -EAGAIN);
+    assert_int_equal(engine_send(&f->e, &timed, keep), 0); /* the ring still has room */
+    assert_int_equal(engine_cmds_waiting(&f->e), 1001 + ENGINE_CMD_UNTIMED);
+    run(f, PERIOD);
+    assert_int_equal(engine_cmds_waiting(&f->e), 0);
+    assert_int_equal(count_events(f, EV_STOPPED), keep);
+    assert_int_equal(engine_send(&f->e, &m, keep), 0);
 }
 
 /* ---- 16-bit buffers play exactly as float ones ------------------------- */
@@ -1528,7 +1631,7 @@ static void pool_against_model(uint32_t nvoices, uint32_t periods, uint32_t seed
             model_apply(&m, &c);
         }
         uint32_t burst = rnd(&x) % 25 == 0;
-        uint32_t ncmd = burst ? ENGINE_CMD_RING : rnd(&x) % (3 * nvoices + 4);
+        uint32_t ncmd = burst ? ENGINE_CMD_UNTIMED : rnd(&x) % (3 * nvoices + 4);
         uint32_t burst_type = CTL_PLAY + rnd(&x) % 3; /* play, loop or stop_slot */
         for (uint32_t k = 0; k < ncmd; k++) {
             uint32_t what = rnd(&x) % 40;
@@ -1647,8 +1750,8 @@ static void test_cut_takes_the_oldest_started_fading_voice(void **state)
     fixture_free(f);
 }
 
-/* A full command ring of /play in one period on the largest pool: the last
- * 256 play, the 256 before them fade, every earlier one was cut. */
+/* The most untimed /play one period takes (ENGINE_CMD_UNTIMED) on the
+ * largest pool: the last 256 play, the 256 before them fade, every earlier one was cut. */
 static void test_full_ring_of_plays_in_one_period(void **state)
 {
     (void)state;
@@ -1656,23 +1759,23 @@ static void test_full_ring_of_plays_in_one_period(void **state)
     struct engine *e = &f->e;
     struct sample_buffer *b = make_buf(48000, 2, 0.1f);
     load(f, 0, b, 1);
-    for (uint32_t k = 0; k < ENGINE_CMD_RING; k++)
+    for (uint32_t k = 0; k < ENGINE_CMD_UNTIMED; k++)
         send(f, CTL_PLAY, 0, 0.5f, NULL);
     run(f, PERIOD);
     assert_int_equal(e->nplaying, ENGINE_MAX_VOICES);
     assert_int_equal(e->nfading, ENGINE_MAX_VOICES);
     for (uint32_t i = 0; i < e->npool; i++) {
         const struct voice *v = &e->voices[i];
-        assert_true(v->started > ENGINE_CMD_RING - 2 * ENGINE_MAX_VOICES);
-        assert_int_equal(playing(v), v->started > ENGINE_CMD_RING - ENGINE_MAX_VOICES);
+        assert_true(v->started > ENGINE_CMD_UNTIMED - 2 * ENGINE_MAX_VOICES);
+        assert_int_equal(playing(v), v->started > ENGINE_CMD_UNTIMED - ENGINE_MAX_VOICES);
     }
-    assert_int_equal(atomic_load(&e->stats.voices_stolen), ENGINE_CMD_RING - ENGINE_MAX_VOICES);
+    assert_int_equal(atomic_load(&e->stats.voices_stolen), ENGINE_CMD_UNTIMED - ENGINE_MAX_VOICES);
     assert_int_equal(e->refs[e->slots[0].ref].count, 1 + 2 * ENGINE_MAX_VOICES);
     check_books(e);
     /* A /stop and a ring of /loop: each fades the one before; the last one
      * plays. */
     send(f, CTL_STOP, 0, 0, NULL);
-    for (uint32_t k = 1; k < ENGINE_CMD_RING; k++)
+    for (uint32_t k = 1; k < ENGINE_CMD_UNTIMED; k++)
         send(f, CTL_LOOP, 0, 0.5f, NULL);
     run(f, PERIOD);
     assert_int_equal(e->nplaying, 1);
@@ -2278,6 +2381,9 @@ int main(void)
         T(test_timed_stop_of_a_voice_started_in_the_same_period),
         T(test_timed_trigger_steals_at_its_frame),
         T(test_schedule_is_bounded),
+        T(test_4096_pending_each_on_its_frame),
+        T(test_untimed_places_of_the_ring),
+        T(test_drain_inputs_at_shutdown),
         T(test_s16_plays_like_f32_at_constant_gain),
         T(test_s16_plays_like_f32_in_fades),
         T(test_s16_voices_mix_like_f32),

@@ -21,6 +21,10 @@ What is measured:
 * The 33rd trigger with 32 voices busy starts on time; the oldest voice
   fades out over ENGINE_FADE_SECONDS instead of being cut.
 * The largest pools (--voices 256 --slots 1024) start and take id 1023.
+* The schedule's capacity: 4096 timed requests (and 16 /stop) are held,
+  the next refused (/fail for /play, counted and logged for /dirt/play);
+  4096 pending at once, and 2,000 sent 0.3 s ahead at 1,000 a second, each
+  start on their frame.
 
 The absolute reference is JACK's own frame <-> time mapping: jack_record logs
 jack_get_cycle_times() for every cycle it records (frame, usecs, next_usecs)
@@ -50,14 +54,18 @@ TimingBase.record.  The numbers are printed on stderr (meson test -v).
 import math
 import os
 import random
+import re
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (IMMEDIATELY, CycleClock, DaemonCase,  # noqa: E402
-                          disturbed_in, encode_message, sound_disturbed, timetag_from_unix, write_wav)
+                          disturbed_in, encode_bundle, encode_message, sound_disturbed,
+                          timetag_from_unix, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -636,32 +644,200 @@ class ThirtyThird(TimingBase):
 
 class ScheduleFull(TimingBase):
     """The audio side keeps timed requests in a fixed-capacity queue
-    (ENGINE_SCHED = 1024, of which 16 are kept for /stop); past that, a timed
-    request is refused with /fail, and counted, instead of being dropped or
-    allocated for.  The requests are due within 2 s, so the limits on
-    requests for later (docs/protocol.md, Limits) do not apply to them."""
+    (ENGINE_SCHED = 4112, of which 16 are kept for /stop: 4096 for anything
+    else); past that, a timed request is refused with /fail, and counted,
+    instead of being dropped or allocated for.  The requests are due within
+    2 s, so the limits on requests for later (docs/protocol.md, Limits) do
+    not apply to them."""
 
-    SCHED = 1024
+    SCHED = 4112
     STOP_RESERVE = 16
 
     def test_schedule_full_is_refused(self):
-        n = 1100
+        held = self.SCHED - self.STOP_RESERVE
+        n = held + 100
+        refused = self.osc.status()["refused"]
         t = time.time() + 1.5  # none falls due while they are sent
         for i in range(n):
-            self.osc.send_bundle(timetag_from_unix(t + i * 0.0001), [("/play", [0])])
-            if i % 100 == 99:
-                time.sleep(0.01)  # stay within a small socket buffer (not root)
-        fails = []
-        while True:
-            m = self.osc.try_recv(1.0)
-            if m is None:
-                break
-            fails.append(m)
-        held = self.SCHED - self.STOP_RESERVE
-        self.assertEqual(fails, [("/fail", ["/play", "busy: schedule full", 0])] * (n - held))
+            self.osc.send_bundle(timetag_from_unix(t + i * 0.00005), [("/play", [0])])
+            if i % 500 == 499:
+                time.sleep(0.002)
+        # Sent while full: a timed /ping is refused like the /plays (the
+        # places kept are for /stop only), a timed /stop due within 2 s takes
+        # one of them, and a plain /stop goes through at once.
+        self.osc.send_bundle(timetag_from_unix(t - 0.5), [("/ping", [])])
+        self.osc.send_bundle(timetag_from_unix(t - 0.5), [("/stop", [])])
+        self.osc.send("/stop")
+        self.assertLess(time.time(), t - 0.5, "the requests took too long to send")
+        sleep_until(t - 0.3)  # the timed /stop is done by then
+        replies = []
+        while (m := self.osc.try_recv(0.3)) is not None:
+            replies.append(m)
+        self.assertEqual(replies,
+                         [("/fail", ["/play", "busy: schedule full", 0])] * (n - held)
+                         + [("/fail", ["/ping", "busy: schedule full"]), ("/done", ["/stop"]),
+                            ("/done", ["/stop"])])
         status = self.osc.status()
-        self.assertGreaterEqual(status["refused"], n - held)  # counted
-        self.assertEqual(self.osc.request("/ping"), ("/pong", []))
+        self.assertEqual(status["refused"] - refused, n - held + 1)  # counted, each once
+        # Once they are due their places are free again.
+        sleep_until(t + n * 0.00005 + 0.2)
+        self.osc.send_bundle(timetag_from_unix(time.time() + 0.1), [("/ping", [])])
+        self.assertEqual(self.osc.recv(2.0), ("/pong", []))
+
+
+class DirtScheduleFull(TimingBase):
+    """Past the schedule's 4096 places a /dirt/play is refused too, but
+    Tidal reads no replies: nothing is answered, each one is counted in
+    /status `refused`, and the log says so, rate-limited (at most 5 lines a
+    second, the rest counted in a "suppressed" line)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.libdir = tempfile.mkdtemp(prefix="looperd-lib-")
+        os.makedirs(os.path.join(cls.libdir, "bd"))
+        write_wav(os.path.join(cls.libdir, "bd", "bd0.wav"), [1000] * 480, RATE, 1)
+        cls.daemon_args = ("--library", cls.libdir)
+        super().setUpClass()
+        end = time.monotonic() + 20
+        while cls.osc.status()["library_loaded"] != 1:
+            if time.monotonic() > end:
+                raise AssertionError("library not loaded")
+            time.sleep(0.05)
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.libdir, ignore_errors=True)
+
+    def test_refused_dirt_play_is_counted_and_logged(self):
+        held, over = 4096, 150
+        refused = self.osc.status()["refused"]
+        t = time.time() + 1.5
+        msg = encode_message("/dirt/play", "s", "bd", "orbit", 0, "cps", 0.5, "cycle", 1.0)
+        for i in range(held + over):
+            self.osc.send_raw(encode_bundle(timetag_from_unix(t + i * 0.00005), [msg]))
+        st = self.osc.status()
+        self.assertLess(time.time(), t, "the events took too long to send")
+        self.assertEqual(st["refused"] - refused, over)
+        self.assertEqual(st["dirt_not_found"] + st["dirt_skipped"], 0)
+        self.assertEqual(self.osc.drain(), [])  # not answered
+        pat = re.compile(r"^looperd: warning: /dirt/play refused: busy: schedule full", re.M)
+        sup = re.compile(r"^looperd: warning: suppressed (\d+) similar lines? like: "
+                         r"/dirt/play refused", re.M)
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            log = self.daemon.log()
+            if len(pat.findall(log)) + sum(int(x) for x in sup.findall(log)) >= over:
+                break
+            time.sleep(0.1)
+        log = self.daemon.log()
+        written, suppressed = len(pat.findall(log)), sum(int(x) for x in sup.findall(log))
+        self.assertEqual(written + suppressed, over, log[-2000:])
+        self.assertLessEqual(written, 10, log[-2000:])  # 5 a second, the flood took < 1.5 s
+        # The accepted ones are played (none late, the places come back).
+        sleep_until(t + (held + over) * 0.00005 + 0.3)
+        self.assertEqual(self.osc.status()["late"], 0)
+        self.osc.send_bundle(timetag_from_unix(time.time() + 0.1), [("/ping", [])])
+        self.assertEqual(self.osc.recv(2.0), ("/pong", []))
+
+
+class DenseBurst(TimingBase):
+    """4096 timetagged /play, all pending at once: sent in one burst (in a
+    shuffled order, as fast as the test can send) before the first is due,
+    due over 1.3 s on 4 slots (a dense pattern: 3,150 a second), each a
+    one-frame click.  Every one sounds, on its own frame: the onsets are
+    compared with the timetags mapped through the recorder's cycle log
+    (ClockMap), within one frame, as the other timing tests are."""
+
+    daemon_args = ["--voices", "64"]
+    N = 4096
+    SLOTS = 4
+
+    def test_4096_pending_each_on_its_frame(self):
+        for k in range(self.SLOTS):
+            self.load(k, self.wav(f"click{k}.wav", [FULL, 0, 0, 0]))
+        rng = random.Random(4096)
+        gaps = [rng.randint(12, 19) for _ in range(self.N)]  # frames between clicks
+        offsets = [sum(gaps[:k]) / RATE for k in range(self.N)]
+        order = list(range(self.N))
+        rng.shuffle(order)
+
+        def action():
+            time.sleep(0.2)
+            start = time.time() + 0.4
+            times = [start + o for o in offsets]
+            for k in order:
+                self.osc.send_bundle(timetag_from_unix(times[k]), [("/play", [k % self.SLOTS])])
+            sent = time.time()
+            sleep_until(times[-1] + 0.3)
+            return times, sent
+
+        def check(left, right, meta, result):
+            times, sent = result
+            if sent > times[0]:
+                return f"the burst took until {sent - times[0]:+.3f} s after the first was due"
+            return unjudgeable(meta, self.N, onsets(left, min_gap=4),
+                               [ClockMap(meta).index_at(tk) for tk in times])
+
+        left, right, meta, (times, sent) = self.record(action, 2.5, check)
+        got = onsets(left, min_gap=4)
+        self.assertLess(sent, times[0], "not all pending at once")
+        self.assertEqual(self.osc.drain(), [])  # none refused
+        self.assertEqual(len(got), self.N, f"{len(got)} onsets, expected {self.N}")
+        self.assertEqual(onsets(right, min_gap=4), got)
+        # Each click is one frame at full level: nothing summed, nothing lost.
+        self.assertEqual(sum(1 for v in left if abs(v) > 0.25), self.N)
+        cm = ClockMap(meta)
+        exp = [cm.index_at(tk) for tk in times]
+        clear = clear_onsets(meta, got, exp)
+        self.assertGreaterEqual(len(clear), MIN_CLEAR * self.N, "too few onsets clear of gaps/xruns")
+        err = [got[k] - round(exp[k]) for k in clear]
+        print(f"\n4096 pending at once (sent in {sent - times[0] + 0.4:.3f} s, the first due"
+              f" {times[0] - sent:.3f} s after the last was sent): {len(clear)} onsets clear of"
+              f" gaps/xruns, error vs JACK mapping min {min(err)} max {max(err)};"
+              f" /status {self.osc.status()}", file=sys.stderr)
+        self.assertLessEqual(max(abs(e) for e in err), 1, err)
+
+    def test_1000_a_second_sent_ahead_each_on_its_frame(self):
+        """As Tidal sends a dense pattern: 2,000 events at about 1,000 a
+        second, each sent 0.3 s before its time (about 300 pending at any
+        moment), one-frame clicks on 4 slots; every one on its frame."""
+        n = 2000
+        for k in range(self.SLOTS):
+            self.load(k, self.wav(f"tick{k}.wav", [FULL, 0, 0, 0]))
+        rng = random.Random(1000)
+        gaps = [rng.randint(40, 56) for _ in range(n)]  # frames: about 1 ms
+        offsets = [sum(gaps[:k]) / RATE for k in range(n)]
+
+        def action():
+            time.sleep(0.2)
+            start = time.time() + 0.4
+            times = [start + o for o in offsets]
+            early = []
+            for k, tk in enumerate(times):
+                sleep_until(tk - 0.3)
+                early.append(tk - time.time())
+                self.osc.send_bundle(timetag_from_unix(tk), [("/play", [k % self.SLOTS])])
+            sleep_until(times[-1] + 0.3)
+            return times, early
+
+        def check(left, right, meta, result):
+            return unjudgeable(meta, n, onsets(left, min_gap=4),
+                               [ClockMap(meta).index_at(tk) for tk in result[0]])
+
+        left, right, meta, (times, early) = self.record(action, 3.0, check)
+        got = onsets(left, min_gap=4)
+        self.assertEqual(len(got), n, f"{len(got)} onsets, expected {n}")
+        self.assertEqual(self.osc.drain(), [])  # none refused
+        cm = ClockMap(meta)
+        exp = [cm.index_at(tk) for tk in times]
+        clear = clear_onsets(meta, got, exp)
+        self.assertGreaterEqual(len(clear), MIN_CLEAR * n, "too few onsets clear of gaps/xruns")
+        err = [got[k] - round(exp[k]) for k in clear]
+        print(f"\n1000/s sent 0.3 s ahead ({min(early):.3f}..{max(early):.3f} s ahead as sent):"
+              f" {len(clear)} of {n} onsets clear of gaps/xruns, error vs JACK mapping"
+              f" min {min(err)} max {max(err)}", file=sys.stderr)
+        self.assertLessEqual(max(abs(e) for e in err), 1, err)
 
 
 class BigPools(TimingBase):
