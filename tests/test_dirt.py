@@ -28,10 +28,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (Daemon, DaemonCase, JackServer, OscClient,  # noqa: E402
+from looperd_test import (CycleClock, Daemon, DaemonCase, JackServer, OscClient,  # noqa: E402
                           ProcessError, Recorder, binary_path, deinterleave, encode_bundle,
                           encode_message, free_udp_port, sound_judge, sounding_span,
-                          timetag_from_unix, timetag_in, write_wav)
+                          timetag_from_unix, timetag_in, unix_from_timetag, write_wav)
 from test_link import LoNamespace  # noqa: E402
 from test_link_daemon import in_netns  # noqa: E402
 
@@ -124,26 +124,40 @@ class DirtCase(DaemonCase):
         super().setUp()
         self.tidal.drain()
 
-    def record(self, packets, seconds, pair=0, client=None):
+    def record(self, packets, seconds, pair=0, client=None, due=False):
         """Sends `packets` (each raw, or (delay_s, raw) to be bundled with a
         timetag that far ahead) from `client` (default self.osc, to --port)
         and records pair `pair`; retakes a take disturbed where it sounds.
-        (left, right)."""
+        (left, right), and with due=True the recording indices where JACK's
+        clock, as the recorder logged it, puts each timetag: the frames the
+        events start on (a spacing on the wall clock can be a few frames
+        off on JACK's clock after an xrun)."""
         sources = [f"{self.daemon.name}:out_{2 * pair + 1}", f"{self.daemon.name}:out_{2 * pair + 2}"]
         client = client or self.osc
 
         def act():
             base = time.time() + 0.3
+            tags = []
             for p in packets:
                 if isinstance(p, tuple):
-                    client.send_raw(encode_bundle(timetag_from_unix(base + p[0]), [p[1]]))
+                    tags.append(timetag_from_unix(base + p[0]))
+                    client.send_raw(encode_bundle(tags[-1], [p[1]]))
                 else:
                     client.send_raw(p)
             time.sleep(seconds + 0.3)
+            return tags
 
-        left, right, _, _, why = self.record_takes(act, seconds + 5, sound_judge, sources=sources)
+        left, right, meta, tags, why = self.record_takes(act, seconds + 5, sound_judge,
+                                                         sources=sources)
         self.assertIsNone(why, "every take was disturbed where it sounds")
-        return left, right
+        if not due:
+            return left, right
+        clock = CycleClock(meta["cycles"], meta["wall_minus_jack_us"])
+        at = []
+        for tag in tags:
+            k, _, x = clock.locate(unix_from_timetag(tag))
+            at.append((k + x) * self.jack.period)
+        return left, right, at
 
     def onset(self, left, right):
         for i, (a, b) in enumerate(zip(left, right)):
@@ -295,15 +309,16 @@ class Library(DirtCase):
         fade = 240  # the declick fade
         for orbit, cut in ((0, True), (2, False)):  # orbit 2 plays on pair 0 too (2 % 2)
             with self.subTest(orbit=orbit):
-                left, right = self.record(
+                left, right, (at1, at2) = self.record(
                     [(0.0, dirt("s", "bd", "cut", 1, "orbit", 0)),
-                     (d, dirt("s", "sn", "cut", 1, "orbit", orbit))], N / RATE + 0.2)
+                     (d, dirt("s", "sn", "cut", 1, "orbit", orbit))], N / RATE + 0.2,
+                    due=True)
                 on = self.onset(left, right)
                 # The second starts where the first stops sounding alone:
-                # 480 frames later, within a frame (each timetag's frame
-                # comes from JACK's time estimate).
+                # on its timetag's frame, within a frame.
                 k = next(t for t in range(N) if abs(left[on + t] - a[t]) > TOL)
-                self.assertLessEqual(abs(k - 480), 1)
+                self.assertLessEqual(abs(on - at1), 1)
+                self.assertLessEqual(abs(on + k - at2), 1)
                 # After the fade: the second alone when cut, else both.
                 got = list(left[on + k + fade:on + N])
                 want = [b[t - k] + (0 if cut else a[t]) for t in range(k + fade, N)]
@@ -316,18 +331,19 @@ class Library(DirtCase):
                                delta=TOL)
 
     def test_timetags_place_events_on_their_frames(self):
-        # 50 ms apart: 2400 frames, within one frame (each timetag becomes a
-        # frame through JACK's time estimate, as tests/test_timing.py allows);
-        # sent to --port and to --dirt-port alike.
+        # 50 ms apart, each on its timetag's frame within one frame (as
+        # tests/test_timing.py allows); sent to --port and to --dirt-port
+        # alike.
         for name, client in (("--port", self.osc), ("--dirt-port", self.tidal)):
             with self.subTest(socket=name):
-                left, right = self.record(
+                left, right, (at1, at2) = self.record(
                     [(0.0, dirt("s", "bd")), (0.05, dirt("s", "hh", "n", 1.0))], 0.2,
-                    client=client)
+                    client=client, due=True)
                 on = self.onset(left, right)
-                self.assertTrue(all(v == 0.0 for v in left[on + N:on + 2400 - 1]))
+                self.assertLessEqual(abs(on - at1), 1)
+                self.assertTrue(all(v == 0.0 for v in left[on + N:round(at2) - 1]))
                 second = next(i for i in range(on + N, len(left)) if left[i] != 0.0)
-                self.assertLessEqual(abs(second - (on + round(0.05 * RATE))), 1)
+                self.assertLessEqual(abs(second - at2), 1)
                 want = F32(file_id("hh", 1) * 1500 / 32768) * DEFAULT
                 self.assertAlmostEqual(left[second], want, delta=TOL)
 
