@@ -29,6 +29,10 @@ struct load_task {
     bool done;
     bool claimed;
     bool abandoned;
+    /* The coordinator's own: a client's job (runs alone), and the watchdog. */
+    bool exclusive;
+    uint64_t seen;
+    struct timespec stall;
 };
 
 int loader_submit(struct loader *l, uint32_t id, const char *path, uint64_t seq,
@@ -284,8 +288,15 @@ static void run_job(struct loader *l, struct load_task *t)
                 fail_job(l, job, err);
             return;
         }
+        /* The check and the charge are one step, so that workers finishing
+         * at once cannot each find room for one more. */
+        pthread_mutex_lock(&l->lock);
         uint64_t used = atomic_load(&l->engine->sample_bytes);
-        if (l->limits.max_memory_bytes && used + buf->bytes > l->limits.max_memory_bytes) {
+        bool over = l->limits.max_memory_bytes && used + buf->bytes > l->limits.max_memory_bytes;
+        if (!over)
+            engine_buffer_charge(l->engine, buf);
+        pthread_mutex_unlock(&l->lock);
+        if (over) {
             snprintf(err, sizeof(err),
                      "sample memory limit reached (%.1f MiB in use, this sample %.1f MiB, limit "
                      "%.0f MiB)",
@@ -297,7 +308,6 @@ static void run_job(struct loader *l, struct load_task *t)
                 fail_job(l, job, err);
             return;
         }
-        engine_buffer_charge(l->engine, buf);
         /* Once published the buffer belongs to the audio thread, which may
          * replace it and have it freed at any moment: read what we answer
          * and log first. */
@@ -399,41 +409,51 @@ static void be_nice(void)
         log_warn("loader: cannot lower its priority: %s", strerror(errno));
 }
 
-/* Under the lock: the next job, a client's first, then a slot's own work
- * (a bank's entry before a reconversion).  False when there is none. */
+/* Under the lock: the next job to start, or false when there is none or it
+ * must wait.  A client's job first, and alone: it starts once no other job
+ * runs, and none starts beside it, so clients see their loads one at a time
+ * and in order, as they asked.  Then a slot's own work, a bank's entry
+ * before any reconversion, up to l->workers at once, never two of one slot
+ * at once (so a slot's loads and empties still apply in their order). */
 static bool next_job(struct loader *l, struct load_job *job)
 {
+    if (l->exclusive)
+        return false;
     if (l->count > 0) {
+        if (l->running > 0)
+            return false;
         *job = l->queue[l->head];
+        job->client = true;
         l->head = (l->head + 1) % LOADER_QUEUE;
         l->count--;
         return true;
     }
+    if (l->running >= l->workers || l->nbank + l->nstale == 0)
+        return false;
     uint32_t n = l->engine->nslots;
-    while (l->nbank + l->nstale > 0) {
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t id = (l->scan + k) % n;
-            struct loaded_slot *ls = &l->slots[id];
-            if (l->nbank > 0 ? !ls->bank : !ls->stale)
-                continue;
-            l->scan = (id + 1) % n;
-            if (l->nbank > 0) {
-                *job = (struct load_job){.id = id, .seq = ls->bank_seq, .path = ls->bank_path};
-                ls->bank = false;
-                ls->bank_path = NULL;
-                l->nbank--;
-                return true;
-            }
-            ls->stale = false;
-            l->nstale--;
-            char *copy = ls->path ? strdup(ls->path) : NULL;
-            if (!copy) {
-                log_warn("slot %u not converted to the new rate: out of memory", id);
-                break;
-            }
-            *job = (struct load_job){.id = id, .seq = ls->seq, .path = copy, .reconvert = true};
+    bool bank = l->nbank > 0;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t id = (l->scan + k) % n;
+        struct loaded_slot *ls = &l->slots[id];
+        if ((bank ? !ls->bank : !ls->stale) || ls->running)
+            continue;
+        l->scan = (id + 1) % n;
+        if (bank) {
+            *job = (struct load_job){.id = id, .seq = ls->bank_seq, .path = ls->bank_path};
+            ls->bank = false;
+            ls->bank_path = NULL;
+            l->nbank--;
             return true;
         }
+        ls->stale = false;
+        l->nstale--;
+        char *copy = ls->path ? strdup(ls->path) : NULL;
+        if (!copy) {
+            log_warn("slot %u not converted to the new rate: out of memory", id);
+            continue;
+        }
+        *job = (struct load_job){.id = id, .seq = ls->seq, .path = copy, .reconvert = true};
+        return true;
     }
     return false;
 }
@@ -456,53 +476,88 @@ static bool passed(const struct timespec *t)
     return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
-/* Under the lock, with l->busy set: runs `job` on a worker and waits until
- * it ends or stalls.  Lets go of the lock while it waits. */
-static void run_watched(struct loader *l, struct load_job *job)
+/* Under the lock: fails `job` (not started) with `reason`.  Lets go of the
+ * lock while it answers. */
+static void refuse(struct loader *l, struct load_job *job, const char *reason)
+{
+    pthread_mutex_unlock(&l->lock);
+    fail_job(l, job, reason);
+    free(job->path);
+    pthread_mutex_lock(&l->lock);
+}
+
+/* Under the lock: starts `job` on a worker of its own, watched by
+ * watch_tasks(). */
+static void start_task(struct loader *l, struct load_job *job)
 {
     if (l->stalled >= LOADER_MAX_STALLED) {
-        pthread_mutex_unlock(&l->lock);
-        fail_job(l, job, "busy: too many loads stalled on files that cannot be read");
-        free(job->path);
-        pthread_mutex_lock(&l->lock);
+        refuse(l, job, "busy: too many loads stalled on files that cannot be read");
         return;
     }
     struct load_task *t = calloc(1, sizeof(*t));
     if (!t) {
-        pthread_mutex_unlock(&l->lock);
-        fail_job(l, job, "out of memory");
-        free(job->path);
-        pthread_mutex_lock(&l->lock);
+        refuse(l, job, "out of memory");
         return;
     }
     t->l = l;
     t->job = *job;
+    t->exclusive = job->client;
     atomic_init(&t->progress, 0);
     int r = start_decoder_thread(&t->thread, task_main, t);
     if (r != 0) {
-        pthread_mutex_unlock(&l->lock);
-        fail_job(l, job, "busy: cannot start a loader thread");
-        free(job->path);
         free(t);
-        pthread_mutex_lock(&l->lock);
+        refuse(l, job, "busy: cannot start a loader thread");
         return;
     }
     pthread_setname_np(t->thread, "looperd-load");
-    uint64_t seen = 0;
-    struct timespec stall;
-    deadline_in(&stall, LOADER_STALL_MS);
-    while (!t->done) {
-        struct timespec tick;
-        deadline_in(&tick, 250);
-        pthread_cond_timedwait(&l->cond, &l->lock, &tick);
-        if (t->done)
-            break;
+    deadline_in(&t->stall, LOADER_STALL_MS);
+    l->tasks[l->running++] = t;
+    l->slots[job->id].running = true;
+    if (t->exclusive)
+        l->exclusive = true;
+}
+
+/* Under the lock: takes task i out of the running ones. */
+static struct load_task *take_task(struct loader *l, uint32_t i)
+{
+    struct load_task *t = l->tasks[i];
+    l->tasks[i] = l->tasks[--l->running];
+    l->slots[t->job.id].running = false;
+    if (t->exclusive)
+        l->exclusive = false;
+    return t;
+}
+
+/* Under the lock: joins the workers that ended and abandons those that made
+ * no progress for LOADER_STALL_MS (loader.h, "Stalled reads").  Lets go of
+ * the lock while it joins or answers. */
+static void watch_tasks(struct loader *l)
+{
+    for (uint32_t i = 0; i < l->running;) {
+        struct load_task *t = l->tasks[i];
+        if (t->done) {
+            take_task(l, i);
+            pthread_mutex_unlock(&l->lock);
+            pthread_join(t->thread, NULL);
+            free(t->job.path);
+            free(t);
+            /* A buffer this job freed (a load refused, superseded or cut
+             * short) may have been kept as a spare, which the reply thread
+             * gives back in time; it only watches the clock while it knows
+             * of spares, so wake it (reply.h). */
+            if (sample_spares_bytes() > 0)
+                engine_wake(l->engine);
+            pthread_mutex_lock(&l->lock);
+            i = 0; /* the array changed while unlocked: look again */
+            continue;
+        }
         uint64_t p = atomic_load_explicit(&t->progress, memory_order_relaxed);
-        if (p != seen) {
-            seen = p;
-            deadline_in(&stall, LOADER_STALL_MS);
-        } else if (passed(&stall) && !t->claimed) {
+        if (p != t->seen) {
+            t->seen = p;
+            deadline_in(&t->stall, LOADER_STALL_MS);
+        } else if (passed(&t->stall) && !t->claimed) {
             /* Abandoned: the worker frees the task if it ever ends. */
+            take_task(l, i);
             t->abandoned = true;
             l->stalled++;
             struct load_job j = t->job;
@@ -512,20 +567,11 @@ static void run_watched(struct loader *l, struct load_job *job)
             j.path = j.path ? j.path : "";
             fail_job(l, &j, "no progress reading the file for 5 s: abandoned");
             pthread_mutex_lock(&l->lock);
-            return;
+            i = 0;
+            continue;
         }
+        i++;
     }
-    pthread_mutex_unlock(&l->lock);
-    pthread_join(t->thread, NULL);
-    free(t->job.path);
-    free(t);
-    /* A buffer this job freed (a load refused, superseded or cut short)
-     * may have been kept as a spare, which the reply thread gives back in
-     * time; it only watches the clock while it knows of spares, so wake it
-     * (reply.h). */
-    if (sample_spares_bytes() > 0)
-        engine_wake(l->engine);
-    pthread_mutex_lock(&l->lock);
 }
 
 static void *loader_main(void *arg)
@@ -535,15 +581,20 @@ static void *loader_main(void *arg)
     pthread_mutex_lock(&l->lock);
     for (;;) {
         struct load_job job;
-        while (!l->stop && !next_job(l, &job))
+        while (!l->stop && next_job(l, &job))
+            start_task(l, &job);
+        if (l->running == 0) {
+            if (l->count == 0 && l->nbank == 0)
+                pthread_cond_broadcast(&l->idle);
+            if (l->stop)
+                break;
             pthread_cond_wait(&l->cond, &l->lock);
-        if (l->stop)
-            break;
-        l->busy = true;
-        run_watched(l, &job);
-        l->busy = false;
-        if (l->count == 0 && l->nbank == 0)
-            pthread_cond_broadcast(&l->idle);
+            continue;
+        }
+        struct timespec tick;
+        deadline_in(&tick, 250);
+        pthread_cond_timedwait(&l->cond, &l->lock, &tick);
+        watch_tasks(l);
     }
     /* Shutting down: drop what is still queued. */
     while (l->count > 0) {
@@ -566,6 +617,8 @@ int loader_start(struct loader *l, struct engine *e, struct replies *replies,
     l->limits = *limits;
     l->dir_fd = -1;
     atomic_init(&l->rate, e->rate);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    l->workers = ncpu < 1 ? 1 : ncpu > LOADER_WORKERS ? LOADER_WORKERS : (uint32_t)ncpu;
     if (limits->sample_dir) {
         l->sample_dir = realpath(limits->sample_dir, NULL);
         if (!l->sample_dir) {
@@ -720,7 +773,7 @@ bool loader_wait_idle(struct loader *l, int timeout_ms)
     }
     bool ok = true;
     pthread_mutex_lock(&l->lock);
-    while ((l->count > 0 || l->nbank > 0 || l->busy) && ok)
+    while ((l->count > 0 || l->nbank > 0 || l->running > 0) && ok)
         ok = pthread_cond_timedwait(&l->idle, &l->lock, &deadline) == 0;
     pthread_mutex_unlock(&l->lock);
     return ok;
