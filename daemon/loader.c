@@ -20,12 +20,13 @@
  * under l->lock.  The worker claims the job before it answers or publishes
  * anything; the coordinator abandons only a job not claimed, so exactly
  * one of them answers it.  Whoever comes last frees the task: the
- * coordinator when it saw the job end, the worker when it was abandoned. */
+ * coordinator when it saw the job end, the worker when it was abandoned
+ * (that worker then ends: the coordinator has replaced it). */
 struct load_task {
     struct loader *l;
     struct load_job job;
-    _Atomic uint64_t progress; /* decode_fd's */
-    pthread_t thread;
+    _Atomic uint64_t progress;    /* decode_fd's */
+    struct loader_worker *worker; /* the one running it, once taken */
     bool done;
     bool claimed;
     bool abandoned;
@@ -365,26 +366,89 @@ static int start_decoder_thread(pthread_t *thread, void *(*fn)(void *), void *ar
     return r;
 }
 
-static void *task_main(void *arg)
+/* A worker (loader.h, "Workers"): takes the tasks handed off to it, one at
+ * a time, until the loader stops, or until a task of its own is abandoned,
+ * after which it frees that task and ends (the coordinator detached it and
+ * started another in its place). */
+static void fill(struct loader *l);
+static struct load_task *take_task(struct loader *l, uint32_t i);
+
+static void *worker_main(void *arg)
 {
-    struct load_task *t = arg;
-    struct loader *l = t->l;
-    run_job(l, t);
+    struct loader_worker *w = arg;
+    struct loader *l = w->l;
     pthread_mutex_lock(&l->lock);
-    t->done = true;
-    bool orphan = t->abandoned;
-    if (orphan)
-        l->stalled--;
-    else
-        pthread_cond_broadcast(&l->cond);
-    pthread_mutex_unlock(&l->lock);
-    if (orphan) {
-        log_info("load %u %s: the abandoned read returned; nothing published", t->job.id,
-                 t->job.path);
+    for (;;) {
+        while (l->nhandoff == 0 && !l->stop)
+            pthread_cond_wait(&l->work, &l->lock);
+        if (l->nhandoff == 0)
+            break; /* stopping, and nothing left for it */
+        struct load_task *t = l->handoff[0];
+        l->nhandoff--;
+        memmove(&l->handoff[0], &l->handoff[1], l->nhandoff * sizeof(l->handoff[0]));
+        t->worker = w;
+        /* The watchdog counts from here: however long the task waited
+         * for a worker, it has made no read yet. */
+        atomic_fetch_add_explicit(&t->progress, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&l->lock);
+        run_job(l, t);
+        pthread_mutex_lock(&l->lock);
+        t->done = true;
+        if (t->abandoned) {
+            l->stalled--;
+            pthread_mutex_unlock(&l->lock);
+            log_info("load %u %s: the abandoned read returned; nothing published", t->job.id,
+                     t->job.path);
+            free(t->job.path);
+            free(t);
+            return NULL;
+        }
+        /* The worker takes its own task out and starts what may start
+         * now, without a round trip through the coordinator. */
+        for (uint32_t i = 0; i < l->running; i++)
+            if (l->tasks[i] == t) {
+                take_task(l, i);
+                break;
+            }
+        pthread_mutex_unlock(&l->lock);
         free(t->job.path);
         free(t);
+        /* A buffer this job freed (a load refused, superseded or cut short)
+         * may have been kept as a spare, which the reply thread gives back
+         * in time; it only watches the clock while it knows of spares, so
+         * wake it (reply.h). */
+        if (sample_spares_bytes() > 0)
+            engine_wake(l->engine);
+        pthread_mutex_lock(&l->lock);
+        fill(l);
+        if (l->running == 0) {
+            if (l->count == 0 && l->nbank == 0)
+                pthread_cond_broadcast(&l->idle);
+            pthread_cond_broadcast(&l->cond); /* a stop waits for this */
+        }
     }
+    pthread_mutex_unlock(&l->lock);
     return NULL;
+}
+
+/* Under the lock: starts a worker in a free place of the pool.  0 or an
+ * errno. */
+static int start_worker(struct loader *l)
+{
+    for (uint32_t i = 0; i < LOADER_WORKERS; i++) {
+        struct loader_worker *w = &l->pool[i];
+        if (w->live)
+            continue;
+        w->l = l;
+        int r = start_decoder_thread(&w->thread, worker_main, w);
+        if (r != 0)
+            return r;
+        pthread_setname_np(w->thread, "looperd-load");
+        w->live = true;
+        l->nlive++;
+        return 0;
+    }
+    return EAGAIN; /* cannot happen: at most `workers` jobs run */
 }
 
 /* ---- the coordinator ---------------------------------------------------- */
@@ -503,13 +567,15 @@ static void start_task(struct loader *l, struct load_job *job)
     t->job = *job;
     t->exclusive = job->client;
     atomic_init(&t->progress, 0);
-    int r = start_decoder_thread(&t->thread, task_main, t);
-    if (r != 0) {
+    /* Every running job has a worker, or one that will be free for it:
+     * one more job may need one more worker. */
+    if (l->nlive <= l->running && start_worker(l) != 0 && l->nlive == 0) {
         free(t);
         refuse(l, job, "busy: cannot start a loader thread");
         return;
     }
-    pthread_setname_np(t->thread, "looperd-load");
+    l->handoff[l->nhandoff++] = t;
+    pthread_cond_signal(&l->work);
     deadline_in(&t->stall, LOADER_STALL_MS);
     l->tasks[l->running++] = t;
     l->slots[job->id].running = true;
@@ -528,41 +594,28 @@ static struct load_task *take_task(struct loader *l, uint32_t i)
     return t;
 }
 
-/* Under the lock: joins the workers that ended and abandons those that made
- * no progress for LOADER_STALL_MS (loader.h, "Stalled reads").  Lets go of
- * the lock while it joins or answers. */
+/* Under the lock: abandons the jobs that made no progress for
+ * LOADER_STALL_MS (loader.h, "Stalled reads").  Lets go of the lock while
+ * it answers.  (A job that ends is taken out by its worker.) */
 static void watch_tasks(struct loader *l)
 {
     for (uint32_t i = 0; i < l->running;) {
         struct load_task *t = l->tasks[i];
-        if (t->done) {
-            take_task(l, i);
-            pthread_mutex_unlock(&l->lock);
-            pthread_join(t->thread, NULL);
-            free(t->job.path);
-            free(t);
-            /* A buffer this job freed (a load refused, superseded or cut
-             * short) may have been kept as a spare, which the reply thread
-             * gives back in time; it only watches the clock while it knows
-             * of spares, so wake it (reply.h). */
-            if (sample_spares_bytes() > 0)
-                engine_wake(l->engine);
-            pthread_mutex_lock(&l->lock);
-            i = 0; /* the array changed while unlocked: look again */
-            continue;
-        }
         uint64_t p = atomic_load_explicit(&t->progress, memory_order_relaxed);
         if (p != t->seen) {
             t->seen = p;
             deadline_in(&t->stall, LOADER_STALL_MS);
-        } else if (passed(&t->stall) && !t->claimed) {
-            /* Abandoned: the worker frees the task if it ever ends. */
+        } else if (passed(&t->stall) && !t->claimed && t->worker) {
+            /* Abandoned: the worker frees the task if it ever ends, and
+             * ends; its place in the pool is free for another. */
             take_task(l, i);
             t->abandoned = true;
             l->stalled++;
             struct load_job j = t->job;
             t->job.reply = NULL;
-            pthread_detach(t->thread);
+            pthread_detach(t->worker->thread);
+            t->worker->live = false;
+            l->nlive--;
             pthread_mutex_unlock(&l->lock);
             j.path = j.path ? j.path : "";
             fail_job(l, &j, "no progress reading the file for 5 s: abandoned");
@@ -574,15 +627,21 @@ static void watch_tasks(struct loader *l)
     }
 }
 
+/* Under the lock: starts every job that may start now. */
+static void fill(struct loader *l)
+{
+    struct load_job job;
+    while (!l->stop && next_job(l, &job))
+        start_task(l, &job);
+}
+
 static void *loader_main(void *arg)
 {
     struct loader *l = arg;
     be_nice();
     pthread_mutex_lock(&l->lock);
     for (;;) {
-        struct load_job job;
-        while (!l->stop && next_job(l, &job))
-            start_task(l, &job);
+        fill(l);
         if (l->running == 0) {
             if (l->count == 0 && l->nbank == 0)
                 pthread_cond_broadcast(&l->idle);
@@ -655,6 +714,7 @@ int loader_start(struct loader *l, struct engine *e, struct replies *replies,
     pthread_cond_init(&l->cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&l->idle, NULL);
+    pthread_cond_init(&l->work, NULL);
     int r = start_decoder_thread(&l->thread, loader_main, l);
     if (r != 0) {
         snprintf(err, errlen, "cannot start the loader thread");
@@ -680,6 +740,17 @@ void loader_stop(struct loader *l)
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
     pthread_join(l->thread, NULL);
+    /* The workers: every job they took has ended (the coordinator waited
+     * for them), so they wait for work, and end when woken. */
+    pthread_mutex_lock(&l->lock);
+    pthread_cond_broadcast(&l->work);
+    pthread_mutex_unlock(&l->lock);
+    for (uint32_t i = 0; i < LOADER_WORKERS; i++) {
+        if (l->pool[i].live)
+            pthread_join(l->pool[i].thread, NULL);
+        l->pool[i].live = false;
+    }
+    l->nlive = 0;
     pthread_mutex_lock(&l->lock);
     uint32_t stalled = l->stalled;
     for (uint32_t i = 0; i < l->engine->nslots; i++) {
@@ -693,6 +764,7 @@ void loader_stop(struct loader *l)
         pthread_mutex_destroy(&l->lock);
         pthread_cond_destroy(&l->cond);
         pthread_cond_destroy(&l->idle);
+        pthread_cond_destroy(&l->work);
         free(l->slots);
         l->slots = NULL;
     }

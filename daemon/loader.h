@@ -125,6 +125,14 @@ struct loader_limits {
 };
 
 struct load_task;
+struct loader;
+
+/* A thread of the pool that runs jobs (loader.c, worker_main). */
+struct loader_worker {
+    struct loader *l;
+    pthread_t thread;
+    bool live; /* started, and neither joined nor abandoned */
+};
 
 struct loader {
     struct engine *engine;
@@ -142,6 +150,11 @@ struct loader {
     uint32_t workers;       /* jobs that may run at once: min(CPUs, LOADER_WORKERS) */
     struct load_task *tasks[LOADER_WORKERS]; /* the running ones, `running` of them */
     uint32_t running;
+    struct load_task *handoff[LOADER_WORKERS]; /* started, not yet taken by a worker */
+    uint32_t nhandoff;
+    pthread_cond_t work; /* a task was handed off, or stop */
+    struct loader_worker pool[LOADER_WORKERS];
+    uint32_t nlive; /* pool entries live */
     bool exclusive; /* a client's job runs: nothing else starts */
     bool stop;
     bool started;
