@@ -92,11 +92,14 @@ static void fail_job(struct loader *l, struct load_job *job, const char *reason)
     job->reply = NULL;
 }
 
-/* The load ring is drained every period, so it is full only while the audio
- * thread is not running (JACK stalled or gone): wait a little, then give up
- * rather than hold the queue forever. */
-#define PUBLISH_TRIES 200
-#define PUBLISH_WAIT_NS (5 * 1000 * 1000)
+/* The load ring is drained every period.  It fills when the workers
+ * publish more than ENGINE_LOAD_RING buffers within one period (a library
+ * of short files does), and stays full while the audio thread is not
+ * running (JACK stalled or gone): try again every millisecond, so the next
+ * period's drain is used at once, and give up after a second rather than
+ * hold the queue forever. */
+#define PUBLISH_TRIES 1000
+#define PUBLISH_WAIT_NS (1 * 1000 * 1000)
 
 enum publish_result { PUBLISHED, SUPERSEDED_BY_NEWER, RING_FULL, OLD_RATE, ABANDONED };
 
