@@ -16,16 +16,25 @@
  * one slot at once, so a slot's loads and empties still apply in order.
  * Every worker is as nice as the coordinator (loader.c, be_nice).
  *
- * Stalled reads.  Each job runs on a worker thread of its own while the
- * coordinator watches all of them: the decoder counts every read that returned data
- * (decode_fd's `progress`), and a job that makes no progress for
- * LOADER_STALL_MS (a read that blocks forever: a stalled network mount, a
- * /proc file that waits) is abandoned: answered /fail, and the coordinator
- * goes on with the next job (the other running jobs are not affected).  The abandoned worker is
- * left blocked; if its read ever returns it drops whatever it decoded and ends, publishing and
- * answering nothing.  At most LOADER_MAX_STALLED of them exist at once
- * (each holds a thread, a descriptor and at most one sample's buffer); a
- * job that finds that many is refused with /fail at once.
+ * Workers.  Jobs run on a pool of persistent worker threads, at most
+ * LOADER_WORKERS (struct loader_worker), started as they are needed (one
+ * more whenever a job starts and every live worker has one) and then kept:
+ * a worker waits for the next job handed off to it, and when its job ends
+ * it takes it out of the running ones and starts whatever may start next
+ * itself, so a library of short files never waits for the coordinator
+ * between two files.  They inherit the coordinator's nice value.
+ *
+ * Stalled reads.  The coordinator watches every running job: the decoder
+ * counts every read that returned data (decode_fd's `progress`; taking the
+ * job counts as one), and a job that makes no progress for LOADER_STALL_MS
+ * (a read that blocks forever: a stalled network mount, a /proc file that
+ * waits) is abandoned: answered /fail, its worker detached and its place in
+ * the pool given to a new one, so the other jobs go on.  The abandoned
+ * worker is left blocked; if its read ever returns it drops whatever it
+ * decoded and ends, publishing and answering nothing.  At most
+ * LOADER_MAX_STALLED of them exist at once (each holds a thread, a
+ * descriptor and at most one sample's buffer); a job that finds that many
+ * is refused with /fail at once.
  *
  * Replies.  The worker answers every /load itself, through replies.h
  * (reply_load_failed, reply_load_done): /fail when it cannot load the
