@@ -35,6 +35,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -234,6 +235,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--build", default=os.path.join(ROOT, "build-release"))
     ap.add_argument("--quick", action="store_true", help="50 banks, 5 s of dense pattern")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="load the library this many times each (looperd and scsynth "
+                         "alternating) and print every run and the medians")
+    ap.add_argument("--load-only", action="store_true", help="skip the dense pattern")
     args = ap.parse_args()
     binary = os.path.join(os.path.abspath(args.build), "daemon", "looperd")
     banks = 50 if args.quick else 200
@@ -243,48 +248,66 @@ def main():
         log(f"writing {banks} banks of 10 files ...")
         files = make_library(root, banks, 10)
         with JackServer(rate=RATE, period=PERIOD) as jack:
-            proc, port, wall, m, tmp = looperd_load(jack, binary, root, ["--voices", "64"])
-            try:
-                log(f"looperd: {m.group(0)}; {wall:.3f} s from spawn")
-                sent, cpu, b, a, voices, drops = dense(proc, port, secs, 1000, banks)
-            finally:
-                _terminate(proc)
-                shutil.rmtree(tmp, ignore_errors=True)
-            sc = scd = None
-            if shutil.which("scsynth"):
-                sc = scsynth_load(jack, files)
-                scd = scsynth_dense(jack, secs, 1000)
-        d = {k: a[k] - b[k] for k in ("late", "refused", "dirt_not_found", "dirt_skipped",
-                                      "stolen", "xruns")}
-        print(f"| row | looperd | scsynth | ratio |")
-        print(f"|---|---|---|---|")
-        print(f"| load {len(files)} files (44.1 kHz 16-bit, looperd converts to 48 kHz), s | "
-              f"{wall:.3f} (log: {m.group(3)}) | {sc:.3f} | "
-              f"{sc / wall:.1f}x |" if sc else f"| load, s | {wall:.3f} | - | - |")
-        sv = sum(voices) / max(len(voices), 1)
-        if scd:
-            ssent, scpu, synths, slate, sdrops = scd
-            ss = sum(synths) / max(len(synths), 1)
-            per_ev = f"{scpu / ssent * 1e6:.1f} | {(cpu / sent) / (scpu / ssent):.2f}x"
-            per_vf = (f"{scpu / (ss * RATE * secs) * 1e9:.1f} | "
-                      f"{(cpu / (sv * RATE * secs)) / (scpu / (ss * RATE * secs)):.2f}x")
-            sounding = f"{ss:.1f} ({min(synths)}..{max(synths)})"
-            lost = f"late lines {slate}, RcvbufErrors {sdrops}"
-        else:
-            per_ev = per_vf = sounding = lost = "- | -"
-        ok = (d["late"] == 0 and d["refused"] == 0 and d["dirt_not_found"] == 0
-              and d["dirt_skipped"] == 0 and drops == 0)
-        print(f"| dense: {sent} events in {secs} s, CPU per event (all threads), us | "
-              f"{cpu / sent * 1e6:.1f} | {per_ev} |")
-        print(f"| dense: voices sounding, mean of 1 s samples (min..max) | "
-              f"{sv:.1f} ({min(voices)}..{max(voices)}) | {sounding} | |")
-        print(f"| dense: CPU per voice-frame (the mean sounding), ns | "
-              f"{cpu / (sv * RATE * secs) * 1e9:.1f} | {per_vf} |")
-        print(f"| dense: late / refused / not found / skipped / stolen; RcvbufErrors | "
-              f"{d['late']} / {d['refused']} / {d['dirt_not_found']} / {d['dirt_skipped']} / "
-              f"{d['stolen']}; {drops} | {lost} | |")
-        print(f"| dense: every event on its frame, none lost (JACK xruns in the run) | "
-              f"{'yes' if ok else 'NO'} ({d['xruns']}) | | |")
+            walls, logs, scs = [], [], []
+            have_sc = shutil.which("scsynth") is not None
+            for run in range(max(1, args.runs)):
+                last = run == max(1, args.runs) - 1
+                proc, port, wall, m, tmp = looperd_load(jack, binary, root, ["--voices", "64"])
+                try:
+                    log(f"looperd: {m.group(0)}; {wall:.3f} s from spawn")
+                    walls.append(wall)
+                    logs.append(float(m.group(3)))
+                    if last and not args.load_only:
+                        sent, cpu, b, a, voices, drops = dense(proc, port, secs, 1000, banks)
+                finally:
+                    _terminate(proc)
+                    shutil.rmtree(tmp, ignore_errors=True)
+                if have_sc:
+                    scs.append(scsynth_load(jack, files))
+                    log(f"scsynth: {scs[-1]:.3f} s")
+            scd = scsynth_dense(jack, secs, 1000) if have_sc and not args.load_only else None
+        wall, logged = statistics.median(walls), statistics.median(logs)
+        sc = statistics.median(scs) if scs else None
+        if len(walls) > 1:
+            print("| run | looperd from spawn, s | looperd log, s | scsynth, s | ratio |")
+            print("|---|---|---|---|---|")
+            for i, w in enumerate(walls):
+                s_ = f"{scs[i]:.3f} | {scs[i] / w:.2f}x" if scs else "- | -"
+                print(f"| {i + 1} | {w:.3f} | {logs[i]:.3f} | {s_} |")
+            print()
+        print("| row | looperd | scsynth | ratio |")
+        print("|---|---|---|---|")
+        med = " (median)" if len(walls) > 1 else ""
+        print(f"| load {len(files)} files (44.1 kHz 16-bit, looperd converts to 48 kHz){med}, s | "
+              f"{wall:.3f} (log: {logged:.3f}) | {sc:.3f} | "
+              f"{sc / wall:.2f}x |" if sc else f"| load, s | {wall:.3f} | - | - |")
+        if not args.load_only:
+            d = {k: a[k] - b[k] for k in ("late", "refused", "dirt_not_found", "dirt_skipped",
+                                          "stolen", "xruns")}
+            sv = sum(voices) / max(len(voices), 1)
+            if scd:
+                ssent, scpu, synths, slate, sdrops = scd
+                ss = sum(synths) / max(len(synths), 1)
+                per_ev = f"{scpu / ssent * 1e6:.1f} | {(cpu / sent) / (scpu / ssent):.2f}x"
+                per_vf = (f"{scpu / (ss * RATE * secs) * 1e9:.1f} | "
+                          f"{(cpu / (sv * RATE * secs)) / (scpu / (ss * RATE * secs)):.2f}x")
+                sounding = f"{ss:.1f} ({min(synths)}..{max(synths)})"
+                lost = f"late lines {slate}, RcvbufErrors {sdrops}"
+            else:
+                per_ev = per_vf = sounding = lost = "- | -"
+            ok = (d["late"] == 0 and d["refused"] == 0 and d["dirt_not_found"] == 0
+                  and d["dirt_skipped"] == 0 and drops == 0)
+            print(f"| dense: {sent} events in {secs} s, CPU per event (all threads), us | "
+                  f"{cpu / sent * 1e6:.1f} | {per_ev} |")
+            print(f"| dense: voices sounding, mean of 1 s samples (min..max) | "
+                  f"{sv:.1f} ({min(voices)}..{max(voices)}) | {sounding} | |")
+            print(f"| dense: CPU per voice-frame (the mean sounding), ns | "
+                  f"{cpu / (sv * RATE * secs) * 1e9:.1f} | {per_vf} |")
+            print(f"| dense: late / refused / not found / skipped / stolen; RcvbufErrors | "
+                  f"{d['late']} / {d['refused']} / {d['dirt_not_found']} / {d['dirt_skipped']} / "
+                  f"{d['stolen']}; {drops} | {lost} | |")
+            print(f"| dense: every event on its frame, none lost (JACK xruns in the run) | "
+                  f"{'yes' if ok else 'NO'} ({d['xruns']}) | | |")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

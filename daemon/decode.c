@@ -243,7 +243,8 @@ static int prepare(struct decoder *d, const SF_INFO *info)
      * everything else needs one block of interleaved floats (so does the
      * drain of an unknown length). */
     if ((d->channels > 1 && d->format == SAMPLE_F32) || d->in_rate != d->rate || !d->known) {
-        d->scratch = malloc((size_t)DECODE_BLOCK * d->channels * sizeof(float));
+        d->block = d->known && d->in_frames < DECODE_BLOCK ? (uint32_t)d->in_frames : DECODE_BLOCK;
+        d->scratch = malloc((size_t)d->block * d->channels * sizeof(float));
         if (!d->scratch)
             return decode_fail_nomem(d);
     }

@@ -1,6 +1,6 @@
 /* decode.h - turn an audio file into a sample buffer at the engine rate.
  *
- * Runs on the loader thread only (it does file I/O and allocates).  libsndfile
+ * Runs on the loader's threads only (it does file I/O and allocates).  libsndfile
  * reads every format it knows (WAV, AIFF, FLAC, Ogg Vorbis, Opus, MP3, ...);
  * a file already at the engine rate is copied through bit-exact, any other
  * rate is converted with libsoxr.  A conversion may decode on a helper

@@ -228,7 +228,7 @@ int64_t decode_read_block(struct decoder *d, float *dst, uint64_t want)
 int decode_drain(struct decoder *d)
 {
     int64_t got;
-    while ((got = decode_read_block(d, d->scratch, DECODE_BLOCK)) > 0)
+    while ((got = decode_read_block(d, d->scratch, d->block)) > 0)
         ;
     return (int)got;
 }

@@ -45,7 +45,12 @@ struct decoder {
     size_t max_bytes;
     struct sample_buffer *buf;
     uint32_t filled; /* output frames written into buf */
-    float *scratch;  /* DECODE_BLOCK interleaved input frames */
+    float *scratch;  /* `block` interleaved input frames */
+    /* Frames per read into scratch: DECODE_BLOCK, or a known length below
+     * it (libsndfile zero-fills what a read asks for beyond the end, so a
+     * short file read in a whole block pays for writing, and first faulting
+     * in, the rest of it). */
+    uint32_t block;
     char *err;
     size_t errlen;
     /* For opening the file a second time (the two halves). */

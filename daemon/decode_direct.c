@@ -31,7 +31,7 @@ int decode_direct(struct decoder *d)
             d->filled += (uint32_t)got;
         } else {
             /* Stereo: read interleaved, deinterleave into the buffer. */
-            int64_t got = decode_read_block(d, d->scratch, want);
+            int64_t got = decode_read_block(d, d->scratch, want < d->block ? want : d->block);
             if (got <= 0)
                 return (int)got;
             float *l = sample_buffer_channel(d->buf, 0) + d->filled;

@@ -179,7 +179,7 @@ static int64_t next_block(struct decoder *d, struct reader *rd, const float **in
 {
     if (!rd) {
         *in = d->scratch;
-        return decode_read_block(d, d->scratch, DECODE_BLOCK);
+        return decode_read_block(d, d->scratch, d->block);
     }
     if (rd->ended) { /* the reader has nothing more: never wait for it */
         *in = NULL;

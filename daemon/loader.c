@@ -20,15 +20,20 @@
  * under l->lock.  The worker claims the job before it answers or publishes
  * anything; the coordinator abandons only a job not claimed, so exactly
  * one of them answers it.  Whoever comes last frees the task: the
- * coordinator when it saw the job end, the worker when it was abandoned. */
+ * coordinator when it saw the job end, the worker when it was abandoned
+ * (that worker then ends: the coordinator has replaced it). */
 struct load_task {
     struct loader *l;
     struct load_job job;
-    _Atomic uint64_t progress; /* decode_fd's */
-    pthread_t thread;
+    _Atomic uint64_t progress;    /* decode_fd's */
+    struct loader_worker *worker; /* the one running it, once taken */
     bool done;
     bool claimed;
     bool abandoned;
+    /* The coordinator's own: a client's job (runs alone), and the watchdog. */
+    bool exclusive;
+    uint64_t seen;
+    struct timespec stall;
 };
 
 int loader_submit(struct loader *l, uint32_t id, const char *path, uint64_t seq,
@@ -87,11 +92,14 @@ static void fail_job(struct loader *l, struct load_job *job, const char *reason)
     job->reply = NULL;
 }
 
-/* The load ring is drained every period, so it is full only while the audio
- * thread is not running (JACK stalled or gone): wait a little, then give up
- * rather than hold the queue forever. */
-#define PUBLISH_TRIES 200
-#define PUBLISH_WAIT_NS (5 * 1000 * 1000)
+/* The load ring is drained every period.  It fills when the workers
+ * publish more than ENGINE_LOAD_RING buffers within one period (a library
+ * of short files does), and stays full while the audio thread is not
+ * running (JACK stalled or gone): try again every millisecond, so the next
+ * period's drain is used at once, and give up after a second rather than
+ * hold the queue forever. */
+#define PUBLISH_TRIES 1000
+#define PUBLISH_WAIT_NS (1 * 1000 * 1000)
 
 enum publish_result { PUBLISHED, SUPERSEDED_BY_NEWER, RING_FULL, OLD_RATE, ABANDONED };
 
@@ -284,8 +292,15 @@ static void run_job(struct loader *l, struct load_task *t)
                 fail_job(l, job, err);
             return;
         }
+        /* The check and the charge are one step, so that workers finishing
+         * at once cannot each find room for one more. */
+        pthread_mutex_lock(&l->lock);
         uint64_t used = atomic_load(&l->engine->sample_bytes);
-        if (l->limits.max_memory_bytes && used + buf->bytes > l->limits.max_memory_bytes) {
+        bool over = l->limits.max_memory_bytes && used + buf->bytes > l->limits.max_memory_bytes;
+        if (!over)
+            engine_buffer_charge(l->engine, buf);
+        pthread_mutex_unlock(&l->lock);
+        if (over) {
             snprintf(err, sizeof(err),
                      "sample memory limit reached (%.1f MiB in use, this sample %.1f MiB, limit "
                      "%.0f MiB)",
@@ -297,7 +312,6 @@ static void run_job(struct loader *l, struct load_task *t)
                 fail_job(l, job, err);
             return;
         }
-        engine_buffer_charge(l->engine, buf);
         /* Once published the buffer belongs to the audio thread, which may
          * replace it and have it freed at any moment: read what we answer
          * and log first. */
@@ -355,26 +369,89 @@ static int start_decoder_thread(pthread_t *thread, void *(*fn)(void *), void *ar
     return r;
 }
 
-static void *task_main(void *arg)
+/* A worker (loader.h, "Workers"): takes the tasks handed off to it, one at
+ * a time, until the loader stops, or until a task of its own is abandoned,
+ * after which it frees that task and ends (the coordinator detached it and
+ * started another in its place). */
+static void fill(struct loader *l);
+static struct load_task *take_task(struct loader *l, uint32_t i);
+
+static void *worker_main(void *arg)
 {
-    struct load_task *t = arg;
-    struct loader *l = t->l;
-    run_job(l, t);
+    struct loader_worker *w = arg;
+    struct loader *l = w->l;
     pthread_mutex_lock(&l->lock);
-    t->done = true;
-    bool orphan = t->abandoned;
-    if (orphan)
-        l->stalled--;
-    else
-        pthread_cond_broadcast(&l->cond);
-    pthread_mutex_unlock(&l->lock);
-    if (orphan) {
-        log_info("load %u %s: the abandoned read returned; nothing published", t->job.id,
-                 t->job.path);
+    for (;;) {
+        while (l->nhandoff == 0 && !l->stop)
+            pthread_cond_wait(&l->work, &l->lock);
+        if (l->nhandoff == 0)
+            break; /* stopping, and nothing left for it */
+        struct load_task *t = l->handoff[0];
+        l->nhandoff--;
+        memmove(&l->handoff[0], &l->handoff[1], l->nhandoff * sizeof(l->handoff[0]));
+        t->worker = w;
+        /* The watchdog counts from here: however long the task waited
+         * for a worker, it has made no read yet. */
+        atomic_fetch_add_explicit(&t->progress, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&l->lock);
+        run_job(l, t);
+        pthread_mutex_lock(&l->lock);
+        t->done = true;
+        if (t->abandoned) {
+            l->stalled--;
+            pthread_mutex_unlock(&l->lock);
+            log_info("load %u %s: the abandoned read returned; nothing published", t->job.id,
+                     t->job.path);
+            free(t->job.path);
+            free(t);
+            return NULL;
+        }
+        /* The worker takes its own task out and starts what may start
+         * now, without a round trip through the coordinator. */
+        for (uint32_t i = 0; i < l->running; i++)
+            if (l->tasks[i] == t) {
+                take_task(l, i);
+                break;
+            }
+        pthread_mutex_unlock(&l->lock);
         free(t->job.path);
         free(t);
+        /* A buffer this job freed (a load refused, superseded or cut short)
+         * may have been kept as a spare, which the reply thread gives back
+         * in time; it only watches the clock while it knows of spares, so
+         * wake it (reply.h). */
+        if (sample_spares_bytes() > 0)
+            engine_wake(l->engine);
+        pthread_mutex_lock(&l->lock);
+        fill(l);
+        if (l->running == 0) {
+            if (l->count == 0 && l->nbank == 0)
+                pthread_cond_broadcast(&l->idle);
+            pthread_cond_broadcast(&l->cond); /* a stop waits for this */
+        }
     }
+    pthread_mutex_unlock(&l->lock);
     return NULL;
+}
+
+/* Under the lock: starts a worker in a free place of the pool.  0 or an
+ * errno. */
+static int start_worker(struct loader *l)
+{
+    for (uint32_t i = 0; i < LOADER_WORKERS; i++) {
+        struct loader_worker *w = &l->pool[i];
+        if (w->live)
+            continue;
+        w->l = l;
+        int r = start_decoder_thread(&w->thread, worker_main, w);
+        if (r != 0)
+            return r;
+        pthread_setname_np(w->thread, "looperd-load");
+        w->live = true;
+        l->nlive++;
+        return 0;
+    }
+    return EAGAIN; /* cannot happen: at most `workers` jobs run */
 }
 
 /* ---- the coordinator ---------------------------------------------------- */
@@ -399,41 +476,51 @@ static void be_nice(void)
         log_warn("loader: cannot lower its priority: %s", strerror(errno));
 }
 
-/* Under the lock: the next job, a client's first, then a slot's own work
- * (a bank's entry before a reconversion).  False when there is none. */
+/* Under the lock: the next job to start, or false when there is none or it
+ * must wait.  A client's job first, and alone: it starts once no other job
+ * runs, and none starts beside it, so clients see their loads one at a time
+ * and in order, as they asked.  Then a slot's own work, a bank's entry
+ * before any reconversion, up to l->workers at once, never two of one slot
+ * at once (so a slot's loads and empties still apply in their order). */
 static bool next_job(struct loader *l, struct load_job *job)
 {
+    if (l->exclusive)
+        return false;
     if (l->count > 0) {
+        if (l->running > 0)
+            return false;
         *job = l->queue[l->head];
+        job->client = true;
         l->head = (l->head + 1) % LOADER_QUEUE;
         l->count--;
         return true;
     }
+    if (l->running >= l->workers || l->nbank + l->nstale == 0)
+        return false;
     uint32_t n = l->engine->nslots;
-    while (l->nbank + l->nstale > 0) {
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t id = (l->scan + k) % n;
-            struct loaded_slot *ls = &l->slots[id];
-            if (l->nbank > 0 ? !ls->bank : !ls->stale)
-                continue;
-            l->scan = (id + 1) % n;
-            if (l->nbank > 0) {
-                *job = (struct load_job){.id = id, .seq = ls->bank_seq, .path = ls->bank_path};
-                ls->bank = false;
-                ls->bank_path = NULL;
-                l->nbank--;
-                return true;
-            }
-            ls->stale = false;
-            l->nstale--;
-            char *copy = ls->path ? strdup(ls->path) : NULL;
-            if (!copy) {
-                log_warn("slot %u not converted to the new rate: out of memory", id);
-                break;
-            }
-            *job = (struct load_job){.id = id, .seq = ls->seq, .path = copy, .reconvert = true};
+    bool bank = l->nbank > 0;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t id = (l->scan + k) % n;
+        struct loaded_slot *ls = &l->slots[id];
+        if ((bank ? !ls->bank : !ls->stale) || ls->running)
+            continue;
+        l->scan = (id + 1) % n;
+        if (bank) {
+            *job = (struct load_job){.id = id, .seq = ls->bank_seq, .path = ls->bank_path};
+            ls->bank = false;
+            ls->bank_path = NULL;
+            l->nbank--;
             return true;
         }
+        ls->stale = false;
+        l->nstale--;
+        char *copy = ls->path ? strdup(ls->path) : NULL;
+        if (!copy) {
+            log_warn("slot %u not converted to the new rate: out of memory", id);
+            continue;
+        }
+        *job = (struct load_job){.id = id, .seq = ls->seq, .path = copy, .reconvert = true};
+        return true;
     }
     return false;
 }
@@ -456,76 +543,99 @@ static bool passed(const struct timespec *t)
     return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
-/* Under the lock, with l->busy set: runs `job` on a worker and waits until
- * it ends or stalls.  Lets go of the lock while it waits. */
-static void run_watched(struct loader *l, struct load_job *job)
+/* Under the lock: fails `job` (not started) with `reason`.  Lets go of the
+ * lock while it answers. */
+static void refuse(struct loader *l, struct load_job *job, const char *reason)
+{
+    pthread_mutex_unlock(&l->lock);
+    fail_job(l, job, reason);
+    free(job->path);
+    pthread_mutex_lock(&l->lock);
+}
+
+/* Under the lock: starts `job` on a worker of its own, watched by
+ * watch_tasks(). */
+static void start_task(struct loader *l, struct load_job *job)
 {
     if (l->stalled >= LOADER_MAX_STALLED) {
-        pthread_mutex_unlock(&l->lock);
-        fail_job(l, job, "busy: too many loads stalled on files that cannot be read");
-        free(job->path);
-        pthread_mutex_lock(&l->lock);
+        refuse(l, job, "busy: too many loads stalled on files that cannot be read");
         return;
     }
     struct load_task *t = calloc(1, sizeof(*t));
     if (!t) {
-        pthread_mutex_unlock(&l->lock);
-        fail_job(l, job, "out of memory");
-        free(job->path);
-        pthread_mutex_lock(&l->lock);
+        refuse(l, job, "out of memory");
         return;
     }
     t->l = l;
     t->job = *job;
+    t->exclusive = job->client;
     atomic_init(&t->progress, 0);
-    int r = start_decoder_thread(&t->thread, task_main, t);
-    if (r != 0) {
-        pthread_mutex_unlock(&l->lock);
-        fail_job(l, job, "busy: cannot start a loader thread");
-        free(job->path);
+    /* Every running job has a worker, or one that will be free for it:
+     * one more job may need one more worker. */
+    if (l->nlive <= l->running && start_worker(l) != 0 && l->nlive == 0) {
         free(t);
-        pthread_mutex_lock(&l->lock);
+        refuse(l, job, "busy: cannot start a loader thread");
         return;
     }
-    pthread_setname_np(t->thread, "looperd-load");
-    uint64_t seen = 0;
-    struct timespec stall;
-    deadline_in(&stall, LOADER_STALL_MS);
-    while (!t->done) {
-        struct timespec tick;
-        deadline_in(&tick, 250);
-        pthread_cond_timedwait(&l->cond, &l->lock, &tick);
-        if (t->done)
-            break;
+    l->handoff[l->nhandoff++] = t;
+    pthread_cond_signal(&l->work);
+    deadline_in(&t->stall, LOADER_STALL_MS);
+    l->tasks[l->running++] = t;
+    l->slots[job->id].running = true;
+    if (t->exclusive)
+        l->exclusive = true;
+}
+
+/* Under the lock: takes task i out of the running ones. */
+static struct load_task *take_task(struct loader *l, uint32_t i)
+{
+    struct load_task *t = l->tasks[i];
+    l->tasks[i] = l->tasks[--l->running];
+    l->slots[t->job.id].running = false;
+    if (t->exclusive)
+        l->exclusive = false;
+    return t;
+}
+
+/* Under the lock: abandons the jobs that made no progress for
+ * LOADER_STALL_MS (loader.h, "Stalled reads").  Lets go of the lock while
+ * it answers.  (A job that ends is taken out by its worker.) */
+static void watch_tasks(struct loader *l)
+{
+    for (uint32_t i = 0; i < l->running;) {
+        struct load_task *t = l->tasks[i];
         uint64_t p = atomic_load_explicit(&t->progress, memory_order_relaxed);
-        if (p != seen) {
-            seen = p;
-            deadline_in(&stall, LOADER_STALL_MS);
-        } else if (passed(&stall) && !t->claimed) {
-            /* Abandoned: the worker frees the task if it ever ends. */
+        if (p != t->seen) {
+            t->seen = p;
+            deadline_in(&t->stall, LOADER_STALL_MS);
+        } else if (passed(&t->stall) && !t->claimed && t->worker) {
+            /* Abandoned: the worker frees the task if it ever ends, and
+             * ends; its place in the pool is free for another. */
+            take_task(l, i);
             t->abandoned = true;
             l->stalled++;
             struct load_job j = t->job;
             t->job.reply = NULL;
-            pthread_detach(t->thread);
+            pthread_detach(t->worker->thread);
+            t->worker->live = false;
+            l->nlive--;
             pthread_mutex_unlock(&l->lock);
             j.path = j.path ? j.path : "";
             fail_job(l, &j, "no progress reading the file for 5 s: abandoned");
             pthread_mutex_lock(&l->lock);
-            return;
+            i = 0;
+            continue;
         }
+        i++;
     }
-    pthread_mutex_unlock(&l->lock);
-    pthread_join(t->thread, NULL);
-    free(t->job.path);
-    free(t);
-    /* A buffer this job freed (a load refused, superseded or cut short)
-     * may have been kept as a spare, which the reply thread gives back in
-     * time; it only watches the clock while it knows of spares, so wake it
-     * (reply.h). */
-    if (sample_spares_bytes() > 0)
-        engine_wake(l->engine);
-    pthread_mutex_lock(&l->lock);
+}
+
+/* Under the lock: starts every job that may start now. */
+static void fill(struct loader *l)
+{
+    struct load_job job;
+    while (!l->stop && next_job(l, &job))
+        start_task(l, &job);
 }
 
 static void *loader_main(void *arg)
@@ -534,16 +644,19 @@ static void *loader_main(void *arg)
     be_nice();
     pthread_mutex_lock(&l->lock);
     for (;;) {
-        struct load_job job;
-        while (!l->stop && !next_job(l, &job))
+        fill(l);
+        if (l->running == 0) {
+            if (l->count == 0 && l->nbank == 0)
+                pthread_cond_broadcast(&l->idle);
+            if (l->stop)
+                break;
             pthread_cond_wait(&l->cond, &l->lock);
-        if (l->stop)
-            break;
-        l->busy = true;
-        run_watched(l, &job);
-        l->busy = false;
-        if (l->count == 0 && l->nbank == 0)
-            pthread_cond_broadcast(&l->idle);
+            continue;
+        }
+        struct timespec tick;
+        deadline_in(&tick, 250);
+        pthread_cond_timedwait(&l->cond, &l->lock, &tick);
+        watch_tasks(l);
     }
     /* Shutting down: drop what is still queued. */
     while (l->count > 0) {
@@ -566,6 +679,8 @@ int loader_start(struct loader *l, struct engine *e, struct replies *replies,
     l->limits = *limits;
     l->dir_fd = -1;
     atomic_init(&l->rate, e->rate);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    l->workers = ncpu < 1 ? 1 : ncpu > LOADER_WORKERS ? LOADER_WORKERS : (uint32_t)ncpu;
     if (limits->sample_dir) {
         l->sample_dir = realpath(limits->sample_dir, NULL);
         if (!l->sample_dir) {
@@ -602,6 +717,7 @@ int loader_start(struct loader *l, struct engine *e, struct replies *replies,
     pthread_cond_init(&l->cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&l->idle, NULL);
+    pthread_cond_init(&l->work, NULL);
     int r = start_decoder_thread(&l->thread, loader_main, l);
     if (r != 0) {
         snprintf(err, errlen, "cannot start the loader thread");
@@ -627,6 +743,17 @@ void loader_stop(struct loader *l)
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
     pthread_join(l->thread, NULL);
+    /* The workers: every job they took has ended (the coordinator waited
+     * for them), so they wait for work, and end when woken. */
+    pthread_mutex_lock(&l->lock);
+    pthread_cond_broadcast(&l->work);
+    pthread_mutex_unlock(&l->lock);
+    for (uint32_t i = 0; i < LOADER_WORKERS; i++) {
+        if (l->pool[i].live)
+            pthread_join(l->pool[i].thread, NULL);
+        l->pool[i].live = false;
+    }
+    l->nlive = 0;
     pthread_mutex_lock(&l->lock);
     uint32_t stalled = l->stalled;
     for (uint32_t i = 0; i < l->engine->nslots; i++) {
@@ -640,6 +767,7 @@ void loader_stop(struct loader *l)
         pthread_mutex_destroy(&l->lock);
         pthread_cond_destroy(&l->cond);
         pthread_cond_destroy(&l->idle);
+        pthread_cond_destroy(&l->work);
         free(l->slots);
         l->slots = NULL;
     }
@@ -720,7 +848,7 @@ bool loader_wait_idle(struct loader *l, int timeout_ms)
     }
     bool ok = true;
     pthread_mutex_lock(&l->lock);
-    while ((l->count > 0 || l->nbank > 0 || l->busy) && ok)
+    while ((l->count > 0 || l->nbank > 0 || l->running > 0) && ok)
         ok = pthread_cond_timedwait(&l->idle, &l->lock, &deadline) == 0;
     pthread_mutex_unlock(&l->lock);
     return ok;

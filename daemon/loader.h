@@ -8,18 +8,33 @@
  * -- is kept per slot instead, at most one of each per slot, so it never
  * fills the FIFO: a bank of as many entries as there are slots is taken
  * whole.  The coordinator thread takes the FIFO first, then the per-slot
- * work, one job at a time, in order.
+ * work.  A client's load runs alone: it starts once nothing else runs and
+ * nothing starts beside it, so a client's loads run one at a time, in the
+ * order sent.  The daemon's own work runs on up to `workers` jobs at once
+ * (min(online CPUs, LOADER_WORKERS): a library of short files is bound by
+ * each file's fixed costs, which spread over the cores), never two jobs of
+ * one slot at once, so a slot's loads and empties still apply in order.
+ * Every worker is as nice as the coordinator (loader.c, be_nice).
  *
- * Stalled reads.  Each job runs on a worker thread of its own while the
- * coordinator watches it: the decoder counts every read that returned data
- * (decode_fd's `progress`), and a job that makes no progress for
- * LOADER_STALL_MS (a read that blocks forever: a stalled network mount, a
- * /proc file that waits) is abandoned: answered /fail, and the coordinator
- * goes on with the next job.  The abandoned worker is left blocked; if its
- * read ever returns it drops whatever it decoded and ends, publishing and
- * answering nothing.  At most LOADER_MAX_STALLED of them exist at once
- * (each holds a thread, a descriptor and at most one sample's buffer); a
- * job that finds that many is refused with /fail at once.
+ * Workers.  Jobs run on a pool of persistent worker threads, at most
+ * LOADER_WORKERS (struct loader_worker), started as they are needed (one
+ * more whenever a job starts and every live worker has one) and then kept:
+ * a worker waits for the next job handed off to it, and when its job ends
+ * it takes it out of the running ones and starts whatever may start next
+ * itself, so a library of short files never waits for the coordinator
+ * between two files.  They inherit the coordinator's nice value.
+ *
+ * Stalled reads.  The coordinator watches every running job: the decoder
+ * counts every read that returned data (decode_fd's `progress`; taking the
+ * job counts as one), and a job that makes no progress for LOADER_STALL_MS
+ * (a read that blocks forever: a stalled network mount, a /proc file that
+ * waits) is abandoned: answered /fail, its worker detached and its place in
+ * the pool given to a new one, so the other jobs go on.  The abandoned
+ * worker is left blocked; if its read ever returns it drops whatever it
+ * decoded and ends, publishing and answering nothing.  At most
+ * LOADER_MAX_STALLED of them exist at once (each holds a thread, a
+ * descriptor and at most one sample's buffer); a job that finds that many
+ * is refused with /fail at once.
  *
  * Replies.  The worker answers every /load itself, through replies.h
  * (reply_load_failed, reply_load_done): /fail when it cannot load the
@@ -40,7 +55,9 @@
  * /fail "superseded by a newer load of this slot" and nothing changes.  A
  * reconversion re-does the slot's current load under the same number, and
  * is published only while that load is still the slot's newest.  The check
- * and the push happen under `lock`, which loader_forget() takes too.  An
+ * and the push happen under `lock`, which loader_forget() takes too (so
+ * do the check of --max-memory-mb and the charge of the buffer's bytes, so
+ * that workers finishing at once cannot each find room for one more).  An
  * unload changes this state only once the audio thread has applied it
  * (the reply thread calls loader_forget() on its event, before /done,
  * through the hook main gives it: reply.h): an unload refused, or a timed
@@ -79,6 +96,10 @@
 #define LOADER_STALL_MS 5000
 /* Abandoned jobs that may still hold a thread at once. */
 #define LOADER_MAX_STALLED 4
+/* The most jobs that run at once: the daemon's own work (a bank's entries,
+ * reconversions) on min(online CPUs, this) workers; a client's load always
+ * alone. */
+#define LOADER_WORKERS 4
 
 struct load_job {
     uint32_t id;
@@ -86,6 +107,7 @@ struct load_job {
     char *path;              /* NULL: empty the slot (a bank's entry that left) */
     struct reply_ctx *reply; /* NULL: an internal job (bank, reconversion) */
     bool reconvert;          /* the slot's current load again, at the new rate */
+    bool client;             /* from the FIFO: runs alone (loader.c, next_job) */
 };
 
 /* The control side's view of a slot: the newest request that took effect
@@ -102,6 +124,7 @@ struct loaded_slot {
     bool bank;
     char *bank_path;
     uint64_t bank_seq;
+    bool running; /* a worker has a job of this slot */
 };
 
 struct loader_limits {
@@ -111,6 +134,14 @@ struct loader_limits {
 };
 
 struct load_task;
+struct loader;
+
+/* A thread of the pool that runs jobs (loader.c, worker_main). */
+struct loader_worker {
+    struct loader *l;
+    pthread_t thread;
+    bool live; /* started, and neither joined nor abandoned */
+};
 
 struct loader {
     struct engine *engine;
@@ -125,7 +156,15 @@ struct loader {
     uint32_t head, count;
     uint32_t nbank, nstale; /* slots with `bank` / `stale` set */
     uint32_t scan;          /* where the search for per-slot work goes on */
-    bool busy;              /* a job is being decoded */
+    uint32_t workers;       /* jobs that may run at once: min(CPUs, LOADER_WORKERS) */
+    struct load_task *tasks[LOADER_WORKERS]; /* the running ones, `running` of them */
+    uint32_t running;
+    struct load_task *handoff[LOADER_WORKERS]; /* started, not yet taken by a worker */
+    uint32_t nhandoff;
+    pthread_cond_t work; /* a task was handed off, or stop */
+    struct loader_worker pool[LOADER_WORKERS];
+    uint32_t nlive; /* pool entries live */
+    bool exclusive; /* a client's job runs: nothing else starts */
     bool stop;
     bool started;
     uint32_t stalled; /* abandoned workers still running */
