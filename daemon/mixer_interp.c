@@ -308,8 +308,10 @@ kernel(float *restrict l, float *restrict r, const void *src, const float *src1,
 #else
                 v4i lo = top, hi = up;
 #endif
-                yl += __builtin_convertvector(lo, v4f) * w[t];
-                yr += __builtin_convertvector(hi, v4f) * w[t];
+                v4f pl = __builtin_convertvector(lo, v4f) * w[t];
+                v4f pr = __builtin_convertvector(hi, v4f) * w[t];
+                yl = t ? yl + pl : pl; /* no 0 + first term: one add fewer */
+                yr = t ? yr + pr : pr;
             }
             v4f gl = gl1, gr = gr1;
             if (env) {
@@ -429,6 +431,17 @@ WIDE v8f env8(const struct gains *g, uint32_t i)
     return e * f;
 }
 
+/* The loads and steps of eight frames (wide_s16s()), `op` adc forwards,
+ * sbb backwards. */
+#define WIDE_STEP(op) "add %[sf], %[fr]\n\t" op " %[sk], %[at]\n\t"
+#define WIDE_LO(c, op) "vmovdqu (%[p],%[at],4), %x[" c "]\n\t" WIDE_STEP(op)
+#define WIDE_HI(c, op) "vinserti128 $1, (%[p],%[at],4), %t[" c "], %t[" c "]\n\t" WIDE_STEP(op)
+#define WIDE_LOADS(op)                                                                             \
+    WIDE_LO("c0", op)                                                                              \
+    WIDE_LO("c1", op)                                                                              \
+    WIDE_LO("c2", op) WIDE_LO("c3", op) WIDE_HI("c0", op) WIDE_HI("c1", op) WIDE_HI("c2", op)      \
+        WIDE_HI("c3", op)
+
 /* Frames i .. (n rounded down to 8) of kernel()'s 16-bit stereo
  * interpolating loop; returns where it stopped. */
 WIDE uint32_t wide_s16s(float *restrict l, float *restrict r, const void *src, intptr_t base,
@@ -459,28 +472,26 @@ WIDE uint32_t wide_s16s(float *restrict l, float *restrict r, const void *src, i
     const __m256i f8 = _mm256_set1_epi64x((long long)(8 * sf));
     uint32_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        v4i a[8];
-        for (int j = 0; j < 8; j++) {
-            memcpy(&a[j], bytes + at * 4, sizeof(a[j]));
-            /* fr += sf; at += sk + carry (backwards at -= sk + borrow): two
-             * instructions, where gcc's own code for the same steps keeps
-             * eight chains in registers it then spills. */
-            if (dir > 0)
-                __asm__("add %[sf], %[fr]\n\tadc %[sk], %[at]"
-                        : [fr] "+r"(fr), [at] "+r"(at)
-                        : [sf] "r"(sf), [sk] "r"(sk64)
-                        : "cc");
-            else
-                __asm__("add %[sf], %[fr]\n\tsbb %[sk], %[at]"
-                        : [fr] "+r"(fr), [at] "+r"(at)
-                        : [sf] "r"(sf), [sk] "r"(sk64)
-                        : "cc");
-        }
-        /* Frames j and j + 4 side by side, then kernel()'s transpose in each
-         * 128-bit half: lane j of m[t] is frame j's neighbour t. */
+        /* Frame j's 16 bytes into the low half of c[j % 4] (j < 4) or its
+         * high half, each load followed by the step: fr += sf; at += sk +
+         * carry (backwards at -= sk + borrow).  In one block: gcc's own code
+         * for the same steps keeps eight chains in registers it then spills,
+         * and loads the halves separately to join them. */
         v8i c[4];
-        for (int j = 0; j < 4; j++)
-            c[j] = __builtin_shufflevector(a[j], a[j + 4], 0, 1, 2, 3, 4, 5, 6, 7);
+        if (dir > 0)
+            __asm__(WIDE_LOADS("adc")
+                    : [c0] "=&x"(c[0]), [c1] "=&x"(c[1]), [c2] "=&x"(c[2]), [c3] "=&x"(c[3]),
+                      [fr] "+r"(fr), [at] "+r"(at)
+                    : [p] "r"(bytes), [sf] "r"(sf), [sk] "r"(sk64)
+                    : "cc", "memory");
+        else
+            __asm__(WIDE_LOADS("sbb")
+                    : [c0] "=&x"(c[0]), [c1] "=&x"(c[1]), [c2] "=&x"(c[2]), [c3] "=&x"(c[3]),
+                      [fr] "+r"(fr), [at] "+r"(at)
+                    : [p] "r"(bytes), [sf] "r"(sf), [sk] "r"(sk64)
+                    : "cc", "memory");
+        /* Then kernel()'s transpose in each 128-bit half: lane j of m[t] is
+         * frame j's neighbour t. */
         v8i b0 = __builtin_shufflevector(c[0], c[1], 0, 8, 1, 9, 4, 12, 5, 13);
         v8i b1 = __builtin_shufflevector(c[2], c[3], 0, 8, 1, 9, 4, 12, 5, 13);
         v8i b2 = __builtin_shufflevector(c[0], c[1], 2, 10, 3, 11, 6, 14, 7, 15);
@@ -511,8 +522,10 @@ WIDE uint32_t wide_s16s(float *restrict l, float *restrict r, const void *src, i
         v8f yl = {0, 0, 0, 0, 0, 0, 0, 0}, yr = yl;
         for (int t = 0; t < 4; t++) {
             v8i up = (v8i)((v8u)m[t] << 16), top = m[t] & hi16;
-            yl += __builtin_convertvector(up, v8f) * w[t]; /* L: the low half */
-            yr += __builtin_convertvector(top, v8f) * w[t];
+            v8f pl = __builtin_convertvector(up, v8f) * w[t]; /* L: the low half */
+            v8f pr = __builtin_convertvector(top, v8f) * w[t];
+            yl = t ? yl + pl : pl;
+            yr = t ? yr + pr : pr;
         }
         v8f gl = gl1, gr = gr1;
         if (env) {
