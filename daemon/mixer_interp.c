@@ -439,8 +439,8 @@ WIDE v8f env8(const struct gains *g, uint32_t i)
 #define WIDE_LOADS(op)                                                                             \
     WIDE_LO("c0", op)                                                                              \
     WIDE_LO("c1", op)                                                                              \
-    WIDE_LO("c2", op) WIDE_LO("c3", op) WIDE_HI("c0", op) WIDE_HI("c1", op) WIDE_HI("c2", op)      \
-        WIDE_HI("c3", op)
+    WIDE_LO("c2", op)                                                                              \
+    WIDE_LO("c3", op) WIDE_HI("c0", op) WIDE_HI("c1", op) WIDE_HI("c2", op) WIDE_HI("c3", op)
 
 /* Frames i .. (n rounded down to 8) of kernel()'s 16-bit stereo
  * interpolating loop; returns where it stopped. */
