@@ -308,8 +308,10 @@ kernel(float *restrict l, float *restrict r, const void *src, const float *src1,
 #else
                 v4i lo = top, hi = up;
 #endif
-                yl += __builtin_convertvector(lo, v4f) * w[t];
-                yr += __builtin_convertvector(hi, v4f) * w[t];
+                v4f pl = __builtin_convertvector(lo, v4f) * w[t];
+                v4f pr = __builtin_convertvector(hi, v4f) * w[t];
+                yl = t ? yl + pl : pl; /* no 0 + first term: one add fewer */
+                yr = t ? yr + pr : pr;
             }
             v4f gl = gl1, gr = gr1;
             if (env) {
@@ -429,6 +431,17 @@ WIDE v8f env8(const struct gains *g, uint32_t i)
     return e * f;
 }
 
+/* The loads and steps of eight frames (wide_s16s()), `op` adc forwards,
+ * sbb backwards. */
+#define WIDE_STEP(op) "add %[sf], %[fr]\n\t" op " %[sk], %[at]\n\t"
+#define WIDE_LO(c, op) "vmovdqu (%[p],%[at],4), %x[" c "]\n\t" WIDE_STEP(op)
+#define WIDE_HI(c, op) "vinserti128 $1, (%[p],%[at],4), %t[" c "], %t[" c "]\n\t" WIDE_STEP(op)
+#define WIDE_LOADS(op)                                                                             \
+    WIDE_LO("c0", op)                                                                              \
+    WIDE_LO("c1", op)                                                                              \
+    WIDE_LO("c2", op)                                                                              \
+    WIDE_LO("c3", op) WIDE_HI("c0", op) WIDE_HI("c1", op) WIDE_HI("c2", op) WIDE_HI("c3", op)
+
 /* Frames i .. (n rounded down to 8) of kernel()'s 16-bit stereo
  * interpolating loop; returns where it stopped. */
 WIDE uint32_t wide_s16s(float *restrict l, float *restrict r, const void *src, intptr_t base,
@@ -436,30 +449,49 @@ WIDE uint32_t wide_s16s(float *restrict l, float *restrict r, const void *src, i
                         uint64_t *pf, int dir, int env)
 {
     uint32_t k = *pk;
-    uint64_t fr = *pf;
     const float s16 = S16_SCALE * 0x1p-16f;
     const float gls = g->gl * s16, grs = g->gr * s16;
     const v8f gl1 = {gls, gls, gls, gls, gls, gls, gls, gls};
     const v8f gr1 = {grs, grs, grs, grs, grs, grs, grs, grs};
     const v8i hi16 = {-65536, -65536, -65536, -65536, -65536, -65536, -65536, -65536};
-    const intptr_t first = dir > 0 ? -1 : -2;
+    /* The first of each frame's four neighbours, in frames (one 32-bit L R
+     * pair each), stepped along the direction of play: an add and an add
+     * with carry a frame, nothing else scalar. */
+    const char *bytes = src;
+    const intptr_t at0 = base + (intptr_t)dir * (intptr_t)k + (dir > 0 ? -1 : -2);
+    intptr_t at = at0;
+    uint64_t fr = *pf;
+    const uint64_t sk64 = sk;
+    /* The fractions, eight at a time in 64-bit lanes (the even frames in
+     * one vector, the odd in the other), each advanced by 8 steps mod 2^64
+     * per eight frames: the same bits as the scalar fr of each frame. */
+    const uint64_t s2 = 2 * sf;
+    __m256i fe = _mm256_set_epi64x((long long)(fr + 3 * s2), (long long)(fr + 2 * s2),
+                                   (long long)(fr + s2), (long long)fr);
+    __m256i fo = _mm256_add_epi64(fe, _mm256_set1_epi64x((long long)sf));
+    const __m256i f8 = _mm256_set1_epi64x((long long)(8 * sf));
     uint32_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        v4i a[8];
-        int32_t xs[8];
-        for (int j = 0; j < 8; j++) {
-            memcpy(&a[j], (const int16_t *)src + (base + (intptr_t)dir * (intptr_t)k + first) * 2,
-                   sizeof(a[j]));
-            xs[j] = (int32_t)(fr >> 40);
-            uint64_t nf = fr + sf;
-            k += sk + (nf < fr);
-            fr = nf;
-        }
-        /* Frames j and j + 4 side by side, then kernel()'s transpose in each
-         * 128-bit half: lane j of m[t] is frame j's neighbour t. */
+        /* Frame j's 16 bytes into the low half of c[j % 4] (j < 4) or its
+         * high half, each load followed by the step: fr += sf; at += sk +
+         * carry (backwards at -= sk + borrow).  In one block: gcc's own code
+         * for the same steps keeps eight chains in registers it then spills,
+         * and loads the halves separately to join them. */
         v8i c[4];
-        for (int j = 0; j < 4; j++)
-            c[j] = __builtin_shufflevector(a[j], a[j + 4], 0, 1, 2, 3, 4, 5, 6, 7);
+        if (dir > 0)
+            __asm__(WIDE_LOADS("adc")
+                    : [c0] "=&x"(c[0]), [c1] "=&x"(c[1]), [c2] "=&x"(c[2]), [c3] "=&x"(c[3]),
+                      [fr] "+r"(fr), [at] "+r"(at)
+                    : [p] "r"(bytes), [sf] "r"(sf), [sk] "r"(sk64)
+                    : "cc", "memory");
+        else
+            __asm__(WIDE_LOADS("sbb")
+                    : [c0] "=&x"(c[0]), [c1] "=&x"(c[1]), [c2] "=&x"(c[2]), [c3] "=&x"(c[3]),
+                      [fr] "+r"(fr), [at] "+r"(at)
+                    : [p] "r"(bytes), [sf] "r"(sf), [sk] "r"(sk64)
+                    : "cc", "memory");
+        /* Then kernel()'s transpose in each 128-bit half: lane j of m[t] is
+         * frame j's neighbour t. */
         v8i b0 = __builtin_shufflevector(c[0], c[1], 0, 8, 1, 9, 4, 12, 5, 13);
         v8i b1 = __builtin_shufflevector(c[2], c[3], 0, 8, 1, 9, 4, 12, 5, 13);
         v8i b2 = __builtin_shufflevector(c[0], c[1], 2, 10, 3, 11, 6, 14, 7, 15);
@@ -468,8 +500,14 @@ WIDE uint32_t wide_s16s(float *restrict l, float *restrict r, const void *src, i
                     __builtin_shufflevector(b0, b1, 2, 3, 10, 11, 6, 7, 14, 15),
                     __builtin_shufflevector(b2, b3, 0, 1, 8, 9, 4, 5, 12, 13),
                     __builtin_shufflevector(b2, b3, 2, 3, 10, 11, 6, 7, 14, 15)};
-        /* The frames in lane order 0 1 2 3 4 5 6 7 after the transpose. */
-        v8i xi = {xs[0], xs[1], xs[2], xs[3], xs[4], xs[5], xs[6], xs[7]};
+        /* The top 24 bits of each fraction (frac_float()), the even frames'
+         * in the low 32-bit lanes, the odd ones' shifted into the high: the
+         * frames in lane order 0 1 2 3 4 5 6 7, as after the transpose. */
+        __m256i xe = _mm256_srli_epi64(fe, 40),
+                xo = _mm256_slli_epi64(_mm256_srli_epi64(fo, 40), 32);
+        v8i xi = (v8i)_mm256_blend_epi32(xe, xo, 0xAA);
+        fe = _mm256_add_epi64(fe, f8);
+        fo = _mm256_add_epi64(fo, f8);
         v8f x = __builtin_convertvector(xi, v8f) * 0x1p-24f;
         v8f x2 = x * x;
         v8f x3 = x2 * x;
@@ -484,8 +522,10 @@ WIDE uint32_t wide_s16s(float *restrict l, float *restrict r, const void *src, i
         v8f yl = {0, 0, 0, 0, 0, 0, 0, 0}, yr = yl;
         for (int t = 0; t < 4; t++) {
             v8i up = (v8i)((v8u)m[t] << 16), top = m[t] & hi16;
-            yl += __builtin_convertvector(up, v8f) * w[t]; /* L: the low half */
-            yr += __builtin_convertvector(top, v8f) * w[t];
+            v8f pl = __builtin_convertvector(up, v8f) * w[t]; /* L: the low half */
+            v8f pr = __builtin_convertvector(top, v8f) * w[t];
+            yl = t ? yl + pl : pl;
+            yr = t ? yr + pr : pr;
         }
         v8f gl = gl1, gr = gr1;
         if (env) {
@@ -501,7 +541,7 @@ WIDE uint32_t wide_s16s(float *restrict l, float *restrict r, const void *src, i
         memcpy(l + i, &ol, sizeof(ol));
         memcpy(r + i, &orr, sizeof(orr));
     }
-    *pk = k;
+    *pk = k + (uint32_t)(dir > 0 ? at - at0 : at0 - at);
     *pf = fr;
     return i;
 }
