@@ -330,9 +330,9 @@ struct engine_clock {
     bool has_frame;
     /* The first period of a new JACK client: its counter starts afresh,
      * and after the first client (a new server) the timeline is rebased so
-     * the beat goes on.  Any
-     * other step of the counter is followed as it is, so the timeline stays
-     * the function of JACK's counter that other clients can compute. */
+     * the beat goes on.  Any other step of the counter is followed as it
+     * is, so the timeline stays the function of JACK's counter that other
+     * clients can compute. */
     bool new_counter;
     /* Musical time from elsewhere (Ableton Link), or NULL: the engine's
      * own timeline. */
