@@ -147,9 +147,12 @@ def two_daemon_onsets(keep, prefixes: list[list[str]], ns_paths: list[str], tmp:
     latency = [wait_for("JACK reports the outputs' playback latency",
                         lambda j=j, d=d: playback_latency(j, d.outputs[0]))
                for j, d in zip(jacks, daemons)]
+    sends = []  # CLOCK_MONOTONIC_RAW, us: what a failure message shows
     for _ in range(rounds):
+        sends.append(time.clock_gettime(time.CLOCK_MONOTONIC_RAW) * 1e6)
         oscs[0].send(*trigger)
         time.sleep(step_us * 1.37e-6)
+        sends.append(time.clock_gettime(time.CLOCK_MONOTONIC_RAW) * 1e6)
         oscs[1].send(*trigger)
         time.sleep(step_us * 1.5e-6)
     hosts, bars, errs = [], [], []
@@ -179,7 +182,7 @@ def two_daemon_onsets(keep, prefixes: list[list[str]], ns_paths: list[str], tmp:
     print(f"two looperd: onsets {', '.join(f'{g:.1f}' for g in gaps)} us apart modulo "
           f"{quantum:g} beats", file=sys.stderr)
     return {"onset_minus_bar": errs, "bars": bars, "phase_gaps": gaps,
-            "daemons": daemons, "oscs": oscs}
+            "daemons": daemons, "oscs": oscs, "sends": sends, "hosts": hosts}
 
 
 class _Closer:
@@ -310,7 +313,9 @@ class LinkDaemonCase(unittest.TestCase):
         for name, err, lat in r["onset_minus_bar"]:
             self.assertLess(abs(err), ONE_MS, f"{name}: onset {err:+.1f} us from the session's "
                             f"bar line (latency {lat} frames)")
-        self.assertNotEqual(r["bars"][0][0], r["bars"][1][0], "both started on the same bar")
+        self.assertNotEqual(r["bars"][0][0], r["bars"][1][0],
+                            f"both started on the same bar: sent at {r['sends']}, onsets at "
+                            f"{r['hosts']}, bars {r['bars']} (us, CLOCK_MONOTONIC_RAW)")
         for gap in r["phase_gaps"]:
             self.assertLess(gap, ONE_MS, f"the two onsets are {gap:.0f} us apart modulo a bar")
         for osc in r["oscs"]:
