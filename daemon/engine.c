@@ -28,10 +28,9 @@
  *
  * Bounded periods.  A period may apply ENGINE_CMD_UNTIMED commands and
  * ENGINE_SCHED timed ones, so what one request costs is multiplied by
- * thousands: a walk
- * of up to 512 voice structs per request does not fit in a period.  Every
- * request finds what it needs through bookkeeping kept where voices start,
- * start fading and end (engine.h, voice_links):
+ * thousands: a walk of up to 512 voice structs per request does not fit in
+ * a period.  Every request finds what it needs through bookkeeping kept
+ * where voices start, start fading and end (engine.h, voice_links):
  *  - a /play or /loop: the lowest free struct from the `sounding` bitmap
  *    (npool / 64 words), the oldest playing voice at the head of the list of
  *    playing voices, the oldest fading one at the top of the heap of fading
