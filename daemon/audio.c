@@ -114,8 +114,24 @@ static int audio_process(jack_nframes_t nframes, void *arg)
      * this does not (RT-safe: a clock read, no system call). */
     clock.now = jack_get_time();
     struct beat_span link_span;
-    if (audio_link_span(a, &clock, nframes, &link_span))
+    if (audio_link_span(a, &clock, nframes, &link_span)) {
         clock.link = &link_span;
+    } else if (a->has_link_last && a->link && link_clock_enabled(a->link)) {
+        /* Link is on, but this period's times cannot place it (JACK2 at an
+         * xrun can give a next cycle time before this one): Link's beats
+         * go on from the last period's span.  Falling back to the own
+         * timeline for a period would mix two counts of beats, and a start
+         * waiting for Link's beat B would take the own timeline's next
+         * point instead (a bar late, seen). */
+        link_span = a->link_last;
+        link_span.beat += a->link_last_frames * link_span.per_frame;
+        clock.link = &link_span;
+    }
+    a->has_link_last = clock.link != NULL;
+    if (clock.link) {
+        a->link_last = link_span;
+        a->link_last_frames = nframes;
+    }
     /* The period's MIDI input, each event at its frame (RT-safe: reads of
      * the port's buffer). */
     void *midi = jack_port_get_buffer(a->midi_in, nframes);
@@ -335,6 +351,7 @@ int audio_open(struct audio *a, const char *name, char *err, size_t errlen)
     atomic_store(&a->rate, jack_get_sample_rate(a->client));
     atomic_store(&a->period, jack_get_buffer_size(a->client));
     a->new_client = true;
+    a->has_link_last = false;
     publish_clock(a);
     return 0;
 }

@@ -116,6 +116,11 @@ struct audio {
      * While Link is enabled the process callback hands the engine a beat
      * span built from Link's session state (audio_link_span). */
     struct link_clock *link;
+    /* The last period's Link span and its length (audio thread), carried
+     * on through a period that cannot build one (audio_process). */
+    struct beat_span link_last;
+    uint32_t link_last_frames;
+    bool has_link_last;
     /* The playback latency of our outputs, in frames: the largest of
      * their ranges' maxima, as JACK reports them once they are connected;
      * written by JACK's latency callback, read by the process callback. */
