@@ -195,14 +195,19 @@ static bool render_plain(struct voice *v, float *out_l, float *out_r, uint32_t n
     return true;
 }
 
-/* Sets v's step to |rate|, held within 1/16..16. */
-static void set_step(struct voice *v, double rate)
+/* |rate|, held within 1/16..16 (NaN: 1/16). */
+static double step_of(double rate)
 {
     double mag = fabs(rate);
     if (!(mag >= 1.0 / 16))
         mag = 1.0 / 16;
-    if (mag > 16)
-        mag = 16;
+    return mag > 16 ? 16 : mag;
+}
+
+/* Sets v's step to step_of(rate). */
+static void set_step(struct voice *v, double rate)
+{
+    double mag = step_of(rate);
     v->step_int = (uint32_t)mag;
     v->step_frac = (uint64_t)((mag - v->step_int) * 0x1p64); /* exact: a double's bits */
 }
@@ -318,13 +323,8 @@ void mixer_set_rate(struct voice *v, double rate)
     if (v->fade_step > 0)
         return;
     v->mode &= (uint8_t)~MIX_GLIDE; /* this rate wins over a glide's */
-    double mag = fabs(rate);
-    if (!(mag >= 1.0 / 16))
-        mag = 1.0 / 16;
-    if (mag > 16)
-        mag = 16;
     if (v->mode == MIX_PLAIN) {
-        if (mag == 1.0)
+        if (step_of(rate) == 1.0)
             return;
         /* The same frames from the same place on the other path: u counts
          * from the range's first frame; no pan, envelope or release. */
@@ -342,8 +342,7 @@ void mixer_set_rate(struct voice *v, double rate)
         v->release = v->stop_frames;
         v->rel_left = MIX_NO_RELEASE;
     }
-    v->step_int = (uint32_t)mag;
-    v->step_frac = (uint64_t)((mag - v->step_int) * 0x1p64);
+    set_step(v, rate);
 }
 
 void mixer_start(struct voice *v, const struct sample_buffer *b, float level,
