@@ -50,7 +50,7 @@ __all__ = [
     "JackServer", "Daemon", "OscClient", "Recorder", "ProcessError",
     "free_udp_port", "binary_path", "encode_message", "encode_bundle",
     "decode_message", "decode_packet", "timetag_from_unix", "timetag_in",
-    "unix_from_timetag",
+    "unix_from_timetag", "timetag_indices", "warnings_logged",
     "IMMEDIATELY", "write_wav", "find_onset", "deinterleave", "read_raw",
     "DaemonCase", "fixture_frames",
 ]
@@ -916,6 +916,24 @@ def sound_disturbed(left, right, meta) -> str | None:
     return disturbed_in(meta, *span) if span else None
 
 
+def warnings_logged(daemon, text: str, want: int, like: str | None = None,
+                    timeout: float = 6.0):
+    """(written, suppressed, log): how many warning lines starting `text`
+    the daemon's log holds, and how many its rate limit left out ("suppressed
+    N similar lines like: " `like`, default `text`), once they add up to
+    `want` or after `timeout` s."""
+    pat = re.compile(r"^looperd: warning: " + re.escape(text), re.M)
+    sup = re.compile(r"^looperd: warning: suppressed (\d+) similar lines? like: "
+                     + re.escape(like or text), re.M)
+    deadline = time.monotonic() + timeout
+    while True:
+        log = daemon.log()
+        written, suppressed = len(pat.findall(log)), sum(int(x) for x in sup.findall(log))
+        if written + suppressed >= want or time.monotonic() >= deadline:
+            return written, suppressed, log
+        time.sleep(0.1)
+
+
 class CycleClock:
     """Wall-clock time (Unix seconds) -> a place in a log of JACK cycles, as
     jack_record (and bench_onsets) write it: [frame, usecs, next_usecs] per
@@ -949,6 +967,18 @@ class CycleClock:
         i = max(0, bisect.bisect_right(self.usecs, j) - 1)
         c = self.cycles[i]
         return self.at[i], c, (j - c[1]) / (c[2] - c[1])
+
+
+def timetag_indices(meta, tags, period: int) -> list[float]:
+    """The recording indices where JACK's clock, as the recorder logged it
+    (meta's cycle log), puts each NTP timetag in `tags`: the frames looperd
+    starts them on (it maps each through the cycle that plays it)."""
+    clock = CycleClock(meta["cycles"], meta["wall_minus_jack_us"])
+    at = []
+    for tag in tags:
+        k, _, x = clock.locate(unix_from_timetag(tag))
+        at.append((k + x) * period)
+    return at
 
 
 class Recorder:

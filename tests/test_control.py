@@ -12,7 +12,6 @@ jackd (dummy backend), with real UDP packets:
 
 One jackd serves the whole file; each test starts the daemon it needs."""
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -24,7 +23,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (IMMEDIATELY, Daemon, JackServer, OscClient,  # noqa: E402
                           binary_path, decode_message, encode_message, free_udp_port,
-                          timetag_in, write_wav)
+                          timetag_in, warnings_logged, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -225,20 +224,9 @@ class TestLogAndReplies(DaemonTest):
         # Every packet was counted (the status request comes after them).
         self.assertEqual(status(c)["refused"] - before, n)
         elapsed = time.monotonic() - t0
-        pat = re.compile(r"^looperd: warning: dropped a malformed packet", re.M)
-        sup = re.compile(r"^looperd: warning: suppressed (\d+) similar lines? like: "
-                         r"dropped a malformed packet", re.M)
         # The report of what was left out comes by itself, no further line
         # needed.
-        deadline = time.monotonic() + 6
-        while time.monotonic() < deadline:
-            log = self.daemon.log()
-            if len(pat.findall(log)) + sum(int(x) for x in sup.findall(log)) >= n:
-                break
-            time.sleep(0.1)
-        log = self.daemon.log()
-        written = len(pat.findall(log))
-        suppressed = sum(int(x) for x in sup.findall(log))
+        written, suppressed, log = warnings_logged(self.daemon, "dropped a malformed packet", n)
         self.assertEqual(written + suppressed, n, log[-2000:])
         # At most 5 a second (per started second of the flood, plus one).
         self.assertLessEqual(written, 5 * (int(elapsed) + 2), log[-2000:])

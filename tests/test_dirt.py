@@ -28,10 +28,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (CycleClock, Daemon, DaemonCase, JackServer, OscClient,  # noqa: E402
+from looperd_test import (Daemon, DaemonCase, JackServer, OscClient,  # noqa: E402
                           ProcessError, Recorder, binary_path, deinterleave, encode_bundle,
                           encode_message, free_udp_port, sound_judge, sounding_span,
-                          timetag_from_unix, timetag_in, unix_from_timetag, write_wav)
+                          timetag_from_unix, timetag_in, timetag_indices, write_wav)
 from test_link import LoNamespace  # noqa: E402
 from test_link_daemon import in_netns  # noqa: E402
 
@@ -152,12 +152,7 @@ class DirtCase(DaemonCase):
         self.assertIsNone(why, "every take was disturbed where it sounds")
         if not due:
             return left, right
-        clock = CycleClock(meta["cycles"], meta["wall_minus_jack_us"])
-        at = []
-        for tag in tags:
-            k, _, x = clock.locate(unix_from_timetag(tag))
-            at.append((k + x) * self.jack.period)
-        return left, right, at
+        return left, right, timetag_indices(meta, tags, self.jack.period)
 
     def onset(self, left, right):
         for i, (a, b) in enumerate(zip(left, right)):

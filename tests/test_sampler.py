@@ -16,9 +16,9 @@ import unittest
 from array import array
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from looperd_test import (TAKES, CycleClock, DaemonCase, Recorder, deinterleave,  # noqa: E402
+from looperd_test import (TAKES, DaemonCase, Recorder, deinterleave,  # noqa: E402
                           disturbed_in, fixture_frames, pause_before_retake,
-                          sound_judge, sounding_span, timetag_in, unix_from_timetag,
+                          sound_judge, sounding_span, timetag_in, timetag_indices,
                           write_wav)
 
 RATE = 48000
@@ -268,12 +268,7 @@ class CutGroups(SamplerCase):
         self.assertIsNone(why, "every take was disturbed where it sounds")
         if not meta_too:
             return left
-        clock = CycleClock(meta["cycles"], meta["wall_minus_jack_us"])
-        at = []
-        for tag in tags:
-            k, _, x = clock.locate(unix_from_timetag(tag))
-            at.append((k + x) * self.jack.period)
-        return left, at
+        return left, timetag_indices(meta, tags, self.jack.period)
 
     def test_positive_group_cuts_any_slot(self):
         left, (at1, at2) = self.two_timed((0, 1.0, "cut", 1), (1, 1.0, "cut", 1),

@@ -54,7 +54,6 @@ TimingBase.record.  The numbers are printed on stderr (meson test -v).
 import math
 import os
 import random
-import re
 import shutil
 import statistics
 import sys
@@ -65,7 +64,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from looperd_test import (IMMEDIATELY, CycleClock, DaemonCase,  # noqa: E402
                           disturbed_in, encode_bundle, encode_message, sound_disturbed,
-                          timetag_from_unix, write_wav)
+                          timetag_from_unix, warnings_logged, write_wav)
 
 RATE = 48000
 PERIOD = 256
@@ -721,17 +720,9 @@ class DirtScheduleFull(TimingBase):
         self.assertEqual(st["refused"] - refused, over)
         self.assertEqual(st["dirt_not_found"] + st["dirt_skipped"], 0)
         self.assertEqual(self.osc.drain(), [])  # not answered
-        pat = re.compile(r"^looperd: warning: /dirt/play refused: busy: schedule full", re.M)
-        sup = re.compile(r"^looperd: warning: suppressed (\d+) similar lines? like: "
-                         r"/dirt/play refused", re.M)
-        deadline = time.monotonic() + 6
-        while time.monotonic() < deadline:
-            log = self.daemon.log()
-            if len(pat.findall(log)) + sum(int(x) for x in sup.findall(log)) >= over:
-                break
-            time.sleep(0.1)
-        log = self.daemon.log()
-        written, suppressed = len(pat.findall(log)), sum(int(x) for x in sup.findall(log))
+        written, suppressed, log = warnings_logged(
+            self.daemon, "/dirt/play refused: busy: schedule full", over,
+            like="/dirt/play refused")
         self.assertEqual(written + suppressed, over, log[-2000:])
         self.assertLessEqual(written, 10, log[-2000:])  # 5 a second, the flood took < 1.5 s
         # The accepted ones are played (none late, the places come back).
