@@ -762,6 +762,21 @@ static double gref_value(const struct glide_ref *g, double x, uint32_t c)
 
 static double *gwant[2];
 
+/* The reference's two channels, for one test. */
+static void gwant_alloc(void)
+{
+    gwant[0] = calloc(MAXF, sizeof(double));
+    gwant[1] = calloc(MAXF, sizeof(double));
+    assert_non_null(gwant[0]);
+    assert_non_null(gwant[1]);
+}
+
+static void gwant_free(void)
+{
+    free(gwant[0]);
+    free(gwant[1]);
+}
+
 static uint32_t glide_reference(const struct glide_ref *g, uint32_t max)
 {
     bool back = g->r0 < 0;
@@ -865,10 +880,7 @@ static void test_glide_one_shots_follow_the_blocks(void **state)
         {1.0, 1.0, 0, 0.005},     /* G 10 frames: r1 from the first frame */
         {1.0, -3.0, 0.5, 0.505},  /* the same, turned around at once */
     };
-    gwant[0] = calloc(MAXF, sizeof(double));
-    gwant[1] = calloc(MAXF, sizeof(double));
-    assert_non_null(gwant[0]);
-    assert_non_null(gwant[1]);
+    gwant_alloc();
     static const uint32_t periods[][2] = {{64, 0}, {100, 0}, {100, 30}, {37, 5}, {1000, 999}};
     for (uint32_t fmt = 0; fmt < 2; fmt++)
         for (uint32_t ch = 1; ch <= 2; ch++) {
@@ -879,8 +891,7 @@ static void test_glide_one_shots_follow_the_blocks(void **state)
                                    periods[q][0], periods[q][1]);
             sample_buffer_free(b);
         }
-    free(gwant[0]);
-    free(gwant[1]);
+    gwant_free();
 }
 
 /* A loop glides over one pass at its average speed, then goes on at the
@@ -889,10 +900,7 @@ static void test_glide_one_shots_follow_the_blocks(void **state)
 static void test_glide_loops_and_lengths(void **state)
 {
     (void)state;
-    gwant[0] = calloc(MAXF, sizeof(double));
-    gwant[1] = calloc(MAXF, sizeof(double));
-    assert_non_null(gwant[0]);
-    assert_non_null(gwant[1]);
+    gwant_alloc();
     struct sample_buffer *b = make(3001, 2, SAMPLE_S16);
     struct glide_ref g = {.b = b, .b0 = 300, .e0 = 2700, .loop = true, .r0 = -1.37, .r1 = 2.74};
     /* One pass at (1.37 + 2.74) / 2: 2400 / 2.055 frames. */
@@ -932,8 +940,7 @@ static void test_glide_loops_and_lengths(void **state)
     render(&v, 100, 4800, &ended);
     check_glide(0, 4800, 1.0, "glide");
     sample_buffer_free(b);
-    free(gwant[0]);
-    free(gwant[1]);
+    gwant_free();
 }
 
 /* A voice that does not glide is the voice it was: `accelerate 0` is no
@@ -1024,10 +1031,7 @@ static void test_glide_release(void **state)
 static void test_glide_fade_out(void **state)
 {
     (void)state;
-    gwant[0] = calloc(MAXF, sizeof(double));
-    gwant[1] = calloc(MAXF, sizeof(double));
-    assert_non_null(gwant[0]);
-    assert_non_null(gwant[1]);
+    gwant_alloc();
     struct sample_buffer *b = make(3001, 2, SAMPLE_F32);
     struct glide_ref g = {.b = b, .b0 = 0, .e0 = 3001, .r0 = 1.0, .r1 = 2.5};
     g.n = glide_blocks(3001 / 1.75);
@@ -1055,8 +1059,7 @@ static void test_glide_fade_out(void **state)
                      (double)out_r[j], wl, wr);
     }
     sample_buffer_free(b);
-    free(gwant[0]);
-    free(gwant[1]);
+    gwant_free();
 }
 
 int main(void)
